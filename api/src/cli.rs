@@ -1,0 +1,177 @@
+//! `traitforge`: serve (default), migrate, workspace and key administration, schema export.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use anyhow::Context as _;
+use clap::{ArgAction, Args, Parser, Subcommand};
+use engine::{Engine, auth::Role};
+use serde_json::json;
+use uuid::Uuid;
+use worker::settings::CommonArgs;
+
+use crate::{
+    auth::HttpsPolicy,
+    server::{ServerOptions, TlsFiles},
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "traitforge",
+    version,
+    about = "Traitforge player-intelligence server"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServerArgs {
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: String,
+    /// PEM certificate chain; with `TLS_KEY` the server speaks HTTPS only.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse requests that did not arrive over TLS (or via a trusted proxy's `X-Forwarded-Proto: https`).
+    #[arg(long, env = "REQUIRE_HTTPS", action = ArgAction::Set, default_value_t = false, global = true)]
+    pub require_https: bool,
+    /// Comma-separated proxy addresses whose `X-Forwarded-Proto` is trusted.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// The only folder `local` data sources may read from.
+    #[arg(long, env = "LOCAL_SOURCE_ROOT", global = true)]
+    pub local_source_root: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Migrate, then serve the API (and, without REDIS_URL, run the worker in-process).
+    Serve,
+    /// Run database migrations and exit.
+    Migrate,
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print the GraphQL schema (SDL).
+    ExportSchema,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkspaceCommand {
+    /// Create a workspace; prints {"workspace_id","api_key"} with its first admin key.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create a key for a workspace; prints {"key_id","api_key","role"}.
+    Create {
+        #[arg(long)]
+        workspace: Uuid,
+        #[arg(long, value_parser = ["admin", "editor", "viewer", "ingest"])]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+impl ServerArgs {
+    pub fn options(&self, embedded_worker: Option<usize>) -> ServerOptions {
+        ServerOptions {
+            bind: self.bind.clone(),
+            tls: self
+                .tls_cert
+                .clone()
+                .zip(self.tls_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key }),
+            https: HttpsPolicy {
+                required: self.require_https,
+                trusted_proxies: self.trusted_proxies.clone().into(),
+            },
+            embedded_worker,
+        }
+    }
+}
+
+pub async fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if let Some(Command::ExportSchema) = cli.command {
+        print!("{}", crate::graphql::sdl());
+        return Ok(());
+    }
+    cli.common.init_tracing();
+    let engine = Engine::open(&cli.common.engine_config()).await?;
+    match cli.command.take().unwrap_or(Command::Serve) {
+        Command::Serve => serve(engine, &cli).await,
+        Command::Migrate => {
+            engine.migrate().await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Workspace(WorkspaceCommand::Create { name, owner_email }) => {
+            engine.migrate().await?;
+            let created = engine
+                .create_workspace(&name, owner_email.as_deref())
+                .await?;
+            println!(
+                "{}",
+                json!({ "workspace_id": created.workspace.id, "api_key": created.admin_key.secret })
+            );
+            Ok(())
+        }
+        Command::Key(KeyCommand::Create {
+            workspace,
+            role,
+            name,
+        }) => {
+            let role = Role::parse(&role)?;
+            let created = engine
+                .create_api_key_as_operator(workspace, &name, role)
+                .await?;
+            println!(
+                "{}",
+                json!({ "key_id": created.key.id, "api_key": created.secret, "role": role.as_str() })
+            );
+            Ok(())
+        }
+        Command::ExportSchema => unreachable!("handled before connecting"),
+    }
+}
+
+async fn serve(engine: Engine, cli: &Cli) -> anyhow::Result<()> {
+    engine.migrate().await.context("migrating the database")?;
+    if let Some(created) = engine.bootstrap().await? {
+        println!("Created workspace \"default\": {}", created.workspace.id);
+        println!(
+            "Admin API key (shown only once, store it now): {}",
+            created.admin_key.secret
+        );
+    }
+    // The embedded default: no Redis means the queue is in the SQLite file and
+    // this process consumes it. With Redis, `traitforge-worker` processes do.
+    let embedded = cli
+        .common
+        .redis_url
+        .is_none()
+        .then_some(cli.common.worker_concurrency);
+    let running = crate::server::start(engine, cli.server.options(embedded)).await?;
+    let stop = running.shutdown_handle();
+    tokio::spawn(async move {
+        worker::shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    running.wait().await
+}

@@ -1,0 +1,76 @@
+//! The one place where engine error codes become HTTP statuses and GraphQL errors.
+
+use async_graphql::ErrorExtensions;
+use engine::Error;
+use poem::{Response, http::StatusCode};
+use serde_json::json;
+
+pub fn http_status(e: &Error) -> StatusCode {
+    match e {
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::HttpsRequired => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Internal errors are logged with their cause; the client sees only the code.
+fn log(e: &Error) {
+    match e {
+        Error::Internal(cause) => tracing::error!(error = %cause, "internal error"),
+        Error::Unavailable(msg) => tracing::warn!(%msg, "dependency unavailable"),
+        _ => {}
+    }
+}
+
+pub fn graphql_error(e: Error) -> async_graphql::Error {
+    log(&e);
+    let code = e.code();
+    let field = e.field().map(str::to_owned);
+    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
+        ext.set("code", code);
+        if let Some(field) = &field {
+            ext.set("field", field.as_str());
+        }
+    })
+}
+
+/// `?` for engine results inside resolvers, keeping the stable code.
+pub trait GqlResultExt<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResultExt<T> for Result<T, Error> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(graphql_error)
+    }
+}
+
+/// A GraphQL-shaped error response for failures before execution (auth, TLS).
+pub fn graphql_http_error(e: Error) -> Response {
+    log(&e);
+    let mut error = json!({ "message": e.to_string(), "extensions": { "code": e.code() } });
+    if let Some(field) = e.field() {
+        error["extensions"]["field"] = json!(field);
+    }
+    Response::builder()
+        .status(http_status(&e))
+        .content_type("application/json")
+        .body(json!({ "data": null, "errors": [error] }).to_string())
+}
+
+/// The plain JSON error body of non-GraphQL routes: `{"error":{"code","message"}}`.
+pub fn json_http_error(e: Error) -> Response {
+    log(&e);
+    let mut body = json!({ "error": { "code": e.code(), "message": e.to_string() } });
+    if let Some(field) = e.field() {
+        body["error"]["field"] = json!(field);
+    }
+    Response::builder()
+        .status(http_status(&e))
+        .content_type("application/json")
+        .body(body.to_string())
+}

@@ -1,0 +1,33 @@
+//! The GraphQL API: thin resolvers over `engine` services.
+
+mod connection;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use engine::Engine;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Deep or expensive queries are refused before they reach the database.
+const MAX_DEPTH: usize = 12;
+const MAX_COMPLEXITY: usize = 2_000;
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+}
+
+pub fn schema(engine: Engine) -> AppSchema {
+    builder().data(engine).finish()
+}
+
+/// The SDL checked into the repository as `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

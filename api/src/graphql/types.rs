@@ -1,0 +1,257 @@
+//! GraphQL output types: plain mirrors of engine data, converted once here.
+
+use async_graphql::{Enum, ID, SimpleObject};
+use chrono::{DateTime, Utc};
+use engine::{
+    Error,
+    catalog::{
+        Cardinality as EngineCardinality, DataType as EngineDataType, ModelKind as EngineKind,
+    },
+    entity::{api_keys, job_records, model_columns, relationships, workspaces},
+    models::ModelView,
+};
+
+/// Decodes an enum stored as text; a value outside the enum is a bug, not bad input.
+fn stored<T>(value: Option<T>, what: &str, raw: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::internal(format!("stored {what} '{raw}' is not known")))
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::auth::Role")]
+pub enum Role {
+    Admin,
+    Editor,
+    Viewer,
+    Ingest,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::catalog::ModelKind")]
+pub enum ModelKind {
+    Entity,
+    Event,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::catalog::DataType")]
+pub enum DataType {
+    Text,
+    Number,
+    Boolean,
+    Timestamp,
+    Date,
+    Json,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::catalog::Cardinality")]
+pub enum Cardinality {
+    ManyToOne,
+    OneToMany,
+    OneToOne,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::jobs::JobStatus")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(SimpleObject)]
+pub struct Workspace {
+    pub id: ID,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<workspaces::Model> for Workspace {
+    fn from(w: workspaces::Model) -> Self {
+        Workspace {
+            id: w.id.into(),
+            name: w.name,
+            slug: w.slug,
+            created_at: w.created_at,
+        }
+    }
+}
+
+/// The calling key: its workspace and role.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    pub workspace: Workspace,
+    pub role: Role,
+    pub key_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+}
+
+impl TryFrom<model_columns::Model> for Column {
+    type Error = Error;
+    fn try_from(c: model_columns::Model) -> Result<Self, Error> {
+        Ok(Column {
+            data_type: stored(
+                EngineDataType::parse(&c.data_type),
+                "data type",
+                &c.data_type,
+            )?
+            .into(),
+            name: c.name,
+            nullable: c.nullable,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Relationship {
+    pub id: ID,
+    pub from_model_id: ID,
+    pub to_model_id: ID,
+    pub from_column: String,
+    pub to_column: String,
+    pub cardinality: Cardinality,
+}
+
+impl TryFrom<relationships::Model> for Relationship {
+    type Error = Error;
+    fn try_from(r: relationships::Model) -> Result<Self, Error> {
+        Ok(Relationship {
+            cardinality: stored(
+                EngineCardinality::parse(&r.cardinality),
+                "cardinality",
+                &r.cardinality,
+            )?
+            .into(),
+            id: r.id.into(),
+            from_model_id: r.from_model_id.into(),
+            to_model_id: r.to_model_id.into(),
+            from_column: r.from_column,
+            to_column: r.to_column,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Model {
+    pub id: ID,
+    pub name: String,
+    pub slug: String,
+    pub kind: ModelKind,
+    /// The table that holds the model's rows.
+    pub table: String,
+    pub primary_key: String,
+    pub timestamp_column: Option<String>,
+    pub built_in: bool,
+    pub columns: Vec<Column>,
+    pub relationships: Vec<Relationship>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ModelView> for Model {
+    type Error = Error;
+    fn try_from(v: ModelView) -> Result<Self, Error> {
+        let m = v.model;
+        Ok(Model {
+            kind: stored(EngineKind::parse(&m.kind), "model kind", &m.kind)?.into(),
+            id: m.id.into(),
+            name: m.name,
+            slug: m.slug,
+            table: m.table_name,
+            primary_key: m.primary_key,
+            timestamp_column: m.timestamp_column,
+            built_in: m.built_in,
+            columns: v
+                .columns
+                .into_iter()
+                .map(Column::try_from)
+                .collect::<Result<_, _>>()?,
+            relationships: v
+                .relationships
+                .into_iter()
+                .map(Relationship::try_from)
+                .collect::<Result<_, _>>()?,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// An API key as listed: never the secret, only its display prefix.
+#[derive(SimpleObject)]
+pub struct ApiKey {
+    pub id: ID,
+    pub name: String,
+    pub prefix: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<api_keys::Model> for ApiKey {
+    type Error = Error;
+    fn try_from(k: api_keys::Model) -> Result<Self, Error> {
+        Ok(ApiKey {
+            role: engine::auth::Role::parse(&k.role)
+                .map_err(Error::internal)?
+                .into(),
+            id: k.id.into(),
+            name: k.name,
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    pub api_key: ApiKey,
+    /// The secret to send as `Authorization: Bearer <secret>`. Shown only now.
+    pub secret: String,
+}
+
+/// The pollable record of a queued job.
+#[derive(SimpleObject)]
+pub struct Job {
+    pub id: ID,
+    pub kind: String,
+    pub status: JobStatus,
+    pub attempts: i32,
+    pub error: Option<String>,
+    /// The worker process that last ran the job (`host:pid` unless `WORKER_ID` is set).
+    pub worker: Option<String>,
+    pub enqueued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<job_records::Model> for Job {
+    type Error = Error;
+    fn try_from(j: job_records::Model) -> Result<Self, Error> {
+        Ok(Job {
+            status: stored(
+                engine::jobs::JobStatus::parse(&j.status),
+                "job status",
+                &j.status,
+            )?
+            .into(),
+            id: j.id.into(),
+            kind: j.kind,
+            attempts: j.attempts,
+            error: j.error,
+            worker: j.worker,
+            enqueued_at: j.enqueued_at,
+            started_at: j.started_at,
+            finished_at: j.finished_at,
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! The Traitforge server: GraphQL and REST over `engine`, plus the CLI.
+
+pub mod auth;
+pub mod cli;
+pub mod errors;
+pub mod graphql;
+pub mod server;

@@ -1,0 +1,176 @@
+//! The HTTP server: routes, TLS, the HTTPS policy and the embedded worker.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context as _;
+use async_graphql::http::GraphiQLSource;
+use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+use engine::Engine;
+use poem::{
+    EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler,
+    listener::{Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener},
+    web::{Data, Html, Json},
+};
+use serde_json::json;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    auth::{HttpsPolicy, authenticate, enforce_https},
+    errors::{graphql_http_error, json_http_error},
+    graphql::{self, AppSchema},
+};
+
+/// In-flight requests get this long to finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub bind: String,
+    pub tls: Option<TlsFiles>,
+    pub https: HttpsPolicy,
+    /// Run the queue worker in this process (the embedded default), with this concurrency.
+    pub embedded_worker: Option<usize>,
+}
+
+#[handler]
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+#[handler]
+async fn graphql_post(
+    req: &Request,
+    schema: Data<&AppSchema>,
+    engine: Data<&Engine>,
+    gql: GraphQLRequest,
+) -> Response {
+    match authenticate(&engine, req).await {
+        Ok(principal) => {
+            GraphQLResponse::from(schema.execute(gql.0.data(principal)).await).into_response()
+        }
+        Err(e) => graphql_http_error(e),
+    }
+}
+
+#[handler]
+fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(engine: Data<&Engine>) -> Response {
+    match engine.ready().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => json_http_error(e),
+    }
+}
+
+pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {
+    let schema = graphql::schema(engine.clone());
+    Route::new()
+        .at("/graphql", get(graphiql).post(graphql_post))
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .data(schema)
+        .data(engine)
+        .around(move |ep, req| enforce_https(ep, req, https.clone()))
+}
+
+/// A started server: its bound address (port 0 becomes a real port) and handles to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    worker: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stops accepting, drains requests and in-flight jobs, then returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+
+    /// Runs until the server ends (after a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.server.await??;
+        if let Some(worker) = self.worker {
+            worker.await??;
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn on_shutdown(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+pub async fn start(engine: Engine, opts: ServerOptions) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(opts.bind.clone());
+    let acceptor = match &opts.tls {
+        Some(tls) => {
+            let cert = std::fs::read(&tls.cert)
+                .with_context(|| format!("TLS_CERT {}", tls.cert.display()))?;
+            let key = std::fs::read(&tls.key)
+                .with_context(|| format!("TLS_KEY {}", tls.key.display()))?;
+            let config = RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
+            listener
+                .rustls(config)
+                .into_acceptor()
+                .await
+                .map(AcceptorExt::boxed)
+        }
+        None => listener.into_acceptor().await.map(AcceptorExt::boxed),
+    }
+    .with_context(|| format!("cannot listen on {}", opts.bind))?;
+    let addr = *acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr())
+        .context("listener has no socket address")?;
+
+    let (shutdown, rx) = watch::channel(false);
+    let worker = opts.embedded_worker.map(|concurrency| {
+        tokio::spawn(worker::run(
+            engine.clone(),
+            concurrency,
+            worker::default_identity(),
+            on_shutdown(&rx),
+        ))
+    });
+    let app = routes(engine, opts.https.clone());
+    let server = tokio::spawn(
+        Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            app,
+            on_shutdown(&rx),
+            Some(SHUTDOWN_GRACE),
+        ),
+    );
+    tracing::info!(%addr, tls = opts.tls.is_some(), "listening");
+    Ok(RunningServer {
+        addr,
+        tls: opts.tls.is_some(),
+        shutdown,
+        server,
+        worker,
+    })
+}

@@ -1,0 +1,132 @@
+//! Who is calling and what their key's role allows. Every service takes a
+//! [`Principal`] and checks a [`Permission`] itself, so no transport can skip it.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use entity::api_keys;
+
+use crate::{Engine, Error, Result, keys::hash_secret};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Admin,
+    Editor,
+    Viewer,
+    Ingest,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Editor, Role::Viewer, Role::Ingest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "role",
+                    format!("unknown role '{s}' (admin, editor, viewer, ingest)"),
+                )
+            })
+    }
+
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::Editor => matches!(p, Read | Write | Ingest),
+            Role::Viewer => matches!(p, Read),
+            Role::Ingest => matches!(p, Ingest),
+        }
+    }
+}
+
+/// What an action needs. Admin keys may do everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Read definitions and computed data.
+    Read,
+    /// Create and change definitions (traits, segments, sources).
+    Write,
+    /// Send behavioural data.
+    Ingest,
+    /// Manage keys and operate the instance (diagnostic jobs).
+    Admin,
+}
+
+impl Permission {
+    fn describe(self) -> &'static str {
+        match self {
+            Permission::Read => "read this workspace",
+            Permission::Write => "change definitions",
+            Permission::Ingest => "send data",
+            Permission::Admin => "administer the workspace",
+        }
+    }
+}
+
+/// The authenticated caller: one API key of one workspace.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub key_id: Uuid,
+    pub workspace_id: Uuid,
+    pub account_id: Option<Uuid>,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.role.allows(p) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "a key with role '{}' may not {}",
+                self.role.as_str(),
+                p.describe()
+            )))
+        }
+    }
+}
+
+/// `last_used_at` is refreshed at most this often, so reads don't become writes.
+const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+impl Engine {
+    /// Resolves a bearer secret to its principal. Unknown and revoked keys get
+    /// the same answer, so a probe learns nothing.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let key = api_keys::Entity::find()
+            .filter(api_keys::Column::SecretHash.eq(hash_secret(secret)))
+            .one(&self.db)
+            .await?
+            .filter(|k| k.revoked_at.is_none())
+            .ok_or_else(|| Error::Unauthenticated("invalid or revoked API key".into()))?;
+        let role = Role::parse(&key.role).map_err(Error::internal)?;
+        let now = Utc::now();
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t > LAST_USED_GRANULARITY)
+        {
+            let mut active: api_keys::ActiveModel = key.clone().into();
+            active.last_used_at = Set(Some(now));
+            active.update(&self.db).await?;
+        }
+        Ok(Principal {
+            key_id: key.id,
+            workspace_id: key.workspace_id,
+            account_id: key.account_id,
+            role,
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Database connection and migrations for both backends.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+use crate::{Error, Result};
+
+pub async fn connect(url: &str) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        // sea-orm defaults SQLite to a single connection; WAL (persistent in the
+        // file) lets readers run beside the one writer. sqlx turns foreign keys
+        // on for every connection it opens.
+        opts.max_connections(8).min_connections(1);
+    } else {
+        opts.max_connections(20).min_connections(1);
+    }
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| Error::Unavailable(format!("database {}: {e}", redact(url))))?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL;").await?;
+    }
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await?;
+    Ok(())
+}
+
+/// A connection URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://tf:s3cret@db:5432/tf"),
+            "postgres://tf:***@db:5432/tf"
+        );
+        assert_eq!(super::redact("postgres://tf@db/tf"), "postgres://tf@db/tf");
+        assert_eq!(
+            super::redact("sqlite://x.db?mode=rwc"),
+            "sqlite://x.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! The one error type of the domain. Each variant has a stable machine code;
+//! the API maps codes to HTTP statuses and GraphQL `extensions.code` in one place.
+
+use std::fmt;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No credentials, unknown credentials or revoked credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but its role does not allow the action.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Also returned for objects of other workspaces, so existence does not leak.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("{field}: {message}")]
+    InvalidInput { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    /// The server requires TLS and the request came over plain HTTP.
+    #[error("this server only accepts HTTPS requests")]
+    HttpsRequired,
+    /// A dependency (database, queue, bucket) cannot be reached right now.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; details go to the log, not to the client.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Stable machine-readable code; never change an existing one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Conflict(_) => "conflict",
+            Error::HttpsRequired => "https_required",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The input field at fault, for `invalid_input`.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidInput { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                Error::Unavailable(format!("database: {e}"))
+            }
+            e => Error::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<sea_orm::TransactionError<Error>> for Error {
+    fn from(e: sea_orm::TransactionError<Error>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(e) => e.into(),
+            sea_orm::TransactionError::Transaction(e) => e,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The Traitforge domain: every rule lives here, behind [`Engine`]. Transports
+//! (`api`, `worker`) authenticate, call a service method and render its result.
+
+pub mod auth;
+pub mod catalog;
+pub mod db;
+mod error;
+pub mod jobs;
+pub mod keys;
+pub mod models;
+pub mod pagination;
+pub mod queue;
+pub mod slug;
+pub mod workspaces;
+
+pub use entity;
+pub use error::{Error, Result};
+
+use sea_orm::{DatabaseConnection, DbBackend};
+
+use queue::Queue;
+
+/// Where the engine keeps its data and its queue.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub queue_name: String,
+}
+
+/// Cheap to clone: a connection pool and a queue handle.
+#[derive(Clone)]
+pub struct Engine {
+    db: DatabaseConnection,
+    queue: Queue,
+}
+
+impl Engine {
+    /// Connects to the database and the queue. Does not migrate: the server
+    /// does that at start-up (`traitforge serve` / `traitforge migrate`).
+    pub async fn open(config: &EngineConfig) -> Result<Engine> {
+        let db = db::connect(&config.database_url).await?;
+        let queue = match (&config.redis_url, db.get_database_backend()) {
+            (Some(url), _) => Queue::redis(url, &config.queue_name).await?,
+            (None, DbBackend::Sqlite) => Queue::sqlite(&db, &config.queue_name).await?,
+            (None, _) => {
+                return Err(Error::invalid(
+                    "REDIS_URL",
+                    "is required when DATABASE_URL is not SQLite (the queue runs on Redis)",
+                ));
+            }
+        };
+        Ok(Engine { db, queue })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        db::migrate(&self.db).await
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Readiness: the database answers and, when configured, Redis does.
+    pub async fn ready(&self) -> Result<()> {
+        self.db
+            .ping()
+            .await
+            .map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+        self.queue.ping().await
+    }
+}

@@ -1,0 +1,20 @@
+//! SeaORM entities: one module per table, data only (rules live in `engine`).
+
+pub mod accounts;
+pub mod actions;
+pub mod api_keys;
+pub mod items;
+pub mod job_records;
+pub mod kpis;
+pub mod level_ups;
+pub mod logins;
+pub mod model_columns;
+pub mod models;
+pub mod players;
+pub mod purchases;
+pub mod relationships;
+pub mod social_dynamics;
+pub mod trait_runs;
+pub mod traits;
+pub mod virtual_purchases;
+pub mod workspaces;

@@ -1,0 +1,33 @@
+//! `logins`: login events (`logins/`).
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "logins")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub workspace_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub user_id: String,
+    pub timestamp: DateTimeUtc,
+    pub clan_id: Option<String>,
+    pub level: Option<i64>,
+    pub device: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+    pub platform: Option<String>,
+    pub register_date: Option<Date>,
+    pub last_login_timestamp: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub extra: Option<Json>,
+    pub source_file_id: Option<Uuid>,
+    pub line_number: Option<i64>,
+    pub loaded_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,26 @@
+//! `trait_runs`: one evaluation of a trait: queued, running, then succeeded or failed.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "trait_runs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub trait_id: Uuid,
+    pub status: String,
+    pub trigger: String,
+    pub error: Option<String>,
+    pub rows_written: Option<i64>,
+    pub created_by: Option<Uuid>,
+    pub queued_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,94 @@
+//! apalis wiring shared by `traitforge-worker` and the server's embedded worker:
+//! one handler that hands each job to `engine`, on whichever backend the queue uses.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use apalis::prelude::*;
+use engine::{Engine, jobs::Job, queue::Queue};
+
+pub mod settings;
+
+/// How long in-flight jobs get to finish after a shutdown signal. Jobs still
+/// running after that are released and redelivered (handlers are idempotent).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+struct WorkerState {
+    engine: Engine,
+    identity: Arc<str>,
+}
+
+async fn handle(job: Job, state: Data<WorkerState>) -> Result<(), BoxDynError> {
+    state
+        .engine
+        .execute(job, &state.identity)
+        .await
+        .map_err(Into::into)
+}
+
+/// A name that tells operators which process ran a job.
+pub fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Consumes jobs until `shutdown` resolves, then drains in-flight jobs.
+pub async fn run(
+    engine: Engine,
+    concurrency: usize,
+    identity: String,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let concurrency = concurrency.max(1);
+    let state = WorkerState {
+        engine: engine.clone(),
+        identity: identity.clone().into(),
+    };
+    let signal = async move {
+        shutdown.await;
+        Ok(())
+    };
+    tracing::info!(%identity, concurrency, backend = engine.queue().backend_name(), "worker started");
+    let monitor = Monitor::new().shutdown_timeout(SHUTDOWN_GRACE);
+    let monitor = match engine.queue().clone() {
+        Queue::Sqlite(storage) => monitor.register(move |_| {
+            WorkerBuilder::new(format!("traitforge-{identity}"))
+                .backend(storage.clone())
+                .data(state.clone())
+                .concurrency(concurrency)
+                .build(handle)
+        }),
+        Queue::Redis(storage) => monitor.register(move |_| {
+            WorkerBuilder::new(format!("traitforge-{identity}"))
+                .backend(storage.clone())
+                .data(state.clone())
+                .concurrency(concurrency)
+                .build(handle)
+        }),
+    };
+    monitor.run_with_signal(signal).await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

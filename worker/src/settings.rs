@@ -1,0 +1,56 @@
+//! Settings shared by both binaries (environment variables with clap flags of the same meaning).
+
+use clap::{Args, ValueEnum};
+use engine::{EngineConfig, queue::DEFAULT_QUEUE_NAME};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Database: `sqlite://FILE?mode=rwc` (embedded) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://traitforge.db?mode=rwc",
+        global = true
+    )]
+    pub database_url: String,
+    /// Redis for the job queue; without it the queue lives in the SQLite file.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Queue name on the backend; change it only to run several instances on one Redis.
+    #[arg(long, env = "QUEUE_NAME", default_value = DEFAULT_QUEUE_NAME, global = true)]
+    pub queue_name: String,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Jobs run at once by a worker (in-process or `traitforge-worker`).
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4, global = true)]
+    pub worker_concurrency: usize,
+}
+
+impl CommonArgs {
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            queue_name: self.queue_name.clone(),
+        }
+    }
+
+    /// Logs go to stderr so that CLI output on stdout stays machine-readable.
+    pub fn init_tracing(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder.json().try_init(),
+        };
+    }
+}
