@@ -12,6 +12,10 @@ pub mod settings;
 /// running after that are released and redelivered (handlers are idempotent).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// apalis 1.0 storages park an idle worker until their next heartbeat (30 s);
+/// polling this often bounds the latency between enqueue and start.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
 #[derive(Clone)]
 struct WorkerState {
     engine: Engine,
@@ -53,14 +57,14 @@ pub async fn run(
     let monitor = match engine.queue().clone() {
         Queue::Sqlite(storage) => monitor.register(move |_| {
             WorkerBuilder::new(format!("traitforge-{identity}"))
-                .backend(storage.clone())
+                .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
                 .data(state.clone())
                 .concurrency(concurrency)
                 .build(handle)
         }),
         Queue::Redis(storage) => monitor.register(move |_| {
             WorkerBuilder::new(format!("traitforge-{identity}"))
-                .backend(storage.clone())
+                .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
                 .data(state.clone())
                 .concurrency(concurrency)
                 .build(handle)
