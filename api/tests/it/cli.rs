@@ -1,0 +1,168 @@
+//! The `traitforge` binary as an operator runs it.
+
+use std::{process::Stdio, time::Duration};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{fresh_db, postgres_admin_url, redis_url};
+
+fn traitforge(db_url: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_traitforge"));
+    cmd.env("DATABASE_URL", db_url)
+        .env_remove("REDIS_URL")
+        .env_remove("BIND");
+    if postgres_admin_url().is_some() {
+        cmd.env("REDIS_URL", redis_url().expect("TEST_REDIS_URL"));
+        cmd.env(
+            "QUEUE_NAME",
+            format!("traitforge.test.{}", uuid::Uuid::new_v4().simple()),
+        );
+    }
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+#[tokio::test]
+async fn first_start_prints_a_default_workspace_and_key_that_work() {
+    let db = fresh_db().await;
+    let mut child = traitforge(&db.url)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut workspace, mut key) = (None, None);
+    while key.is_none() {
+        let line = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
+            .await
+            .expect("server printed nothing")
+            .unwrap()
+            .expect("stdout closed");
+        if let Some(id) = line.strip_prefix("Created workspace \"default\": ") {
+            workspace = Some(id.to_owned());
+        }
+        key = line
+            .split_whitespace()
+            .find(|w| w.starts_with("tf_"))
+            .map(str::to_owned);
+    }
+    // The bound port is in the "listening" log line.
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+            .await
+            .expect("no listening line")
+            .unwrap()
+            .expect("stderr closed");
+        if line.contains("listening") && line.contains("addr") {
+            let start = line.find("127.0.0.1:").unwrap();
+            let addr: String = line[start..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            break addr;
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(key.unwrap())
+        .json(&json!({ "query": "{ viewer { workspace { id name } role } models { nodes { slug } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["viewer"]["workspace"]["id"],
+        workspace.unwrap().as_str(),
+        "{body}"
+    );
+    assert_eq!(body["data"]["viewer"]["workspace"]["name"], "default");
+    assert_eq!(body["data"]["models"]["nodes"].as_array().unwrap().len(), 9);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn workspace_and_key_commands_print_json_with_working_keys() {
+    let db = fresh_db().await;
+    let out = traitforge(&db.url)
+        .args([
+            "workspace",
+            "create",
+            "--name",
+            "Night Owl Games",
+            "--owner-email",
+            "Lead@Example.com",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let workspace_id = created["workspace_id"].as_str().unwrap();
+    assert!(created["api_key"].as_str().unwrap().starts_with("tf_"));
+
+    let out = traitforge(&db.url)
+        .args([
+            "key",
+            "create",
+            "--workspace",
+            workspace_id,
+            "--role",
+            "viewer",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(key["role"], "viewer");
+
+    let engine = engine::Engine::open(&crate::support::queue_config(&db, false))
+        .await
+        .unwrap();
+    let principal = engine
+        .authenticate(key["api_key"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(principal.workspace_id.to_string(), workspace_id);
+    assert_eq!(principal.role, engine::auth::Role::Viewer);
+
+    // Same name again: a clear conflict, nothing written.
+    let out = traitforge(&db.url)
+        .args(["workspace", "create", "--name", "Night Owl Games"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    // An unknown workspace id is refused.
+    let out = traitforge(&db.url)
+        .args([
+            "key",
+            "create",
+            "--workspace",
+            &uuid::Uuid::new_v4().to_string(),
+            "--role",
+            "admin",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("workspace not found"));
+}

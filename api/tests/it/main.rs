@@ -1,0 +1,12 @@
+//! API integration tests (one binary): real HTTP against the real server.
+
+mod auth;
+mod catalog;
+mod cli;
+mod graphql_limits;
+mod jobs;
+mod keys;
+mod migrations;
+mod support;
+mod tenancy;
+mod transport;

@@ -1,0 +1,232 @@
+//! Test harness: the real server on port 0 against a fresh database per test.
+//!
+//! Backend: SQLite (a new file) unless `TEST_POSTGRES_URL` points at a
+//! PostgreSQL server, in which case each test gets a new database there.
+//! PostgreSQL needs a Redis queue: `TEST_REDIS_URL` (each test gets its own
+//! queue name). `scripts/test.sh` starts both and runs the suite on each backend.
+
+use std::{path::PathBuf, time::Duration};
+
+use api::{
+    auth::HttpsPolicy,
+    server::{RunningServer, ServerOptions},
+};
+use engine::{Engine, EngineConfig};
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub struct TestDb {
+    pub url: String,
+    file: Option<PathBuf>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(f) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
+            }
+        }
+    }
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Redis is required where the behaviour under test is the Redis queue.
+pub fn require_redis() -> String {
+    redis_url().expect("TEST_REDIS_URL must point at a Redis server (scripts/test.sh starts one)")
+}
+
+/// A brand-new empty database on the backend under test.
+pub async fn fresh_db() -> TestDb {
+    let name = format!("tf_test_{}", Uuid::new_v4().simple());
+    match postgres_admin_url() {
+        Some(admin) => {
+            let conn = Database::connect(&admin)
+                .await
+                .expect("connect to TEST_POSTGRES_URL");
+            conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            TestDb {
+                url: format!("{base}/{name}"),
+                file: None,
+            }
+        }
+        None => {
+            let file = std::env::temp_dir().join(format!("{name}.db"));
+            TestDb {
+                url: format!("sqlite://{}?mode=rwc", file.display()),
+                file: Some(file),
+            }
+        }
+    }
+}
+
+pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
+    let redis_url = if use_redis || postgres_admin_url().is_some() {
+        Some(require_redis())
+    } else {
+        None
+    };
+    EngineConfig {
+        database_url: db.url.clone(),
+        redis_url,
+        // One queue per test, so parallel tests on one Redis never take each other's jobs.
+        queue_name: format!("traitforge.test.{}", Uuid::new_v4().simple()),
+    }
+}
+
+pub struct TestApp {
+    pub server: Option<RunningServer>,
+    pub engine: Engine,
+    pub config: EngineConfig,
+    pub url: String,
+    pub workspace_id: Uuid,
+    pub admin_key: String,
+    pub http: reqwest::Client,
+    /// Held so the database outlives the server (SQLite files are removed on drop).
+    pub _db: TestDb,
+}
+
+pub struct Options {
+    pub embedded_worker: bool,
+    pub redis_queue: bool,
+    pub https: HttpsPolicy,
+    pub tls: Option<api::server::TlsFiles>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            embedded_worker: true,
+            redis_queue: false,
+            https: HttpsPolicy::default(),
+            tls: None,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> TestApp {
+        let db = fresh_db().await;
+        let config = queue_config(&db, opts.redis_queue);
+        let engine = Engine::open(&config).await.expect("open engine");
+        engine.migrate().await.expect("migrate");
+        let created = engine
+            .create_workspace("Acme Games", None)
+            .await
+            .expect("workspace");
+        let server = api::server::start(
+            engine.clone(),
+            ServerOptions {
+                bind: "127.0.0.1:0".into(),
+                tls: opts.tls,
+                https: opts.https,
+                embedded_worker: opts.embedded_worker.then_some(2),
+            },
+        )
+        .await
+        .expect("start server");
+        TestApp {
+            url: server.url(),
+            server: Some(server),
+            engine,
+            config,
+            workspace_id: created.workspace.id,
+            admin_key: created.admin_key.secret,
+            http: reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            _db: db,
+        }
+    }
+
+    /// POSTs a GraphQL document with `key` (or none) and returns status and body.
+    pub async fn gql_as(
+        &self,
+        key: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    /// As the workspace's admin; panics on GraphQL errors and returns `data`.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql_as(Some(&self.admin_key), query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn create_key(&self, role: &str) -> (String, String) {
+        let data = self
+            .gql(
+                "mutation($role: Role!) { createApiKey(name: \"test\", role: $role) { secret apiKey { id } } }",
+                json!({ "role": role.to_uppercase() }),
+            )
+            .await;
+        let k = &data["createApiKey"];
+        (
+            k["secret"].as_str().unwrap().into(),
+            k["apiKey"]["id"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Waits until every queued job has finished, failing after 30 s.
+    pub async fn drain(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.engine.unfinished_jobs().await.unwrap() == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job queue did not drain within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.unwrap();
+        }
+    }
+}
+
+/// The GraphQL error code of the first error in a response body.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
