@@ -11,6 +11,7 @@ pub mod models;
 pub mod pagination;
 pub mod queue;
 pub mod slug;
+pub mod traits;
 pub mod workspaces;
 
 pub use entity;

@@ -1,0 +1,524 @@
+//! Compiles a [`Plan`] into set-based statements for one backend.
+//!
+//! Every entity of the parent model gets its value from one
+//! `INSERT … SELECT … ON CONFLICT DO UPDATE … WHERE changed` statement, so the
+//! database does the work in one pass and unchanged values are not rewritten
+//! (the affected-row count is the number of changed values). Identifiers come
+//! from the validated catalog and are quoted by sea-query; every literal is a
+//! bound value. The only SQL text written here is our own templates.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    DbBackend,
+    sea_query::{
+        Alias, BinOper, Cond, DeleteStatement, Expr, ExprTrait, Func, InsertStatement, JoinType,
+        Keyword, OnConflict, Order, Query, SelectStatement, UnOper,
+    },
+};
+use uuid::Uuid;
+
+use super::{
+    definition::{
+        Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, SourceOp, SourcePlan,
+        ValueRef,
+    },
+    sandbox::{BinOp, CastType, Function, Node},
+};
+use crate::catalog::DataType;
+
+pub const VALUES_TABLE: &str = "trait_values";
+
+/// The statements of one evaluation, run in one transaction.
+pub struct Compiled {
+    /// Computes every entity's value and writes the changed ones.
+    pub upsert: InsertStatement,
+    /// Removes values of entities that no longer exist.
+    pub delete_stale: DeleteStatement,
+}
+
+fn a(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+fn col(table: &str, name: &str) -> Expr {
+    Expr::col((a(table), a(name)))
+}
+
+fn null() -> Expr {
+    Expr::Keyword(Keyword::Null)
+}
+
+/// A template of ours with `$1…$n` markers, rendered for the backend's placeholder style.
+fn template(backend: DbBackend, text: &str, args: Vec<Expr>) -> Expr {
+    if backend == DbBackend::Postgres {
+        return Expr::cust_with_exprs(text.to_owned(), args);
+    }
+    // SQLite placeholders are positional `?`: repeat arguments in order of use.
+    let mut out = String::with_capacity(text.len());
+    let mut used = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' {
+            let mut digits = String::new();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            let n: usize = digits.parse().expect("template marker");
+            used.push(args[n - 1].clone());
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Expr::cust_with_exprs(out, used)
+}
+
+/// `a` and `b` differ, treating NULL as a value (portable IS DISTINCT FROM).
+fn differs(x: Expr, y: Expr) -> Expr {
+    let both_sides = Expr::Binary(Box::new(x.clone()), BinOper::NotEqual, Box::new(y.clone()));
+    let nullness = Expr::Binary(
+        Box::new(x.is_null()),
+        BinOper::NotEqual,
+        Box::new(y.is_null()),
+    );
+    Cond::any().add(both_sides).add(nullness).into()
+}
+
+fn literal(l: &Literal) -> Expr {
+    match l {
+        Literal::Number(n) => Expr::val(*n),
+        Literal::Text(s) => Expr::val(s.clone()),
+        Literal::Bool(b) => Expr::val(*b),
+        Literal::Timestamp(t) => Expr::val(*t),
+        Literal::Date(d) => Expr::val(*d),
+    }
+}
+
+/// The value of `v` on one source row (alias `s`).
+fn source_value(backend: DbBackend, v: &ValueRef) -> Expr {
+    let column = col("s", &v.column);
+    let Some(key) = &v.param_key else {
+        return column;
+    };
+    // First `value` whose `key` matches in a `[{"key","value"}]` list.
+    let raw = match backend {
+        DbBackend::Postgres => template(
+            backend,
+            "(SELECT e.elem->>'value' FROM jsonb_array_elements(CASE WHEN jsonb_typeof($1) = 'array' THEN $1 ELSE '[]'::jsonb END) AS e(elem) WHERE e.elem->>'key' = $2 LIMIT 1)",
+            vec![column, Expr::val(key.clone())],
+        ),
+        _ => template(
+            backend,
+            "(SELECT json_extract(e.value, '$.value') FROM json_each(CASE WHEN json_valid($1) AND json_type($1) = 'array' THEN $1 ELSE '[]' END) AS e WHERE json_extract(e.value, '$.key') = $2 LIMIT 1)",
+            vec![column, Expr::val(key.clone())],
+        ),
+    };
+    match v.cast {
+        Some(DataType::Number) => match backend {
+            // Text that is not a number becomes NULL instead of failing the run.
+            DbBackend::Postgres => template(
+                backend,
+                "(CASE WHEN btrim($1) ~ '^[-+]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][-+]?[0-9]+)?$' THEN CAST(btrim($1) AS DOUBLE PRECISION) END)",
+                vec![raw],
+            ),
+            _ => template(
+                backend,
+                "(CASE WHEN typeof($1) IN ('integer', 'real') THEN $1 WHEN trim($1) GLOB '*[0-9]*' AND trim($1) NOT GLOB '*[^0-9.eE+-]*' THEN CAST(trim($1) AS REAL) END)",
+                vec![raw],
+            ),
+        },
+        Some(DataType::Timestamp) if backend == DbBackend::Postgres => template(
+            backend,
+            "(CASE WHEN $1 ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN CAST($1 AS TIMESTAMPTZ) END)",
+            vec![raw],
+        ),
+        _ => match backend {
+            DbBackend::Postgres => raw,
+            _ => template(backend, "CAST($1 AS TEXT)", vec![raw]),
+        },
+    }
+}
+
+fn filter(backend: DbBackend, f: &FilterPlan) -> Expr {
+    let x = source_value(backend, &f.target);
+    let vals: Vec<Expr> = f.values.iter().map(literal).collect();
+    let first = || vals[0].clone();
+    match f.op {
+        FilterOp::Eq => x.eq(first()),
+        FilterOp::NotEq => x.ne(first()),
+        FilterOp::Lt => x.lt(first()),
+        FilterOp::LtEq => x.lte(first()),
+        FilterOp::Gt => x.gt(first()),
+        FilterOp::GtEq => x.gte(first()),
+        FilterOp::In => Expr::Binary(Box::new(x), BinOper::In, Box::new(Expr::Tuple(vals))),
+        FilterOp::NotIn => Expr::Binary(Box::new(x), BinOper::NotIn, Box::new(Expr::Tuple(vals))),
+        FilterOp::IsNull => x.is_null(),
+        FilterOp::IsNotNull => x.is_not_null(),
+    }
+}
+
+/// Per-entity aggregate of the source rows: `SELECT join AS k, agg AS v … GROUP BY join`.
+fn aggregate(
+    backend: DbBackend,
+    workspace_id: Uuid,
+    p: &SourcePlan,
+    now: DateTime<Utc>,
+) -> SelectStatement {
+    let mut rows = Query::select();
+    rows.from_as(a(&p.source_table), a("s"))
+        .and_where(col("s", "workspace_id").eq(workspace_id));
+    for f in &p.filters {
+        rows.and_where(filter(backend, f));
+    }
+    if let Some((ts, days)) = &p.window {
+        rows.and_where(col("s", ts).gte(now - Duration::days(i64::from(*days))));
+    }
+    let key = col("s", &p.source_column);
+    let value = p.value.as_ref().map(|v| source_value(backend, v));
+
+    if let SourceOp::List { limit } = p.op {
+        let v = value.expect("validated: list has a column");
+        // Distinct non-null values per entity, numbered in order, capped, then aggregated in order.
+        rows.distinct()
+            .expr_as(key, a("k"))
+            .expr_as(v.clone(), a("v"))
+            .and_where(v.is_not_null());
+        let mut ranked = Query::select();
+        ranked
+            .column(a("k"))
+            .column(a("v"))
+            .expr_as(
+                Expr::cust("ROW_NUMBER() OVER (PARTITION BY \"k\" ORDER BY \"v\")"),
+                a("rn"),
+            )
+            .from_subquery(rows, a("d"));
+        if backend != DbBackend::Postgres {
+            // SQLite aggregates in input order.
+            ranked
+                .order_by(a("k"), Order::Asc)
+                .order_by(a("v"), Order::Asc);
+        }
+        let agg = match backend {
+            DbBackend::Postgres => Expr::cust("jsonb_agg(\"v\" ORDER BY \"v\")"),
+            _ => Expr::cust("json_group_array(\"v\")"),
+        };
+        let mut out = Query::select();
+        out.column(a("k"))
+            .expr_as(agg, a("v"))
+            .from_subquery(ranked, a("r"))
+            .and_where(Expr::col(a("rn")).lte(i64::from(limit)))
+            .group_by_col(a("k"));
+        return out;
+    }
+
+    let agg: Expr = match p.op {
+        SourceOp::Count => match value {
+            Some(v) => Func::count(v).into(),
+            None => Func::count(Expr::cust("*")).into(),
+        },
+        SourceOp::Exists => Func::count(Expr::cust("*")).into(),
+        SourceOp::Sum => Func::sum(value.expect("validated")).into(),
+        SourceOp::Avg => Func::avg(value.expect("validated")).into(),
+        SourceOp::Min => Func::min(value.expect("validated")).into(),
+        SourceOp::Max => Func::max(value.expect("validated")).into(),
+        SourceOp::List { .. } => unreachable!(),
+    };
+    rows.expr_as(key.clone(), a("k"))
+        .expr_as(agg, a("v"))
+        .add_group_by([key]);
+    rows
+}
+
+/// The value written for one parent row (alias `p`), given the aggregate (alias `a`).
+fn source_result(backend: DbBackend, p: &SourcePlan, result: ResultType) -> Expr {
+    let v = col("a", "v");
+    match p.op {
+        SourceOp::Count => Func::coalesce([v, Expr::val(0i64)]).into(),
+        SourceOp::Exists => col("a", "k").is_not_null(),
+        _ if result == ResultType::Timestamp && backend != DbBackend::Postgres => {
+            // SQLite: dates ('YYYY-MM-DD') become midnight UTC in the stored timestamp format.
+            template(
+                backend,
+                "(CASE WHEN length($1) = 10 THEN $1 || 'T00:00:00+00:00' ELSE $1 END)",
+                vec![v],
+            )
+        }
+        _ => v,
+    }
+}
+
+/// Renders a sandboxed expression. `trait_col(slug)` gives the joined value column of a trait.
+pub fn render(backend: DbBackend, n: &Node, trait_col: &dyn Fn(&str) -> Expr) -> Expr {
+    let r = |n: &Node| render(backend, n, trait_col);
+    match n {
+        Node::Column(c) => col("p", c),
+        Node::Trait(slug) => trait_col(slug),
+        Node::Int(i) => Expr::val(*i),
+        Node::Float(f) => Expr::val(*f),
+        Node::Str(s) => Expr::val(s.clone()),
+        Node::Bool(b) => Expr::val(*b),
+        Node::Null => null(),
+        Node::Not(x) => Expr::Unary(UnOper::Not, Box::new(r(x))),
+        Node::Neg(x) => template(backend, "(-($1))", vec![r(x)]),
+        Node::Binary(x, op, y) => {
+            let op = match op {
+                BinOp::Add => BinOper::Add,
+                BinOp::Sub => BinOper::Sub,
+                BinOp::Mul => BinOper::Mul,
+                BinOp::Div => BinOper::Div,
+                BinOp::Mod => BinOper::Mod,
+                BinOp::Eq => BinOper::Equal,
+                BinOp::NotEq => BinOper::NotEqual,
+                BinOp::Lt => BinOper::SmallerThan,
+                BinOp::LtEq => BinOper::SmallerThanOrEqual,
+                BinOp::Gt => BinOper::GreaterThan,
+                BinOp::GtEq => BinOper::GreaterThanOrEqual,
+                BinOp::And => BinOper::And,
+                BinOp::Or => BinOper::Or,
+                BinOp::Concat => {
+                    return template(
+                        backend,
+                        "(CAST($1 AS TEXT) || CAST($2 AS TEXT))",
+                        vec![r(x), r(y)],
+                    );
+                }
+            };
+            // Parenthesize explicitly: the user's grouping must survive re-emission.
+            template(
+                backend,
+                "($1)",
+                vec![Expr::Binary(Box::new(r(x)), op, Box::new(r(y)))],
+            )
+        }
+        Node::IsNull { expr, negated } => {
+            let e = r(expr);
+            template(
+                backend,
+                "($1)",
+                vec![if *negated {
+                    e.is_not_null()
+                } else {
+                    e.is_null()
+                }],
+            )
+        }
+        Node::Between {
+            expr,
+            low,
+            high,
+            negated,
+        } => {
+            let t = if *negated {
+                "($1 NOT BETWEEN $2 AND $3)"
+            } else {
+                "($1 BETWEEN $2 AND $3)"
+            };
+            template(backend, t, vec![r(expr), r(low), r(high)])
+        }
+        Node::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let op = if *negated {
+                BinOper::NotIn
+            } else {
+                BinOper::In
+            };
+            template(
+                backend,
+                "($1)",
+                vec![Expr::Binary(
+                    Box::new(r(expr)),
+                    op,
+                    Box::new(Expr::Tuple(list.iter().map(r).collect())),
+                )],
+            )
+        }
+        Node::Like {
+            expr,
+            pattern,
+            negated,
+        } => {
+            let t = if *negated {
+                "($1 NOT LIKE $2)"
+            } else {
+                "($1 LIKE $2)"
+            };
+            template(backend, t, vec![r(expr), r(pattern)])
+        }
+        Node::Case { whens, otherwise } => {
+            let mut text = String::from("(CASE");
+            let mut args = Vec::new();
+            for (c, v) in whens {
+                args.push(r(c));
+                args.push(r(v));
+                text.push_str(&format!(" WHEN ${} THEN ${}", args.len() - 1, args.len()));
+            }
+            if let Some(o) = otherwise {
+                args.push(r(o));
+                text.push_str(&format!(" ELSE ${}", args.len()));
+            }
+            text.push_str(" END)");
+            template(backend, &text, args)
+        }
+        Node::Func(f, args) => {
+            let args: Vec<Expr> = args.iter().map(r).collect();
+            function(backend, *f, args)
+        }
+        Node::Cast(x, t) => {
+            let ty = match (t, backend) {
+                (CastType::Number, DbBackend::Postgres) => "DOUBLE PRECISION",
+                (CastType::Number, _) => "REAL",
+                (CastType::Integer, _) => "BIGINT",
+                (CastType::Text, _) => "TEXT",
+            };
+            template(backend, &format!("CAST($1 AS {ty})"), vec![r(x)])
+        }
+    }
+}
+
+fn function(backend: DbBackend, f: Function, args: Vec<Expr>) -> Expr {
+    let call =
+        |name: &'static str, args: Vec<Expr>| -> Expr { Func::cust(a(name)).args(args).into() };
+    match f {
+        Function::Nullif => call("NULLIF", args),
+        Function::Coalesce => call("COALESCE", args),
+        Function::Abs => call("ABS", args),
+        Function::Lower => call("LOWER", args),
+        Function::Upper => call("UPPER", args),
+        Function::Length => call("LENGTH", args),
+        Function::Least => Func::least(args).into(),
+        Function::Greatest => Func::greatest(args).into(),
+        // PostgreSQL rounds numerics only, with an integer digit count.
+        Function::Round => match (backend, args.len()) {
+            (DbBackend::Postgres, 1) => template(backend, "ROUND(CAST($1 AS NUMERIC))", args),
+            (DbBackend::Postgres, _) => template(
+                backend,
+                "ROUND(CAST($1 AS NUMERIC), CAST($2 AS INTEGER))",
+                args,
+            ),
+            _ => call("ROUND", args),
+        },
+        // SQLite has no FLOOR/CEIL before 3.44; express them portably.
+        Function::Floor => match backend {
+            DbBackend::Postgres => call("FLOOR", args),
+            _ => template(
+                backend,
+                "(CASE WHEN $1 < CAST($1 AS INTEGER) THEN CAST($1 AS INTEGER) - 1 ELSE CAST($1 AS INTEGER) END)",
+                args,
+            ),
+        },
+        Function::Ceil => match backend {
+            DbBackend::Postgres => call("CEIL", args),
+            _ => template(
+                backend,
+                "(CASE WHEN $1 > CAST($1 AS INTEGER) THEN CAST($1 AS INTEGER) + 1 ELSE CAST($1 AS INTEGER) END)",
+                args,
+            ),
+        },
+    }
+}
+
+pub fn compile(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    now: DateTime<Utc>,
+) -> Compiled {
+    let value_col = plan.result_type.value_column();
+    let mut select = Query::select();
+    select
+        .expr(Expr::val(workspace_id))
+        .expr(Expr::val(trait_id))
+        .expr(col("p", &plan.parent_key));
+    select.from_as(a(&plan.parent_table), a("p"));
+    match &plan.computation {
+        Computation::Source(sp) => {
+            let agg = aggregate(backend, workspace_id, sp, now);
+            select.join_subquery(
+                JoinType::LeftJoin,
+                agg,
+                a("a"),
+                col("a", "k").equals((a("p"), a(&sp.parent_column))),
+            );
+            select.expr(source_result(backend, sp, plan.result_type));
+        }
+        Computation::Expression { node, refs } => {
+            for (i, r) in refs.iter().enumerate() {
+                let t = format!("t{i}");
+                select.join_as(
+                    JoinType::LeftJoin,
+                    a(VALUES_TABLE),
+                    a(&t),
+                    Cond::all()
+                        .add(col(&t, "workspace_id").eq(workspace_id))
+                        .add(col(&t, "trait_id").eq(r.id))
+                        .add(col(&t, "entity_id").equals((a("p"), a(&plan.parent_key)))),
+                );
+            }
+            let lookup = |slug: &str| -> Expr {
+                let (i, r) = refs
+                    .iter()
+                    .enumerate()
+                    .find(|(_, r)| r.slug == slug)
+                    .expect("validated reference");
+                col(&format!("t{i}"), r.result_type.value_column())
+            };
+            let value = render(backend, node, &lookup);
+            let value = match plan.result_type {
+                // A comparison is 0/1 in SQLite and a boolean in PostgreSQL; both store as boolean.
+                ResultType::Number if backend == DbBackend::Postgres => {
+                    template(backend, "CAST($1 AS DOUBLE PRECISION)", vec![value])
+                }
+                _ => value,
+            };
+            select.expr(value);
+        }
+    }
+    select
+        .expr(Expr::val(now))
+        .and_where(col("p", "workspace_id").eq(workspace_id));
+
+    let target = a(VALUES_TABLE);
+    let mut upsert = Query::insert();
+    upsert
+        .into_table(target.clone())
+        .columns([
+            a("workspace_id"),
+            a("trait_id"),
+            a("entity_id"),
+            a(value_col),
+            a("updated_at"),
+        ])
+        .select_from(select)
+        .expect("column count matches")
+        .on_conflict(
+            OnConflict::columns([a("workspace_id"), a("trait_id"), a("entity_id")])
+                .update_columns([a(value_col), a("updated_at")])
+                .action_and_where(differs(
+                    col(VALUES_TABLE, value_col),
+                    Expr::col((a("excluded"), a(value_col))),
+                ))
+                .to_owned(),
+        );
+
+    let mut delete_stale = Query::delete();
+    let mut exists = Query::select();
+    exists
+        .expr(Expr::val(1))
+        .from_as(a(&plan.parent_table), a("p"))
+        .and_where(col("p", "workspace_id").eq(workspace_id))
+        .and_where(col("p", &plan.parent_key).equals((target.clone(), a("entity_id"))));
+    delete_stale
+        .from_table(target.clone())
+        .and_where(col(VALUES_TABLE, "workspace_id").eq(workspace_id))
+        .and_where(col(VALUES_TABLE, "trait_id").eq(trait_id))
+        .and_where(Expr::exists(exists).not());
+    Compiled {
+        upsert,
+        delete_stale,
+    }
+}

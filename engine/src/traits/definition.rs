@@ -1,0 +1,651 @@
+//! Trait definitions: types, configuration, and validation against the
+//! workspace's catalog into a [`Plan`] the compiler turns into SQL.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::sandbox::{self, Flavor, Node};
+use crate::{
+    Error, Result,
+    catalog::{DataType, ModelKind},
+};
+
+macro_rules! str_enum {
+    ($name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
+            pub fn parse(s: &str) -> Option<Self> { match s { $($s => Some($name::$variant),)+ _ => None } }
+            pub fn expected() -> String { [$($s),+].join(", ") }
+        }
+    };
+}
+
+str_enum!(TraitType { Aggregation => "aggregation", Occurrence => "occurrence", List => "list", Sql => "sql", Formula => "formula" });
+str_enum!(ResultType { Text => "text", Number => "number", Boolean => "boolean", Timestamp => "timestamp", Array => "array" });
+str_enum!(TraitStatus { Draft => "draft", Active => "active", Error => "error" });
+str_enum!(Aggregation { Count => "count", Sum => "sum", Avg => "avg", Min => "min", Max => "max" });
+str_enum!(Occurrence { First => "first", Last => "last", Exists => "exists" });
+str_enum!(FilterOp { Eq => "=", NotEq => "!=", Lt => "<", LtEq => "<=", Gt => ">", GtEq => ">=", In => "in", NotIn => "not_in", IsNull => "is_null", IsNotNull => "is_not_null" });
+
+impl ResultType {
+    /// The typed column of `trait_values` that holds values of this type.
+    pub fn value_column(self) -> &'static str {
+        match self {
+            ResultType::Text => "value_text",
+            ResultType::Number => "value_number",
+            ResultType::Boolean => "value_boolean",
+            ResultType::Timestamp => "value_timestamp",
+            ResultType::Array => "value_json",
+        }
+    }
+}
+
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceConfig {
+    source_model_id: Uuid,
+    relationship_id: Uuid,
+    #[serde(default)]
+    column: Option<String>,
+    #[serde(default)]
+    aggregation: Option<String>,
+    #[serde(default)]
+    occurrence: Option<String>,
+    #[serde(default)]
+    filters: Vec<FilterConfig>,
+    #[serde(default)]
+    window: Option<WindowConfig>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterConfig {
+    column: String,
+    op: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowConfig {
+    within_days: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlConfig {
+    sql_expression: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormulaConfig {
+    expression: String,
+}
+
+/// What the validator needs to know about a model.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub id: Uuid,
+    pub slug: String,
+    pub kind: ModelKind,
+    pub table: String,
+    pub primary_key: String,
+    pub timestamp_column: Option<String>,
+    pub columns: HashMap<String, DataType>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RelationshipInfo {
+    pub from_model_id: Uuid,
+    pub to_model_id: Uuid,
+    pub from_column: String,
+    pub to_column: String,
+}
+
+/// Another trait of the same parent, as seen by expressions.
+#[derive(Clone, Debug)]
+pub struct TraitRef {
+    pub id: Uuid,
+    pub slug: String,
+    pub result_type: ResultType,
+}
+
+pub struct Catalog {
+    pub models: HashMap<Uuid, ModelInfo>,
+    pub relationships: HashMap<Uuid, RelationshipInfo>,
+}
+
+/// A source column, or one key of a key/value parameter list (`action_params.damage`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValueRef {
+    pub column: String,
+    pub data_type: DataType,
+    pub param_key: Option<String>,
+    /// What a parameter value (always text in the data) is cast to.
+    pub cast: Option<DataType>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    Number(f64),
+    Text(String),
+    Bool(bool),
+    Timestamp(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilterPlan {
+    pub target: ValueRef,
+    pub op: FilterOp,
+    pub values: Vec<Literal>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceOp {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Exists,
+    List { limit: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourcePlan {
+    pub source_table: String,
+    /// Join: `source.source_column = parent.parent_column`.
+    pub source_column: String,
+    pub parent_column: String,
+    pub op: SourceOp,
+    pub value: Option<ValueRef>,
+    pub filters: Vec<FilterPlan>,
+    /// (timestamp column, days)
+    pub window: Option<(String, u32)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Computation {
+    Source(SourcePlan),
+    Expression { node: Node, refs: Vec<TraitRef> },
+}
+
+/// A validated trait, ready to compile.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub parent_table: String,
+    pub parent_key: String,
+    pub result_type: ResultType,
+    pub computation: Computation,
+}
+
+impl Plan {
+    /// Trait ids this trait reads (for the dependency graph).
+    pub fn dependencies(&self) -> Vec<Uuid> {
+        match &self.computation {
+            Computation::Expression { refs, .. } => refs.iter().map(|r| r.id).collect(),
+            Computation::Source(_) => Vec::new(),
+        }
+    }
+}
+
+fn invalid(field: &str, msg: impl std::fmt::Display) -> Error {
+    Error::invalid(field, msg)
+}
+
+fn parse_config<T: for<'de> Deserialize<'de>>(config: &serde_json::Value) -> Result<T> {
+    serde_json::from_value(config.clone()).map_err(|e| invalid("config", e))
+}
+
+/// Validates a definition against the catalog and the parent's other traits.
+pub fn plan(
+    catalog: &Catalog,
+    parent_model_id: Uuid,
+    trait_type: TraitType,
+    config: &serde_json::Value,
+    result_type: ResultType,
+    siblings: &[TraitRef],
+) -> Result<Plan> {
+    let parent = catalog
+        .models
+        .get(&parent_model_id)
+        .ok_or_else(|| invalid("parent_model_id", "no such model in this workspace"))?;
+    if parent.kind != ModelKind::Entity {
+        return Err(invalid(
+            "parent_model_id",
+            format!(
+                "`{}` is an event model; traits attach to entity models",
+                parent.slug
+            ),
+        ));
+    }
+    let computation = match trait_type {
+        TraitType::Aggregation | TraitType::Occurrence | TraitType::List => {
+            Computation::Source(source_plan(
+                catalog,
+                parent,
+                trait_type,
+                parse_config(config)?,
+                result_type,
+            )?)
+        }
+        TraitType::Sql => {
+            let c: SqlConfig = parse_config(config)?;
+            expression(
+                &c.sql_expression,
+                Flavor::Sql,
+                parent,
+                siblings,
+                "config.sql_expression",
+            )?
+        }
+        TraitType::Formula => {
+            let c: FormulaConfig = parse_config(config)?;
+            expression(
+                &c.expression,
+                Flavor::Formula,
+                parent,
+                siblings,
+                "config.expression",
+            )?
+        }
+    };
+    if matches!(computation, Computation::Expression { .. }) && result_type == ResultType::Array {
+        return Err(invalid(
+            "result_type",
+            "sql and formula traits compute scalars: text, number, boolean or timestamp",
+        ));
+    }
+    Ok(Plan {
+        parent_table: parent.table.clone(),
+        parent_key: parent.primary_key.clone(),
+        result_type,
+        computation,
+    })
+}
+
+struct ExprScope<'a> {
+    parent: &'a ModelInfo,
+    siblings: &'a [TraitRef],
+    columns: bool,
+}
+
+impl sandbox::Scope for ExprScope<'_> {
+    fn is_column(&self, name: &str) -> bool {
+        self.columns && self.parent.columns.contains_key(name)
+    }
+    fn is_trait(&self, slug: &str) -> bool {
+        self.siblings.iter().any(|t| t.slug == slug)
+    }
+}
+
+fn expression(
+    text: &str,
+    flavor: Flavor,
+    parent: &ModelInfo,
+    siblings: &[TraitRef],
+    field: &str,
+) -> Result<Computation> {
+    let scope = ExprScope {
+        parent,
+        siblings,
+        columns: flavor == Flavor::Sql,
+    };
+    let node = sandbox::parse(text, flavor, &scope).map_err(|m| invalid(field, m))?;
+    let refs = node
+        .trait_refs()
+        .into_iter()
+        .filter_map(|slug| siblings.iter().find(|t| t.slug == slug).cloned())
+        .collect();
+    Ok(Computation::Expression { node, refs })
+}
+
+fn source_plan(
+    catalog: &Catalog,
+    parent: &ModelInfo,
+    trait_type: TraitType,
+    c: SourceConfig,
+    result_type: ResultType,
+) -> Result<SourcePlan> {
+    let source = catalog
+        .models
+        .get(&c.source_model_id)
+        .ok_or_else(|| invalid("config.source_model_id", "no such model in this workspace"))?;
+    let rel = catalog
+        .relationships
+        .get(&c.relationship_id)
+        .ok_or_else(|| {
+            invalid(
+                "config.relationship_id",
+                "no such relationship in this workspace",
+            )
+        })?;
+    let (source_column, parent_column) =
+        if rel.from_model_id == source.id && rel.to_model_id == parent.id {
+            (rel.from_column.clone(), rel.to_column.clone())
+        } else if rel.from_model_id == parent.id && rel.to_model_id == source.id {
+            (rel.to_column.clone(), rel.from_column.clone())
+        } else {
+            return Err(invalid(
+                "config.relationship_id",
+                format!("does not connect `{}` to `{}`", source.slug, parent.slug),
+            ));
+        };
+
+    let value = c
+        .column
+        .as_deref()
+        .map(|col| value_ref(source, col, result_type, "config.column"))
+        .transpose()?;
+    let need = |what: &str| invalid("config.column", format!("is required for {what}"));
+    let expect = |want: ResultType, what: &str| {
+        if result_type == want {
+            Ok(())
+        } else {
+            Err(invalid(
+                "result_type",
+                format!(
+                    "{what} computes {}, not {}",
+                    want.as_str(),
+                    result_type.as_str()
+                ),
+            ))
+        }
+    };
+    let orderable = |v: &ValueRef, what: &str| -> Result<ResultType> {
+        match v.cast.unwrap_or(v.data_type) {
+            DataType::Number => Ok(ResultType::Number),
+            DataType::Timestamp | DataType::Date => Ok(ResultType::Timestamp),
+            DataType::Text => Ok(ResultType::Text),
+            other => Err(invalid(
+                "config.column",
+                format!(
+                    "`{}` is {}; {what} needs a number, text or time column",
+                    v.column,
+                    other.as_str()
+                ),
+            )),
+        }
+    };
+    let op = match trait_type {
+        TraitType::Aggregation => {
+            let name = c.aggregation.as_deref().ok_or_else(|| {
+                invalid(
+                    "config.aggregation",
+                    format!("is required ({})", Aggregation::expected()),
+                )
+            })?;
+            let agg = Aggregation::parse(name).ok_or_else(|| {
+                invalid(
+                    "config.aggregation",
+                    format!("unknown aggregation '{name}' ({})", Aggregation::expected()),
+                )
+            })?;
+            match agg {
+                Aggregation::Count => {
+                    expect(ResultType::Number, "count")?;
+                    SourceOp::Count
+                }
+                Aggregation::Sum | Aggregation::Avg => {
+                    let v = value.as_ref().ok_or_else(|| need(agg.as_str()))?;
+                    if v.cast.unwrap_or(v.data_type) != DataType::Number {
+                        return Err(invalid(
+                            "config.column",
+                            format!(
+                                "`{}` is {}; {} needs a number column",
+                                v.column,
+                                v.data_type.as_str(),
+                                agg.as_str()
+                            ),
+                        ));
+                    }
+                    expect(ResultType::Number, agg.as_str())?;
+                    if agg == Aggregation::Sum {
+                        SourceOp::Sum
+                    } else {
+                        SourceOp::Avg
+                    }
+                }
+                Aggregation::Min | Aggregation::Max => {
+                    let v = value.as_ref().ok_or_else(|| need(agg.as_str()))?;
+                    expect(orderable(v, agg.as_str())?, agg.as_str())?;
+                    if agg == Aggregation::Min {
+                        SourceOp::Min
+                    } else {
+                        SourceOp::Max
+                    }
+                }
+            }
+        }
+        TraitType::Occurrence => {
+            let name = c.occurrence.as_deref().ok_or_else(|| {
+                invalid(
+                    "config.occurrence",
+                    format!("is required ({})", Occurrence::expected()),
+                )
+            })?;
+            let occ = Occurrence::parse(name).ok_or_else(|| {
+                invalid(
+                    "config.occurrence",
+                    format!("unknown occurrence '{name}' ({})", Occurrence::expected()),
+                )
+            })?;
+            match occ {
+                Occurrence::Exists => {
+                    expect(ResultType::Boolean, "exists")?;
+                    SourceOp::Exists
+                }
+                Occurrence::First | Occurrence::Last => {
+                    let v = value.as_ref().ok_or_else(|| need(occ.as_str()))?;
+                    expect(orderable(v, occ.as_str())?, occ.as_str())?;
+                    if occ == Occurrence::First {
+                        SourceOp::Min
+                    } else {
+                        SourceOp::Max
+                    }
+                }
+            }
+        }
+        TraitType::List => {
+            value.as_ref().ok_or_else(|| need("list"))?;
+            expect(ResultType::Array, "list")?;
+            let limit = c.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+            if limit == 0 || limit > MAX_LIST_LIMIT {
+                return Err(invalid(
+                    "config.limit",
+                    format!("must be between 1 and {MAX_LIST_LIMIT}"),
+                ));
+            }
+            SourceOp::List { limit }
+        }
+        TraitType::Sql | TraitType::Formula => unreachable!("expression traits have no source"),
+    };
+    if c.limit.is_some() && !matches!(op, SourceOp::List { .. }) {
+        return Err(invalid("config.limit", "applies to list traits only"));
+    }
+
+    let filters = c
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| filter_plan(source, f, &format!("config.filters[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let window = match c.window {
+        None => None,
+        Some(w) => {
+            let ts = source.timestamp_column.clone().ok_or_else(|| {
+                invalid(
+                    "config.window",
+                    format!("`{}` has no timestamp column to window on", source.slug),
+                )
+            })?;
+            if w.within_days == 0 || w.within_days > 36_500 {
+                return Err(invalid(
+                    "config.window.within_days",
+                    "must be between 1 and 36500",
+                ));
+            }
+            Some((ts, w.within_days))
+        }
+    };
+    Ok(SourcePlan {
+        source_table: source.table.clone(),
+        source_column,
+        parent_column,
+        op,
+        value,
+        filters,
+        window,
+    })
+}
+
+/// `column` or `params_column.key`; parameter values are text and get cast by `result_type`.
+fn value_ref(
+    source: &ModelInfo,
+    path: &str,
+    result_type: ResultType,
+    field: &str,
+) -> Result<ValueRef> {
+    if let Some(dt) = source.columns.get(path) {
+        if *dt == DataType::Json {
+            return Err(invalid(
+                field,
+                format!("`{path}` is a key/value list: name one key, as `{path}.<key>`"),
+            ));
+        }
+        return Ok(ValueRef {
+            column: path.to_owned(),
+            data_type: *dt,
+            param_key: None,
+            cast: None,
+        });
+    }
+    let Some((col, key)) = path.split_once('.') else {
+        return Err(invalid(
+            field,
+            format!("`{path}` is not a column of `{}`", source.slug),
+        ));
+    };
+    match source.columns.get(col) {
+        Some(DataType::Json) if !key.is_empty() && key.len() <= 200 => Ok(ValueRef {
+            column: col.to_owned(),
+            data_type: DataType::Json,
+            param_key: Some(key.to_owned()),
+            cast: Some(match result_type {
+                ResultType::Number => DataType::Number,
+                ResultType::Timestamp => DataType::Timestamp,
+                _ => DataType::Text,
+            }),
+        }),
+        Some(_) => Err(invalid(
+            field,
+            format!("`{col}` is not a key/value list, so `{path}` names nothing"),
+        )),
+        None => Err(invalid(
+            field,
+            format!("`{path}` is not a column of `{}`", source.slug),
+        )),
+    }
+}
+
+fn filter_plan(source: &ModelInfo, f: &FilterConfig, field: &str) -> Result<FilterPlan> {
+    let op = FilterOp::parse(&f.op).ok_or_else(|| {
+        invalid(
+            &format!("{field}.op"),
+            format!("unknown operator '{}' ({})", f.op, FilterOp::expected()),
+        )
+    })?;
+    // A parameter compared with a number is cast to a number; otherwise compared as text.
+    let numeric_param = matches!(&f.value, serde_json::Value::Number(_))
+        || matches!(&f.value, serde_json::Value::Array(a) if a.first().is_some_and(|v| v.is_number()));
+    let hint = if numeric_param {
+        ResultType::Number
+    } else {
+        ResultType::Text
+    };
+    let target = value_ref(source, &f.column, hint, &format!("{field}.column"))?;
+    let kind = target.cast.unwrap_or(target.data_type);
+    let vfield = format!("{field}.value");
+    let values = match op {
+        FilterOp::IsNull | FilterOp::IsNotNull => Vec::new(),
+        FilterOp::In | FilterOp::NotIn => {
+            let items = f
+                .value
+                .as_array()
+                .ok_or_else(|| invalid(&vfield, "must be a list for in / not_in"))?;
+            if items.is_empty() || items.len() > 1000 {
+                return Err(invalid(&vfield, "must hold 1 to 1000 values"));
+            }
+            items
+                .iter()
+                .map(|v| literal(v, kind, &vfield))
+                .collect::<Result<_>>()?
+        }
+        _ => vec![literal(&f.value, kind, &vfield)?],
+    };
+    if kind == DataType::Boolean
+        && !matches!(
+            op,
+            FilterOp::Eq | FilterOp::NotEq | FilterOp::IsNull | FilterOp::IsNotNull
+        )
+    {
+        return Err(invalid(
+            &format!("{field}.op"),
+            "booleans compare with = and != only",
+        ));
+    }
+    Ok(FilterPlan { target, op, values })
+}
+
+fn literal(v: &serde_json::Value, kind: DataType, field: &str) -> Result<Literal> {
+    use serde_json::Value as J;
+    let bad = |what: &str| invalid(field, format!("expected {what}, got {v}"));
+    Ok(match kind {
+        DataType::Number => match v {
+            J::Number(n) => Literal::Number(n.as_f64().ok_or_else(|| bad("a number"))?),
+            J::String(s) => Literal::Number(s.trim().parse().map_err(|_| bad("a number"))?),
+            _ => return Err(bad("a number")),
+        },
+        DataType::Text => match v {
+            J::String(s) => Literal::Text(s.clone()),
+            J::Number(n) => Literal::Text(n.to_string()),
+            J::Bool(b) => Literal::Text(b.to_string()),
+            _ => return Err(bad("text")),
+        },
+        DataType::Boolean => Literal::Bool(v.as_bool().ok_or_else(|| bad("true or false"))?),
+        DataType::Timestamp => {
+            let s = v.as_str().ok_or_else(|| bad("an RFC 3339 timestamp"))?;
+            Literal::Timestamp(
+                DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| bad("an RFC 3339 timestamp"))?
+                    .with_timezone(&Utc),
+            )
+        }
+        DataType::Date => {
+            let s = v.as_str().ok_or_else(|| bad("a YYYY-MM-DD date"))?;
+            Literal::Date(
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad("a YYYY-MM-DD date"))?,
+            )
+        }
+        DataType::Json => {
+            return Err(invalid(
+                field,
+                "key/value lists are filtered by one key: `column.key`",
+            ));
+        }
+    })
+}
