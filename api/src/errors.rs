@@ -10,6 +10,7 @@ pub fn http_status(e: &Error) -> StatusCode {
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::HttpsRequired => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -60,6 +61,11 @@ pub fn graphql_http_error(e: Error) -> Response {
         .status(http_status(&e))
         .content_type("application/json")
         .body(json!({ "data": null, "errors": [error] }).to_string())
+}
+
+/// A poem error carrying the plain JSON error body (REST routes).
+pub fn rest_error(e: Error) -> poem::Error {
+    poem::Error::from_response(json_http_error(e))
 }
 
 /// The plain JSON error body of non-GraphQL routes: `{"error":{"code","message"}}`.

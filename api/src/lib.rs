@@ -4,4 +4,5 @@ pub mod auth;
 pub mod cli;
 pub mod errors;
 pub mod graphql;
+pub mod rest;
 pub mod server;

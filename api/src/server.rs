@@ -14,10 +14,13 @@ use poem::{
 use serde_json::json;
 use tokio::{sync::watch, task::JoinHandle};
 
+use poem_openapi::OpenApiService;
+
 use crate::{
     auth::{HttpsPolicy, authenticate, enforce_https},
     errors::{graphql_http_error, json_http_error},
     graphql::{self, AppSchema},
+    rest::traits::TraitsApi,
 };
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -71,9 +74,18 @@ async fn readyz(engine: Data<&Engine>) -> Response {
     }
 }
 
+/// Both REST families in one OpenAPI document.
+pub fn openapi() -> OpenApiService<TraitsApi, ()> {
+    OpenApiService::new(TraitsApi, "Traitforge REST API", env!("CARGO_PKG_VERSION"))
+}
+
 pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {
     let schema = graphql::schema(engine.clone());
+    let rest = openapi();
     Route::new()
+        .at("/openapi.json", rest.spec_endpoint())
+        .nest("/docs", rest.swagger_ui())
+        .nest("/", rest)
         .at("/graphql", get(graphiql).post(graphql_post))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))

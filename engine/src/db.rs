@@ -1,9 +1,12 @@
 //! Database connection and migrations for both backends.
 
-use std::time::Duration;
+use std::{future::Future, pin::Pin, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 use crate::{Error, Result};
 
@@ -61,5 +64,35 @@ mod tests {
             super::redact("sqlite://x.db?mode=rwc"),
             "sqlite://x.db?mode=rwc"
         );
+    }
+}
+
+/// Runs `f` in a read-write transaction, committing on `Ok`. On SQLite the
+/// write lock is taken up front (`BEGIN IMMEDIATE`): a deferred transaction
+/// that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT` when another
+/// writer committed in between, and the busy timeout cannot retry that.
+pub async fn write_tx<T, F>(db: &DatabaseConnection, f: F) -> Result<T>
+where
+    T: Send,
+    F: for<'c> FnOnce(
+            &'c DatabaseTransaction,
+        ) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>
+        + Send,
+{
+    let tx = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?;
+    match f(&tx).await {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
     }
 }

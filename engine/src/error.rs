@@ -16,6 +16,9 @@ pub enum Error {
     /// Also returned for objects of other workspaces, so existence does not leak.
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    /// The request itself is malformed (a missing header, an unreadable body).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("{field}: {message}")]
     InvalidInput { field: String, message: String },
     #[error("{0}")]
@@ -38,6 +41,7 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound { .. } => "not_found",
+            Error::BadRequest(_) => "bad_request",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Conflict(_) => "conflict",
             Error::HttpsRequired => "https_required",

@@ -30,12 +30,15 @@ pub enum Work {
     /// Proves the pipeline end to end: API → queue → a worker → database.
     /// The record then names the worker that ran it.
     Diagnostic { message: String },
+    /// Evaluates one trait run (and queues the dependency runs after it).
+    EvaluateTrait { run_id: Uuid },
 }
 
 impl Work {
     pub fn kind(&self) -> &'static str {
         match self {
             Work::Diagnostic { .. } => "diagnostic",
+            Work::EvaluateTrait { .. } => "evaluate_trait",
         }
     }
 }
@@ -178,6 +181,7 @@ impl Engine {
                 tracing::info!(record_id = %record.id, worker, message, "diagnostic job ran");
                 Ok(())
             }
+            Work::EvaluateTrait { run_id } => self.execute_trait_run(*run_id).await,
         };
         let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
         self.finish(record, failure.map_or(Ok(()), Err)).await?;

@@ -3,7 +3,6 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -57,33 +56,31 @@ impl Engine {
                 "a workspace with slug '{slug}' already exists"
             )));
         }
-        let created = self
-            .db
-            .transaction::<_, CreatedWorkspace, Error>(|tx| {
-                Box::pin(async move {
-                    let now = Utc::now();
-                    let workspace = workspaces::ActiveModel {
-                        id: Set(Uuid::now_v7()),
-                        name: Set(name),
-                        slug: Set(slug),
-                        created_at: Set(now),
-                    }
-                    .insert(tx)
-                    .await?;
-                    let account_id = match owner_email {
-                        Some(email) => Some(find_or_create_account(tx, &email).await?),
-                        None => None,
-                    };
-                    catalog::seed(tx, workspace.id).await?;
-                    let admin_key =
-                        insert_key(tx, workspace.id, account_id, "admin", Role::Admin).await?;
-                    Ok(CreatedWorkspace {
-                        workspace,
-                        admin_key,
-                    })
+        let created = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let now = Utc::now();
+                let workspace = workspaces::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    name: Set(name),
+                    slug: Set(slug),
+                    created_at: Set(now),
+                }
+                .insert(tx)
+                .await?;
+                let account_id = match owner_email {
+                    Some(email) => Some(find_or_create_account(tx, &email).await?),
+                    None => None,
+                };
+                catalog::seed(tx, workspace.id).await?;
+                let admin_key =
+                    insert_key(tx, workspace.id, account_id, "admin", Role::Admin).await?;
+                Ok(CreatedWorkspace {
+                    workspace,
+                    admin_key,
                 })
             })
-            .await?;
+        })
+        .await?;
         Ok(created)
     }
 

@@ -13,7 +13,12 @@ pub struct Model {
     pub status: String,
     pub trigger: String,
     pub error: Option<String>,
-    pub rows_written: Option<i64>,
+    pub rows_computed: Option<i64>,
+    pub rows_changed: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// Dependency runs queued to follow this one, in topological order.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub chain: Option<Json>,
     pub created_by: Option<Uuid>,
     pub queued_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,

@@ -21,6 +21,10 @@ pub struct Model {
     pub status: String,
     #[sea_orm(column_type = "Text")]
     pub status_error: String,
+    /// `manual` or a cron expression.
+    pub refresh: String,
+    /// Incremented on every update; earlier definitions are in `trait_versions`.
+    pub version: i32,
     pub created_by: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -3,13 +3,17 @@
 mod connection;
 mod mutation;
 mod query;
+mod traits;
 mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use engine::Engine;
 
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(query::CoreQuery, traits::TraitQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(mutation::CoreMutation, traits::TraitMutation);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -18,9 +22,13 @@ const MAX_DEPTH: usize = 12;
 const MAX_COMPLEXITY: usize = 2_000;
 
 fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
 }
 
 pub fn schema(engine: Engine) -> AppSchema {

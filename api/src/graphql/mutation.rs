@@ -7,10 +7,11 @@ use super::{
 };
 use crate::errors::GqlResultExt;
 
-pub struct MutationRoot;
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[Object]
-impl MutationRoot {
+impl CoreMutation {
     /// Creates a key (admin only). The secret is in the answer and nowhere else, ever.
     async fn create_api_key(
         &self,

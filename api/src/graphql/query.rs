@@ -7,7 +7,8 @@ use super::{
 };
 use crate::errors::GqlResultExt;
 
-pub struct QueryRoot;
+#[derive(Default)]
+pub struct CoreQuery;
 
 /// The engine and the caller, present on every executed request.
 pub(super) fn scope<'a>(ctx: &'a Context<'_>) -> Result<(&'a Engine, &'a Principal)> {
@@ -15,7 +16,7 @@ pub(super) fn scope<'a>(ctx: &'a Context<'_>) -> Result<(&'a Engine, &'a Princip
 }
 
 #[Object]
-impl QueryRoot {
+impl CoreQuery {
     /// The calling key, its workspace and role.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let (engine, p) = scope(ctx)?;

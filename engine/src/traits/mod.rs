@@ -2,4 +2,9 @@
 
 pub mod compiler;
 pub mod definition;
+pub mod runs;
 pub mod sandbox;
+pub mod service;
+
+pub use runs::{RunStatus, Trigger};
+pub use service::{TraitInput, TraitValue};

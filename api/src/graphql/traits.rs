@@ -1,0 +1,362 @@
+//! GraphQL for traits: definitions, history, runs, values and player profiles.
+
+use async_graphql::{
+    Context, ID, InputObject, Json, Object, Result, SimpleObject, connection::Edge,
+};
+use chrono::{DateTime, Utc};
+use engine::{
+    entity::{trait_runs, trait_versions, traits},
+    traits::TraitInput,
+};
+
+use super::{
+    connection::{Conn, parse_id},
+    query::scope,
+};
+use crate::errors::GqlResultExt;
+
+#[derive(Default)]
+pub struct TraitQuery;
+
+#[derive(Default)]
+pub struct TraitMutation;
+
+/// A trait definition. `config` is type-specific, as in the REST API.
+pub struct Trait(traits::Model);
+
+#[Object]
+impl Trait {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    async fn parent_model_id(&self) -> ID {
+        self.0.parent_model_id.into()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// aggregation, occurrence, list, sql or formula.
+    async fn trait_type(&self) -> &str {
+        &self.0.trait_type
+    }
+    async fn config(&self) -> Json<serde_json::Value> {
+        Json(self.0.config.clone())
+    }
+    /// text, number, boolean, timestamp or array.
+    async fn result_type(&self) -> &str {
+        &self.0.result_type
+    }
+    /// draft, active or error.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn status_error(&self) -> &str {
+        &self.0.status_error
+    }
+    /// `manual` or a cron expression.
+    async fn refresh(&self) -> &str {
+        &self.0.refresh
+    }
+    async fn version(&self) -> i32 {
+        self.0.version
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn last_computed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_computed_at
+    }
+
+    /// Computed values, one per entity of the parent model, ordered by entity id.
+    async fn values(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<TraitValue>> {
+        let (engine, p) = scope(ctx)?;
+        let first = first.map(|n| n.max(0) as u64);
+        let page = engine
+            .trait_values(p, self.0.id, first, after)
+            .await
+            .gql()?;
+        let mut conn = Conn::new(page.has_previous_page, page.has_next_page);
+        for v in page.items {
+            conn.edges.push(Edge::new(
+                v.entity_id.clone(),
+                TraitValue {
+                    entity_id: v.entity_id,
+                    value: Json(v.value),
+                    updated_at: v.updated_at,
+                },
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// Evaluation history, newest first.
+    async fn runs(&self, ctx: &Context<'_>) -> Result<Vec<TraitRun>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .trait_runs(p, self.0.id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(TraitRun::from)
+            .collect())
+    }
+
+    /// Earlier definitions, newest first: who changed what, and when.
+    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<TraitVersion>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .trait_versions(p, self.0.id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(TraitVersion::from)
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TraitValue {
+    pub entity_id: String,
+    pub value: Json<serde_json::Value>,
+    /// When this entity's value last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+pub struct TraitRun {
+    pub id: ID,
+    pub trait_id: ID,
+    /// queued, running, succeeded or failed.
+    pub status: String,
+    /// manual, dependency, schedule or definition.
+    pub trigger: String,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub rows_computed: Option<i64>,
+    pub rows_changed: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl From<trait_runs::Model> for TraitRun {
+    fn from(r: trait_runs::Model) -> Self {
+        TraitRun {
+            id: r.id.into(),
+            trait_id: r.trait_id.into(),
+            status: r.status,
+            trigger: r.trigger,
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+            rows_computed: r.rows_computed,
+            rows_changed: r.rows_changed,
+            error: r.error,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct TraitVersion {
+    /// The version this definition had before the change.
+    pub version: i32,
+    pub definition: Json<serde_json::Value>,
+    pub changed_fields: Json<serde_json::Value>,
+    /// Account (or key) that made the change.
+    pub changed_by: Option<ID>,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl From<trait_versions::Model> for TraitVersion {
+    fn from(v: trait_versions::Model) -> Self {
+        TraitVersion {
+            version: v.version,
+            definition: Json(v.definition),
+            changed_fields: Json(v.changed_fields),
+            changed_by: v.changed_by.map(Into::into),
+            changed_at: v.changed_at,
+        }
+    }
+}
+
+/// A player's trait value.
+#[derive(SimpleObject)]
+pub struct PlayerTrait {
+    pub slug: String,
+    pub name: String,
+    pub value: Json<serde_json::Value>,
+    /// When the trait was last computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+pub struct Player {
+    user_id: String,
+}
+
+#[Object]
+impl Player {
+    async fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    /// Every trait of the players model that has a value for this player.
+    async fn traits(&self, ctx: &Context<'_>) -> Result<Vec<PlayerTrait>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .player_traits(p, &self.user_id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|(t, v)| PlayerTrait {
+                slug: t.slug,
+                name: t.name,
+                value: Json(v.value),
+                computed_at: t.last_computed_at,
+            })
+            .collect())
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateTraitInput {
+    pub name: String,
+    pub description: Option<String>,
+    pub parent_model_id: ID,
+    pub trait_type: String,
+    pub config: Json<serde_json::Value>,
+    pub result_type: String,
+    /// draft or active (default).
+    pub status: Option<String>,
+    pub refresh: Option<String>,
+}
+
+/// Only the fields given change.
+#[derive(InputObject)]
+pub struct UpdateTraitInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub parent_model_id: Option<ID>,
+    pub trait_type: Option<String>,
+    pub config: Option<Json<serde_json::Value>>,
+    pub result_type: Option<String>,
+    pub status: Option<String>,
+    pub refresh: Option<String>,
+}
+
+#[Object]
+impl TraitQuery {
+    /// Traits of the workspace, optionally of one parent model.
+    async fn traits(&self, ctx: &Context<'_>, parent_model_id: Option<ID>) -> Result<Vec<Trait>> {
+        let (engine, p) = scope(ctx)?;
+        let parent = parent_model_id
+            .map(|id| parse_id("parentModelId", &id))
+            .transpose()
+            .gql()?;
+        Ok(engine
+            .list_traits(p, parent)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Trait)
+            .collect())
+    }
+
+    #[graphql(name = "trait")]
+    async fn trait_(&self, ctx: &Context<'_>, id: ID) -> Result<Trait> {
+        let (engine, p) = scope(ctx)?;
+        Ok(Trait(
+            engine
+                .get_trait(p, parse_id("id", &id).gql()?)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// A player of the players model, by user id.
+    async fn player(&self, ctx: &Context<'_>, user_id: String) -> Result<Player> {
+        let (_, p) = scope(ctx)?;
+        p.require(engine::auth::Permission::Read).gql()?;
+        Ok(Player { user_id })
+    }
+}
+
+#[Object]
+impl TraitMutation {
+    async fn create_trait(&self, ctx: &Context<'_>, input: CreateTraitInput) -> Result<Trait> {
+        let (engine, p) = scope(ctx)?;
+        let input = TraitInput {
+            name: Some(input.name),
+            description: input.description,
+            parent_model_id: Some(parse_id("parentModelId", &input.parent_model_id).gql()?),
+            trait_type: Some(input.trait_type),
+            config: Some(input.config.0),
+            result_type: Some(input.result_type),
+            status: input.status,
+            refresh: input.refresh,
+        };
+        Ok(Trait(engine.create_trait(p, input).await.gql()?))
+    }
+
+    async fn update_trait(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTraitInput,
+    ) -> Result<Trait> {
+        let (engine, p) = scope(ctx)?;
+        let input = TraitInput {
+            name: input.name,
+            description: input.description,
+            parent_model_id: input
+                .parent_model_id
+                .map(|m| parse_id("parentModelId", &m))
+                .transpose()
+                .gql()?,
+            trait_type: input.trait_type,
+            config: input.config.map(|c| c.0),
+            result_type: input.result_type,
+            status: input.status,
+            refresh: input.refresh,
+        };
+        Ok(Trait(
+            engine
+                .update_trait(p, parse_id("id", &id).gql()?, input)
+                .await
+                .gql()?,
+        ))
+    }
+
+    /// Deletes a trait; refused (conflict) while other traits read it.
+    async fn delete_trait(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (engine, p) = scope(ctx)?;
+        engine
+            .delete_trait(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Queues an evaluation; poll the returned run.
+    async fn trigger_trait(&self, ctx: &Context<'_>, id: ID) -> Result<TraitRun> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .trigger_trait(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?
+            .into())
+    }
+}

@@ -1,0 +1,309 @@
+//! The traits API (`/api/v1/workspaces/{id}/…`), wire-compatible with
+//! `traits-api-reference.md`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use engine::{
+    Engine, Error,
+    entity::{trait_runs, traits},
+    traits::TraitInput,
+};
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{path_uuid, workspace_scope};
+use crate::errors::rest_error;
+
+pub struct TraitsApi;
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The trait object of the reference.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TraitObject {
+    id: String,
+    workspace_id: String,
+    parent_model_id: String,
+    name: String,
+    slug: String,
+    description: String,
+    trait_type: String,
+    config: Value,
+    result_type: String,
+    status: String,
+    status_error: String,
+    /// `manual` or a cron expression (beyond the reference).
+    refresh: String,
+    created_by: Option<String>,
+    created_at: String,
+    updated_at: String,
+    last_computed_at: Option<String>,
+}
+
+impl From<traits::Model> for TraitObject {
+    fn from(t: traits::Model) -> Self {
+        TraitObject {
+            id: t.id.to_string(),
+            workspace_id: t.workspace_id.to_string(),
+            parent_model_id: t.parent_model_id.to_string(),
+            name: t.name,
+            slug: t.slug,
+            description: t.description,
+            trait_type: t.trait_type,
+            config: t.config,
+            result_type: t.result_type,
+            status: t.status,
+            status_error: t.status_error,
+            refresh: t.refresh,
+            created_by: t.created_by.map(|u| u.to_string()),
+            created_at: iso(t.created_at),
+            updated_at: iso(t.updated_at),
+            last_computed_at: t.last_computed_at.map(iso),
+        }
+    }
+}
+
+/// A trait run: `queued` → `running` → `succeeded` | `failed`.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TraitRunObject {
+    id: String,
+    workspace_id: String,
+    trait_id: String,
+    status: String,
+    trigger: String,
+    created_at: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    duration_ms: Option<i64>,
+    rows_computed: Option<i64>,
+    rows_changed: Option<i64>,
+    error: Option<String>,
+}
+
+impl From<trait_runs::Model> for TraitRunObject {
+    fn from(r: trait_runs::Model) -> Self {
+        TraitRunObject {
+            id: r.id.to_string(),
+            workspace_id: r.workspace_id.to_string(),
+            trait_id: r.trait_id.to_string(),
+            status: r.status,
+            trigger: r.trigger,
+            created_at: iso(r.queued_at),
+            started_at: r.started_at.map(iso),
+            finished_at: r.finished_at.map(iso),
+            duration_ms: r.duration_ms,
+            rows_computed: r.rows_computed,
+            rows_changed: r.rows_changed,
+            error: r.error,
+        }
+    }
+}
+
+/// Create: all of name, parent_model_id, trait_type, config, result_type.
+/// Update: only the fields sent change.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TraitBody {
+    name: Option<String>,
+    description: Option<String>,
+    parent_model_id: Option<String>,
+    trait_type: Option<String>,
+    config: Option<Value>,
+    result_type: Option<String>,
+    /// `draft` or `active` (default).
+    status: Option<String>,
+    refresh: Option<String>,
+}
+
+impl TraitBody {
+    fn into_input(self) -> Result<TraitInput, Error> {
+        let parent_model_id = self
+            .parent_model_id
+            .map(|s| {
+                Uuid::parse_str(&s)
+                    .map_err(|_| Error::invalid("parent_model_id", format!("'{s}' is not a UUID")))
+            })
+            .transpose()?;
+        Ok(TraitInput {
+            name: self.name,
+            description: self.description,
+            parent_model_id,
+            trait_type: self.trait_type,
+            config: self.config,
+            result_type: self.result_type,
+            status: self.status,
+            refresh: self.refresh,
+        })
+    }
+}
+
+#[derive(Object)]
+pub struct Deleted {
+    status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedTrait {
+    #[oai(status = 201)]
+    Created(Json<TraitObject>),
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedRun {
+    #[oai(status = 201)]
+    Created(Json<TraitRunObject>),
+}
+
+#[OpenApi(tag = "ApiTags::Traits")]
+impl TraitsApi {
+    /// List all traits in the workspace.
+    #[oai(path = "/api/v1/workspaces/:id/traits", method = "get")]
+    async fn list(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+    ) -> poem::Result<Json<Vec<TraitObject>>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let list = engine.list_traits(&p, None).await.map_err(rest_error)?;
+        Ok(Json(list.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a trait.
+    #[oai(path = "/api/v1/workspaces/:id/traits", method = "post")]
+    async fn create(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        body: Json<TraitBody>,
+    ) -> poem::Result<CreatedTrait> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let input = body.0.into_input().map_err(rest_error)?;
+        let t = engine.create_trait(&p, input).await.map_err(rest_error)?;
+        Ok(CreatedTrait::Created(Json(t.into())))
+    }
+
+    /// Get a trait.
+    #[oai(path = "/api/v1/workspaces/:id/traits/:trait_id", method = "get")]
+    async fn get(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        trait_id: Path<String>,
+    ) -> poem::Result<Json<TraitObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let t = engine
+            .get_trait(&p, path_uuid(&trait_id, "trait")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(t.into()))
+    }
+
+    /// Update a trait: only the fields sent change.
+    #[oai(path = "/api/v1/workspaces/:id/traits/:trait_id", method = "put")]
+    async fn update(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        trait_id: Path<String>,
+        body: Json<TraitBody>,
+    ) -> poem::Result<Json<TraitObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let input = body.0.into_input().map_err(rest_error)?;
+        let t = engine
+            .update_trait(&p, path_uuid(&trait_id, "trait")?, input)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(t.into()))
+    }
+
+    /// Delete a trait (refused with 409 while other traits or segments use it).
+    #[oai(path = "/api/v1/workspaces/:id/traits/:trait_id", method = "delete")]
+    async fn delete(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        trait_id: Path<String>,
+    ) -> poem::Result<Json<Deleted>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        engine
+            .delete_trait(&p, path_uuid(&trait_id, "trait")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(Deleted {
+            status: "deleted".into(),
+        }))
+    }
+
+    /// List traits attached to one parent model.
+    #[oai(
+        path = "/api/v1/workspaces/:id/models/:model_id/traits",
+        method = "get"
+    )]
+    async fn list_by_model(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        model_id: Path<String>,
+    ) -> poem::Result<Json<Vec<TraitObject>>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let list = engine
+            .list_traits(&p, Some(path_uuid(&model_id, "model")?))
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(list.into_iter().map(Into::into).collect()))
+    }
+
+    /// Trigger an evaluation; returns the queued run.
+    #[oai(
+        path = "/api/v1/workspaces/:id/traits/:trait_id/trigger",
+        method = "post"
+    )]
+    async fn trigger(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        trait_id: Path<String>,
+    ) -> poem::Result<CreatedRun> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let run = engine
+            .trigger_trait(&p, path_uuid(&trait_id, "trait")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(CreatedRun::Created(Json(run.into())))
+    }
+
+    /// The trait's evaluation history, newest first.
+    #[oai(path = "/api/v1/workspaces/:id/traits/:trait_id/runs", method = "get")]
+    async fn runs(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        trait_id: Path<String>,
+    ) -> poem::Result<Json<Vec<TraitRunObject>>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let runs = engine
+            .trait_runs(&p, path_uuid(&trait_id, "trait")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(runs.into_iter().map(Into::into).collect()))
+    }
+}
+
+#[derive(poem_openapi::Tags)]
+pub enum ApiTags {
+    /// Traits: computed per-entity properties.
+    Traits,
+}

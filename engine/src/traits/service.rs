@@ -1,0 +1,695 @@
+//! Trait definitions: create, read, update (with history), delete (refused
+//! while others depend on it), and their values.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use entity::{
+    model_columns, models, relationships, trait_dependencies, trait_values, trait_versions, traits,
+};
+
+use super::definition::{
+    self, Catalog, ModelInfo, Plan, RelationshipInfo, ResultType, TraitRef, TraitStatus, TraitType,
+};
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    catalog::{DataType, ModelKind},
+    pagination::{Page, PageRequest},
+    slug::slugify,
+};
+
+/// Fields of a create or a partial update; `None` means "not sent".
+#[derive(Clone, Debug, Default)]
+pub struct TraitInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub parent_model_id: Option<Uuid>,
+    pub trait_type: Option<String>,
+    pub config: Option<Value>,
+    pub result_type: Option<String>,
+    /// `draft` or `active`.
+    pub status: Option<String>,
+    /// `manual` or a cron expression.
+    pub refresh: Option<String>,
+}
+
+/// One entity's value, as JSON of the trait's result type.
+#[derive(Clone, Debug)]
+pub struct TraitValue {
+    pub entity_id: String,
+    pub value: Value,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+pub(crate) fn value_json(result_type: ResultType, v: &trait_values::Model) -> Value {
+    match result_type {
+        ResultType::Number => v.value_number.map_or(Value::Null, |n| json!(n)),
+        ResultType::Text => v.value_text.clone().map_or(Value::Null, Value::String),
+        ResultType::Boolean => v.value_boolean.map_or(Value::Null, Value::Bool),
+        ResultType::Timestamp => v
+            .value_timestamp
+            .map_or(Value::Null, |t| json!(t.to_rfc3339())),
+        ResultType::Array => v.value_json.clone().unwrap_or(Value::Null),
+    }
+}
+
+pub(crate) fn result_type_of(t: &traits::Model) -> Result<ResultType> {
+    ResultType::parse(&t.result_type)
+        .ok_or_else(|| Error::internal(format!("stored result type '{}'", t.result_type)))
+}
+
+/// The definition as stored in history (and compared to find changed fields).
+fn definition_json(t: &traits::Model) -> Value {
+    json!({
+        "name": t.name,
+        "description": t.description,
+        "parent_model_id": t.parent_model_id,
+        "trait_type": t.trait_type,
+        "config": t.config,
+        "result_type": t.result_type,
+        "status": t.status,
+        "refresh": t.refresh,
+    })
+}
+
+fn parse_enum<T>(
+    field: &str,
+    value: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: String,
+) -> Result<T> {
+    parse(value)
+        .ok_or_else(|| Error::invalid(field, format!("'{value}' is not one of: {expected}")))
+}
+
+/// `manual`, or a 5- or 6-field cron expression (a seconds field is added to 5-field ones).
+pub fn parse_refresh(text: &str) -> Result<Option<cron::Schedule>> {
+    let text = text.trim();
+    if text == "manual" {
+        return Ok(None);
+    }
+    let fields = text.split_whitespace().count();
+    let six = match fields {
+        5 => format!("0 {text}"),
+        6 | 7 => text.to_owned(),
+        _ => {
+            return Err(Error::invalid(
+                "refresh",
+                "must be `manual` or a cron expression like `0 * * * *`",
+            ));
+        }
+    };
+    six.parse::<cron::Schedule>()
+        .map(Some)
+        .map_err(|e| Error::invalid("refresh", format!("invalid cron expression: {e}")))
+}
+
+impl Engine {
+    pub(crate) async fn load_catalog(
+        &self,
+        db: &impl ConnectionTrait,
+        workspace_id: Uuid,
+    ) -> Result<Catalog> {
+        let mut columns: HashMap<Uuid, HashMap<String, DataType>> = HashMap::new();
+        for c in model_columns::Entity::find()
+            .filter(model_columns::Column::WorkspaceId.eq(workspace_id))
+            .all(db)
+            .await?
+        {
+            let dt = DataType::parse(&c.data_type)
+                .ok_or_else(|| Error::internal(format!("data type '{}'", c.data_type)))?;
+            columns.entry(c.model_id).or_default().insert(c.name, dt);
+        }
+        let mut models_by_id = HashMap::new();
+        for m in models::Entity::find()
+            .filter(models::Column::WorkspaceId.eq(workspace_id))
+            .all(db)
+            .await?
+        {
+            let kind = ModelKind::parse(&m.kind)
+                .ok_or_else(|| Error::internal(format!("model kind '{}'", m.kind)))?;
+            models_by_id.insert(
+                m.id,
+                ModelInfo {
+                    id: m.id,
+                    slug: m.slug,
+                    kind,
+                    table: m.table_name,
+                    primary_key: m.primary_key,
+                    timestamp_column: m.timestamp_column,
+                    columns: columns.remove(&m.id).unwrap_or_default(),
+                },
+            );
+        }
+        let relationships = relationships::Entity::find()
+            .filter(relationships::Column::WorkspaceId.eq(workspace_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.id,
+                    RelationshipInfo {
+                        from_model_id: r.from_model_id,
+                        to_model_id: r.to_model_id,
+                        from_column: r.from_column,
+                        to_column: r.to_column,
+                    },
+                )
+            })
+            .collect();
+        Ok(Catalog {
+            models: models_by_id,
+            relationships,
+        })
+    }
+
+    /// Traits of one parent model as expressions see them.
+    async fn siblings(
+        &self,
+        db: &impl ConnectionTrait,
+        workspace_id: Uuid,
+        parent: Uuid,
+    ) -> Result<Vec<(traits::Model, TraitRef)>> {
+        traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(workspace_id))
+            .filter(traits::Column::ParentModelId.eq(parent))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let r = TraitRef {
+                    id: t.id,
+                    slug: t.slug.clone(),
+                    result_type: result_type_of(&t)?,
+                };
+                Ok((t, r))
+            })
+            .collect()
+    }
+
+    /// Validates a stored (or about-to-be-stored) trait into a plan.
+    pub(crate) async fn plan_trait(
+        &self,
+        db: &impl ConnectionTrait,
+        t: &traits::Model,
+    ) -> Result<Plan> {
+        let catalog = self.load_catalog(db, t.workspace_id).await?;
+        let siblings: Vec<TraitRef> = self
+            .siblings(db, t.workspace_id, t.parent_model_id)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let trait_type =
+            TraitType::parse(&t.trait_type).ok_or_else(|| Error::internal("stored trait type"))?;
+        definition::plan(
+            &catalog,
+            t.parent_model_id,
+            trait_type,
+            &t.config,
+            result_type_of(t)?,
+            &siblings,
+        )
+    }
+
+    async fn find_trait(
+        &self,
+        db: &impl ConnectionTrait,
+        p: &Principal,
+        id: Uuid,
+    ) -> Result<traits::Model> {
+        traits::Entity::find_by_id(id)
+            .filter(traits::Column::WorkspaceId.eq(p.workspace_id))
+            .one(db)
+            .await?
+            .ok_or(Error::NotFound { what: "trait" })
+    }
+
+    pub async fn get_trait(&self, p: &Principal, id: Uuid) -> Result<traits::Model> {
+        p.require(Permission::Read)?;
+        self.find_trait(&self.db, p, id).await
+    }
+
+    /// Traits of the workspace (or of one parent model), oldest first.
+    pub async fn list_traits(
+        &self,
+        p: &Principal,
+        parent_model_id: Option<Uuid>,
+    ) -> Result<Vec<traits::Model>> {
+        p.require(Permission::Read)?;
+        let mut q = traits::Entity::find().filter(traits::Column::WorkspaceId.eq(p.workspace_id));
+        if let Some(m) = parent_model_id {
+            self.model(p, crate::models::ModelRef::Id(m)).await?;
+            q = q.filter(traits::Column::ParentModelId.eq(m));
+        }
+        Ok(q.order_by_asc(traits::Column::Id).all(&self.db).await?)
+    }
+
+    pub async fn create_trait(&self, p: &Principal, input: TraitInput) -> Result<traits::Model> {
+        p.require(Permission::Write)?;
+        let required =
+            |v: Option<String>, field: &str| v.ok_or_else(|| Error::invalid(field, "is required"));
+        let name = required(input.name.clone(), "name")?.trim().to_owned();
+        let slug = slugify(&name);
+        if slug.is_empty() || name.len() > 200 {
+            return Err(Error::invalid(
+                "name",
+                "must be 1 to 200 characters with at least one letter or digit",
+            ));
+        }
+        let parent_model_id = input
+            .parent_model_id
+            .ok_or_else(|| Error::invalid("parent_model_id", "is required"))?;
+        let trait_type = required(input.trait_type.clone(), "trait_type")?;
+        parse_enum(
+            "trait_type",
+            &trait_type,
+            TraitType::parse,
+            TraitType::expected(),
+        )?;
+        let config = input
+            .config
+            .clone()
+            .ok_or_else(|| Error::invalid("config", "is required"))?;
+        let result_type = required(input.result_type.clone(), "result_type")?;
+        parse_enum(
+            "result_type",
+            &result_type,
+            ResultType::parse,
+            ResultType::expected(),
+        )?;
+        let status = creatable_status(input.status.as_deref())?;
+        let refresh = input.refresh.clone().unwrap_or_else(|| "manual".into());
+        parse_refresh(&refresh)?;
+        let now = Utc::now();
+        let model = traits::Model {
+            id: Uuid::now_v7(),
+            workspace_id: p.workspace_id,
+            parent_model_id,
+            name,
+            slug,
+            description: input.description.clone().unwrap_or_default(),
+            trait_type,
+            config,
+            result_type,
+            status: status.as_str().into(),
+            status_error: String::new(),
+            refresh,
+            version: 1,
+            created_by: Some(p.account_id.unwrap_or(p.key_id)),
+            created_at: now,
+            updated_at: now,
+            last_computed_at: None,
+        };
+        let created = crate::db::write_tx(&self.db, |tx| {
+            let engine = self.clone();
+            Box::pin(async move {
+                let plan = engine.plan_trait(tx, &model).await?;
+                ensure_unique_slug(tx, &model).await?;
+                let created = traits::ActiveModel::from(model).insert(tx).await?;
+                write_dependencies(tx, &created, &plan).await?;
+                Ok(created)
+            })
+        })
+        .await?;
+        if created.status == TraitStatus::Active.as_str() {
+            self.queue_run(&created, super::runs::Trigger::Definition, Some(p))
+                .await?;
+        }
+        Ok(created)
+    }
+
+    pub async fn update_trait(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        input: TraitInput,
+    ) -> Result<traits::Model> {
+        p.require(Permission::Write)?;
+        let principal = p.clone();
+        let updated = crate::db::write_tx(&self.db, |tx| {
+            let engine = self.clone();
+            Box::pin(async move {
+                let before = engine.find_trait(tx, &principal, id).await?;
+                let mut after = before.clone();
+                if let Some(name) = input.name {
+                    let name = name.trim().to_owned();
+                    if slugify(&name).is_empty() || name.len() > 200 {
+                        return Err(Error::invalid(
+                            "name",
+                            "must be 1 to 200 characters with at least one letter or digit",
+                        ));
+                    }
+                    // The slug stays: formulas and segments refer to it.
+                    after.name = name;
+                }
+                if let Some(d) = input.description {
+                    after.description = d;
+                }
+                if let Some(m) = input.parent_model_id {
+                    after.parent_model_id = m;
+                }
+                if let Some(t) = input.trait_type {
+                    parse_enum("trait_type", &t, TraitType::parse, TraitType::expected())?;
+                    after.trait_type = t;
+                }
+                if let Some(c) = input.config {
+                    after.config = c;
+                }
+                if let Some(r) = input.result_type {
+                    parse_enum("result_type", &r, ResultType::parse, ResultType::expected())?;
+                    after.result_type = r;
+                }
+                if let Some(s) = input.status {
+                    after.status = creatable_status(Some(&s))?.as_str().into();
+                }
+                if let Some(r) = input.refresh {
+                    parse_refresh(&r)?;
+                    after.refresh = r;
+                }
+                let old = definition_json(&before);
+                let new = definition_json(&after);
+                let changed: Vec<&String> = new
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, v)| old.get(k.as_str()) != Some(v))
+                    .map(|(k, _)| k)
+                    .collect();
+                if changed.is_empty() {
+                    return Ok((before, false));
+                }
+                let plan = engine.plan_trait(tx, &after).await?;
+                if after.parent_model_id != before.parent_model_id {
+                    ensure_unique_slug(tx, &after).await?;
+                }
+                ensure_acyclic(tx, &after, &plan).await?;
+                let computation_changed = changed.iter().any(|f| {
+                    ["parent_model_id", "trait_type", "config", "result_type"].contains(&f.as_str())
+                });
+                trait_versions::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    workspace_id: Set(before.workspace_id),
+                    trait_id: Set(before.id),
+                    version: Set(before.version),
+                    definition: Set(old),
+                    changed_fields: Set(json!(changed)),
+                    changed_by: Set(Some(principal.account_id.unwrap_or(principal.key_id))),
+                    changed_at: Set(Utc::now()),
+                }
+                .insert(tx)
+                .await?;
+                if computation_changed {
+                    // Values of the old definition would be wrong under the new one.
+                    trait_values::Entity::delete_many()
+                        .filter(trait_values::Column::WorkspaceId.eq(before.workspace_id))
+                        .filter(trait_values::Column::TraitId.eq(before.id))
+                        .exec(tx)
+                        .await?;
+                    after.last_computed_at = None;
+                }
+                after.version = before.version + 1;
+                after.updated_at = Utc::now();
+                let mut active = traits::ActiveModel::from(after);
+                for c in [
+                    traits::Column::Name,
+                    traits::Column::Description,
+                    traits::Column::ParentModelId,
+                    traits::Column::TraitType,
+                    traits::Column::Config,
+                    traits::Column::ResultType,
+                    traits::Column::Status,
+                    traits::Column::Refresh,
+                    traits::Column::Version,
+                    traits::Column::UpdatedAt,
+                    traits::Column::LastComputedAt,
+                ] {
+                    active.reset(c);
+                }
+                let saved = active.update(tx).await?;
+                write_dependencies(tx, &saved, &plan).await?;
+                Ok((saved, computation_changed))
+            })
+        })
+        .await?;
+        let (saved, recompute) = updated;
+        if recompute && saved.status == TraitStatus::Active.as_str() {
+            self.queue_run(&saved, super::runs::Trigger::Definition, Some(p))
+                .await?;
+        }
+        Ok(saved)
+    }
+
+    /// Deletes a trait with its values, runs and history; refused while
+    /// another trait reads it.
+    pub async fn delete_trait(&self, p: &Principal, id: Uuid) -> Result<()> {
+        p.require(Permission::Write)?;
+        let t = self.find_trait(&self.db, p, id).await?;
+        let dependents: Vec<Uuid> = trait_dependencies::Entity::find()
+            .filter(trait_dependencies::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_dependencies::Column::DependsOnId.eq(id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|d| d.trait_id)
+            .collect();
+        if !dependents.is_empty() {
+            let mut slugs: Vec<String> = traits::Entity::find()
+                .filter(traits::Column::Id.is_in(dependents))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|t| t.slug)
+                .collect();
+            slugs.sort();
+            return Err(Error::Conflict(format!(
+                "trait `{}` is used by {}: {}",
+                t.slug,
+                if slugs.len() == 1 { "trait" } else { "traits" },
+                slugs.join(", ")
+            )));
+        }
+        traits::Entity::delete_by_id(id).exec(&self.db).await?;
+        Ok(())
+    }
+
+    pub async fn trait_versions(
+        &self,
+        p: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<trait_versions::Model>> {
+        p.require(Permission::Read)?;
+        self.find_trait(&self.db, p, id).await?;
+        Ok(trait_versions::Entity::find()
+            .filter(trait_versions::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_versions::Column::TraitId.eq(id))
+            .order_by_desc(trait_versions::Column::Version)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// One trait's values, paged by entity id.
+    pub async fn trait_values(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<Page<TraitValue>> {
+        p.require(Permission::Read)?;
+        let t = self.find_trait(&self.db, p, id).await?;
+        let rt = result_type_of(&t)?;
+        let limit = PageRequest { first, after: None }.limit()?;
+        let mut q = trait_values::Entity::find()
+            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_values::Column::TraitId.eq(id))
+            .order_by_asc(trait_values::Column::EntityId);
+        if let Some(a) = &after {
+            q = q.filter(trait_values::Column::EntityId.gt(a.clone()));
+        }
+        let mut rows = sea_orm::QuerySelect::limit(q, limit + 1)
+            .all(&self.db)
+            .await?;
+        let has_next_page = rows.len() as u64 > limit;
+        rows.truncate(limit as usize);
+        Ok(Page {
+            items: rows
+                .iter()
+                .map(|v| TraitValue {
+                    entity_id: v.entity_id.clone(),
+                    value: value_json(rt, v),
+                    updated_at: v.updated_at,
+                })
+                .collect(),
+            has_next_page,
+            has_previous_page: after.is_some(),
+        })
+    }
+
+    /// Every trait value of one entity of the players model.
+    pub async fn player_traits(
+        &self,
+        p: &Principal,
+        user_id: &str,
+    ) -> Result<Vec<(traits::Model, TraitValue)>> {
+        p.require(Permission::Read)?;
+        let values = trait_values::Entity::find()
+            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_values::Column::EntityId.eq(user_id))
+            .all(&self.db)
+            .await?;
+        let players = self
+            .model(p, crate::models::ModelRef::Slug("players"))
+            .await?
+            .model
+            .id;
+        let defs: HashMap<Uuid, traits::Model> = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(traits::Column::ParentModelId.eq(players))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let mut out = Vec::new();
+        for v in values {
+            if let Some(t) = defs.get(&v.trait_id) {
+                let rt = result_type_of(t)?;
+                out.push((
+                    t.clone(),
+                    TraitValue {
+                        entity_id: v.entity_id.clone(),
+                        value: value_json(rt, &v),
+                        updated_at: v.updated_at,
+                    },
+                ));
+            }
+        }
+        out.sort_by(|a, b| a.0.slug.cmp(&b.0.slug));
+        Ok(out)
+    }
+}
+
+fn creatable_status(s: Option<&str>) -> Result<TraitStatus> {
+    match s {
+        None | Some("active") => Ok(TraitStatus::Active),
+        Some("draft") => Ok(TraitStatus::Draft),
+        Some(other) => Err(Error::invalid(
+            "status",
+            format!("'{other}' cannot be set: use draft or active"),
+        )),
+    }
+}
+
+async fn ensure_unique_slug(db: &impl ConnectionTrait, t: &traits::Model) -> Result<()> {
+    let clash = traits::Entity::find()
+        .filter(traits::Column::WorkspaceId.eq(t.workspace_id))
+        .filter(traits::Column::ParentModelId.eq(t.parent_model_id))
+        .filter(traits::Column::Slug.eq(&t.slug))
+        .filter(traits::Column::Id.ne(t.id))
+        .one(db)
+        .await?;
+    match clash {
+        Some(_) => Err(Error::Conflict(format!(
+            "a trait with slug `{}` already exists on this model",
+            t.slug
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn write_dependencies(
+    db: &impl ConnectionTrait,
+    t: &traits::Model,
+    plan: &Plan,
+) -> Result<()> {
+    trait_dependencies::Entity::delete_many()
+        .filter(trait_dependencies::Column::WorkspaceId.eq(t.workspace_id))
+        .filter(trait_dependencies::Column::TraitId.eq(t.id))
+        .exec(db)
+        .await?;
+    let deps: HashSet<Uuid> = plan.dependencies().into_iter().collect();
+    if !deps.is_empty() {
+        trait_dependencies::Entity::insert_many(deps.into_iter().map(|d| {
+            trait_dependencies::ActiveModel {
+                workspace_id: Set(t.workspace_id),
+                trait_id: Set(t.id),
+                depends_on_id: Set(d),
+            }
+        }))
+        .exec(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Refuses a definition whose references lead back to itself, spelling out the cycle.
+async fn ensure_acyclic(db: &impl ConnectionTrait, t: &traits::Model, plan: &Plan) -> Result<()> {
+    let mut edges: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for e in trait_dependencies::Entity::find()
+        .filter(trait_dependencies::Column::WorkspaceId.eq(t.workspace_id))
+        .all(db)
+        .await?
+    {
+        if e.trait_id != t.id {
+            edges.entry(e.trait_id).or_default().push(e.depends_on_id);
+        }
+    }
+    edges.insert(t.id, plan.dependencies());
+    // Depth-first search from the trait for a path back to it.
+    fn find(
+        edges: &HashMap<Uuid, Vec<Uuid>>,
+        start: Uuid,
+        node: Uuid,
+        path: &mut Vec<Uuid>,
+        seen: &mut HashSet<Uuid>,
+    ) -> bool {
+        for &next in edges.get(&node).map(Vec::as_slice).unwrap_or_default() {
+            path.push(next);
+            if next == start || (seen.insert(next) && find(edges, start, next, path, seen)) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let mut path = vec![t.id];
+    if !find(&edges, t.id, t.id, &mut path, &mut HashSet::new()) {
+        return Ok(());
+    }
+    let slugs: HashMap<Uuid, String> = traits::Entity::find()
+        .filter(traits::Column::WorkspaceId.eq(t.workspace_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|x| (x.id, x.slug))
+        .collect();
+    let names: Vec<String> = path
+        .iter()
+        .map(|id| {
+            if *id == t.id {
+                t.slug.clone()
+            } else {
+                slugs.get(id).cloned().unwrap_or_default()
+            }
+        })
+        .collect();
+    let field = if t.trait_type == "sql" {
+        "config.sql_expression"
+    } else {
+        "config.expression"
+    };
+    Err(Error::invalid(
+        field,
+        format!("reference cycle: {}", names.join(" → ")),
+    ))
+}
