@@ -3,10 +3,12 @@
 mod auth;
 mod catalog;
 mod cli;
+mod fixtures;
 mod graphql_limits;
 mod jobs;
 mod keys;
 mod migrations;
 mod support;
 mod tenancy;
+mod trait_values;
 mod transport;

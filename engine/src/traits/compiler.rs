@@ -58,7 +58,7 @@ fn template(backend: DbBackend, text: &str, args: Vec<Expr>) -> Expr {
     let mut used = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '$' {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
             let mut digits = String::new();
             while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
                 digits.push(*d);
