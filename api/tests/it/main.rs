@@ -11,4 +11,5 @@ mod migrations;
 mod support;
 mod tenancy;
 mod trait_values;
+mod traits_api;
 mod transport;

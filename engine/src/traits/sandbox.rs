@@ -646,12 +646,20 @@ mod tests {
             (Flavor::Sql, "level /* hidden */ + 1", "comments"),
             (Flavor::Sql, "(SELECT count(*) FROM players)", "subqueries"),
             (Flavor::Sql, "EXISTS (SELECT 1 FROM api_keys)", "subqueries"),
-            (Flavor::Sql, "level IN (SELECT level FROM players)", "subqueries"),
+            (
+                Flavor::Sql,
+                "level IN (SELECT level FROM players)",
+                "subqueries",
+            ),
             (Flavor::Sql, "pg_sleep(10)", "pg_sleep"),
             (Flavor::Sql, "PG_SLEEP(10)", "PG_SLEEP"),
             (Flavor::Sql, "pg_read_file('/etc/passwd')", "pg_read_file"),
             (Flavor::Sql, "lo_import('/etc/passwd')", "lo_import"),
-            (Flavor::Sql, "current_setting('is_superuser')", "current_setting"),
+            (
+                Flavor::Sql,
+                "current_setting('is_superuser')",
+                "current_setting",
+            ),
             (Flavor::Sql, "version()", "version"),
             (Flavor::Sql, "load_extension('x')", "load_extension"),
             (Flavor::Sql, "randomblob(1000000000)", "randomblob"),
@@ -665,7 +673,11 @@ mod tests {
             (Flavor::Sql, "`level`", "level"),
             (Flavor::Sql, "count(*)", "count"),
             (Flavor::Sql, "sum(level)", "sum"),
-            (Flavor::Sql, "ROW_NUMBER() OVER (ORDER BY level)", "ROW_NUMBER"),
+            (
+                Flavor::Sql,
+                "ROW_NUMBER() OVER (ORDER BY level)",
+                "ROW_NUMBER",
+            ),
             (Flavor::Sql, "ABS(level) OVER ()", "window"),
             (Flavor::Sql, "COALESCE(DISTINCT level)", "DISTINCT"),
             (Flavor::Sql, "level::text", "::"),
@@ -690,21 +702,33 @@ mod tests {
             (Flavor::Formula, "{total_revenue} + level", "{slug}"),
             (Flavor::Formula, "{unknown_trait} + 1", "unknown_trait"),
             (Flavor::Formula, "{Total Revenue}", "not a trait reference"),
-            (Flavor::Formula, "{total_revenue\"; DROP TABLE x; --}", "not a trait reference"),
+            (
+                Flavor::Formula,
+                "{total_revenue\"; DROP TABLE x; --}",
+                "not a trait reference",
+            ),
             (Flavor::Formula, "{total_revenue", "unclosed"),
             (Flavor::Formula, "total_revenue}", "unbalanced"),
             (Flavor::Formula, "{}", "not a trait reference"),
-            (Flavor::Formula, "{total_revenue} + \"level\"", "not a trait"),
+            (
+                Flavor::Formula,
+                "{total_revenue} + \"level\"",
+                "not a trait",
+            ),
             (Flavor::Formula, "{total_revenue}; {total_purchases}", "`;`"),
         ];
         assert!(corpus.len() >= 40);
         let failures: Vec<String> = corpus
             .iter()
-            .filter_map(|(flavor, text, expect)| match parse(text, *flavor, &Players) {
-                Ok(node) => Some(format!("{text:?} was accepted as {node:?}")),
-                Err(e) if !e.contains(expect) => Some(format!("{text:?}: {e:?} does not mention {expect:?}")),
-                Err(_) => None,
-            })
+            .filter_map(
+                |(flavor, text, expect)| match parse(text, *flavor, &Players) {
+                    Ok(node) => Some(format!("{text:?} was accepted as {node:?}")),
+                    Err(e) if !e.contains(expect) => {
+                        Some(format!("{text:?}: {e:?} does not mention {expect:?}"))
+                    }
+                    Err(_) => None,
+                },
+            )
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         let long = format!("level{}", " + 1".repeat(MAX_EXPRESSION_LEN));
