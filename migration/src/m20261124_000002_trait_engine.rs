@@ -43,18 +43,10 @@ impl MigrationTrait for Migration {
                         .col("trait_id")
                         .col("entity_id"),
                 )
-                .foreign_key(&mut trait_fk("trait_values", "trait_id"))
-                .to_owned(),
-        )
-        .await?;
-        // Player profiles read all traits of one entity.
-        m.create_index(
-            Index::create()
-                .name("ix_trait_values_entity")
-                .table("trait_values")
-                .col("workspace_id")
-                .col("entity_id")
-                .if_not_exists()
+                // No foreign key and no second index: evaluation writes every
+                // entity's value, and a per-row FK check plus another index
+                // nearly doubled its cost. Deleting a trait removes its values;
+                // profile reads use this key with the model's trait ids.
                 .to_owned(),
         )
         .await?;

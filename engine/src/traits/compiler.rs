@@ -30,6 +30,8 @@ pub const VALUES_TABLE: &str = "trait_values";
 
 /// The statements of one evaluation, run in one transaction.
 pub struct Compiled {
+    /// Computes every entity's value and inserts it: for a trait with no stored values yet.
+    pub insert: InsertStatement,
     /// Computes every entity's value and writes the changed ones.
     pub upsert: InsertStatement,
     /// Removes values of entities that no longer exist.
@@ -483,8 +485,8 @@ pub fn compile(
         .and_where(col("p", "workspace_id").eq(workspace_id));
 
     let target = a(VALUES_TABLE);
-    let mut upsert = Query::insert();
-    upsert
+    let mut insert = Query::insert();
+    insert
         .into_table(target.clone())
         .columns([
             a("workspace_id"),
@@ -494,16 +496,17 @@ pub fn compile(
             a("updated_at"),
         ])
         .select_from(select)
-        .expect("column count matches")
-        .on_conflict(
-            OnConflict::columns([a("workspace_id"), a("trait_id"), a("entity_id")])
-                .update_columns([a(value_col), a("updated_at")])
-                .action_and_where(differs(
-                    col(VALUES_TABLE, value_col),
-                    Expr::col((a("excluded"), a(value_col))),
-                ))
-                .to_owned(),
-        );
+        .expect("column count matches");
+    let mut upsert = insert.clone();
+    upsert.on_conflict(
+        OnConflict::columns([a("workspace_id"), a("trait_id"), a("entity_id")])
+            .update_columns([a(value_col), a("updated_at")])
+            .action_and_where(differs(
+                col(VALUES_TABLE, value_col),
+                Expr::col((a("excluded"), a(value_col))),
+            ))
+            .to_owned(),
+    );
 
     let mut delete_stale = Query::delete();
     let mut exists = Query::select();
@@ -518,6 +521,7 @@ pub fn compile(
         .and_where(col(VALUES_TABLE, "trait_id").eq(trait_id))
         .and_where(Expr::exists(exists).not());
     Compiled {
+        insert,
         upsert,
         delete_stale,
     }

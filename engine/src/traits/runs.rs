@@ -194,13 +194,17 @@ impl Engine {
                     .filter(traits::Column::Id.eq(trait_id))
                     .exec(tx)
                     .await?;
+                let stored = trait_values::Entity::find()
+                    .filter(trait_values::Column::WorkspaceId.eq(workspace_id))
+                    .filter(trait_values::Column::TraitId.eq(trait_id));
+                if stored.clone().one(tx).await?.is_none() {
+                    // First computation: a plain insert, no conflict handling to pay for.
+                    let inserted = tx.execute(&compiled.insert).await?.rows_affected() as i64;
+                    return Ok((inserted, inserted));
+                }
                 let upserted = tx.execute(&compiled.upsert).await?.rows_affected();
                 let deleted = tx.execute(&compiled.delete_stale).await?.rows_affected();
-                let computed = trait_values::Entity::find()
-                    .filter(trait_values::Column::WorkspaceId.eq(workspace_id))
-                    .filter(trait_values::Column::TraitId.eq(trait_id))
-                    .count(tx)
-                    .await?;
+                let computed = stored.count(tx).await?;
                 Ok((computed as i64, (upserted + deleted) as i64))
             })
         })

@@ -478,8 +478,18 @@ impl Engine {
                 slugs.join(", ")
             )));
         }
-        traits::Entity::delete_by_id(id).exec(&self.db).await?;
-        Ok(())
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                trait_values::Entity::delete_many()
+                    .filter(trait_values::Column::WorkspaceId.eq(t.workspace_id))
+                    .filter(trait_values::Column::TraitId.eq(t.id))
+                    .exec(tx)
+                    .await?;
+                traits::Entity::delete_by_id(t.id).exec(tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn trait_versions(
@@ -542,11 +552,6 @@ impl Engine {
         user_id: &str,
     ) -> Result<Vec<(traits::Model, TraitValue)>> {
         p.require(Permission::Read)?;
-        let values = trait_values::Entity::find()
-            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(trait_values::Column::EntityId.eq(user_id))
-            .all(&self.db)
-            .await?;
         let players = self
             .model(p, crate::models::ModelRef::Slug("players"))
             .await?
@@ -560,6 +565,13 @@ impl Engine {
             .into_iter()
             .map(|t| (t.id, t))
             .collect();
+        // Primary-key lookups: (workspace, trait, entity) for each trait of the model.
+        let values = trait_values::Entity::find()
+            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_values::Column::TraitId.is_in(defs.keys().copied()))
+            .filter(trait_values::Column::EntityId.eq(user_id))
+            .all(&self.db)
+            .await?;
         let mut out = Vec::new();
         for v in values {
             if let Some(t) = defs.get(&v.trait_id) {
