@@ -4,6 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::*;
+use apalis_cron::{CronScheduler, Tick};
 use engine::{Engine, jobs::Job, queue::Queue};
 
 pub mod settings;
@@ -30,6 +31,22 @@ async fn handle(job: Job, state: Data<WorkerState>) -> Result<(), BoxDynError> {
         .map_err(Into::into)
 }
 
+/// Every minute: queue runs for traits whose `refresh` schedule fired in the
+/// minute before this tick. Duplicate ticks from several workers are absorbed
+/// by the engine (one scheduled run per trait and fire time).
+async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDynError> {
+    let now = chrono::DateTime::from_timestamp(tick.get_timestamp() as i64, 0)
+        .unwrap_or_else(chrono::Utc::now);
+    let queued = state
+        .engine
+        .queue_scheduled_refreshes(now - chrono::Duration::minutes(1), now)
+        .await?;
+    if queued > 0 {
+        tracing::info!(queued, "scheduled trait refreshes queued");
+    }
+    Ok(())
+}
+
 /// A name that tells operators which process ran a job.
 pub fn default_identity() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
@@ -53,7 +70,17 @@ pub async fn run(
         Ok(())
     };
     tracing::info!(%identity, concurrency, backend = engine.queue().backend_name(), "worker started");
-    let monitor = Monitor::new().shutdown_timeout(SHUTDOWN_GRACE);
+    let every_minute: cron::Schedule = "0 * * * * *".parse().expect("valid cron expression");
+    let cron_state = state.clone();
+    let cron_name = format!("traitforge-refresh-{identity}");
+    let monitor = Monitor::new()
+        .shutdown_timeout(SHUTDOWN_GRACE)
+        .register(move |_| {
+            WorkerBuilder::new(cron_name.clone())
+                .backend(CronScheduler::new(every_minute.clone()))
+                .data(cron_state.clone())
+                .build(refresh_tick)
+        });
     let monitor = match engine.queue().clone() {
         Queue::Sqlite(storage) => monitor.register(move |_| {
             WorkerBuilder::new(format!("traitforge-{identity}"))

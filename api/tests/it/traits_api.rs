@@ -653,3 +653,47 @@ async fn a_recomputed_trait_cascades_to_its_dependents_in_order() {
     assert!(finished[0] <= finished[1]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn refresh_schedules_queue_one_run_per_fire_time() {
+    let app = TestApp::spawn().await;
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    let (status, t) = app
+        .rest(
+            Method::POST,
+            "/traits",
+            Some(json!({ "name": "Hourly", "parent_model_id": ctx.players, "trait_type": "aggregation", "refresh": "0 * * * *",
+                "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "count" }, "result_type": "number" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    assert_eq!(t["refresh"], "0 * * * *");
+    app.drain().await;
+    // The last top of the hour: ticks come at or after the time they stand for.
+    let fire =
+        chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::hours(1)).unwrap();
+    let minute = chrono::Duration::minutes(1);
+    let refresh = |since, now| app.engine.queue_scheduled_refreshes(since, now);
+
+    // (fire - 1 min, fire] holds a fire time; two workers ticking queue one run.
+    assert_eq!(refresh(fire - minute, fire).await.unwrap(), 1);
+    assert_eq!(refresh(fire - minute, fire).await.unwrap(), 0);
+    // (fire, fire + 1 min] does not.
+    assert_eq!(refresh(fire, fire + minute).await.unwrap(), 0);
+    app.drain().await;
+    let (_, runs) = app
+        .rest(
+            Method::GET,
+            &format!("/traits/{}/runs", t["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(runs[0]["trigger"], "schedule");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        2,
+        "definition run + one scheduled run: {runs}"
+    );
+    app.stop().await;
+}

@@ -344,11 +344,18 @@ impl Engine {
             let Ok(Some(schedule)) = parse_refresh(&t.refresh) else {
                 continue;
             };
-            if schedule
-                .after(&since)
-                .next()
-                .is_some_and(|fire| fire <= now)
-            {
+            let Some(fire) = schedule.after(&since).next().filter(|fire| *fire <= now) else {
+                continue;
+            };
+            // Several workers tick at once: one scheduled run per trait and fire time.
+            let already = trait_runs::Entity::find()
+                .filter(trait_runs::Column::WorkspaceId.eq(t.workspace_id))
+                .filter(trait_runs::Column::TraitId.eq(t.id))
+                .filter(trait_runs::Column::Trigger.eq(Trigger::Schedule.as_str()))
+                .filter(trait_runs::Column::QueuedAt.gte(fire))
+                .one(&self.db)
+                .await?;
+            if already.is_none() {
                 self.queue_run(&t, Trigger::Schedule, None).await?;
                 queued += 1;
             }
