@@ -557,7 +557,12 @@ mod tests {
         out
     }
 
-    fn source(op: SourceOp, value: Option<ValueRef>, filters: Vec<FilterPlan>, window: Option<(String, u32)>) -> Plan {
+    fn source(
+        op: SourceOp,
+        value: Option<ValueRef>,
+        filters: Vec<FilterPlan>,
+        window: Option<(String, u32)>,
+    ) -> Plan {
         Plan {
             parent_table: "players".into(),
             parent_key: "user_id".into(),
@@ -586,11 +591,20 @@ mod tests {
             param_key: Some("damage".into()),
             cast: Some(DataType::Number),
         };
-        let name = ValueRef { column: "action_name".into(), data_type: DataType::Text, param_key: None, cast: None };
+        let name = ValueRef {
+            column: "action_name".into(),
+            data_type: DataType::Text,
+            param_key: None,
+            cast: None,
+        };
         let plan = source(
             SourceOp::Sum,
             Some(damage),
-            vec![FilterPlan { target: name, op: FilterOp::Eq, values: vec![Literal::Text("fight_won".into())] }],
+            vec![FilterPlan {
+                target: name,
+                op: FilterOp::Eq,
+                values: vec![Literal::Text("fight_won".into())],
+            }],
             Some(("timestamp".into(), 30)),
         );
         insta::assert_snapshot!(sql(&plan));
@@ -598,15 +612,33 @@ mod tests {
 
     #[test]
     fn list_of_distinct_values_capped() {
-        let name = ValueRef { column: "action_name".into(), data_type: DataType::Text, param_key: None, cast: None };
-        insta::assert_snapshot!(sql(&source(SourceOp::List { limit: 5 }, Some(name), vec![], None)));
+        let name = ValueRef {
+            column: "action_name".into(),
+            data_type: DataType::Text,
+            param_key: None,
+            cast: None,
+        };
+        insta::assert_snapshot!(sql(&source(
+            SourceOp::List { limit: 5 },
+            Some(name),
+            vec![],
+            None
+        )));
     }
 
     #[test]
     fn formula_over_other_traits() {
         let refs = vec![
-            TraitRef { id: Uuid::from_u128(1), slug: "total_revenue".into(), result_type: ResultType::Number },
-            TraitRef { id: Uuid::from_u128(2), slug: "total_purchases".into(), result_type: ResultType::Number },
+            TraitRef {
+                id: Uuid::from_u128(1),
+                slug: "total_revenue".into(),
+                result_type: ResultType::Number,
+            },
+            TraitRef {
+                id: Uuid::from_u128(2),
+                slug: "total_purchases".into(),
+                result_type: ResultType::Number,
+            },
         ];
         let scope = |slug: &str| refs.iter().any(|r| r.slug == slug);
         struct S<'a>(&'a dyn Fn(&str) -> bool);
