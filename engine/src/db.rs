@@ -51,22 +51,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redact_hides_passwords_only() {
-        assert_eq!(
-            super::redact("postgres://tf:s3cret@db:5432/tf"),
-            "postgres://tf:***@db:5432/tf"
-        );
-        assert_eq!(super::redact("postgres://tf@db/tf"), "postgres://tf@db/tf");
-        assert_eq!(
-            super::redact("sqlite://x.db?mode=rwc"),
-            "sqlite://x.db?mode=rwc"
-        );
-    }
-}
-
 /// Runs `f` in a read-write transaction, committing on `Ok`. On SQLite the
 /// write lock is taken up front (`BEGIN IMMEDIATE`): a deferred transaction
 /// that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT` when another
@@ -94,5 +78,21 @@ where
             tx.rollback().await?;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://tf:s3cret@db:5432/tf"),
+            "postgres://tf:***@db:5432/tf"
+        );
+        assert_eq!(super::redact("postgres://tf@db/tf"), "postgres://tf@db/tf");
+        assert_eq!(
+            super::redact("sqlite://x.db?mode=rwc"),
+            "sqlite://x.db?mode=rwc"
+        );
     }
 }

@@ -237,7 +237,7 @@ fn replace_references(text: &str) -> Result<String, String> {
         rest = &after[close + 1..];
     }
     out.push_str(rest);
-    if out.contains('"') && out.matches('"').count() % 2 != 0 {
+    if !out.matches('"').count().is_multiple_of(2) {
         return Err("unbalanced double quote".into());
     }
     Ok(out)
