@@ -32,6 +32,8 @@ pub enum Work {
     Diagnostic { message: String },
     /// Evaluates one trait run (and queues the dependency runs after it).
     EvaluateTrait { run_id: Uuid },
+    /// Evaluates runs of traits that share one scan of their source.
+    EvaluateTraits { run_ids: Vec<Uuid> },
 }
 
 impl Work {
@@ -39,6 +41,7 @@ impl Work {
         match self {
             Work::Diagnostic { .. } => "diagnostic",
             Work::EvaluateTrait { .. } => "evaluate_trait",
+            Work::EvaluateTraits { .. } => "evaluate_traits",
         }
     }
 }
@@ -182,6 +185,7 @@ impl Engine {
                 Ok(())
             }
             Work::EvaluateTrait { run_id } => self.execute_trait_run(*run_id).await,
+            Work::EvaluateTraits { run_ids } => self.execute_trait_runs(run_ids).await,
         };
         let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
         self.finish(record, failure.map_or(Ok(()), Err)).await?;

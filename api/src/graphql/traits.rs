@@ -142,7 +142,7 @@ pub struct TraitRun {
     pub trait_id: ID,
     /// queued, running, succeeded or failed.
     pub status: String,
-    /// manual, dependency, schedule or definition.
+    /// manual, dependency, schedule, definition or refresh.
     pub trigger: String,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -348,6 +348,24 @@ impl TraitMutation {
             .await
             .gql()?;
         Ok(true)
+    }
+
+    /// Re-evaluates every active trait of a parent model: traits reading the
+    /// same source are computed from one scan of it; dependents follow.
+    async fn refresh_traits(
+        &self,
+        ctx: &Context<'_>,
+        parent_model_id: ID,
+    ) -> Result<Vec<TraitRun>> {
+        let (engine, p) = scope(ctx)?;
+        let parent = parse_id("parentModelId", &parent_model_id).gql()?;
+        Ok(engine
+            .refresh_traits(p, parent)
+            .await
+            .gql()?
+            .into_iter()
+            .map(TraitRun::from)
+            .collect())
     }
 
     /// Queues an evaluation; poll the returned run.

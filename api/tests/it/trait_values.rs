@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::{fixtures, support::TestApp};
@@ -325,8 +326,47 @@ async fn every_trait_type_matches_values_computed_from_the_rows() {
     }
     app.drain().await;
 
+    check(&app, &fx, &ids).await;
+
+    // Again through `refreshTraits`, from empty: the traits reading purchases
+    // (and those reading actions) are computed from one scan of their source.
+    app.engine
+        .db()
+        .execute_unprepared("DELETE FROM trait_values")
+        .await
+        .unwrap();
+    let refreshed = app
+        .gql(
+            "mutation($p: ID!) { refreshTraits(parentModelId: $p) { traitId trigger } }",
+            json!({ "p": ctx.players }),
+        )
+        .await;
+    // Formulas and trait-reading SQL are left to the cascade.
+    assert_eq!(
+        refreshed["refreshTraits"].as_array().unwrap().len(),
+        17,
+        "{refreshed}"
+    );
+    app.drain().await;
+    let jobs = app
+        .gql("{ jobs(first: 500) { nodes { kind status } } }", json!({}))
+        .await;
+    let shared = jobs["jobs"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "evaluate_traits")
+        .count();
+    assert_eq!(
+        shared, 2,
+        "one shared scan of purchases, one of actions: {jobs}"
+    );
+    check(&app, &fx, &ids).await;
+    app.stop().await;
+}
+
+async fn check(app: &TestApp, fx: &fixtures::Fixture, ids: &HashMap<&str, String>) {
     let v = |slug: &str| {
-        let app = &app;
         let id = ids[slug].clone();
         async move { values(app, &id).await }
     };
@@ -482,5 +522,4 @@ async fn every_trait_type_matches_values_computed_from_the_rows() {
         };
         assert_eq!(g("whale"), whale, "whale {u}");
     }
-    app.stop().await;
 }

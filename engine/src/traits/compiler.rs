@@ -232,12 +232,18 @@ fn aggregate(
     rows
 }
 
-/// The value written for one parent row (alias `p`), given the aggregate (alias `a`).
-fn source_result(backend: DbBackend, p: &SourcePlan, result: ResultType) -> Expr {
-    let v = col("a", "v");
+/// The value written for one parent row (alias `p`), given its aggregate `v`
+/// and whether the entity had matching rows.
+fn source_result(
+    backend: DbBackend,
+    p: &SourcePlan,
+    result: ResultType,
+    v: Expr,
+    exists: Expr,
+) -> Expr {
     match p.op {
         SourceOp::Count => Func::coalesce([v, Expr::val(0i64)]).into(),
-        SourceOp::Exists => col("a", "k").is_not_null(),
+        SourceOp::Exists => exists,
         _ if result == ResultType::Timestamp && backend != DbBackend::Postgres => {
             // SQLite: dates ('YYYY-MM-DD') become midnight UTC in the stored timestamp format.
             template(
@@ -248,6 +254,75 @@ fn source_result(backend: DbBackend, p: &SourcePlan, result: ResultType) -> Expr
         }
         _ => v,
     }
+}
+
+/// Whether several source traits can share one scan: same source, same join,
+/// scalar results (lists need their own distinct/rank pipeline).
+pub fn scan_key(p: &SourcePlan) -> Option<(String, String, String)> {
+    (!matches!(p.op, SourceOp::List { .. })).then(|| {
+        (
+            p.source_table.clone(),
+            p.source_column.clone(),
+            p.parent_column.clone(),
+        )
+    })
+}
+
+/// One scan of the source for several traits: `SELECT k, agg₀ AS v0, agg₁ AS
+/// v1, … GROUP BY k`, each trait's filters and window folded into its own
+/// aggregate as `CASE WHEN … THEN value END`. All plans share a [`scan_key`].
+pub fn shared_aggregate(
+    backend: DbBackend,
+    workspace_id: Uuid,
+    plans: &[&SourcePlan],
+    now: DateTime<Utc>,
+) -> SelectStatement {
+    let first = plans[0];
+    let key = col("s", &first.source_column);
+    let mut rows = Query::select();
+    rows.from_as(a(&first.source_table), a("s"))
+        .and_where(col("s", "workspace_id").eq(workspace_id))
+        .expr_as(key.clone(), a("k"));
+    for (i, p) in plans.iter().enumerate() {
+        let mut cond = Cond::all();
+        let mut conditional = false;
+        for f in &p.filters {
+            cond = cond.add(filter(backend, f));
+            conditional = true;
+        }
+        if let Some((ts, days)) = &p.window {
+            cond = cond.add(col("s", ts).gte(now - Duration::days(i64::from(*days))));
+            conditional = true;
+        }
+        let guard = |e: Expr| -> Expr {
+            if conditional {
+                Expr::case(cond.clone(), e).finally(null()).into()
+            } else {
+                e
+            }
+        };
+        let value = p.value.as_ref().map(|v| source_value(backend, v));
+        let agg: Expr = match p.op {
+            SourceOp::Count => Func::count(guard(value.unwrap_or_else(|| Expr::val(1)))).into(),
+            SourceOp::Exists => Func::count(guard(Expr::val(1))).into(),
+            SourceOp::Sum => Func::sum(guard(value.expect("validated"))).into(),
+            SourceOp::Avg => Func::avg(guard(value.expect("validated"))).into(),
+            SourceOp::Min => Func::min(guard(value.expect("validated"))).into(),
+            SourceOp::Max => Func::max(guard(value.expect("validated"))).into(),
+            SourceOp::List { .. } => unreachable!("lists do not share scans"),
+        };
+        rows.expr_as(agg, a(&format!("v{i}")));
+    }
+    rows.add_group_by([key]);
+    rows
+}
+
+/// Where a source trait's aggregate comes from.
+pub enum Aggregate<'a> {
+    /// Its own subquery.
+    Inline,
+    /// Column `v{index}` of a table filled by [`shared_aggregate`].
+    Shared { table: &'a str, index: usize },
 }
 
 /// Renders a sandboxed expression. `trait_col(slug)` gives the joined value column of a trait.
@@ -430,6 +505,24 @@ pub fn compile(
     trait_id: Uuid,
     now: DateTime<Utc>,
 ) -> Compiled {
+    compile_with(
+        plan,
+        backend,
+        workspace_id,
+        trait_id,
+        now,
+        Aggregate::Inline,
+    )
+}
+
+pub fn compile_with(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    now: DateTime<Utc>,
+    aggregate_from: Aggregate<'_>,
+) -> Compiled {
     let value_col = plan.result_type.value_column();
     let mut select = Query::select();
     select
@@ -439,14 +532,25 @@ pub fn compile(
     select.from_as(a(&plan.parent_table), a("p"));
     match &plan.computation {
         Computation::Source(sp) => {
-            let agg = aggregate(backend, workspace_id, sp, now);
-            select.join_subquery(
-                JoinType::LeftJoin,
-                agg,
-                a("a"),
-                col("a", "k").equals((a("p"), a(&sp.parent_column))),
-            );
-            select.expr(source_result(backend, sp, plan.result_type));
+            let on = col("a", "k").equals((a("p"), a(&sp.parent_column)));
+            let (v, exists) = match aggregate_from {
+                Aggregate::Inline => {
+                    let agg = aggregate(backend, workspace_id, sp, now);
+                    select.join_subquery(JoinType::LeftJoin, agg, a("a"), on);
+                    (col("a", "v"), col("a", "k").is_not_null())
+                }
+                Aggregate::Shared { table, index } => {
+                    select.join_as(JoinType::LeftJoin, a(table), a("a"), on);
+                    let v = col("a", &format!("v{index}"));
+                    // Filters live inside the shared aggregate, so a row for the
+                    // entity does not mean a matching row: test the count.
+                    (
+                        v.clone(),
+                        Expr::from(Func::coalesce([v, Expr::val(0i64)])).gt(0),
+                    )
+                }
+            };
+            select.expr(source_result(backend, sp, plan.result_type, v, exists));
         }
         Computation::Expression { node, refs } => {
             for (i, r) in refs.iter().enumerate() {

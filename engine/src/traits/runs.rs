@@ -16,7 +16,11 @@ use uuid::Uuid;
 
 use entity::{trait_dependencies, trait_runs, trait_values, traits};
 
-use super::{compiler, definition::TraitStatus, service::parse_refresh};
+use super::{
+    compiler,
+    definition::{self as compiler_plan, TraitStatus},
+    service::parse_refresh,
+};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -33,6 +37,8 @@ pub enum Trigger {
     Schedule,
     /// The trait was created or its computation changed.
     Definition,
+    /// `refreshTraits`: every trait of a parent model.
+    Refresh,
 }
 
 impl Trigger {
@@ -42,6 +48,7 @@ impl Trigger {
             Trigger::Dependency => "dependency",
             Trigger::Schedule => "schedule",
             Trigger::Definition => "definition",
+            Trigger::Refresh => "refresh",
         }
     }
 }
@@ -125,37 +132,90 @@ impl Engine {
     /// redelivered job changes nothing; a run left `running` by a crash is
     /// evaluated again, which writes the same values.
     pub async fn execute_trait_run(&self, run_id: Uuid) -> Result<()> {
-        let Some(run) = trait_runs::Entity::find_by_id(run_id).one(&self.db).await? else {
-            return Ok(());
-        };
-        if run.status == RunStatus::Succeeded.as_str() || run.status == RunStatus::Failed.as_str() {
+        self.execute_trait_runs(&[run_id]).await
+    }
+
+    /// The body of the `EvaluateTraits` job: runs of source traits that share
+    /// a scan (see [`compiler::scan_key`]) are computed from one pass over the
+    /// source; anything else is evaluated on its own.
+    pub async fn execute_trait_runs(&self, run_ids: &[Uuid]) -> Result<()> {
+        let mut pending = Vec::new();
+        for run in trait_runs::Entity::find()
+            .filter(trait_runs::Column::Id.is_in(run_ids.to_vec()))
+            .order_by_asc(trait_runs::Column::Id)
+            .all(&self.db)
+            .await?
+        {
+            if run.status == RunStatus::Succeeded.as_str()
+                || run.status == RunStatus::Failed.as_str()
+            {
+                continue;
+            }
+            let Some(t) = traits::Entity::find_by_id(run.trait_id)
+                .one(&self.db)
+                .await?
+            else {
+                continue;
+            };
+            let started = Utc::now();
+            let mut running: trait_runs::ActiveModel = run.into();
+            running.status = Set(RunStatus::Running.as_str().into());
+            running.started_at = Set(Some(started));
+            pending.push((running.update(&self.db).await?, t));
+        }
+        if pending.is_empty() {
             return Ok(());
         }
-        let Some(t) = traits::Entity::find_by_id(run.trait_id)
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(());
-        };
-        let started = Utc::now();
-        let mut running: trait_runs::ActiveModel = run.clone().into();
-        running.status = Set(RunStatus::Running.as_str().into());
-        running.started_at = Set(Some(started));
-        let run = running.update(&self.db).await?;
-
         let clock = Instant::now();
-        let outcome = self.evaluate(&t, started).await;
+        let now = Utc::now();
+        let traits: Vec<traits::Model> = pending.iter().map(|(_, t)| t.clone()).collect();
+        let outcomes = self.evaluate(&traits, now).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
+        let mut succeeded = Vec::new();
+        for (i, (run, t)) in pending.iter().enumerate() {
+            let outcome = match &outcomes {
+                Ok(each) => Ok(each[i]),
+                Err(e) => Err(e),
+            };
+            let run = self.finish_run(run, t, outcome, duration_ms).await?;
+            self.cascade(
+                t,
+                &run,
+                run.status == RunStatus::Succeeded.as_str(),
+                pending.len() > 1,
+            )
+            .await?;
+            if run.status == RunStatus::Succeeded.as_str()
+                && run.trigger != Trigger::Dependency.as_str()
+            {
+                succeeded.push(t.clone());
+            }
+        }
+        if pending.len() > 1 && !succeeded.is_empty() {
+            // One cascade for the whole scan, so a trait reading several of
+            // these traits is recomputed once.
+            self.start_chain(&succeeded).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish_run(
+        &self,
+        run: &trait_runs::Model,
+        t: &traits::Model,
+        outcome: std::result::Result<(i64, i64), &Error>,
+        duration_ms: i64,
+    ) -> Result<trait_runs::Model> {
         let finished = Utc::now();
         let mut done: trait_runs::ActiveModel = run.clone().into();
         done.finished_at = Set(Some(finished));
         done.duration_ms = Set(Some(duration_ms));
         let mut def: traits::ActiveModel = t.clone().into();
-        match &outcome {
+        match outcome {
             Ok((computed, changed)) => {
                 done.status = Set(RunStatus::Succeeded.as_str().into());
-                done.rows_computed = Set(Some(*computed));
-                done.rows_changed = Set(Some(*changed));
+                done.rows_computed = Set(Some(computed));
+                done.rows_changed = Set(Some(changed));
                 def.last_computed_at = Set(Some(finished));
                 if t.status == TraitStatus::Error.as_str() {
                     def.status = Set(TraitStatus::Active.as_str().into());
@@ -174,48 +234,108 @@ impl Engine {
                 def.status_error = Set(message);
             }
         }
-        let run = done.update(&self.db).await?;
         def.update(&self.db).await?;
-        self.cascade(&t, &run, outcome.is_ok()).await
+        Ok(done.update(&self.db).await?)
     }
 
-    /// Computes every entity's value and replaces the stored ones in one
-    /// transaction. The trait's row is locked first, so two runs of one trait
-    /// never write at once. Returns (values computed, values changed).
-    async fn evaluate(&self, t: &traits::Model, now: DateTime<Utc>) -> Result<(i64, i64)> {
-        let plan = self.plan_trait(&self.db, t).await?;
+    /// Computes every entity's value of each trait and replaces the stored
+    /// ones, all in one transaction. The traits' rows are locked first, so two
+    /// runs of one trait never write at once. Several source traits sharing a
+    /// scan read one temporary aggregate of the source. Returns (values
+    /// computed, values changed) per trait.
+    async fn evaluate(
+        &self,
+        traits_: &[traits::Model],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
         let backend = self.db.get_database_backend();
-        let compiled = compiler::compile(&plan, backend, t.workspace_id, t.id, now);
-        let (workspace_id, trait_id) = (t.workspace_id, t.id);
-        let result = crate::db::write_tx(&self.db, |tx| {
+        let mut plans = Vec::new();
+        for t in traits_ {
+            plans.push(self.plan_trait(&self.db, t).await?);
+        }
+        let sources: Vec<&compiler_plan::SourcePlan> = plans
+            .iter()
+            .filter_map(|p| match &p.computation {
+                compiler_plan::Computation::Source(sp) => Some(sp),
+                _ => None,
+            })
+            .collect();
+        let shared = plans.len() > 1
+            && sources.len() == plans.len()
+            && sources.iter().all(|sp| {
+                compiler::scan_key(sp).is_some()
+                    && compiler::scan_key(sp) == compiler::scan_key(sources[0])
+            });
+        if plans.len() > 1 && !shared {
+            return Err(Error::internal("runs of one job must share a scan"));
+        }
+        let scratch = format!("tf_scan_{}", Uuid::new_v4().simple());
+        let create_scratch = shared.then(|| {
+            let select =
+                compiler::shared_aggregate(backend, traits_[0].workspace_id, &sources, now);
+            let stmt = sea_orm::StatementBuilder::build(&select, &backend);
+            sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!("CREATE TEMPORARY TABLE \"{scratch}\" AS {}", stmt.sql),
+                stmt.values.map(|v| v.0).unwrap_or_default(),
+            )
+        });
+        let compiled: Vec<(Uuid, Uuid, compiler::Compiled)> = plans
+            .iter()
+            .zip(traits_)
+            .enumerate()
+            .map(|(i, (plan, t))| {
+                let from = if shared {
+                    compiler::Aggregate::Shared {
+                        table: &scratch,
+                        index: i,
+                    }
+                } else {
+                    compiler::Aggregate::Inline
+                };
+                (
+                    t.workspace_id,
+                    t.id,
+                    compiler::compile_with(plan, backend, t.workspace_id, t.id, now, from),
+                )
+            })
+            .collect();
+        let ids: Vec<Uuid> = traits_.iter().map(|t| t.id).collect();
+        crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 traits::Entity::update_many()
                     .col_expr(traits::Column::Version, Expr::col(traits::Column::Version))
-                    .filter(traits::Column::Id.eq(trait_id))
+                    .filter(traits::Column::Id.is_in(ids))
                     .exec(tx)
                     .await?;
-                let stored = trait_values::Entity::find()
-                    .filter(trait_values::Column::WorkspaceId.eq(workspace_id))
-                    .filter(trait_values::Column::TraitId.eq(trait_id));
-                if stored.clone().one(tx).await?.is_none() {
-                    // First computation: a plain insert, no conflict handling to pay for.
-                    let inserted = tx.execute(&compiled.insert).await?.rows_affected() as i64;
-                    return Ok((inserted, inserted));
+                if let Some(create) = create_scratch {
+                    tx.execute_raw(create).await?;
                 }
-                let upserted = tx.execute(&compiled.upsert).await?.rows_affected();
-                let deleted = tx.execute(&compiled.delete_stale).await?.rows_affected();
-                let computed = stored.count(tx).await?;
-                Ok((computed as i64, (upserted + deleted) as i64))
+                let mut out = Vec::new();
+                for (workspace_id, trait_id, c) in &compiled {
+                    out.push(write_values(tx, *workspace_id, *trait_id, c).await?);
+                }
+                if shared {
+                    tx.execute_unprepared(&format!("DROP TABLE \"{scratch}\""))
+                        .await?;
+                }
+                Ok(out)
             })
         })
-        .await?;
-        Ok(result)
+        .await
     }
 
-    /// After a root run succeeds, queues runs for every trait downstream in
-    /// topological order, as a chain: each run, when done, starts the next.
-    /// When a run fails, the rest of its chain is marked failed.
-    async fn cascade(&self, t: &traits::Model, run: &trait_runs::Model, ok: bool) -> Result<()> {
+    /// After a root run, queues runs for every trait downstream in topological
+    /// order, as a chain: each run, when done, starts the next. When a run
+    /// fails, the rest of its chain is marked failed. Runs of a shared scan
+    /// (`in_batch`) cascade together, once, from [`Self::execute_trait_runs`].
+    async fn cascade(
+        &self,
+        t: &traits::Model,
+        run: &trait_runs::Model,
+        ok: bool,
+        in_batch: bool,
+    ) -> Result<()> {
         let chain: Vec<Uuid> = run
             .chain
             .as_ref()
@@ -234,20 +354,30 @@ impl Engine {
             }
             return Ok(());
         }
-        let chain = if run.trigger == Trigger::Dependency.as_str() {
-            chain
-        } else {
-            let mut ids = Vec::new();
-            for d in self.downstream(t).await? {
-                ids.push(
-                    new_run(&d, Trigger::Dependency, None)
-                        .insert(&self.db)
-                        .await?
-                        .id,
-                );
-            }
-            ids
-        };
+        if run.trigger == Trigger::Dependency.as_str() {
+            return self.continue_chain(t.workspace_id, &chain).await;
+        }
+        if in_batch {
+            return Ok(());
+        }
+        self.start_chain(std::slice::from_ref(t)).await
+    }
+
+    /// Creates dependency runs for everything downstream of `roots` and starts the first.
+    async fn start_chain(&self, roots: &[traits::Model]) -> Result<()> {
+        let mut ids = Vec::new();
+        for d in self.downstream(roots).await? {
+            ids.push(
+                new_run(&d, Trigger::Dependency, None)
+                    .insert(&self.db)
+                    .await?
+                    .id,
+            );
+        }
+        self.continue_chain(roots[0].workspace_id, &ids).await
+    }
+
+    async fn continue_chain(&self, workspace_id: Uuid, chain: &[Uuid]) -> Result<()> {
         let Some((&next, rest)) = chain.split_first() else {
             return Ok(());
         };
@@ -258,14 +388,62 @@ impl Engine {
         let mut active: trait_runs::ActiveModel = next_run.into();
         active.chain = Set(Some(serde_json::to_value(rest).map_err(Error::internal)?));
         active.update(&self.db).await?;
-        self.enqueue(Some(t.workspace_id), Work::EvaluateTrait { run_id: next })
+        self.enqueue(Some(workspace_id), Work::EvaluateTrait { run_id: next })
             .await?;
         Ok(())
     }
 
-    /// Every trait that reads `t`, directly or not, in an order where each
-    /// comes after everything it reads (Kahn's algorithm on the subgraph).
-    async fn downstream(&self, t: &traits::Model) -> Result<Vec<traits::Model>> {
+    /// Re-evaluates every active trait of a parent model. Source traits that
+    /// read the same source through the same join are computed from one scan
+    /// of it; expression traits follow through the dependency cascade (or on
+    /// their own when they read no other trait).
+    pub async fn refresh_traits(
+        &self,
+        p: &Principal,
+        parent_model_id: Uuid,
+    ) -> Result<Vec<trait_runs::Model>> {
+        p.require(Permission::Write)?;
+        let all = self.list_traits(p, Some(parent_model_id)).await?;
+        let mut groups: Vec<(Option<(String, String, String)>, Vec<traits::Model>)> = Vec::new();
+        for t in all
+            .into_iter()
+            .filter(|t| t.status != TraitStatus::Draft.as_str())
+        {
+            let plan = self.plan_trait(&self.db, &t).await?;
+            let key = match &plan.computation {
+                compiler_plan::Computation::Source(sp) => compiler::scan_key(sp),
+                compiler_plan::Computation::Expression { refs, .. } if !refs.is_empty() => continue,
+                compiler_plan::Computation::Expression { .. } => None,
+            };
+            match groups.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
+                Some((_, members)) => members.push(t),
+                None => groups.push((key, vec![t])),
+            }
+        }
+        let mut runs = Vec::new();
+        for (_, members) in groups {
+            let mut ids = Vec::new();
+            for t in &members {
+                let run = new_run(t, Trigger::Refresh, Some(p.account_id.unwrap_or(p.key_id)))
+                    .insert(&self.db)
+                    .await?;
+                ids.push(run.id);
+                runs.push(run);
+            }
+            let work = match ids.as_slice() {
+                [one] => Work::EvaluateTrait { run_id: *one },
+                _ => Work::EvaluateTraits { run_ids: ids },
+            };
+            self.enqueue(Some(p.workspace_id), work).await?;
+        }
+        Ok(runs)
+    }
+
+    /// Every trait that reads one of `roots`, directly or not (roots
+    /// excluded), in an order where each comes after everything it reads
+    /// (Kahn's algorithm on that subgraph).
+    async fn downstream(&self, roots: &[traits::Model]) -> Result<Vec<traits::Model>> {
+        let t = &roots[0];
         let edges = trait_dependencies::Entity::find()
             .filter(trait_dependencies::Column::WorkspaceId.eq(t.workspace_id))
             .all(&self.db)
@@ -274,11 +452,12 @@ impl Engine {
         for e in &edges {
             readers.entry(e.depends_on_id).or_default().push(e.trait_id);
         }
+        let root_ids: HashSet<Uuid> = roots.iter().map(|r| r.id).collect();
         let mut reach = HashSet::new();
-        let mut stack = vec![t.id];
+        let mut stack: Vec<Uuid> = root_ids.iter().copied().collect();
         while let Some(n) = stack.pop() {
             for &r in readers.get(&n).map(Vec::as_slice).unwrap_or_default() {
-                if reach.insert(r) {
+                if !root_ids.contains(&r) && reach.insert(r) {
                     stack.push(r);
                 }
             }
@@ -362,4 +541,26 @@ impl Engine {
         }
         Ok(queued)
     }
+}
+
+/// Writes one trait's values: a plain insert the first time, otherwise an
+/// upsert of changed values plus removal of vanished entities.
+async fn write_values(
+    tx: &sea_orm::DatabaseTransaction,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    c: &compiler::Compiled,
+) -> Result<(i64, i64)> {
+    let stored = trait_values::Entity::find()
+        .filter(trait_values::Column::WorkspaceId.eq(workspace_id))
+        .filter(trait_values::Column::TraitId.eq(trait_id));
+    if stored.clone().one(tx).await?.is_none() {
+        // First computation: no conflict handling to pay for.
+        let inserted = tx.execute(&c.insert).await?.rows_affected() as i64;
+        return Ok((inserted, inserted));
+    }
+    let upserted = tx.execute(&c.upsert).await?.rows_affected();
+    let deleted = tx.execute(&c.delete_stale).await?.rows_affected();
+    let computed = stored.count(tx).await?;
+    Ok((computed as i64, (upserted + deleted) as i64))
 }
