@@ -7,7 +7,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use engine::Engine;
 use poem::{
-    EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler,
+    EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, Server, get, handler,
     listener::{Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener},
     web::{Data, Html, Json},
 };
@@ -85,7 +85,19 @@ pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {
     Route::new()
         .at("/openapi.json", rest.spec_endpoint())
         .nest("/docs", rest.swagger_ui())
-        .nest("/", rest)
+        .nest(
+            "/",
+            // poem-openapi answers unreadable bodies itself in plain text; give
+            // them the same JSON error shape as every other REST failure.
+            rest.into_endpoint().catch_error(
+                |e: poem_openapi::error::ParseRequestPayloadError| async move {
+                    json_http_error(engine::Error::BadRequest(format!(
+                        "request body: {}",
+                        e.reason
+                    )))
+                },
+            ),
+        )
         .at("/graphql", get(graphiql).post(graphql_post))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))

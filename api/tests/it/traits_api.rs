@@ -697,3 +697,117 @@ async fn refresh_schedules_queue_one_run_per_fire_time() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unreadable_bodies_get_the_json_error_shape() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/api/v1/workspaces/{}/traits", app.url, app.workspace_id);
+    for body in ["{not json", "[1, 2]"] {
+        let resp = app
+            .http
+            .post(&url)
+            .bearer_auth(&app.admin_key)
+            .header("X-Workspace-ID", app.workspace_id.to_string())
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {err}");
+        assert_eq!(err["error"]["code"], "bad_request", "{err}");
+        assert!(
+            err["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("request body"),
+            "{err}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_run_sets_the_error_status_and_a_later_success_clears_it() {
+    let app = TestApp::spawn().await;
+    fixtures::load(&app).await;
+    let (parent, orders, rel) = orders_model(&app).await;
+    let (_, t) = app
+        .rest(
+            Method::POST,
+            "/traits",
+            Some(json!({ "name": "Order total", "parent_model_id": parent, "trait_type": "aggregation",
+                "config": { "source_model_id": orders, "relationship_id": rel, "aggregation": "sum", "column": "order_total" },
+                "result_type": "number" })),
+        )
+        .await;
+    let (_, f) = app
+        .rest(
+            Method::POST,
+            "/traits",
+            Some(
+                json!({ "name": "Doubled", "parent_model_id": parent, "trait_type": "formula",
+                "config": { "expression": "{order_total} * 2" }, "result_type": "number" }),
+            ),
+        )
+        .await;
+    app.drain().await;
+    let id = t["id"].as_str().unwrap();
+
+    // The model's table disappears: the next run fails, visibly.
+    app.engine
+        .db()
+        .execute_unprepared("DROP VIEW orders")
+        .await
+        .unwrap();
+    let (status, _) = app
+        .rest(Method::POST, &format!("/traits/{id}/trigger"), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.drain().await;
+    let (_, got) = app.rest(Method::GET, &format!("/traits/{id}"), None).await;
+    assert_eq!(got["status"], "error", "{got}");
+    assert!(
+        got["status_error"].as_str().unwrap().contains("orders"),
+        "{got}"
+    );
+    let (_, runs) = app
+        .rest(Method::GET, &format!("/traits/{id}/runs"), None)
+        .await;
+    assert_eq!(runs[0]["status"], "failed");
+    assert!(runs[0]["error"].as_str().unwrap().contains("orders"));
+    // Nothing was cascaded from a failed run; the formula keeps its values.
+    let (_, f_runs) = app
+        .rest(
+            Method::GET,
+            &format!("/traits/{}/runs", f["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(
+        f_runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded"),
+        "{f_runs}"
+    );
+
+    // The table is back: a successful run clears the error.
+    app.engine
+        .db()
+        .execute_unprepared(
+            "CREATE VIEW orders AS SELECT workspace_id, id, user_id, timestamp, CAST(id AS TEXT) AS order_id, \
+             price AS order_total, timestamp AS order_date, platform AS category FROM purchases",
+        )
+        .await
+        .unwrap();
+    app.rest(Method::POST, &format!("/traits/{id}/trigger"), None)
+        .await;
+    app.drain().await;
+    let (_, got) = app.rest(Method::GET, &format!("/traits/{id}"), None).await;
+    assert_eq!(got["status"], "active");
+    assert_eq!(got["status_error"], "");
+    app.stop().await;
+}
