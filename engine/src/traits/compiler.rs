@@ -256,9 +256,12 @@ fn source_result(
     }
 }
 
+/// Source table, source join column, parent join column.
+pub type ScanKey = (String, String, String);
+
 /// Whether several source traits can share one scan: same source, same join,
 /// scalar results (lists need their own distinct/rank pipeline).
-pub fn scan_key(p: &SourcePlan) -> Option<(String, String, String)> {
+pub fn scan_key(p: &SourcePlan) -> Option<ScanKey> {
     (!matches!(p.op, SourceOp::List { .. })).then(|| {
         (
             p.source_table.clone(),

@@ -404,7 +404,7 @@ impl Engine {
     ) -> Result<Vec<trait_runs::Model>> {
         p.require(Permission::Write)?;
         let all = self.list_traits(p, Some(parent_model_id)).await?;
-        let mut groups: Vec<(Option<(String, String, String)>, Vec<traits::Model>)> = Vec::new();
+        let mut groups: Vec<(Option<compiler::ScanKey>, Vec<traits::Model>)> = Vec::new();
         for t in all
             .into_iter()
             .filter(|t| t.status != TraitStatus::Draft.as_str())
