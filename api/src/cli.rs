@@ -136,7 +136,7 @@ pub async fn main() -> anyhow::Result<()> {
             role,
             name,
         }) => {
-            let role = Role::parse(&role)?;
+            let role = Role::from_input(&role)?;
             let created = engine
                 .create_api_key_as_operator(workspace, &name, role)
                 .await?;

@@ -7,38 +7,23 @@ use uuid::Uuid;
 
 use entity::api_keys;
 
-use crate::{Engine, Error, Result, keys::hash_secret};
+use crate::{Engine, Error, Result, keys::hash_secret, text_enum::text_enum};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    Admin,
-    Editor,
-    Viewer,
-    Ingest,
+text_enum! {
+    pub enum Role {
+        Admin => "admin",
+        Editor => "editor",
+        Viewer => "viewer",
+        Ingest => "ingest",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Editor, Role::Viewer, Role::Ingest];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Editor => "editor",
-            Role::Viewer => "viewer",
-            Role::Ingest => "ingest",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "role",
-                    format!("unknown role '{s}' (admin, editor, viewer, ingest)"),
-                )
-            })
+    /// A role named by a client or an operator.
+    pub fn from_input(s: &str) -> Result<Role> {
+        Role::parse(s).ok_or_else(|| {
+            Error::invalid("role", format!("unknown role '{s}' ({})", Role::expected()))
+        })
     }
 
     pub fn allows(self, p: Permission) -> bool {
@@ -112,7 +97,8 @@ impl Engine {
             .await?
             .filter(|k| k.revoked_at.is_none())
             .ok_or_else(|| Error::Unauthenticated("invalid or revoked API key".into()))?;
-        let role = Role::parse(&key.role).map_err(Error::internal)?;
+        let role = Role::parse(&key.role)
+            .ok_or_else(|| Error::internal(format!("stored role '{}'", key.role)))?;
         let now = Utc::now();
         if key
             .last_used_at

@@ -9,58 +9,33 @@ use uuid::Uuid;
 
 use entity::{model_columns, models, relationships};
 
-use crate::Result;
+use crate::{Result, text_enum::text_enum};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
-    Entity,
-    Event,
+text_enum! {
+    pub enum ModelKind {
+        Entity => "entity",
+        Event => "event",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataType {
-    Text,
-    Number,
-    Boolean,
-    Timestamp,
-    Date,
-    Json,
+text_enum! {
+    pub enum DataType {
+        Text => "text",
+        Number => "number",
+        Boolean => "boolean",
+        Timestamp => "timestamp",
+        Date => "date",
+        Json => "json",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cardinality {
-    ManyToOne,
-    OneToMany,
-    OneToOne,
+text_enum! {
+    pub enum Cardinality {
+        ManyToOne => "many_to_one",
+        OneToMany => "one_to_many",
+        OneToOne => "one_to_one",
+    }
 }
-
-macro_rules! str_enum {
-    ($ty:ty { $($variant:ident => $s:literal),+ $(,)? }) => {
-        impl $ty {
-            pub fn as_str(self) -> &'static str {
-                match self { $(Self::$variant => $s),+ }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($s => Some(Self::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-str_enum!(ModelKind { Entity => "entity", Event => "event" });
-str_enum!(DataType {
-    Text => "text",
-    Number => "number",
-    Boolean => "boolean",
-    Timestamp => "timestamp",
-    Date => "date",
-    Json => "json",
-});
-str_enum!(Cardinality {
-    ManyToOne => "many_to_one",
-    OneToMany => "one_to_many",
-    OneToOne => "one_to_one",
-});
 
 pub struct ModelSpec {
     pub name: &'static str,

@@ -15,6 +15,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     pagination::{Page, PageRequest, paginate},
+    text_enum::text_enum,
 };
 
 /// The message on the queue: which record it belongs to and what to do.
@@ -46,33 +47,12 @@ impl Work {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Running => "running",
-            JobStatus::Succeeded => "succeeded",
-            JobStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobStatus> {
-        [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Succeeded,
-            JobStatus::Failed,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+text_enum! {
+    pub enum JobStatus {
+        Queued => "queued",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod models;
 pub mod pagination;
 pub mod queue;
 pub mod slug;
+mod text_enum;
 pub mod traits;
 pub mod workspaces;
 

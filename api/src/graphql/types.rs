@@ -199,9 +199,7 @@ impl TryFrom<api_keys::Model> for ApiKey {
     type Error = Error;
     fn try_from(k: api_keys::Model) -> Result<Self, Error> {
         Ok(ApiKey {
-            role: engine::auth::Role::parse(&k.role)
-                .map_err(Error::internal)?
-                .into(),
+            role: stored(engine::auth::Role::parse(&k.role), "role", &k.role)?.into(),
             id: k.id.into(),
             name: k.name,
             prefix: k.prefix,

@@ -11,27 +11,69 @@ use super::sandbox::{self, Flavor, Node};
 use crate::{
     Error, Result,
     catalog::{DataType, ModelKind},
+    text_enum::text_enum,
 };
 
-macro_rules! str_enum {
-    ($name:ident { $($variant:ident => $s:literal),+ $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $s),+ } }
-            pub fn parse(s: &str) -> Option<Self> { match s { $($s => Some($name::$variant),)+ _ => None } }
-            pub fn expected() -> String { [$($s),+].join(", ") }
-        }
-    };
+text_enum! {
+    pub enum TraitType {
+        Aggregation => "aggregation",
+        Occurrence => "occurrence",
+        List => "list",
+        Sql => "sql",
+        Formula => "formula",
+    }
 }
 
-str_enum!(TraitType { Aggregation => "aggregation", Occurrence => "occurrence", List => "list", Sql => "sql", Formula => "formula" });
-str_enum!(ResultType { Text => "text", Number => "number", Boolean => "boolean", Timestamp => "timestamp", Array => "array" });
-str_enum!(TraitStatus { Draft => "draft", Active => "active", Error => "error" });
-str_enum!(Aggregation { Count => "count", Sum => "sum", Avg => "avg", Min => "min", Max => "max" });
-str_enum!(Occurrence { First => "first", Last => "last", Exists => "exists" });
-str_enum!(FilterOp { Eq => "=", NotEq => "!=", Lt => "<", LtEq => "<=", Gt => ">", GtEq => ">=", In => "in", NotIn => "not_in", IsNull => "is_null", IsNotNull => "is_not_null" });
+text_enum! {
+    pub enum ResultType {
+        Text => "text",
+        Number => "number",
+        Boolean => "boolean",
+        Timestamp => "timestamp",
+        Array => "array",
+    }
+}
+
+text_enum! {
+    pub enum TraitStatus {
+        Draft => "draft",
+        Active => "active",
+        Error => "error",
+    }
+}
+
+text_enum! {
+    pub enum Aggregation {
+        Count => "count",
+        Sum => "sum",
+        Avg => "avg",
+        Min => "min",
+        Max => "max",
+    }
+}
+
+text_enum! {
+    pub enum Occurrence {
+        First => "first",
+        Last => "last",
+        Exists => "exists",
+    }
+}
+
+text_enum! {
+    pub enum FilterOp {
+        Eq => "=",
+        NotEq => "!=",
+        Lt => "<",
+        LtEq => "<=",
+        Gt => ">",
+        GtEq => ">=",
+        In => "in",
+        NotIn => "not_in",
+        IsNull => "is_null",
+        IsNotNull => "is_not_null",
+    }
+}
 
 impl ResultType {
     /// The typed column of `trait_values` that holds values of this type.

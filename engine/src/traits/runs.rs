@@ -25,50 +25,30 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    text_enum::text_enum,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// `POST …/trigger` or `triggerTrait`.
-    Manual,
-    /// A trait this one reads was recomputed.
-    Dependency,
-    /// The trait's `refresh` cron schedule fired.
-    Schedule,
-    /// The trait was created or its computation changed.
-    Definition,
-    /// `refreshTraits`: every trait of a parent model.
-    Refresh,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Manual => "manual",
-            Trigger::Dependency => "dependency",
-            Trigger::Schedule => "schedule",
-            Trigger::Definition => "definition",
-            Trigger::Refresh => "refresh",
-        }
+text_enum! {
+    pub enum Trigger {
+        /// `POST …/trigger` or `triggerTrait`.
+        Manual => "manual",
+        /// A trait this one reads was recomputed.
+        Dependency => "dependency",
+        /// The trait's `refresh` cron schedule fired.
+        Schedule => "schedule",
+        /// The trait was created or its computation changed.
+        Definition => "definition",
+        /// `refreshTraits`: every trait of a parent model.
+        Refresh => "refresh",
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-        }
+text_enum! {
+    pub enum RunStatus {
+        Queued => "queued",
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
     }
 }
 
