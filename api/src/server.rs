@@ -55,7 +55,16 @@ async fn graphql_post(
 ) -> Response {
     match authenticate(&engine, req).await {
         Ok(principal) => {
-            GraphQLResponse::from(schema.execute(gql.0.data(principal)).await).into_response()
+            let mut response = schema.execute(gql.0.data(principal)).await;
+            // Parse and validation errors come from async-graphql without a
+            // code; every error a client sees carries one.
+            for e in &mut response.errors {
+                let ext = e.extensions.get_or_insert_with(Default::default);
+                if ext.get("code").is_none() {
+                    ext.set("code", "bad_request");
+                }
+            }
+            GraphQLResponse::from(response).into_response()
         }
         Err(e) => graphql_http_error(e),
     }

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, error_code};
 
 #[tokio::test]
 async fn overly_deep_queries_are_refused_before_execution() {
@@ -9,6 +9,7 @@ async fn overly_deep_queries_are_refused_before_execution() {
     let (_, body) = app.gql_as(Some(&app.admin_key), deep, json!({})).await;
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("nested too deep"), "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "bad_request");
     assert!(body["data"].is_null());
     app.stop().await;
 }
@@ -22,4 +23,20 @@ async fn the_checked_in_schema_is_what_the_server_exports() {
         checked_in == api::graphql::sdl(),
         "schema.graphql is stale: run `cargo run -- export-schema > schema.graphql`"
     );
+}
+
+#[tokio::test]
+async fn malformed_documents_carry_a_code_too() {
+    let app = TestApp::spawn().await;
+    for doc in [
+        "{ viewer { role ",
+        "{ nope }",
+        "mutation { createApiKey(name: \"x\", role: ROOT) { secret } }",
+    ] {
+        let (_, body) = app
+            .gql_as(Some(&app.admin_key), doc, serde_json::json!({}))
+            .await;
+        assert_eq!(error_code(&body), "bad_request", "{doc}: {body}");
+    }
+    app.stop().await;
 }
