@@ -63,6 +63,19 @@ pub fn graphql_http_error(e: Error) -> Response {
         .body(json!({ "data": null, "errors": [error] }).to_string())
 }
 
+/// The player API's envelope, also on errors: `{"code": <HTTP status>, "message", "data": null}`.
+pub fn envelope_error(e: Error) -> poem::Error {
+    log(&e);
+    let status = http_status(&e);
+    let body = json!({ "code": status.as_u16(), "message": e.to_string(), "data": null });
+    poem::Error::from_response(
+        Response::builder()
+            .status(status)
+            .content_type("application/json")
+            .body(body.to_string()),
+    )
+}
+
 /// A poem error carrying the plain JSON error body (REST routes).
 pub fn rest_error(e: Error) -> poem::Error {
     poem::Error::from_response(json_http_error(e))

@@ -20,7 +20,7 @@ use crate::{
     auth::{HttpsPolicy, authenticate, enforce_https},
     errors::{graphql_http_error, json_http_error},
     graphql::{self, AppSchema},
-    rest::traits::TraitsApi,
+    rest::{ingest::IngestApi, traits::TraitsApi},
 };
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -84,8 +84,12 @@ async fn readyz(engine: Data<&Engine>) -> Response {
 }
 
 /// Both REST families in one OpenAPI document.
-pub fn openapi() -> OpenApiService<TraitsApi, ()> {
-    OpenApiService::new(TraitsApi, "Traitforge REST API", env!("CARGO_PKG_VERSION"))
+pub fn openapi() -> OpenApiService<(TraitsApi, IngestApi), ()> {
+    OpenApiService::new(
+        (TraitsApi, IngestApi),
+        "Traitforge REST API",
+        env!("CARGO_PKG_VERSION"),
+    )
 }
 
 pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {

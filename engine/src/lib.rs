@@ -5,6 +5,7 @@ pub mod auth;
 pub mod catalog;
 pub mod db;
 mod error;
+pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod models;

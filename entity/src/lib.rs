@@ -12,6 +12,7 @@ pub mod model_columns;
 pub mod models;
 pub mod players;
 pub mod purchases;
+pub mod quarantined_lines;
 pub mod relationships;
 pub mod social_dynamics;
 pub mod trait_dependencies;

@@ -1,6 +1,7 @@
 //! REST compatibility routes, declared with poem-openapi so that
 //! `/openapi.json` and Swagger UI at `/docs` describe them.
 
+pub mod ingest;
 pub mod traits;
 
 use engine::{Engine, Error, auth::Principal};

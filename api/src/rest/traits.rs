@@ -306,4 +306,6 @@ impl TraitsApi {
 pub enum ApiTags {
     /// Traits: computed per-entity properties.
     Traits,
+    /// Behavioural data sent over HTTP.
+    Ingestion,
 }

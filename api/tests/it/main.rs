@@ -5,6 +5,7 @@ mod catalog;
 mod cli;
 mod fixtures;
 mod graphql_limits;
+mod ingest;
 mod jobs;
 mod keys;
 mod migrations;

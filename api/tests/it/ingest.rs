@@ -1,0 +1,297 @@
+//! `POST /v1/events/{type}`: the reference's record examples load as written;
+//! malformed lines are quarantined with line, byte offset and field; players
+//! and items are upserted; errors come in the `/v1` envelope.
+
+use engine::entity::{kpis, players, quarantined_lines};
+use reqwest::StatusCode;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+impl TestApp {
+    async fn post_events(
+        &self,
+        key: Option<&str>,
+        record_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/events/{record_type}", self.url))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+/// Every ```json example of the reference, by the folder its section names.
+fn reference_examples() -> Vec<(String, Vec<Value>)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/seeds/player-api-reference.md"
+    );
+    let text = std::fs::read_to_string(path)
+        .expect("../shared/seeds/player-api-reference.md beside the repository");
+    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    for section in text.split("\n## ").skip(1) {
+        let Some(folder) = section
+            .split("Expected folder: `")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+        else {
+            continue;
+        };
+        let examples = section
+            .split("```json")
+            .skip(1)
+            .map(|block| {
+                serde_json::from_str(block.split("```").next().unwrap()).expect("example is JSON")
+            })
+            .collect();
+        out.push((folder.to_owned(), examples));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_reference_examples_of_every_record_type_load_as_written() {
+    let app = TestApp::spawn().await;
+    let examples = reference_examples();
+    let mut folders: Vec<&str> = examples.iter().map(|(f, _)| f.as_str()).collect();
+    folders.sort();
+    assert_eq!(
+        folders,
+        [
+            "actions",
+            "items",
+            "kpis",
+            "level_ups",
+            "logins",
+            "purchases",
+            "social_dynamics",
+            "virtual_purchases"
+        ]
+    );
+    for (folder, records) in &examples {
+        let body: String = records.iter().map(|r| format!("{r}\n")).collect();
+        let (status, resp) = app.post_events(Some(&app.admin_key), folder, body).await;
+        assert_eq!(status, StatusCode::OK, "{folder}: {resp}");
+        assert_eq!(resp["code"], 200);
+        assert_eq!(resp["data"]["accepted"], records.len(), "{folder}: {resp}");
+        assert_eq!(resp["data"]["rejected"], 0, "{folder}: {resp}");
+    }
+    let db = app.engine.db();
+    // `churn_date: ""` is null; the KPI's value and dates are typed.
+    let kpi = kpis::Entity::find().one(db).await.unwrap().unwrap();
+    assert_eq!(kpi.churn_date, None);
+    assert_eq!(kpi.register_date.unwrap().to_string(), "2019-11-18");
+    assert_eq!(kpi.value, 3.0);
+    // Player 1001 was seen from the first action to the KPI sample, with the login's attributes.
+    let p = players::Entity::find()
+        .filter(players::Column::UserId.eq("1001"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.first_seen_at.unwrap().to_rfc3339(),
+        "2019-01-01T15:04:05+00:00"
+    );
+    assert_eq!(
+        p.last_seen_at.unwrap().to_rfc3339(),
+        "2020-03-12T00:00:00+00:00"
+    );
+    assert_eq!(p.device.as_deref(), Some("iPhone X"));
+    assert_eq!(p.level, Some(10));
+    // A trait over the loaded actions sees the parameter lists.
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    let t = crate::trait_values::create(
+        &app,
+        json!({ "name": "Fights lost", "parent_model_id": ctx.players, "trait_type": "aggregation", "result_type": "number",
+            "config": { "source_model_id": ctx.actions, "relationship_id": ctx.actions_rel, "aggregation": "count",
+                "filters": [{ "column": "action_params.fight_id", "op": "=", "value": "456354345" }, { "column": "action_name", "op": "=", "value": "fight_lost" }] } }),
+    )
+    .await;
+    app.drain().await;
+    let values = crate::trait_values::values(&app, t["id"].as_str().unwrap()).await;
+    assert_eq!(values["1001"], json!(1.0));
+    assert_eq!(values["1033"], json!(0.0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_lines_are_quarantined_and_the_rest_loads() {
+    let app = TestApp::spawn().await;
+    let good = r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1001", "item_id": "2002", "count": 1, "price": 25.5, "platform": "Steam"}"#;
+    let mut body: Vec<u8> = b"\xEF\xBB\xBF".to_vec(); // a BOM before the first line
+    let lines: Vec<Vec<u8>> = vec![
+        good.as_bytes().to_vec(),                                                                   // 1 ok
+        br#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1002", "price": 3"#.to_vec(),          // 2 truncated
+        br#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1003", "price": "cheap"}"#.to_vec(),  // 3 wrong type
+        br#"{"timestamp": "2019-13-45 99:00:00", "user_id": "1004"}"#.to_vec(),                    // 4 bad timestamp
+        b"{\"timestamp\": \"2019-01-01 15:04:05\", \"user_id\": \"\xff\xfe\"}".to_vec(),           // 5 invalid UTF-8
+        format!("{{\"timestamp\": \"2019-01-01 15:04:05\", \"user_id\": \"1006\", \"platform\": \"{}\"}}", "x".repeat(1_100_000)).into_bytes(), // 6 too long
+        br#"["not", "an", "object"]"#.to_vec(),                                                    // 7 not an object
+        br#"{"timestamp": "2019-01-01 15:04:05"}"#.to_vec(),                                       // 8 no user_id
+        br#"{"timestamp": 1546355045, "user_id": 1009, "count": "2"}"#.to_vec(),                  // 9 ok: epoch, numeric id
+        br#"{"timestamp": "2019-01-01T15:04:05Z", "user_id": "1010", "count": 1.5}"#.to_vec(),     // 10 not whole
+    ];
+    for l in &lines {
+        body.extend_from_slice(l);
+        body.extend_from_slice(b"\r\n"); // CRLF line ends
+    }
+    let (status, resp) = app
+        .post_events(Some(&app.admin_key), "purchases", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["data"]["accepted"], 2, "{resp}");
+    assert_eq!(resp["data"]["rejected"], 8, "{resp}");
+    let errors = resp["data"]["errors"].as_array().unwrap();
+    let by_line = |n: i64| {
+        errors
+            .iter()
+            .find(|e| e["line"] == n)
+            .unwrap_or_else(|| panic!("line {n}: {resp}"))
+    };
+    assert!(
+        by_line(2)["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(by_line(3)["field"], "price");
+    assert_eq!(by_line(4)["field"], "timestamp");
+    assert!(
+        by_line(4)["message"]
+            .as_str()
+            .unwrap()
+            .contains("2019-13-45 99:00:00")
+    );
+    assert!(by_line(5)["message"].as_str().unwrap().contains("UTF-8"));
+    assert!(
+        by_line(6)["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than")
+    );
+    assert!(
+        by_line(7)["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON object")
+    );
+    assert_eq!(by_line(8)["field"], "user_id");
+    assert_eq!(by_line(10)["field"], "count");
+    // Byte offsets point at each line's first byte in the body (after the BOM).
+    let offset_of_3 = 3 + lines[0].len() + 2 + lines[1].len() + 2;
+    assert_eq!(by_line(3)["byte_offset"], offset_of_3);
+    assert_eq!(&body[offset_of_3..offset_of_3 + 14], br#"{"timestamp": "#);
+
+    let q = quarantined_lines::Entity::find()
+        .order_by_asc(quarantined_lines::Column::LineNumber)
+        .all(app.engine.db())
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 8);
+    assert_eq!(q[1].user_id.as_deref(), Some("1003"));
+    assert_eq!(q[1].record_type, "purchases");
+    assert!(q[4].excerpt.chars().count() <= 200);
+    let loaded = engine::entity::purchases::Entity::find()
+        .count(app.engine.db())
+        .await
+        .unwrap();
+    assert_eq!(loaded, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_latest_login_wins_and_items_are_upserted() {
+    let app = TestApp::spawn().await;
+    let key = Some(app.admin_key.as_str());
+    let login = |at: &str, device: &str| {
+        json!({ "timestamp": at, "user_id": "7", "device": device, "level": 3 }).to_string()
+    };
+    let (_, r) = app
+        .post_events(
+            key,
+            "logins",
+            format!("{}\n", login("2020-05-01 10:00:00", "Pixel")),
+        )
+        .await;
+    assert_eq!(r["data"]["accepted"], 1);
+    // An older login, sent later: first_seen moves back, attributes stay the newest.
+    app.post_events(
+        key,
+        "logins",
+        format!("{}\n", login("2020-01-01 10:00:00", "Nokia")),
+    )
+    .await;
+    let p = players::Entity::find()
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.device.as_deref(), Some("Pixel"));
+    assert_eq!(
+        p.first_seen_at.unwrap().to_rfc3339(),
+        "2020-01-01T10:00:00+00:00"
+    );
+    assert_eq!(
+        p.last_seen_at.unwrap().to_rfc3339(),
+        "2020-05-01T10:00:00+00:00"
+    );
+
+    let item = |price: f64| {
+        json!({ "item_id": "axe", "price": price, "name": "Axe", "type": "weapon", "rarity": "epic" }).to_string()
+    };
+    app.post_events(key, "items", format!("{}\n{}\n", item(1.0), item(2.0)))
+        .await;
+    app.post_events(key, "items", format!("{}\n", item(3.0)))
+        .await;
+    let items = engine::entity::items::Entity::find()
+        .all(app.engine.db())
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].price, Some(3.0));
+    assert_eq!(
+        items[0].extra,
+        Some(json!({ "rarity": "epic" })),
+        "unknown fields are kept"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn errors_come_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let line = "{\"timestamp\": \"2019-01-01 15:04:05\", \"user_id\": \"1\"}\n";
+    let (status, body) = app.post_events(None, "purchases", line).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], 401);
+    assert!(body["data"].is_null() && body["message"].is_string());
+    let (viewer, _) = app.create_key("viewer").await;
+    let (status, body) = app.post_events(Some(&viewer), "purchases", line).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["code"], 403);
+    let (ingest, _) = app.create_key("ingest").await;
+    let (status, _) = app.post_events(Some(&ingest), "purchases", line).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.post_events(Some(&ingest), "orders", line).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], 404);
+    let (status, body) = app.post_events(Some(&ingest), "purchases", " \n\n").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 400);
+    let huge = vec![b'x'; api::rest::ingest::MAX_BODY_BYTES + 1];
+    let (status, body) = app.post_events(Some(&ingest), "purchases", huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], 413);
+    app.stop().await;
+}

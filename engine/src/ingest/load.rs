@@ -1,0 +1,290 @@
+//! Writes validated rows, quarantined lines and the player/item upserts of one
+//! load, in batches, inside the caller's transaction.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ConnectionTrait, EntityTrait,
+    sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query},
+};
+use uuid::Uuid;
+
+use entity::{
+    actions, items, kpis, level_ups, logins, purchases, quarantined_lines, social_dynamics,
+    virtual_purchases,
+};
+
+use super::records::{RecordType, Row};
+use crate::Result;
+
+/// Rows per multi-row INSERT: well under SQLite's 32766 bound parameters.
+const BATCH: usize = 500;
+
+/// A line that could not be loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    pub line_number: i64,
+    pub byte_offset: i64,
+    pub field: Option<String>,
+    pub message: String,
+    pub excerpt: String,
+    pub user_id: Option<String>,
+}
+
+/// What a player's events in one load say about them.
+#[derive(Default)]
+struct PlayerTouch {
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+    login: Option<LoginAttributes>,
+}
+
+struct LoginAttributes {
+    at: DateTime<Utc>,
+    clan_id: Option<String>,
+    level: Option<i64>,
+    device: Option<String>,
+    country: Option<String>,
+    language: Option<String>,
+    platform: Option<String>,
+    register_date: Option<NaiveDate>,
+}
+
+impl PlayerTouch {
+    fn saw(&mut self, at: DateTime<Utc>) {
+        self.first = Some(self.first.map_or(at, |f| Ord::min(f, at)));
+        self.last = Some(self.last.map_or(at, |l| Ord::max(l, at)));
+    }
+}
+
+macro_rules! insert_batches {
+    ($db:expr, $entity:ty, $rows:expr) => {
+        for chunk in $rows.chunks(BATCH) {
+            <$entity>::insert_many(chunk.to_vec())
+                .exec_without_returning($db)
+                .await?;
+        }
+    };
+}
+
+/// Writes one load. Returns the number of rows written to the record table.
+pub(crate) async fn write(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    record_type: RecordType,
+    origin: &str,
+    rows: Vec<Row>,
+    rejected: &[Rejected],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let accepted = rows.len() as u64;
+    let mut touches: HashMap<String, PlayerTouch> = HashMap::new();
+    let (mut p, mut l, mut a, mut k, mut v, mut u, mut s) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    // The last row of an item wins; one upsert may not touch a key twice.
+    let mut item_rows: HashMap<String, items::ActiveModel> = HashMap::new();
+    for row in rows {
+        macro_rules! touch {
+            ($m:expr) => {
+                if let (Set(user), Set(at)) = (&$m.user_id, &$m.timestamp) {
+                    touches.entry(user.clone()).or_default().saw(*at);
+                }
+            };
+        }
+        match row {
+            Row::Purchase(m) => {
+                touch!(m);
+                p.push(m)
+            }
+            Row::Login(m) => {
+                touch!(m);
+                if let (Set(user), Set(at)) = (&m.user_id, &m.timestamp) {
+                    let t = touches.entry(user.clone()).or_default();
+                    if t.login.as_ref().is_none_or(|prev| *at >= prev.at) {
+                        let get = |v: &sea_orm::ActiveValue<Option<String>>| v.clone().unwrap();
+                        t.login = Some(LoginAttributes {
+                            at: *at,
+                            clan_id: get(&m.clan_id),
+                            level: m.level.clone().unwrap(),
+                            device: get(&m.device),
+                            country: get(&m.country),
+                            language: get(&m.language),
+                            platform: get(&m.platform),
+                            register_date: m.register_date.clone().unwrap(),
+                        });
+                    }
+                }
+                l.push(m)
+            }
+            Row::Action(m) => {
+                touch!(m);
+                a.push(m)
+            }
+            Row::Kpi(m) => {
+                touch!(m);
+                k.push(m)
+            }
+            Row::VirtualPurchase(m) => {
+                touch!(m);
+                v.push(m)
+            }
+            Row::LevelUp(m) => {
+                touch!(m);
+                u.push(m)
+            }
+            Row::SocialDynamic(m) => {
+                touch!(m);
+                s.push(m)
+            }
+            Row::Item(m) => {
+                if let Set(id) = &m.item_id {
+                    item_rows.insert(id.clone(), m);
+                }
+            }
+        }
+    }
+    insert_batches!(db, purchases::Entity, p);
+    insert_batches!(db, logins::Entity, l);
+    insert_batches!(db, actions::Entity, a);
+    insert_batches!(db, kpis::Entity, k);
+    insert_batches!(db, virtual_purchases::Entity, v);
+    insert_batches!(db, level_ups::Entity, u);
+    insert_batches!(db, social_dynamics::Entity, s);
+    let item_rows: Vec<items::ActiveModel> = item_rows.into_values().collect();
+    for chunk in item_rows.chunks(BATCH) {
+        items::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([items::Column::WorkspaceId, items::Column::ItemId])
+                    .update_columns([
+                        items::Column::Price,
+                        items::Column::Currency,
+                        items::Column::Name,
+                        items::Column::Type,
+                        items::Column::Extra,
+                        items::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    upsert_players(db, workspace_id, touches, now).await?;
+
+    let quarantined: Vec<quarantined_lines::ActiveModel> = rejected
+        .iter()
+        .map(|r| quarantined_lines::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace_id),
+            origin: Set(origin.to_owned()),
+            record_type: Set(record_type.as_str().to_owned()),
+            source_file_id: Set(None),
+            path: Set(None),
+            line_number: Set(r.line_number),
+            byte_offset: Set(r.byte_offset),
+            field: Set(r.field.clone()),
+            message: Set(r.message.clone()),
+            excerpt: Set(r.excerpt.clone()),
+            user_id: Set(r.user_id.clone()),
+            created_at: Set(now),
+        })
+        .collect();
+    insert_batches!(db, quarantined_lines::Entity, quarantined);
+    Ok(accepted)
+}
+
+/// First/last seen widen; the latest login's attributes replace older ones.
+async fn upsert_players(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    touches: HashMap<String, PlayerTouch>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let touches: Vec<(String, PlayerTouch)> = touches.into_iter().collect();
+    let cur = |c: &str| Expr::col((Alias::new("players"), Alias::new(c)));
+    let new = |c: &str| Expr::col((Alias::new("excluded"), Alias::new(c)));
+    let newer_login = new("last_login_at").is_not_null().and(
+        cur("last_login_at")
+            .is_null()
+            .or(new("last_login_at").gte(cur("last_login_at"))),
+    );
+    let mut updates = vec![
+        (
+            "first_seen_at",
+            Expr::from(Func::least([
+                Expr::from(Func::coalesce([cur("first_seen_at"), new("first_seen_at")])),
+                new("first_seen_at"),
+            ])),
+        ),
+        (
+            "last_seen_at",
+            Expr::from(Func::greatest([
+                Expr::from(Func::coalesce([cur("last_seen_at"), new("last_seen_at")])),
+                new("last_seen_at"),
+            ])),
+        ),
+        ("updated_at", new("updated_at")),
+    ];
+    for c in [
+        "clan_id",
+        "level",
+        "device",
+        "country",
+        "language",
+        "platform",
+        "register_date",
+        "last_login_at",
+    ] {
+        updates.push((
+            c,
+            Expr::case(newer_login.clone(), new(c))
+                .finally(cur(c))
+                .into(),
+        ));
+    }
+    let columns = [
+        "workspace_id",
+        "user_id",
+        "first_seen_at",
+        "last_seen_at",
+        "clan_id",
+        "level",
+        "device",
+        "country",
+        "language",
+        "platform",
+        "register_date",
+        "last_login_at",
+        "updated_at",
+    ];
+    for chunk in touches.chunks(BATCH) {
+        let mut q = Query::insert();
+        q.into_table(Alias::new("players"))
+            .columns(columns.map(Alias::new));
+        for (user, t) in chunk {
+            let login = t.login.as_ref();
+            q.values_panic([
+                Expr::val(workspace_id),
+                Expr::val(user.clone()),
+                Expr::val(t.first),
+                Expr::val(t.last),
+                Expr::val(login.and_then(|l| l.clan_id.clone())),
+                Expr::val(login.and_then(|l| l.level)),
+                Expr::val(login.and_then(|l| l.device.clone())),
+                Expr::val(login.and_then(|l| l.country.clone())),
+                Expr::val(login.and_then(|l| l.language.clone())),
+                Expr::val(login.and_then(|l| l.platform.clone())),
+                Expr::val(login.and_then(|l| l.register_date)),
+                Expr::val(login.map(|l| l.at)),
+                Expr::val(now),
+            ]);
+        }
+        let mut on_conflict =
+            OnConflict::columns([Alias::new("workspace_id"), Alias::new("user_id")]);
+        on_conflict.values(updates.iter().map(|(c, e)| (Alias::new(*c), e.clone())));
+        q.on_conflict(on_conflict);
+        db.execute(&q).await?;
+    }
+    Ok(())
+}
