@@ -44,9 +44,6 @@ pub struct ServerArgs {
     /// Comma-separated proxy addresses whose `X-Forwarded-Proto` is trusted.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
-    /// The only folder `local` data sources may read from.
-    #[arg(long, env = "LOCAL_SOURCE_ROOT", global = true)]
-    pub local_source_root: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -44,6 +44,7 @@ async fn main() {
         database_url: url,
         redis_url: Some(redis),
         queue_name: format!("traitforge.bench.{name}"),
+        local_source_root: None,
     })
     .await
     .unwrap();

@@ -35,6 +35,10 @@ pub enum Work {
     EvaluateTrait { run_id: Uuid },
     /// Evaluates runs of traits that share one scan of their source.
     EvaluateTraits { run_ids: Vec<Uuid> },
+    /// Lists a source and queues a load per new file.
+    ScanSource { run_id: Uuid },
+    /// Loads one file of the ledger.
+    LoadFile { file_id: Uuid },
 }
 
 impl Work {
@@ -43,6 +47,8 @@ impl Work {
             Work::Diagnostic { .. } => "diagnostic",
             Work::EvaluateTrait { .. } => "evaluate_trait",
             Work::EvaluateTraits { .. } => "evaluate_traits",
+            Work::ScanSource { .. } => "scan_source",
+            Work::LoadFile { .. } => "load_file",
         }
     }
 }
@@ -166,6 +172,8 @@ impl Engine {
             }
             Work::EvaluateTrait { run_id } => self.execute_trait_run(*run_id).await,
             Work::EvaluateTraits { run_ids } => self.execute_trait_runs(run_ids).await,
+            Work::ScanSource { run_id } => self.execute_scan(*run_id).await,
+            Work::LoadFile { file_id } => self.execute_load_file(*file_id).await,
         };
         let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
         self.finish(record, failure.map_or(Ok(()), Err)).await?;

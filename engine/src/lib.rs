@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub database_url: String,
     pub redis_url: Option<String>,
     pub queue_name: String,
+    /// The only folder `local` sources may read from (none: local sources are refused).
+    pub local_source_root: Option<std::path::PathBuf>,
 }
 
 /// Cheap to clone: a connection pool and a queue handle.
@@ -36,6 +38,7 @@ pub struct EngineConfig {
 pub struct Engine {
     db: DatabaseConnection,
     queue: Queue,
+    local_source_root: Option<std::path::PathBuf>,
 }
 
 impl Engine {
@@ -53,7 +56,11 @@ impl Engine {
                 ));
             }
         };
-        Ok(Engine { db, queue })
+        Ok(Engine {
+            db,
+            queue,
+            local_source_root: config.local_source_root.clone(),
+        })
     }
 
     pub async fn migrate(&self) -> Result<()> {

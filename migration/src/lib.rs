@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_foundation;
 mod m20261124_000002_trait_engine;
 mod m20261124_000003_ingestion;
+mod m20261124_000004_sources;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_foundation::Migration),
             Box::new(m20261124_000002_trait_engine::Migration),
             Box::new(m20261124_000003_ingestion::Migration),
+            Box::new(m20261124_000004_sources::Migration),
         ]
     }
 }

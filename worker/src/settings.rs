@@ -30,6 +30,9 @@ pub struct CommonArgs {
     /// Jobs run at once by a worker (in-process or `traitforge-worker`).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4, global = true)]
     pub worker_concurrency: usize,
+    /// The only folder `local` data sources may read from.
+    #[arg(long, env = "LOCAL_SOURCE_ROOT", global = true)]
+    pub local_source_root: Option<std::path::PathBuf>,
 }
 
 impl CommonArgs {
@@ -38,6 +41,7 @@ impl CommonArgs {
             database_url: self.database_url.clone(),
             redis_url: self.redis_url.clone(),
             queue_name: self.queue_name.clone(),
+            local_source_root: self.local_source_root.clone(),
         }
     }
 

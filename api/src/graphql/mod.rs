@@ -3,6 +3,7 @@
 mod connection;
 mod mutation;
 mod query;
+mod sources;
 mod traits;
 mod types;
 
@@ -10,10 +11,14 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use engine::Engine;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery, traits::TraitQuery);
+pub struct QueryRoot(query::CoreQuery, traits::TraitQuery, sources::SourceQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(mutation::CoreMutation, traits::TraitMutation);
+pub struct MutationRoot(
+    mutation::CoreMutation,
+    traits::TraitMutation,
+    sources::SourceMutation,
+);
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

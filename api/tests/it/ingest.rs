@@ -31,7 +31,7 @@ impl TestApp {
 }
 
 /// Every ```json example of the reference, by the folder its section names.
-fn reference_examples() -> Vec<(String, Vec<Value>)> {
+pub fn reference_examples() -> Vec<(String, Vec<Value>)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/seeds/player-api-reference.md"

@@ -9,6 +9,7 @@ mod ingest;
 mod jobs;
 mod keys;
 mod migrations;
+mod sources;
 mod support;
 mod tenancy;
 mod trait_values;

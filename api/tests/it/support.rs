@@ -77,6 +77,13 @@ pub async fn fresh_db() -> TestDb {
     }
 }
 
+/// Each test process reads local sources from one folder under the temp dir.
+pub fn local_source_root() -> PathBuf {
+    let root = std::env::temp_dir().join("traitforge-test-sources");
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
 pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
     let redis_url = if use_redis || postgres_admin_url().is_some() {
         Some(require_redis())
@@ -88,6 +95,7 @@ pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
         redis_url,
         // One queue per test, so parallel tests on one Redis never take each other's jobs.
         queue_name: format!("traitforge.test.{}", Uuid::new_v4().simple()),
+        local_source_root: Some(local_source_root()),
     }
 }
 

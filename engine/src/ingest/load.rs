@@ -59,12 +59,46 @@ impl PlayerTouch {
     }
 }
 
+/// Where rows come from: a body (plain inserts) or a file line (inserted at
+/// most once: a retried batch finds its lines already there and skips them).
+#[derive(Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    Post,
+    File { id: Uuid, path: &'a str },
+}
+
+impl Origin<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Origin::Post => "post",
+            Origin::File { .. } => "file",
+        }
+    }
+}
+
+fn once_per_line() -> OnConflict {
+    OnConflict::columns([
+        Alias::new("workspace_id"),
+        Alias::new("source_file_id"),
+        Alias::new("line_number"),
+    ])
+    .do_nothing()
+    .to_owned()
+}
+
 macro_rules! insert_batches {
-    ($db:expr, $entity:ty, $rows:expr) => {
+    ($db:expr, $origin:expr, $entity:ty, $rows:expr) => {
         for chunk in $rows.chunks(BATCH) {
-            <$entity>::insert_many(chunk.to_vec())
-                .exec_without_returning($db)
-                .await?;
+            let insert = <$entity>::insert_many(chunk.to_vec());
+            match $origin {
+                Origin::Post => insert.exec_without_returning($db).await?,
+                Origin::File { .. } => {
+                    insert
+                        .on_conflict(once_per_line())
+                        .exec_without_returning($db)
+                        .await?
+                }
+            };
         }
     };
 }
@@ -74,7 +108,7 @@ pub(crate) async fn write(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     record_type: RecordType,
-    origin: &str,
+    origin: Origin<'_>,
     rows: Vec<Row>,
     rejected: &[Rejected],
     now: DateTime<Utc>,
@@ -145,13 +179,13 @@ pub(crate) async fn write(
             }
         }
     }
-    insert_batches!(db, purchases::Entity, p);
-    insert_batches!(db, logins::Entity, l);
-    insert_batches!(db, actions::Entity, a);
-    insert_batches!(db, kpis::Entity, k);
-    insert_batches!(db, virtual_purchases::Entity, v);
-    insert_batches!(db, level_ups::Entity, u);
-    insert_batches!(db, social_dynamics::Entity, s);
+    insert_batches!(db, origin, purchases::Entity, p);
+    insert_batches!(db, origin, logins::Entity, l);
+    insert_batches!(db, origin, actions::Entity, a);
+    insert_batches!(db, origin, kpis::Entity, k);
+    insert_batches!(db, origin, virtual_purchases::Entity, v);
+    insert_batches!(db, origin, level_ups::Entity, u);
+    insert_batches!(db, origin, social_dynamics::Entity, s);
     let item_rows: Vec<items::ActiveModel> = item_rows.into_values().collect();
     for chunk in item_rows.chunks(BATCH) {
         items::Entity::insert_many(chunk.to_vec())
@@ -177,10 +211,16 @@ pub(crate) async fn write(
         .map(|r| quarantined_lines::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace_id),
-            origin: Set(origin.to_owned()),
+            origin: Set(origin.name().to_owned()),
             record_type: Set(record_type.as_str().to_owned()),
-            source_file_id: Set(None),
-            path: Set(None),
+            source_file_id: Set(match origin {
+                Origin::File { id, .. } => Some(id),
+                Origin::Post => None,
+            }),
+            path: Set(match origin {
+                Origin::File { path, .. } => Some(path.to_owned()),
+                Origin::Post => None,
+            }),
             line_number: Set(r.line_number),
             byte_offset: Set(r.byte_offset),
             field: Set(r.field.clone()),
@@ -190,7 +230,7 @@ pub(crate) async fn write(
             created_at: Set(now),
         })
         .collect();
-    insert_batches!(db, quarantined_lines::Entity, quarantined);
+    insert_batches!(db, origin, quarantined_lines::Entity, quarantined);
     Ok(accepted)
 }
 

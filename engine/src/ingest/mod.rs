@@ -1,10 +1,17 @@
 //! Ingestion: behavioural records in, validated, loaded or quarantined.
 
+mod decode;
+mod files;
 mod load;
 pub mod records;
+pub mod sources;
 
 pub use load::Rejected;
 pub use records::RecordType;
+
+use decode::Line;
+use serde_json::Map;
+use uuid::Uuid;
 
 use chrono::Utc;
 use serde_json::Value;
@@ -70,57 +77,15 @@ impl Engine {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let reject =
-                |field: Option<String>, message: String, user_id: Option<String>| Rejected {
-                    line_number: i as i64 + 1,
-                    byte_offset: start as i64,
-                    field,
-                    message,
-                    excerpt: excerpt(line),
-                    user_id,
-                };
-            if line.len() > MAX_LINE_BYTES {
-                rejected.push(reject(
-                    None,
-                    format!("the line is longer than {MAX_LINE_BYTES} bytes"),
-                    None,
-                ));
-                continue;
-            }
-            let text = match std::str::from_utf8(line) {
-                Ok(t) => t,
-                Err(e) => {
-                    rejected.push(reject(
-                        None,
-                        format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to()),
-                        None,
-                    ));
-                    continue;
-                }
+            let (number, at) = (i as u64 + 1, start as u64);
+            let line = if line.len() > MAX_LINE_BYTES {
+                Line::TooLong(line.len())
+            } else {
+                Line::Text(line.to_vec())
             };
-            let object = match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(o)) => o,
-                Ok(_) => {
-                    rejected.push(reject(
-                        None,
-                        "each line must be one JSON object".into(),
-                        None,
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    rejected.push(reject(None, format!("not valid JSON: {e}"), None));
-                    continue;
-                }
-            };
-            let user_id = object.get("user_id").and_then(|u| match u {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-            match records::parse(record_type, p.workspace_id, object, now) {
+            match parse_line(record_type, p.workspace_id, line, number, at, now) {
                 Ok(row) => rows.push(row),
-                Err(e) => rejected.push(reject(e.field, e.message, user_id)),
+                Err(r) => rejected.push(r),
             }
         }
         let workspace_id = p.workspace_id;
@@ -131,7 +96,7 @@ impl Engine {
                     tx,
                     workspace_id,
                     record_type,
-                    "post",
+                    load::Origin::Post,
                     rows,
                     &to_quarantine,
                     now,
@@ -148,4 +113,76 @@ impl Engine {
             errors: rejected,
         })
     }
+}
+
+fn too_long(len: usize, line_number: u64, byte_offset: u64) -> Rejected {
+    Rejected {
+        line_number: line_number as i64,
+        byte_offset: byte_offset as i64,
+        field: None,
+        message: format!("the line is {len} bytes, longer than the {MAX_LINE_BYTES}-byte limit"),
+        excerpt: String::new(),
+        user_id: None,
+    }
+}
+
+/// One NDJSON line to a row, or the reason it is refused.
+pub(crate) fn parse_line(
+    record_type: RecordType,
+    workspace_id: Uuid,
+    line: Line,
+    line_number: u64,
+    byte_offset: u64,
+    now: chrono::DateTime<Utc>,
+) -> std::result::Result<records::Row, Rejected> {
+    let line = match line {
+        Line::Text(t) => t,
+        Line::TooLong(len) => return Err(too_long(len, line_number, byte_offset)),
+    };
+    let reject = |field: Option<String>, message: String, user_id: Option<String>| Rejected {
+        line_number: line_number as i64,
+        byte_offset: byte_offset as i64,
+        field,
+        message,
+        excerpt: excerpt(&line),
+        user_id,
+    };
+    let text = std::str::from_utf8(&line).map_err(|e| {
+        reject(
+            None,
+            format!("the line is not valid UTF-8 (at byte {})", e.valid_up_to()),
+            None,
+        )
+    })?;
+    let object = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(o)) => o,
+        Ok(_) => {
+            return Err(reject(
+                None,
+                "each line must be one JSON object".into(),
+                None,
+            ));
+        }
+        Err(e) => return Err(reject(None, format!("not valid JSON: {e}"), None)),
+    };
+    parse_object(record_type, workspace_id, object, now)
+        .map_err(|(field, message, user)| reject(field, message, user))
+}
+
+/// Field, message and (when readable) user id of a refused record.
+pub(crate) type ObjectError = (Option<String>, String, Option<String>);
+
+pub(crate) fn parse_object(
+    record_type: RecordType,
+    workspace_id: Uuid,
+    object: Map<String, Value>,
+    now: chrono::DateTime<Utc>,
+) -> std::result::Result<records::Row, ObjectError> {
+    let user_id = object.get("user_id").and_then(|u| match u {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    records::parse(record_type, workspace_id, object, now)
+        .map_err(|e| (e.field, e.message, user_id))
 }

@@ -56,6 +56,28 @@ pub enum Row {
     SocialDynamic(social_dynamics::ActiveModel),
 }
 
+impl Row {
+    /// Marks an event row with the file line it came from (items are upserts and need no mark).
+    pub fn stamp(&mut self, file_id: Uuid, line: i64) {
+        macro_rules! stamp {
+            ($m:expr) => {{
+                $m.source_file_id = Set(Some(file_id));
+                $m.line_number = Set(Some(line));
+            }};
+        }
+        match self {
+            Row::Purchase(m) => stamp!(m),
+            Row::Login(m) => stamp!(m),
+            Row::Action(m) => stamp!(m),
+            Row::Kpi(m) => stamp!(m),
+            Row::VirtualPurchase(m) => stamp!(m),
+            Row::LevelUp(m) => stamp!(m),
+            Row::SocialDynamic(m) => stamp!(m),
+            Row::Item(_) => {}
+        }
+    }
+}
+
 /// Reads fields out of one record, remembering which were used.
 struct Fields {
     map: Map<String, Value>,

@@ -1,0 +1,323 @@
+//! GraphQL for data sources: definitions (credentials are write-only),
+//! tests, scans, the file ledger, notifications and the quarantine.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use engine::{
+    entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files},
+    ingest::sources::SourceInput,
+};
+
+use super::{connection::parse_id, query::scope};
+use crate::errors::GqlResultExt;
+
+#[derive(Default)]
+pub struct SourceQuery;
+
+#[derive(Default)]
+pub struct SourceMutation;
+
+/// A folder or bucket the workspace's files are loaded from.
+pub struct DataSource(data_sources::Model);
+
+#[Object]
+impl DataSource {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// local (s3, gcs and azure are not supported yet).
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// Kind-specific settings, without credentials.
+    async fn config(&self) -> Json<serde_json::Value> {
+        Json(self.0.config.clone())
+    }
+    /// Whether credentials are stored; they are never returned.
+    async fn has_credentials(&self) -> bool {
+        self.0.credentials.is_some()
+    }
+    async fn scan_interval_minutes(&self) -> i32 {
+        self.0.scan_interval_minutes
+    }
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// new, ok or error (until a scan succeeds).
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn last_scan_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_scan_at
+    }
+    /// The ledger: every file seen, with its load status.
+    async fn files(&self, ctx: &Context<'_>) -> Result<Vec<SourceFile>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .source_files(p, self.0.id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(SourceFile::from)
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SourceFile {
+    pub id: ID,
+    pub path: String,
+    pub record_type: String,
+    /// ndjson or csv.
+    pub format: String,
+    pub size: i64,
+    /// queued, loading, loaded or failed.
+    pub status: String,
+    pub rows_loaded: i64,
+    pub rows_rejected: i64,
+    pub error: Option<String>,
+    pub discovered_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<source_files::Model> for SourceFile {
+    fn from(f: source_files::Model) -> Self {
+        SourceFile {
+            id: f.id.into(),
+            path: f.path,
+            record_type: f.record_type,
+            format: f.format,
+            size: f.size,
+            status: f.status,
+            rows_loaded: f.rows_loaded,
+            rows_rejected: f.rows_rejected,
+            error: f.error,
+            discovered_at: f.discovered_at,
+            finished_at: f.finished_at,
+        }
+    }
+}
+
+/// One scan of a source.
+#[derive(SimpleObject)]
+pub struct IngestionRun {
+    pub id: ID,
+    pub source_id: ID,
+    /// queued, succeeded or failed.
+    pub status: String,
+    pub files_found: i32,
+    pub files_queued: i32,
+    pub files_skipped: i32,
+    /// Files in the root folders that are neither NDJSON nor CSV.
+    pub skipped_paths: Json<serde_json::Value>,
+    pub error: Option<String>,
+    pub queued_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<ingestion_runs::Model> for IngestionRun {
+    fn from(r: ingestion_runs::Model) -> Self {
+        IngestionRun {
+            id: r.id.into(),
+            source_id: r.source_id.into(),
+            status: r.status,
+            files_found: r.files_found,
+            files_queued: r.files_queued,
+            files_skipped: r.files_skipped,
+            skipped_paths: Json(r.skipped_paths),
+            error: r.error,
+            queued_at: r.queued_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Notification {
+    pub id: ID,
+    pub source_id: Option<ID>,
+    /// storage_unreachable, invalid_format or file_overwritten.
+    pub kind: String,
+    pub path: Option<String>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<notifications::Model> for Notification {
+    fn from(n: notifications::Model) -> Self {
+        Notification {
+            id: n.id.into(),
+            source_id: n.source_id.map(Into::into),
+            kind: n.kind,
+            path: n.path,
+            message: n.message,
+            created_at: n.created_at,
+        }
+    }
+}
+
+/// A line that could not be loaded.
+#[derive(SimpleObject)]
+pub struct QuarantinedLine {
+    pub id: ID,
+    /// post, file or playfab.
+    pub origin: String,
+    pub record_type: String,
+    pub path: Option<String>,
+    pub line_number: i64,
+    pub byte_offset: i64,
+    pub field: Option<String>,
+    pub message: String,
+    pub excerpt: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<quarantined_lines::Model> for QuarantinedLine {
+    fn from(q: quarantined_lines::Model) -> Self {
+        QuarantinedLine {
+            id: q.id.into(),
+            origin: q.origin,
+            record_type: q.record_type,
+            path: q.path,
+            line_number: q.line_number,
+            byte_offset: q.byte_offset,
+            field: q.field,
+            message: q.message,
+            excerpt: q.excerpt,
+            created_at: q.created_at,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SourceCheck {
+    pub ok: bool,
+    pub message: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateDataSourceInput {
+    pub name: String,
+    /// local (s3, gcs and azure are not supported yet).
+    pub kind: String,
+    /// local: `{"path": "<folder below LOCAL_SOURCE_ROOT>", "prefix": "<optional>"}`.
+    pub config: Json<serde_json::Value>,
+    /// Write-only.
+    pub credentials: Option<Json<serde_json::Value>>,
+    /// Default 15.
+    pub scan_interval_minutes: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+#[Object]
+impl SourceQuery {
+    async fn data_sources(&self, ctx: &Context<'_>) -> Result<Vec<DataSource>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .list_sources(p)
+            .await
+            .gql()?
+            .into_iter()
+            .map(DataSource)
+            .collect())
+    }
+
+    async fn data_source(&self, ctx: &Context<'_>, id: ID) -> Result<DataSource> {
+        let (engine, p) = scope(ctx)?;
+        Ok(DataSource(
+            engine.source(p, parse_id("id", &id).gql()?).await.gql()?,
+        ))
+    }
+
+    async fn ingestion_run(&self, ctx: &Context<'_>, id: ID) -> Result<IngestionRun> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .ingestion_run(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?
+            .into())
+    }
+
+    /// Newest first (at most `last`, default 100).
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        last: Option<i32>,
+    ) -> Result<Vec<Notification>> {
+        let (engine, p) = scope(ctx)?;
+        let limit = last.unwrap_or(100).max(1) as u64;
+        Ok(engine
+            .notifications(p, limit)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Notification::from)
+            .collect())
+    }
+
+    /// Newest first (at most `last`, default 100).
+    async fn quarantined_lines(
+        &self,
+        ctx: &Context<'_>,
+        last: Option<i32>,
+    ) -> Result<Vec<QuarantinedLine>> {
+        let (engine, p) = scope(ctx)?;
+        let limit = last.unwrap_or(100).max(1) as u64;
+        Ok(engine
+            .quarantine(p, limit)
+            .await
+            .gql()?
+            .into_iter()
+            .map(QuarantinedLine::from)
+            .collect())
+    }
+}
+
+#[Object]
+impl SourceMutation {
+    async fn create_data_source(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDataSourceInput,
+    ) -> Result<DataSource> {
+        let (engine, p) = scope(ctx)?;
+        let input = SourceInput {
+            name: Some(input.name),
+            kind: Some(input.kind),
+            config: Some(input.config.0),
+            credentials: input.credentials.map(|c| c.0),
+            scan_interval_minutes: input.scan_interval_minutes,
+            enabled: input.enabled,
+        };
+        Ok(DataSource(engine.create_source(p, input).await.gql()?))
+    }
+
+    /// Lists the source and says precisely what failed, if anything.
+    async fn test_data_source(&self, ctx: &Context<'_>, id: ID) -> Result<SourceCheck> {
+        let (engine, p) = scope(ctx)?;
+        let check = engine
+            .test_source(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?;
+        Ok(SourceCheck {
+            ok: check.ok,
+            message: check.message,
+        })
+    }
+
+    /// Queues a scan now; poll `ingestionRun(id)`.
+    async fn scan_data_source(&self, ctx: &Context<'_>, id: ID) -> Result<IngestionRun> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .scan_source(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?
+            .into())
+    }
+}

@@ -1,0 +1,390 @@
+//! Local folder sources: the reference's examples in NDJSON and CSV, flat and
+//! hive-partitioned, gzipped or not, each file loaded exactly once; malformed
+//! files become notifications or quarantine entries; paths stay inside
+//! LOCAL_SOURCE_ROOT.
+
+use std::path::{Path, PathBuf};
+
+use engine::entity::{source_files, trait_values};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    ingest::reference_examples,
+    support::{TestApp, error_code, local_source_root},
+};
+
+fn folder() -> (PathBuf, String) {
+    let name = format!("src-{}", Uuid::new_v4().simple());
+    let dir = local_source_root().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    (dir, name)
+}
+
+fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+async fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    async_compression::tokio::bufread::GzipEncoder::new(bytes)
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
+    out
+}
+
+fn to_csv(records: &[Value]) -> Vec<u8> {
+    let mut header: Vec<String> = Vec::new();
+    for r in records {
+        for k in r.as_object().unwrap().keys() {
+            if !header.contains(k) {
+                header.push(k.clone());
+            }
+        }
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    for r in records {
+        w.write_record(header.iter().map(|h| match r.get(h) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            // Parameter lists travel as JSON text in their column.
+            Some(other) => other.to_string(),
+        }))
+        .unwrap();
+    }
+    w.into_inner().unwrap()
+}
+
+impl TestApp {
+    async fn local_source(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        self.gql_as(
+            Some(&self.admin_key),
+            "mutation($c: JSON!) { createDataSource(input: { name: \"Studio bucket\", kind: \"local\", config: $c }) { id kind status hasCredentials } }",
+            json!({ "c": { "path": path } }),
+        )
+        .await
+    }
+
+    async fn scan(&self, source_id: &str) -> Value {
+        let run = self
+            .gql(
+                "mutation($id: ID!) { scanDataSource(id: $id) { id status } }",
+                json!({ "id": source_id }),
+            )
+            .await;
+        self.drain().await;
+        self.gql(
+            "query($id: ID!) { ingestionRun(id: $id) { status filesFound filesQueued filesSkipped skippedPaths error } }",
+            json!({ "id": run["scanDataSource"]["id"] }),
+        )
+        .await["ingestionRun"]
+            .clone()
+    }
+
+    async fn files(&self, source_id: &str) -> Vec<Value> {
+        self.gql(
+            "query($id: ID!) { dataSource(id: $id) { files { path format status rowsLoaded rowsRejected error } } }",
+            json!({ "id": source_id }),
+        )
+        .await["dataSource"]["files"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+async fn table_count(app: &TestApp, table: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.engine.db();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM \"{table}\""),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn every_record_type_loads_from_ndjson_and_csv_flat_and_partitioned_once() {
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    let examples = reference_examples();
+    for (folder, records) in &examples {
+        let ndjson: String = records.iter().map(|r| format!("{r}\n")).collect();
+        // Flat, with a timestamp in the name; and hive-partitioned CSV; and gzipped NDJSON.
+        write(
+            &dir,
+            &format!("{folder}/{folder}_1600089751.json"),
+            ndjson.as_bytes(),
+        );
+        write(
+            &dir,
+            &format!("{folder}/date=16000000000/load_id=fgdhb4gwv34t/{folder}.csv"),
+            &to_csv(records),
+        );
+        write(
+            &dir,
+            &format!("{folder}/archive/{folder}_1600089777.ndjson.gz"),
+            &gzip(ndjson.as_bytes()).await,
+        );
+    }
+    write(&dir, "purchases/README.txt", b"not data");
+    write(&dir, "elsewhere/purchases.json", b"{}\n");
+
+    let (_, created) = app.local_source(&name).await;
+    let source = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(created["data"]["createDataSource"]["hasCredentials"], false);
+    let check = app
+        .gql(
+            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+            json!({ "id": source }),
+        )
+        .await;
+    assert_eq!(check["testDataSource"]["ok"], true, "{check}");
+
+    let run = app.scan(&source).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["filesQueued"], 24);
+    assert_eq!(run["skippedPaths"], json!(["purchases/README.txt"]));
+    let files = app.files(&source).await;
+    assert!(
+        files
+            .iter()
+            .all(|f| f["status"] == "loaded" && f["rowsRejected"] == 0),
+        "{files:?}"
+    );
+
+    for (folder, records) in &examples {
+        let n = table_count(&app, folder).await;
+        let want = if folder == "items" {
+            1
+        } else {
+            3 * records.len() as i64
+        };
+        assert_eq!(n, want, "{folder}: rows in the table");
+    }
+
+    // A second scan finds nothing new and loads nothing again.
+    let again = app.scan(&source).await;
+    assert_eq!(again["filesQueued"], 0);
+    assert_eq!(
+        table_count(&app, "actions").await,
+        3 * examples
+            .iter()
+            .find(|(f, _)| f == "actions")
+            .unwrap()
+            .1
+            .len() as i64
+    );
+
+    // An overwritten file is reported once, not reloaded.
+    write(&dir, "purchases/purchases_1600089751.json", b"{\"timestamp\": \"2020-01-01 00:00:00\", \"user_id\": \"9\"}\n{\"timestamp\": \"2020-01-01 00:00:00\", \"user_id\": \"9\"}\n");
+    app.scan(&source).await;
+    app.scan(&source).await;
+    let notes = app
+        .gql("{ notifications { kind path message } }", json!({}))
+        .await;
+    let overwritten: Vec<&Value> = notes["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "file_overwritten")
+        .collect();
+    assert_eq!(overwritten.len(), 1, "{notes}");
+    assert_eq!(
+        overwritten[0]["path"],
+        "purchases/purchases_1600089751.json"
+    );
+    assert_eq!(table_count(&app, "purchases").await, 3);
+    let _ = trait_values::Entity::find()
+        .count(app.engine.db())
+        .await
+        .unwrap();
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn malformed_files_are_reported_and_nothing_is_half_written() {
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    let good = r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1001", "price": 1.5}"#;
+    write(&dir, "purchases/empty.json", b"");
+    write(
+        &dir,
+        "purchases/bom_crlf.json",
+        format!("\u{feff}{good}\r\n{good}\r\n").as_bytes(),
+    );
+    write(
+        &dir,
+        "purchases/all_bad.json",
+        b"{\"user_id\": 1}\nnot json\n",
+    );
+    write(
+        &dir,
+        "purchases/long_line.json",
+        format!("{good}\n{{\"x\": \"{}\"}}\n{good}\n", "y".repeat(1_200_000)).as_bytes(),
+    );
+    write(
+        &dir,
+        "purchases/no_header.csv",
+        b"2019-01-01 15:04:05,1001,1.5\n",
+    );
+    write(&dir, "purchases/broken.json.gz", b"this is not gzip");
+    write(
+        &dir,
+        "purchases/bad_utf8.csv",
+        b"timestamp,user_id,price\n2019-01-01 15:04:05,\xff\xfe,1\n2019-01-01 15:04:05,7,2\n",
+    );
+    let (_, created) = app.local_source(&name).await;
+    let source = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.scan(&source).await;
+
+    let files = app.files(&source).await;
+    let file = |p: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == p)
+            .unwrap_or_else(|| panic!("{p}: {files:?}"))
+            .clone()
+    };
+    assert_eq!(file("purchases/bom_crlf.json")["rowsLoaded"], 2);
+    assert_eq!(file("purchases/long_line.json")["rowsLoaded"], 2);
+    assert_eq!(file("purchases/long_line.json")["rowsRejected"], 1);
+    assert_eq!(file("purchases/all_bad.json")["rowsRejected"], 2);
+    assert_eq!(file("purchases/no_header.csv")["status"], "failed");
+    assert!(
+        file("purchases/no_header.csv")["error"]
+            .as_str()
+            .unwrap()
+            .contains("header")
+    );
+    assert_eq!(file("purchases/broken.json.gz")["status"], "failed");
+    assert_eq!(file("purchases/bad_utf8.csv")["rowsLoaded"], 1);
+    assert_eq!(file("purchases/bad_utf8.csv")["rowsRejected"], 1);
+    assert_eq!(table_count(&app, "purchases").await, 2 + 2 + 1);
+
+    let notes = app
+        .gql("{ notifications { kind path message } }", json!({}))
+        .await;
+    let kinds: Vec<(String, String)> = notes["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().to_owned(),
+                n["path"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for path in [
+        "purchases/empty.json",
+        "purchases/all_bad.json",
+        "purchases/no_header.csv",
+        "purchases/broken.json.gz",
+    ] {
+        assert!(
+            kinds.contains(&("invalid_format".to_owned(), path.to_owned())),
+            "{path}: {kinds:?}"
+        );
+    }
+    let q = app
+        .gql(
+            "{ quarantinedLines { path lineNumber byteOffset field message } }",
+            json!({}),
+        )
+        .await;
+    let long = q["quarantinedLines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"] == "purchases/long_line.json")
+        .unwrap()
+        .clone();
+    assert_eq!(long["lineNumber"], 2);
+    assert_eq!(long["byteOffset"], good.len() + 1);
+    assert!(long["message"].as_str().unwrap().contains("longer than"));
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A load that crashed after committing rows but before the job finished is
+/// run again from the start of the file: no line is loaded twice.
+#[tokio::test]
+async fn a_rerun_load_writes_each_line_once() {
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    let lines: String = (0..5000)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\": {}, \"user_id\": \"u{}\", \"price\": 1}}\n",
+                1_600_000_000 + i,
+                i % 50
+            )
+        })
+        .collect();
+    write(&dir, "purchases/big.json", lines.as_bytes());
+    let (_, created) = app.local_source(&name).await;
+    let source = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.scan(&source).await;
+    assert_eq!(table_count(&app, "purchases").await, 5000);
+
+    let file = source_files::Entity::find()
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut crashed: source_files::ActiveModel = file.clone().into();
+    crashed.status = Set("loading".into());
+    crashed.checkpoint_line = Set(0);
+    crashed.update(app.engine.db()).await.unwrap();
+    app.engine.execute_load_file(file.id).await.unwrap();
+    assert_eq!(table_count(&app, "purchases").await, 5000);
+    let reloaded = source_files::Entity::find_by_id(file.id)
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reloaded.status, "loaded");
+    assert_eq!(reloaded.checkpoint_line, 5000);
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn local_sources_stay_inside_the_root() {
+    let app = TestApp::spawn().await;
+    for path in ["../", "/etc", "does-not-exist"] {
+        let (_, body) = app.local_source(path).await;
+        assert_eq!(error_code(&body), "invalid_input", "{path}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "config.path");
+    }
+    let (_, body) = app
+        .gql_as(
+            Some(&app.admin_key),
+            "mutation { createDataSource(input: { name: \"s3\", kind: \"ftp\", config: {} }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "kind");
+    app.stop().await;
+}

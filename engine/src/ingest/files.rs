@@ -1,0 +1,327 @@
+//! The `LoadFile` job: streams one file of the ledger with bounded memory,
+//! loads it in batches, each committed with the ledger's checkpoint.
+//!
+//! Exactly once: every event row carries (file, line) under a unique key and
+//! is inserted with ON CONFLICT DO NOTHING, and each batch commits its rows,
+//! quarantined lines and the checkpoint together. A retry after a crash
+//! resumes after the checkpoint; a batch that committed is never written twice.
+
+use std::io;
+
+use async_compression::tokio::bufread::GzipDecoder;
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, path::Path as ObjectPath};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufRead, BufReader};
+use tokio_util::io::StreamReader;
+use uuid::Uuid;
+
+use entity::{data_sources, source_files};
+
+use super::{
+    MAX_LINE_BYTES, Rejected,
+    decode::{Line, LineReader, csv_fields},
+    load::{self, Origin},
+    parse_line, parse_object,
+    records::{RecordType, Row},
+    sources::{FileFormat, NotificationKind, classify},
+};
+use crate::{Engine, Error, Result};
+
+/// Lines per committed batch.
+const FILE_BATCH: usize = 2_000;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+struct Batch {
+    rows: Vec<Row>,
+    rejected: Vec<Rejected>,
+    last_line: u64,
+}
+
+impl Engine {
+    pub async fn execute_load_file(&self, file_id: Uuid) -> Result<()> {
+        let Some(file) = source_files::Entity::find_by_id(file_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        if file.status == "loaded" || file.status == "failed" {
+            return Ok(());
+        }
+        let Some(source) = data_sources::Entity::find_by_id(file.source_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let mut loading: source_files::ActiveModel = file.clone().into();
+        loading.status = Set("loading".into());
+        if file.started_at.is_none() {
+            loading.started_at = Set(Some(Utc::now()));
+        }
+        let file = loading.update(&self.db).await?;
+
+        let outcome = self.load_file(&source, &file).await;
+        let Some(file) = source_files::Entity::find_by_id(file_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let mut done: source_files::ActiveModel = file.clone().into();
+        done.finished_at = Set(Some(Utc::now()));
+        match outcome {
+            Ok(()) => {
+                done.status = Set("loaded".into());
+                if file.rows_loaded == 0 && file.rows_rejected == 0 {
+                    self.notify(
+                        file.workspace_id,
+                        Some(source.id),
+                        NotificationKind::InvalidFormat,
+                        Some(&file.path),
+                        format!("{} is empty", file.path),
+                    )
+                    .await?;
+                } else if file.rows_loaded == 0 {
+                    self.notify(
+                        file.workspace_id,
+                        Some(source.id),
+                        NotificationKind::InvalidFormat,
+                        Some(&file.path),
+                        format!(
+                            "every line of {} was rejected ({} lines); see the quarantine",
+                            file.path, file.rows_rejected
+                        ),
+                    )
+                    .await?;
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let kind = match e {
+                    Error::Unavailable(_) => NotificationKind::StorageUnreachable,
+                    _ => NotificationKind::InvalidFormat,
+                };
+                self.notify(
+                    file.workspace_id,
+                    Some(source.id),
+                    kind,
+                    Some(&file.path),
+                    message.clone(),
+                )
+                .await?;
+                done.status = Set("failed".into());
+                done.error = Set(Some(message));
+            }
+        }
+        done.update(&self.db).await?;
+        Ok(())
+    }
+
+    async fn load_file(
+        &self,
+        source: &data_sources::Model,
+        file: &source_files::Model,
+    ) -> Result<()> {
+        let record_type = RecordType::parse(&file.record_type)
+            .ok_or_else(|| Error::internal("stored record type"))?;
+        let (format, gzip) =
+            classify(&file.path).ok_or_else(|| Error::internal("stored file name"))?;
+        let store = self.object_store(source)?;
+        let stream = store
+            .get(&ObjectPath::from(file.path.as_str()))
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading {}: {e}", file.path)))?
+            .into_stream()
+            .map_err(io::Error::other);
+        let raw = BufReader::new(StreamReader::new(stream));
+        let reader: Box<dyn AsyncBufRead + Unpin + Send> = if gzip {
+            Box::new(BufReader::new(GzipDecoder::new(raw)))
+        } else {
+            Box::new(raw)
+        };
+        let mut lines = LineReader::new(reader, MAX_LINE_BYTES, 0);
+        let io_error =
+            |e: io::Error| Error::invalid("file", format!("{} cannot be decoded: {e}", file.path));
+
+        let mut header: Option<Vec<String>> = None;
+        let mut batch = Batch {
+            rows: Vec::new(),
+            rejected: Vec::new(),
+            last_line: file.checkpoint_line as u64,
+        };
+        let now = Utc::now();
+        loop {
+            let next = match format {
+                FileFormat::Ndjson => lines.next_line().await.map_err(io_error)?,
+                FileFormat::Csv => lines.next_csv_record().await.map_err(io_error)?,
+            };
+            let Some((number, offset, line)) = next else {
+                break;
+            };
+            let line = match line {
+                Line::Text(t) if number == 1 => {
+                    Line::Text(t.strip_prefix(BOM).map(<[u8]>::to_vec).unwrap_or(t))
+                }
+                other => other,
+            };
+            if format == FileFormat::Csv && header.is_none() {
+                header = Some(csv_header(record_type, &line, &file.path)?);
+                continue;
+            }
+            if number <= file.checkpoint_line as u64 {
+                continue;
+            }
+            if matches!(&line, Line::Text(t) if t.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            let parsed = match (format, &header) {
+                (FileFormat::Csv, Some(h)) => {
+                    csv_row(record_type, file.workspace_id, h, line, number, offset, now)
+                }
+                _ => parse_line(record_type, file.workspace_id, line, number, offset, now),
+            };
+            match parsed {
+                Ok(mut row) => {
+                    row.stamp(file.id, number as i64);
+                    batch.rows.push(row);
+                }
+                Err(r) => batch.rejected.push(r),
+            }
+            batch.last_line = number;
+            if batch.rows.len() + batch.rejected.len() >= FILE_BATCH {
+                self.commit_batch(file, record_type, &mut batch, now)
+                    .await?;
+            }
+        }
+        if format == FileFormat::Csv && header.is_none() {
+            return Err(Error::invalid(
+                "file",
+                format!("{} has no CSV header row", file.path),
+            ));
+        }
+        self.commit_batch(file, record_type, &mut batch, now).await
+    }
+
+    /// Rows, quarantined lines and the checkpoint, in one transaction.
+    async fn commit_batch(
+        &self,
+        file: &source_files::Model,
+        record_type: RecordType,
+        batch: &mut Batch,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        let rows = std::mem::take(&mut batch.rows);
+        let rejected = std::mem::take(&mut batch.rejected);
+        let (file_id, workspace_id, checkpoint) =
+            (file.id, file.workspace_id, batch.last_line as i64);
+        let path = file.path.clone();
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let origin = Origin::File {
+                    id: file_id,
+                    path: &path,
+                };
+                let accepted =
+                    load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
+                        .await?;
+                let current = source_files::Entity::find_by_id(file_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(Error::NotFound {
+                        what: "source file",
+                    })?;
+                let mut f: source_files::ActiveModel = current.clone().into();
+                f.checkpoint_line = Set(checkpoint.max(current.checkpoint_line));
+                f.rows_loaded = Set(current.rows_loaded + accepted as i64);
+                f.rows_rejected = Set(current.rows_rejected + rejected.len() as i64);
+                f.update(tx).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// The header row: names the columns, and must name the type's required ones.
+fn csv_header(record_type: RecordType, line: &Line, path: &str) -> Result<Vec<String>> {
+    let Line::Text(t) = line else {
+        return Err(Error::invalid(
+            "file",
+            format!("{path}: the CSV header row is too long"),
+        ));
+    };
+    let names: Vec<String> = csv_fields(t)
+        .map_err(|e| Error::invalid("file", format!("{path}: bad CSV header: {e}")))?
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .collect();
+    let required: &[&str] = match record_type {
+        RecordType::Items => &["item_id"],
+        RecordType::Kpis => &["timestamp", "user_id", "kpi_id", "value"],
+        _ => &["timestamp", "user_id"],
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|r| !names.iter().any(|n| n == r))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            "file",
+            format!(
+                "{path}: the CSV header row lacks {} (is the header missing?)",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+fn csv_row(
+    record_type: RecordType,
+    workspace_id: Uuid,
+    header: &[String],
+    line: Line,
+    number: u64,
+    offset: u64,
+    now: chrono::DateTime<Utc>,
+) -> std::result::Result<Row, Rejected> {
+    let text = match line {
+        Line::Text(t) => t,
+        too_long => return parse_line(record_type, workspace_id, too_long, number, offset, now),
+    };
+    let reject = |field: Option<String>, message: String, user_id: Option<String>| Rejected {
+        line_number: number as i64,
+        byte_offset: offset as i64,
+        field,
+        message,
+        excerpt: super::excerpt(&text),
+        user_id,
+    };
+    if std::str::from_utf8(&text).is_err() {
+        return Err(reject(None, "the line is not valid UTF-8".into(), None));
+    }
+    let fields = csv_fields(&text).map_err(|m| reject(None, m, None))?;
+    if fields.len() != header.len() {
+        return Err(reject(
+            None,
+            format!(
+                "{} fields where the header has {}",
+                fields.len(),
+                header.len()
+            ),
+            None,
+        ));
+    }
+    let object: Map<String, Value> = header
+        .iter()
+        .cloned()
+        .zip(fields.into_iter().map(Value::String))
+        .collect();
+    parse_object(record_type, workspace_id, object, now).map_err(|(f, m, u)| reject(f, m, u))
+}

@@ -1,0 +1,509 @@
+//! Bucket and folder sources: definitions (credentials write-only), the
+//! object store behind each kind, connectivity tests and scans that fill the
+//! ledger and queue one load job per new file.
+
+use std::{path::PathBuf, sync::Arc};
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use object_store::{ObjectStore, local::LocalFileSystem, path::Path as ObjectPath};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files};
+
+use super::records::RecordType;
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    jobs::Work,
+    text_enum::text_enum,
+};
+
+text_enum! {
+    pub enum SourceKind {
+        Local => "local",
+        S3 => "s3",
+        Gcs => "gcs",
+        Azure => "azure",
+    }
+}
+
+text_enum! {
+    pub enum NotificationKind {
+        StorageUnreachable => "storage_unreachable",
+        InvalidFormat => "invalid_format",
+        FileOverwritten => "file_overwritten",
+    }
+}
+
+text_enum! {
+    /// How a file is decoded, from its extension (a trailing `.gz` is decompressed first).
+    pub enum FileFormat {
+        Ndjson => "ndjson",
+        Csv => "csv",
+    }
+}
+
+pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
+
+#[derive(Clone, Debug, Default)]
+pub struct SourceInput {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    /// Kind-specific: `path` (local), `bucket`/`region`/`endpoint` (s3), … and an optional `prefix`.
+    pub config: Option<Value>,
+    /// Write-only: never returned, never logged.
+    pub credentials: Option<Value>,
+    pub scan_interval_minutes: Option<i32>,
+    pub enabled: Option<bool>,
+}
+
+/// The result of `testDataSource`.
+#[derive(Clone, Debug)]
+pub struct SourceCheck {
+    pub ok: bool,
+    pub message: String,
+}
+
+/// `(format, gzip)` for a file name, or `None` for files that are skipped.
+pub fn classify(path: &str) -> Option<(FileFormat, bool)> {
+    let lower = path.to_ascii_lowercase();
+    let (name, gz) = match lower.strip_suffix(".gz") {
+        Some(n) => (n.to_owned(), true),
+        None => (lower, false),
+    };
+    let format = if [".json", ".ndjson", ".jsonl"]
+        .iter()
+        .any(|e| name.ends_with(e))
+    {
+        FileFormat::Ndjson
+    } else if name.ends_with(".csv") {
+        FileFormat::Csv
+    } else {
+        return None;
+    };
+    Some((format, gz))
+}
+
+fn config_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+impl Engine {
+    fn local_root(&self) -> Result<PathBuf> {
+        let root = self.local_source_root.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "kind",
+                "local sources are disabled: the server has no LOCAL_SOURCE_ROOT",
+            )
+        })?;
+        root.canonicalize()
+            .map_err(|e| Error::Unavailable(format!("LOCAL_SOURCE_ROOT {}: {e}", root.display())))
+    }
+
+    /// The folder of a local source; anything outside LOCAL_SOURCE_ROOT is refused.
+    fn local_folder(&self, config: &Value) -> Result<PathBuf> {
+        let root = self.local_root()?;
+        let path = config_str(config, "path")
+            .ok_or_else(|| Error::invalid("config.path", "is required"))?;
+        let folder = root
+            .join(path.trim_start_matches('/'))
+            .canonicalize()
+            .map_err(|e| {
+                Error::invalid("config.path", format!("'{path}' cannot be opened: {e}"))
+            })?;
+        if !folder.starts_with(&root) || !folder.is_dir() {
+            return Err(Error::invalid(
+                "config.path",
+                format!("'{path}' is not a folder inside LOCAL_SOURCE_ROOT"),
+            ));
+        }
+        Ok(folder)
+    }
+
+    /// The object store of a source. Cloud kinds are not supported yet
+    /// (local folders only): they are refused at creation.
+    pub(crate) fn object_store(
+        &self,
+        source: &data_sources::Model,
+    ) -> Result<Arc<dyn ObjectStore>> {
+        match SourceKind::parse(&source.kind) {
+            Some(SourceKind::Local) => {
+                let folder = self.local_folder(&source.config)?;
+                Ok(Arc::new(
+                    LocalFileSystem::new_with_prefix(folder)
+                        .map_err(|e| Error::Unavailable(e.to_string()))?,
+                ))
+            }
+            _ => Err(Error::invalid(
+                "kind",
+                format!("source kind '{}' is not supported yet (local)", source.kind),
+            )),
+        }
+    }
+
+    pub async fn create_source(
+        &self,
+        p: &Principal,
+        input: SourceInput,
+    ) -> Result<data_sources::Model> {
+        p.require(Permission::Write)?;
+        let name = input
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty() && n.len() <= 200);
+        let name = name.ok_or_else(|| Error::invalid("name", "must be 1 to 200 characters"))?;
+        let kind = input
+            .kind
+            .ok_or_else(|| Error::invalid("kind", "is required"))?;
+        let kind_enum = SourceKind::parse(&kind).ok_or_else(|| {
+            Error::invalid(
+                "kind",
+                format!("'{kind}' is not one of: {}", SourceKind::expected()),
+            )
+        })?;
+        let config = input.config.unwrap_or_else(|| json!({}));
+        if !config.is_object() {
+            return Err(Error::invalid("config", "must be an object"));
+        }
+        let interval = input
+            .scan_interval_minutes
+            .unwrap_or(DEFAULT_SCAN_INTERVAL_MINUTES);
+        if !(1..=10_080).contains(&interval) {
+            return Err(Error::invalid(
+                "scan_interval_minutes",
+                "must be between 1 and 10080",
+            ));
+        }
+        let now = Utc::now();
+        let model = data_sources::Model {
+            id: Uuid::now_v7(),
+            workspace_id: p.workspace_id,
+            name,
+            kind: kind_enum.as_str().into(),
+            config,
+            credentials: input.credentials,
+            scan_interval_minutes: interval,
+            enabled: input.enabled.unwrap_or(true),
+            reload_overwritten: false,
+            status: "new".into(),
+            last_error: None,
+            last_scan_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        // Refuse what cannot work before storing it (bad kind, folder outside the root).
+        self.object_store(&model)?;
+        Ok(data_sources::ActiveModel::from(model)
+            .insert(&self.db)
+            .await?)
+    }
+
+    pub async fn list_sources(&self, p: &Principal) -> Result<Vec<data_sources::Model>> {
+        p.require(Permission::Read)?;
+        Ok(data_sources::Entity::find()
+            .filter(data_sources::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_asc(data_sources::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn source(&self, p: &Principal, id: Uuid) -> Result<data_sources::Model> {
+        p.require(Permission::Read)?;
+        data_sources::Entity::find_by_id(id)
+            .filter(data_sources::Column::WorkspaceId.eq(p.workspace_id))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "data source",
+            })
+    }
+
+    /// Lists the source's root and reports what failed, precisely.
+    pub async fn test_source(&self, p: &Principal, id: Uuid) -> Result<SourceCheck> {
+        let source = self.source(p, id).await?;
+        let check = match self.object_store(&source) {
+            Err(e) => Err(e.to_string()),
+            Ok(store) => store
+                .list_with_delimiter(None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        Ok(match check {
+            Ok(()) => SourceCheck {
+                ok: true,
+                message: "listed the source's root".into(),
+            },
+            Err(message) => SourceCheck { ok: false, message },
+        })
+    }
+
+    /// Queues a scan; poll the returned run.
+    pub async fn scan_source(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
+        p.require(Permission::Write)?;
+        let source = self.source(p, id).await?;
+        let run = ingestion_runs::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(source.workspace_id),
+            source_id: Set(source.id),
+            status: Set("queued".into()),
+            files_found: Set(0),
+            files_queued: Set(0),
+            files_skipped: Set(0),
+            skipped_paths: Set(json!([])),
+            error: Set(None),
+            queued_at: Set(Utc::now()),
+            finished_at: Set(None),
+        }
+        .insert(&self.db)
+        .await?;
+        self.enqueue(
+            Some(source.workspace_id),
+            Work::ScanSource { run_id: run.id },
+        )
+        .await?;
+        Ok(run)
+    }
+
+    pub async fn ingestion_run(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
+        p.require(Permission::Read)?;
+        ingestion_runs::Entity::find_by_id(id)
+            .filter(ingestion_runs::Column::WorkspaceId.eq(p.workspace_id))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "ingestion run",
+            })
+    }
+
+    pub async fn source_files(
+        &self,
+        p: &Principal,
+        source_id: Uuid,
+    ) -> Result<Vec<source_files::Model>> {
+        self.source(p, source_id).await?;
+        Ok(source_files::Entity::find()
+            .filter(source_files::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(source_files::Column::SourceId.eq(source_id))
+            .order_by_asc(source_files::Column::Path)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The workspace's notifications, newest first.
+    pub async fn notifications(
+        &self,
+        p: &Principal,
+        limit: u64,
+    ) -> Result<Vec<notifications::Model>> {
+        p.require(Permission::Read)?;
+        Ok(notifications::Entity::find()
+            .filter(notifications::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_desc(notifications::Column::Id)
+            .limit(limit.min(1000))
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Quarantined lines, newest first.
+    pub async fn quarantine(
+        &self,
+        p: &Principal,
+        limit: u64,
+    ) -> Result<Vec<quarantined_lines::Model>> {
+        p.require(Permission::Read)?;
+        Ok(quarantined_lines::Entity::find()
+            .filter(quarantined_lines::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_desc(quarantined_lines::Column::Id)
+            .limit(limit.min(1000))
+            .all(&self.db)
+            .await?)
+    }
+
+    pub(crate) async fn notify(
+        &self,
+        workspace_id: Uuid,
+        source_id: Option<Uuid>,
+        kind: NotificationKind,
+        path: Option<&str>,
+        message: String,
+    ) -> Result<()> {
+        tracing::info!(%workspace_id, kind = kind.as_str(), path, %message, "notification");
+        notifications::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace_id),
+            source_id: Set(source_id),
+            kind: Set(kind.as_str().into()),
+            path: Set(path.map(str::to_owned)),
+            message: Set(message),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The `ScanSource` job: lists the eight root folders (at any depth),
+    /// records new files in the ledger and queues a load for each.
+    pub async fn execute_scan(&self, run_id: Uuid) -> Result<()> {
+        let Some(run) = ingestion_runs::Entity::find_by_id(run_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        if run.status != "queued" {
+            return Ok(());
+        }
+        let Some(source) = data_sources::Entity::find_by_id(run.source_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let outcome = self.scan(&source).await;
+        let mut done: ingestion_runs::ActiveModel = run.into();
+        let mut src: data_sources::ActiveModel = source.clone().into();
+        src.last_scan_at = Set(Some(Utc::now()));
+        match outcome {
+            Ok((found, queued, skipped)) => {
+                done.status = Set("succeeded".into());
+                done.files_found = Set(found);
+                done.files_queued = Set(queued);
+                done.files_skipped = Set(skipped.len() as i32);
+                done.skipped_paths = Set(json!(skipped));
+                src.status = Set("ok".into());
+                src.last_error = Set(None);
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.notify(
+                    source.workspace_id,
+                    Some(source.id),
+                    NotificationKind::StorageUnreachable,
+                    None,
+                    message.clone(),
+                )
+                .await?;
+                done.status = Set("failed".into());
+                done.error = Set(Some(message.clone()));
+                src.status = Set("error".into());
+                src.last_error = Set(Some(message));
+            }
+        }
+        done.finished_at = Set(Some(Utc::now()));
+        done.update(&self.db).await?;
+        src.update(&self.db).await?;
+        Ok(())
+    }
+
+    async fn scan(&self, source: &data_sources::Model) -> Result<(i32, i32, Vec<String>)> {
+        let store = self.object_store(source)?;
+        let prefix = config_str(&source.config, "prefix").map(|p| p.trim_matches('/').to_owned());
+        let (mut found, mut queued, mut skipped) = (0, 0, Vec::new());
+        for record_type in RecordType::ALL {
+            let root = match &prefix {
+                Some(p) => format!("{p}/{}", record_type.as_str()),
+                None => record_type.as_str().to_owned(),
+            };
+            let objects: Vec<_> = store
+                .list(Some(&ObjectPath::from(root.as_str())))
+                .try_collect()
+                .await
+                .map_err(|e| Error::Unavailable(format!("listing {root}/: {e}")))?;
+            for meta in objects {
+                found += 1;
+                let path = meta.location.to_string();
+                let Some((format, _)) = classify(&path) else {
+                    skipped.push(path);
+                    continue;
+                };
+                let known = source_files::Entity::find()
+                    .filter(source_files::Column::WorkspaceId.eq(source.workspace_id))
+                    .filter(source_files::Column::SourceId.eq(source.id))
+                    .filter(source_files::Column::Path.eq(&path))
+                    .one(&self.db)
+                    .await?;
+                if let Some(known) = known {
+                    let changed = known.size != meta.size as i64 || known.etag != meta.e_tag;
+                    if changed {
+                        self.notify_overwritten(source, &path, &known, meta.size)
+                            .await?;
+                    }
+                    continue;
+                }
+                let file = source_files::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    workspace_id: Set(source.workspace_id),
+                    source_id: Set(source.id),
+                    path: Set(path.clone()),
+                    record_type: Set(record_type.as_str().into()),
+                    format: Set(format.as_str().into()),
+                    size: Set(meta.size as i64),
+                    etag: Set(meta.e_tag.clone()),
+                    last_modified: Set(Some(meta.last_modified)),
+                    status: Set("queued".into()),
+                    rows_loaded: Set(0),
+                    rows_rejected: Set(0),
+                    checkpoint_line: Set(0),
+                    error: Set(None),
+                    discovered_at: Set(Utc::now()),
+                    started_at: Set(None),
+                    finished_at: Set(None),
+                };
+                // A concurrent scan that recorded the file first wins (unique path).
+                let Ok(file) = file.insert(&self.db).await else {
+                    continue;
+                };
+                self.enqueue(
+                    Some(source.workspace_id),
+                    Work::LoadFile { file_id: file.id },
+                )
+                .await?;
+                queued += 1;
+            }
+        }
+        Ok((found, queued, skipped))
+    }
+
+    /// Files are loaded once: a changed file is reported, once per change, not reloaded.
+    async fn notify_overwritten(
+        &self,
+        source: &data_sources::Model,
+        path: &str,
+        known: &source_files::Model,
+        size: u64,
+    ) -> Result<()> {
+        let message = format!(
+            "{path} changed after it was loaded ({} → {size} bytes); it is not reloaded: upload new data as new files",
+            known.size
+        );
+        let already = notifications::Entity::find()
+            .filter(notifications::Column::WorkspaceId.eq(source.workspace_id))
+            .filter(notifications::Column::Kind.eq(NotificationKind::FileOverwritten.as_str()))
+            .filter(notifications::Column::Message.eq(&message))
+            .one(&self.db)
+            .await?;
+        if already.is_none() {
+            self.notify(
+                source.workspace_id,
+                Some(source.id),
+                NotificationKind::FileOverwritten,
+                Some(path),
+                message,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! `notifications`: what a studio is told: storage unreachable, file not valid, file overwritten.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "notifications")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub source_id: Option<Uuid>,
+    pub kind: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub path: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub message: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
