@@ -32,7 +32,7 @@ async fn handle(job: Job, state: Data<WorkerState>) -> Result<(), BoxDynError> {
 }
 
 /// Every minute: queue runs for traits whose `refresh` schedule fired in the
-/// minute before this tick. Duplicate ticks from several workers are absorbed
+/// minute before this tick, and scans of sources whose interval has passed. Duplicate ticks from several workers are absorbed
 /// by the engine (one scheduled run per trait and fire time).
 async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDynError> {
     let now = chrono::DateTime::from_timestamp(tick.get_timestamp() as i64, 0)
@@ -43,6 +43,10 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
         .await?;
     if queued > 0 {
         tracing::info!(queued, "scheduled trait refreshes queued");
+    }
+    let scans = state.engine.queue_due_scans(now).await?;
+    if scans > 0 {
+        tracing::info!(scans, "scheduled source scans queued");
     }
     Ok(())
 }

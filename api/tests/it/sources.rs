@@ -388,3 +388,39 @@ async fn local_sources_stay_inside_the_root() {
     assert_eq!(body["errors"][0]["extensions"]["field"], "kind");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sources_are_scanned_on_their_interval() {
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    write(
+        &dir,
+        "level_ups/a.json",
+        b"{\"timestamp\": \"2019-01-01 15:04:05\", \"user_id\": \"1\", \"level\": 2}\n",
+    );
+    app.local_source(&name).await;
+    let now = chrono::Utc::now();
+    // Never scanned: due now, once (two workers ticking queue one scan).
+    assert_eq!(app.engine.queue_due_scans(now).await.unwrap(), 1);
+    assert_eq!(app.engine.queue_due_scans(now).await.unwrap(), 0);
+    app.drain().await;
+    assert_eq!(table_count(&app, "level_ups").await, 1);
+    // Just scanned: due again after the default 15 minutes.
+    assert_eq!(
+        app.engine
+            .queue_due_scans(chrono::Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        app.engine
+            .queue_due_scans(now + chrono::Duration::minutes(16))
+            .await
+            .unwrap(),
+        1
+    );
+    app.drain().await;
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -252,6 +252,38 @@ impl Engine {
     pub async fn scan_source(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
         p.require(Permission::Write)?;
         let source = self.source(p, id).await?;
+        self.queue_scan(&source).await
+    }
+
+    /// Queues scans of enabled sources whose interval has passed since their
+    /// last scan (and that have none waiting). Called every minute by the worker.
+    pub async fn queue_due_scans(&self, now: chrono::DateTime<Utc>) -> Result<usize> {
+        let mut queued = 0;
+        for source in data_sources::Entity::find()
+            .filter(data_sources::Column::Enabled.eq(true))
+            .all(&self.db)
+            .await?
+        {
+            let due = source.last_scan_at.is_none_or(|t| {
+                t + chrono::Duration::minutes(i64::from(source.scan_interval_minutes)) <= now
+            });
+            if !due {
+                continue;
+            }
+            let waiting = ingestion_runs::Entity::find()
+                .filter(ingestion_runs::Column::SourceId.eq(source.id))
+                .filter(ingestion_runs::Column::Status.eq("queued"))
+                .one(&self.db)
+                .await?;
+            if waiting.is_none() {
+                self.queue_scan(&source).await?;
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
+    async fn queue_scan(&self, source: &data_sources::Model) -> Result<ingestion_runs::Model> {
         let run = ingestion_runs::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(source.workspace_id),
