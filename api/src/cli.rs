@@ -44,6 +44,9 @@ pub struct ServerArgs {
     /// Comma-separated proxy addresses whose `X-Forwarded-Proto` is trusted.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Bodies of `POST /v1/events/…` and `/v1/playfab` larger than this get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = crate::rest::ingest::DEFAULT_MAX_BODY_BYTES, global = true)]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +101,7 @@ impl ServerArgs {
                 trusted_proxies: self.trusted_proxies.clone().into(),
             },
             embedded_worker,
+            max_body_bytes: self.max_body_bytes,
         }
     }
 }

@@ -20,7 +20,10 @@ use crate::{
     auth::{HttpsPolicy, authenticate, enforce_https},
     errors::{graphql_http_error, json_http_error},
     graphql::{self, AppSchema},
-    rest::{ingest::IngestApi, traits::TraitsApi},
+    rest::{
+        ingest::{BodyLimit, IngestApi},
+        traits::TraitsApi,
+    },
 };
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -39,6 +42,8 @@ pub struct ServerOptions {
     pub https: HttpsPolicy,
     /// Run the queue worker in this process (the embedded default), with this concurrency.
     pub embedded_worker: Option<usize>,
+    /// Request bodies of the ingestion routes larger than this get 413.
+    pub max_body_bytes: usize,
 }
 
 #[handler]
@@ -92,7 +97,7 @@ pub fn openapi() -> OpenApiService<(TraitsApi, IngestApi), ()> {
     )
 }
 
-pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {
+pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl poem::Endpoint {
     let schema = graphql::schema(engine.clone());
     let rest = openapi();
     Route::new()
@@ -116,6 +121,7 @@ pub fn routes(engine: Engine, https: HttpsPolicy) -> impl poem::Endpoint {
         .at("/readyz", get(readyz))
         .data(schema)
         .data(engine)
+        .data(BodyLimit(max_body_bytes))
         .around(move |ep, req| enforce_https(ep, req, https.clone()))
 }
 
@@ -194,7 +200,7 @@ pub async fn start(engine: Engine, opts: ServerOptions) -> anyhow::Result<Runnin
             on_shutdown(&rx),
         ))
     });
-    let app = routes(engine, opts.https.clone());
+    let app = routes(engine, opts.https.clone(), opts.max_body_bytes);
     let server = tokio::spawn(
         Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             app,

@@ -14,6 +14,7 @@ pub mod model_columns;
 pub mod models;
 pub mod notifications;
 pub mod players;
+pub mod playfab_events;
 pub mod purchases;
 pub mod quarantined_lines;
 pub mod relationships;

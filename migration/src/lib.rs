@@ -6,6 +6,7 @@ mod m20261124_000001_foundation;
 mod m20261124_000002_trait_engine;
 mod m20261124_000003_ingestion;
 mod m20261124_000004_sources;
+mod m20261124_000005_playfab;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_trait_engine::Migration),
             Box::new(m20261124_000003_ingestion::Migration),
             Box::new(m20261124_000004_sources::Migration),
+            Box::new(m20261124_000005_playfab::Migration),
         ]
     }
 }

@@ -1,19 +1,35 @@
-//! Behavioural data over HTTP for small clients: `POST /v1/events/{type}`
-//! with an NDJSON body, answered in the player API's envelope.
+//! Behavioural data over HTTP: `POST /v1/events/{type}` (NDJSON, for small
+//! clients) and the PlayFab webhook, answered in the player API's envelope.
 
 use engine::{Engine, Error};
 use poem::{Body, Request, error::ReadBodyError, web::Data};
 use poem_openapi::{
     OpenApi,
-    param::Path,
+    param::{Path, Query},
     payload::{Binary, Json},
 };
 use serde_json::{Value, json};
 
 use crate::{auth::authenticate, errors::envelope_error};
 
-/// Larger bodies get 413; use a bucket source for bulk loads.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The default limit of `MAX_BODY_BYTES`: larger bodies get 413 (bulk loads go through sources).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The configured body limit, shared with the handlers.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+async fn read_body(body: Body, limit: usize) -> poem::Result<bytes::Bytes> {
+    body.into_bytes_limit(limit).await.map_err(|e| match e {
+        ReadBodyError::PayloadTooLarge => poem::Error::from_response(
+            poem::Response::builder()
+                .status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
+                .content_type("application/json")
+                .body(json!({ "code": 413, "message": format!("the body is larger than {limit} bytes"), "data": null }).to_string()),
+        ),
+        other => envelope_error(Error::BadRequest(format!("cannot read the body: {other}"))),
+    })
+}
 
 pub struct IngestApi;
 
@@ -27,23 +43,13 @@ impl IngestApi {
     async fn events(
         &self,
         engine: Data<&Engine>,
+        limit: Data<&BodyLimit>,
         req: &Request,
         record_type: Path<String>,
         body: Binary<Body>,
     ) -> poem::Result<Json<Value>> {
         let p = authenticate(&engine, req).await.map_err(envelope_error)?;
-        let bytes = body.0.into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
-            ReadBodyError::PayloadTooLarge => poem::Error::from_response(
-                poem::Response::builder()
-                    .status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
-                    .content_type("application/json")
-                    .body(
-                        json!({ "code": 413, "message": format!("the body is larger than {MAX_BODY_BYTES} bytes"), "data": null })
-                            .to_string(),
-                    ),
-            ),
-            other => envelope_error(Error::BadRequest(format!("cannot read the body: {other}"))),
-        })?;
+        let bytes = read_body(body.0, limit.0.0).await?;
         let summary = engine
             .ingest_ndjson(&p, &record_type, &bytes)
             .await
@@ -57,6 +63,45 @@ impl IngestApi {
             "code": 200,
             "message": "",
             "data": { "accepted": summary.accepted, "rejected": summary.rejected, "errors": errors },
+        })))
+    }
+
+    /// PlayFab webhook: one PlayStream event or an array of them. Authenticated
+    /// by `?api_key=` (an ingest or admin key), as PlayFab webhooks cannot send
+    /// headers. Redelivered events (same `EventId`) are counted as duplicates.
+    #[oai(path = "/v1/playfab", method = "post")]
+    async fn playfab(
+        &self,
+        engine: Data<&Engine>,
+        limit: Data<&BodyLimit>,
+        api_key: Query<Option<String>>,
+        body: Binary<Body>,
+    ) -> poem::Result<Json<Value>> {
+        let key = api_key.0.filter(|k| !k.is_empty()).ok_or_else(|| {
+            envelope_error(Error::Unauthenticated(
+                "missing API key: add ?api_key=<key> to the webhook URL".into(),
+            ))
+        })?;
+        let p = engine.authenticate(&key).await.map_err(envelope_error)?;
+        let bytes = read_body(body.0, limit.0.0).await?;
+        let summary = engine
+            .ingest_playfab(&p, &bytes)
+            .await
+            .map_err(envelope_error)?;
+        let errors: Vec<Value> = summary
+            .errors
+            .iter()
+            .map(|r| json!({ "event": r.line_number, "field": r.field, "message": r.message }))
+            .collect();
+        Ok(Json(json!({
+            "code": 200,
+            "message": "",
+            "data": {
+                "accepted": summary.accepted,
+                "duplicate": summary.duplicate,
+                "rejected": summary.rejected,
+                "errors": errors,
+            },
         })))
     }
 }

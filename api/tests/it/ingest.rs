@@ -289,8 +289,140 @@ async fn errors_come_in_the_envelope() {
     let (status, body) = app.post_events(Some(&ingest), "purchases", " \n\n").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], 400);
-    let huge = vec![b'x'; api::rest::ingest::MAX_BODY_BYTES + 1];
-    let (status, body) = app.post_events(Some(&ingest), "purchases", huge).await;
+    app.stop().await;
+}
+
+fn playfab_event(name: &str, id: &str, extra: Value) -> Value {
+    let mut e = json!({
+        "EventName": name,
+        "EventNamespace": "com.playfab",
+        "EntityType": "player",
+        "EntityId": "6F3A2B1C",
+        "EventId": id,
+        "Timestamp": "2019-01-01T15:04:05.1234Z",
+        "TitleId": "A1B2",
+        "SourceType": "BackEnd",
+        "Platform": "Steam",
+        "Location": { "CountryCode": "US", "City": "Seattle" },
+    });
+    e.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    e
+}
+
+impl TestApp {
+    async fn post_playfab(
+        &self,
+        key: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        let url = match key {
+            Some(k) => format!("{}/v1/playfab?api_key={k}", self.url),
+            None => format!("{}/v1/playfab", self.url),
+        };
+        let resp = self
+            .http
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn playfab_events_become_actions_and_typed_rows_once() {
+    let app = TestApp::spawn().await;
+    let (ingest, _) = app.create_key("ingest").await;
+    let batch = json!([
+        playfab_event("player_logged_in", "e1", json!({})),
+        playfab_event("player_realmoney_purchase", "e2", json!({ "OrderTotal": 499, "PaymentProvider": "Steam", "Currency": "USD" })),
+        playfab_event("player_vc_item_purchased", "e3", json!({ "ItemId": "sword", "UnitPrice": 120, "CurrencyCode": "GO" })),
+        playfab_event("player_leveled_up", "e4", json!({ "Level": 7 })),
+        // Not a player event; and one without an id.
+        { "EventName": "title_news_updated", "EventId": "e5", "EntityType": "title", "EntityId": "A1B2", "Timestamp": "2019-01-01T15:04:05Z" },
+        { "EventName": "player_logged_in", "EntityType": "player", "EntityId": "X", "Timestamp": "2019-01-01T15:04:05Z" },
+    ]);
+    let (status, resp) = app.post_playfab(Some(&ingest), batch.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(
+        resp["data"],
+        json!({ "accepted": 4, "duplicate": 0, "rejected": 2, "errors": resp["data"]["errors"] })
+    );
+    assert_eq!(resp["data"]["errors"][0]["event"], 5);
+
+    // Redelivery: all duplicates, nothing written twice. A single object is accepted too.
+    let (_, again) = app.post_playfab(Some(&ingest), batch[1].to_string()).await;
+    assert_eq!(again["data"]["duplicate"], 1);
+    assert_eq!(again["data"]["accepted"], 0);
+
+    let db = app.engine.db();
+    let actions = engine::entity::actions::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 4);
+    let purchase = actions
+        .iter()
+        .find(|a| a.action_name.as_deref() == Some("player_realmoney_purchase"))
+        .unwrap();
+    assert_eq!(purchase.user_id, "6F3A2B1C");
+    assert_eq!(purchase.action_id.as_deref(), Some("e2"));
+    let params = purchase.action_params.as_ref().unwrap().to_string();
+    assert!(
+        params.contains(r#"{"key":"OrderTotal","value":"499"}"#),
+        "{params}"
+    );
+    assert!(
+        !params.contains("Seattle"),
+        "nested objects are not parameters: {params}"
+    );
+    let purchases = engine::entity::purchases::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(purchases[0].price, Some(499.0));
+    let logins = engine::entity::logins::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(logins[0].country.as_deref(), Some("US"));
+    let vp = engine::entity::virtual_purchases::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(vp[0].item_id.as_deref(), Some("sword"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn playfab_needs_a_key_and_respects_the_body_limit() {
+    let app = TestApp::spawn_with(crate::support::Options {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
+    let one = playfab_event("player_logged_in", "e1", json!({})).to_string();
+    let (status, body) = app.post_playfab(None, one.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], 401);
+    let (status, _) = app.post_playfab(Some("tf_wrong"), one.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (viewer, _) = app.create_key("viewer").await;
+    let (status, _) = app.post_playfab(Some(&viewer), one.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .post_playfab(Some(&app.admin_key), "[1, 2".to_owned())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 400);
+    let big = json!([one.clone(), "x".repeat(2048)]).to_string();
+    let (status, body) = app.post_playfab(Some(&app.admin_key), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["code"], 413);
     app.stop().await;

@@ -116,6 +116,7 @@ pub struct Options {
     pub redis_queue: bool,
     pub https: HttpsPolicy,
     pub tls: Option<api::server::TlsFiles>,
+    pub max_body_bytes: usize,
 }
 
 impl Default for Options {
@@ -125,6 +126,7 @@ impl Default for Options {
             redis_queue: false,
             https: HttpsPolicy::default(),
             tls: None,
+            max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -150,6 +152,7 @@ impl TestApp {
                 tls: opts.tls,
                 https: opts.https,
                 embedded_worker: opts.embedded_worker.then_some(2),
+                max_body_bytes: opts.max_body_bytes,
             },
         )
         .await

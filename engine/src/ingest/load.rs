@@ -64,6 +64,7 @@ impl PlayerTouch {
 #[derive(Clone, Copy)]
 pub(crate) enum Origin<'a> {
     Post,
+    PlayFab,
     File { id: Uuid, path: &'a str },
 }
 
@@ -71,6 +72,7 @@ impl Origin<'_> {
     fn name(&self) -> &'static str {
         match self {
             Origin::Post => "post",
+            Origin::PlayFab => "playfab",
             Origin::File { .. } => "file",
         }
     }
@@ -91,7 +93,7 @@ macro_rules! insert_batches {
         for chunk in $rows.chunks(BATCH) {
             let insert = <$entity>::insert_many(chunk.to_vec());
             match $origin {
-                Origin::Post => insert.exec_without_returning($db).await?,
+                Origin::Post | Origin::PlayFab => insert.exec_without_returning($db).await?,
                 Origin::File { .. } => {
                     insert
                         .on_conflict(once_per_line())
@@ -215,11 +217,11 @@ pub(crate) async fn write(
             record_type: Set(record_type.as_str().to_owned()),
             source_file_id: Set(match origin {
                 Origin::File { id, .. } => Some(id),
-                Origin::Post => None,
+                Origin::Post | Origin::PlayFab => None,
             }),
             path: Set(match origin {
                 Origin::File { path, .. } => Some(path.to_owned()),
-                Origin::Post => None,
+                Origin::Post | Origin::PlayFab => None,
             }),
             line_number: Set(r.line_number),
             byte_offset: Set(r.byte_offset),

@@ -3,6 +3,7 @@
 mod decode;
 mod files;
 mod load;
+pub mod playfab;
 pub mod records;
 pub mod sources;
 
