@@ -16,12 +16,14 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -n "$(pg_bindir)" ] || missing+=(postgresql)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 PG_BIN="$(pg_bindir)"
+command -v moto_server >/dev/null || { log "installing moto[server]"; pip install -q 'moto[server]'; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -29,6 +31,7 @@ WORK="$(mktemp -d /tmp/traitforge-test.XXXXXX)"
 chmod 755 "$WORK"
 PG_PORT="$(free_port)"
 REDIS_PORT="$(free_port)"
+S3_PORT="$(free_port)"
 
 # PostgreSQL refuses to run as root: run it as `postgres` when we are root.
 as_pg() {
@@ -39,6 +42,7 @@ cleanup() {
   set +e
   [ -f "$WORK/pg/postmaster.pid" ] && as_pg "'$PG_BIN/pg_ctl' -D '$WORK/pg' -m immediate stop" >/dev/null 2>&1
   [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
+  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -51,7 +55,16 @@ as_pg "'$PG_BIN/pg_ctl' -D '$WORK/pg' -l '$WORK/pg/server.log' -w -o \"-p $PG_PO
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$WORK/redis.pid" --dir "$WORK" --logfile "$WORK/redis.log"
 
+log "starting moto's S3 server on 127.0.0.1:$S3_PORT"
+moto_server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+MOTO_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$S3_PORT/" >/dev/null && break; sleep 0.2; done
+# moto loads its S3 backend lazily; the first listing can take many seconds.
+curl -sf -X PUT "http://127.0.0.1:$S3_PORT/warmup" >/dev/null
+curl -sf "http://127.0.0.1:$S3_PORT/warmup?list-type=2&prefix=a/" >/dev/null
+
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 log "cargo fmt --check"

@@ -204,11 +204,12 @@ pub struct SourceCheck {
 #[derive(InputObject)]
 pub struct CreateDataSourceInput {
     pub name: String,
-    /// local (s3, gcs and azure are not supported yet).
+    /// local or s3 (gcs and azure are not supported yet).
     pub kind: String,
-    /// local: `{"path": "<folder below LOCAL_SOURCE_ROOT>", "prefix": "<optional>"}`.
+    /// local: `{"path": "<folder below LOCAL_SOURCE_ROOT>", "prefix": "<optional>"}`;
+    /// s3: `{"bucket", "region", "endpoint": "<optional, S3-compatible>", "prefix"}`.
     pub config: Json<serde_json::Value>,
-    /// Write-only.
+    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`.
     pub credentials: Option<Json<serde_json::Value>>,
     /// Default 15.
     pub scan_interval_minutes: Option<i32>,

@@ -9,6 +9,7 @@ mod ingest;
 mod jobs;
 mod keys;
 mod migrations;
+mod s3_sources;
 mod sources;
 mod support;
 mod tenancy;

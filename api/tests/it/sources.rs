@@ -38,7 +38,7 @@ async fn gzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn to_csv(records: &[Value]) -> Vec<u8> {
+pub(crate) fn to_csv(records: &[Value]) -> Vec<u8> {
     let mut header: Vec<String> = Vec::new();
     for r in records {
         for k in r.as_object().unwrap().keys() {
@@ -62,7 +62,7 @@ fn to_csv(records: &[Value]) -> Vec<u8> {
 }
 
 impl TestApp {
-    async fn local_source(&self, path: &str) -> (reqwest::StatusCode, Value) {
+    pub(crate) async fn local_source(&self, path: &str) -> (reqwest::StatusCode, Value) {
         self.gql_as(
             Some(&self.admin_key),
             "mutation($c: JSON!) { createDataSource(input: { name: \"Studio bucket\", kind: \"local\", config: $c }) { id kind status hasCredentials } }",
@@ -71,7 +71,7 @@ impl TestApp {
         .await
     }
 
-    async fn scan(&self, source_id: &str) -> Value {
+    pub(crate) async fn scan(&self, source_id: &str) -> Value {
         let run = self
             .gql(
                 "mutation($id: ID!) { scanDataSource(id: $id) { id status } }",
@@ -87,7 +87,7 @@ impl TestApp {
             .clone()
     }
 
-    async fn files(&self, source_id: &str) -> Vec<Value> {
+    pub(crate) async fn files(&self, source_id: &str) -> Vec<Value> {
         self.gql(
             "query($id: ID!) { dataSource(id: $id) { files { path format status rowsLoaded rowsRejected error } } }",
             json!({ "id": source_id }),
@@ -99,7 +99,7 @@ impl TestApp {
     }
 }
 
-async fn table_count(app: &TestApp, table: &str) -> i64 {
+pub(crate) async fn table_count(app: &TestApp, table: &str) -> i64 {
     use sea_orm::{ConnectionTrait, Statement};
     let db = app.engine.db();
     let row = db

@@ -130,8 +130,8 @@ impl Engine {
         Ok(folder)
     }
 
-    /// The object store of a source. Cloud kinds are not supported yet
-    /// (local folders only): they are refused at creation.
+    /// The object store of a source. GCS and Azure are not supported yet:
+    /// they are refused at creation.
     pub(crate) fn object_store(
         &self,
         source: &data_sources::Model,
@@ -144,9 +144,42 @@ impl Engine {
                         .map_err(|e| Error::Unavailable(e.to_string()))?,
                 ))
             }
+            Some(SourceKind::S3) => {
+                let config = &source.config;
+                let bucket = config_str(config, "bucket")
+                    .ok_or_else(|| Error::invalid("config.bucket", "is required"))?;
+                let secret = |key: &str| {
+                    source
+                        .credentials
+                        .as_ref()
+                        .and_then(|c| c.get(key))
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| Error::invalid(format!("credentials.{key}"), "is required"))
+                };
+                let mut builder = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(config_str(config, "region").unwrap_or("us-east-1"))
+                    .with_access_key_id(secret("access_key_id")?)
+                    .with_secret_access_key(secret("secret_access_key")?);
+                if let Some(endpoint) = config_str(config, "endpoint") {
+                    // S3-compatible stores and emulators; path-style addressing is the default.
+                    builder = builder
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                Ok(Arc::new(
+                    builder
+                        .build()
+                        .map_err(|e| Error::invalid("config", e.to_string()))?,
+                ))
+            }
             _ => Err(Error::invalid(
                 "kind",
-                format!("source kind '{}' is not supported yet (local)", source.kind),
+                format!(
+                    "source kind '{}' is not supported yet (local, s3)",
+                    source.kind
+                ),
             )),
         }
     }
