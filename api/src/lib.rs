@@ -6,3 +6,4 @@ pub mod errors;
 pub mod graphql;
 pub mod rest;
 pub mod server;
+pub mod survey_page;

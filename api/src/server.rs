@@ -22,8 +22,10 @@ use crate::{
     graphql::{self, AppSchema},
     rest::{
         ingest::{BodyLimit, IngestApi},
+        player::PlayerApi,
         traits::TraitsApi,
     },
+    survey_page,
 };
 
 /// In-flight requests get this long to finish after a shutdown signal.
@@ -89,9 +91,9 @@ async fn readyz(engine: Data<&Engine>) -> Response {
 }
 
 /// Both REST families in one OpenAPI document.
-pub fn openapi() -> OpenApiService<(TraitsApi, IngestApi), ()> {
+pub fn openapi() -> OpenApiService<(TraitsApi, IngestApi, PlayerApi), ()> {
     OpenApiService::new(
-        (TraitsApi, IngestApi),
+        (TraitsApi, IngestApi, PlayerApi),
         "Traitforge REST API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -117,6 +119,7 @@ pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl
             ),
         )
         .at("/graphql", get(graphiql).post(graphql_post))
+        .at("/survey", get(survey_page::show).post(survey_page::submit))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .data(schema)

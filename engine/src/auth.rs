@@ -71,6 +71,14 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Passes when the role allows any of `ps` (reads that ingest keys may also make).
+    pub fn require_any(&self, ps: &[Permission]) -> Result<()> {
+        match ps.iter().find(|p| self.role.allows(**p)) {
+            Some(_) => Ok(()),
+            None => self.require(ps[0]),
+        }
+    }
+
     pub fn require(&self, p: Permission) -> Result<()> {
         if self.role.allows(p) {
             Ok(())

@@ -23,6 +23,9 @@ pub enum Error {
     InvalidInput { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// Something that was valid for a while no longer is (a survey link).
+    #[error("{0}")]
+    Expired(String),
     /// The server requires TLS and the request came over plain HTTP.
     #[error("this server only accepts HTTPS requests")]
     HttpsRequired,
@@ -44,6 +47,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Conflict(_) => "conflict",
+            Error::Expired(_) => "expired",
             Error::HttpsRequired => "https_required",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod db;
+pub mod erasure;
 mod error;
 pub mod ingest;
 pub mod jobs;
@@ -12,6 +13,7 @@ pub mod models;
 pub mod pagination;
 pub mod queue;
 pub mod slug;
+pub mod survey;
 mod text_enum;
 pub mod traits;
 pub mod workspaces;

@@ -7,6 +7,7 @@ mod m20261124_000002_trait_engine;
 mod m20261124_000003_ingestion;
 mod m20261124_000004_sources;
 mod m20261124_000005_playfab;
+mod m20261126_000006_surveys;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_ingestion::Migration),
             Box::new(m20261124_000004_sources::Migration),
             Box::new(m20261124_000005_playfab::Migration),
+            Box::new(m20261126_000006_surveys::Migration),
         ]
     }
 }

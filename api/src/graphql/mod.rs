@@ -2,8 +2,10 @@
 
 mod connection;
 mod mutation;
+mod player;
 mod query;
 mod sources;
+mod survey;
 mod traits;
 mod types;
 
@@ -11,13 +13,20 @@ use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use engine::Engine;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(query::CoreQuery, traits::TraitQuery, sources::SourceQuery);
+pub struct QueryRoot(
+    query::CoreQuery,
+    traits::TraitQuery,
+    sources::SourceQuery,
+    survey::SurveyQuery,
+    player::PlayerQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     mutation::CoreMutation,
     traits::TraitMutation,
     sources::SourceMutation,
+    survey::SurveyMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

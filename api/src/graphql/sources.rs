@@ -28,7 +28,7 @@ impl DataSource {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// local (s3, gcs and azure are not supported yet).
+    /// local or s3 (gcs and azure are not supported yet).
     async fn kind(&self) -> &str {
         &self.0.kind
     }

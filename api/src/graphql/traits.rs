@@ -194,43 +194,6 @@ impl From<trait_versions::Model> for TraitVersion {
     }
 }
 
-/// A player's trait value.
-#[derive(SimpleObject)]
-pub struct PlayerTrait {
-    pub slug: String,
-    pub name: String,
-    pub value: Json<serde_json::Value>,
-    /// When the trait was last computed.
-    pub computed_at: Option<DateTime<Utc>>,
-}
-
-pub struct Player {
-    user_id: String,
-}
-
-#[Object]
-impl Player {
-    async fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    /// Every trait of the players model that has a value for this player.
-    async fn traits(&self, ctx: &Context<'_>) -> Result<Vec<PlayerTrait>> {
-        let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .player_traits(p, &self.user_id)
-            .await
-            .gql()?
-            .into_iter()
-            .map(|(t, v)| PlayerTrait {
-                slug: t.slug,
-                name: t.name,
-                value: Json(v.value),
-                computed_at: t.last_computed_at,
-            })
-            .collect())
-    }
-}
-
 #[derive(InputObject)]
 pub struct CreateTraitInput {
     pub name: String,
@@ -284,13 +247,6 @@ impl TraitQuery {
                 .await
                 .gql()?,
         ))
-    }
-
-    /// A player of the players model, by user id.
-    async fn player(&self, ctx: &Context<'_>, user_id: String) -> Result<Player> {
-        let (_, p) = scope(ctx)?;
-        p.require(engine::auth::Permission::Read).gql()?;
-        Ok(Player { user_id })
     }
 }
 

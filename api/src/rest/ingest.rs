@@ -19,7 +19,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
-async fn read_body(body: Body, limit: usize) -> poem::Result<bytes::Bytes> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> poem::Result<bytes::Bytes> {
     body.into_bytes_limit(limit).await.map_err(|e| match e {
         ReadBodyError::PayloadTooLarge => poem::Error::from_response(
             poem::Response::builder()

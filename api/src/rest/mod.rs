@@ -2,6 +2,7 @@
 //! `/openapi.json` and Swagger UI at `/docs` describe them.
 
 pub mod ingest;
+pub mod player;
 pub mod traits;
 
 use engine::{Engine, Error, auth::Principal};

@@ -308,4 +308,6 @@ pub enum ApiTags {
     Traits,
     /// Behavioural data sent over HTTP.
     Ingestion,
+    /// The player API: survey registration and status, erasure.
+    Players,
 }

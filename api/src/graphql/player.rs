@@ -1,0 +1,96 @@
+//! GraphQL for one player, by the user id the studio sends: trait values,
+//! psychological scores and survey response.
+
+use async_graphql::{Context, Json, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{query::scope, survey::PsychScore};
+use crate::errors::GqlResultExt;
+
+#[derive(Default)]
+pub struct PlayerQuery;
+
+/// A player's trait value.
+#[derive(SimpleObject)]
+pub struct PlayerTrait {
+    pub slug: String,
+    pub name: String,
+    pub value: Json<serde_json::Value>,
+    /// When the trait was last computed.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+/// A player's survey response.
+#[derive(SimpleObject)]
+pub struct SurveyResponse {
+    /// requested, partial, complete or disqualified.
+    pub status: String,
+    pub disqualified_reason: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+pub struct Player {
+    user_id: String,
+}
+
+#[Object]
+impl Player {
+    async fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Every trait of the players model that has a value for this player.
+    async fn traits(&self, ctx: &Context<'_>) -> Result<Vec<PlayerTrait>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .player_traits(p, &self.user_id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(|(t, v)| PlayerTrait {
+                slug: t.slug,
+                name: t.name,
+                value: Json(v.value),
+                computed_at: t.last_computed_at,
+            })
+            .collect())
+    }
+
+    /// T-scores per category and facet, from the survey or predicted.
+    async fn psych_scores(&self, ctx: &Context<'_>) -> Result<Vec<PsychScore>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .psych_scores(p, &self.user_id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The player's survey response, if they were registered.
+    async fn survey(&self, ctx: &Context<'_>) -> Result<Option<SurveyResponse>> {
+        let (engine, p) = scope(ctx)?;
+        match engine.survey_response(p, &self.user_id).await {
+            Ok(r) => Ok(Some(SurveyResponse {
+                status: r.status,
+                disqualified_reason: r.disqualified_reason,
+                registered_at: r.registered_at,
+                completed_at: r.completed_at,
+            })),
+            Err(engine::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).gql(),
+        }
+    }
+}
+
+#[Object]
+impl PlayerQuery {
+    /// A player by user id.
+    async fn player(&self, ctx: &Context<'_>, user_id: String) -> Result<Player> {
+        let (_, p) = scope(ctx)?;
+        p.require(engine::auth::Permission::Read).gql()?;
+        Ok(Player { user_id })
+    }
+}

@@ -1,0 +1,136 @@
+//! The player API (`/v1/...`): survey registration and status, survey
+//! details and erasing a player, in the `{"code","message","data"}` envelope.
+
+use engine::{Engine, Error, survey::unix_or_zero};
+use poem::{Body, Request, web::Data};
+use poem_openapi::{
+    OpenApi,
+    param::Query,
+    payload::{Binary, Json},
+};
+use serde_json::{Value, json};
+
+use super::ingest::{BodyLimit, read_body};
+use crate::{auth::authenticate, errors::envelope_error};
+
+fn envelope(message: &str, data: Value) -> Json<Value> {
+    Json(json!({ "code": 200, "message": message, "data": data }))
+}
+
+/// The `id` of a `{"id": "..."}` body.
+async fn id_from_body(body: Body, limit: usize) -> poem::Result<String> {
+    let bytes = read_body(body, limit).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        envelope_error(Error::BadRequest(format!(
+            "the body is not JSON ({e}): send {{\"id\": \"<user id>\"}}"
+        )))
+    })?;
+    match value.get("id") {
+        Some(Value::String(s)) => Ok(s.clone()),
+        // Numeric ids are common in game backends; they name the same player as their text.
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(envelope_error(Error::invalid(
+            "id",
+            "is required: send {\"id\": \"<user id>\"}",
+        ))),
+    }
+}
+
+pub struct PlayerApi;
+
+#[OpenApi(tag = "super::traits::ApiTags::Players")]
+impl PlayerApi {
+    /// Register a player for the survey: the token goes into the survey link
+    /// as `?playerid=`. While it is valid, registering again returns it.
+    #[oai(path = "/v1/assessment/user/register", method = "post")]
+    async fn register(
+        &self,
+        engine: Data<&Engine>,
+        limit: Data<&BodyLimit>,
+        req: &Request,
+        body: Binary<Body>,
+    ) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let id = id_from_body(body.0, limit.0.0).await?;
+        let reg = engine
+            .register_for_survey(&p, &id)
+            .await
+            .map_err(envelope_error)?;
+        Ok(envelope(
+            "",
+            json!({ "expires_at": reg.expires_at.timestamp(), "token": reg.token, "status": reg.status }),
+        ))
+    }
+
+    /// Whether a registered player has completed the survey.
+    #[oai(path = "/v1/assessment/user/status", method = "get")]
+    async fn status(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Query<Option<String>>,
+    ) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let id = id.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+            envelope_error(Error::BadRequest(
+                "the id query parameter is required: ?id=<user id>".into(),
+            ))
+        })?;
+        let reg = engine
+            .survey_response(&p, &id)
+            .await
+            .map_err(envelope_error)?;
+        Ok(envelope(
+            "",
+            json!({ "completed": reg.completed_at.is_some(), "completed_at": unix_or_zero(reg.completed_at) }),
+        ))
+    }
+
+    /// The survey's status, titles and response statistics.
+    #[oai(path = "/v1/assessment", method = "get")]
+    async fn details(&self, engine: Data<&Engine>, req: &Request) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let survey = engine.survey(&p).await.map_err(envelope_error)?;
+        let stats = engine.survey_statistics(&p).await.map_err(envelope_error)?;
+        let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+        Ok(envelope(
+            "survey details",
+            json!({
+                "result_ok": true,
+                "data": {
+                    "status": survey.status,
+                    "created_on": time(survey.created_at),
+                    "modified_on": time(survey.modified_at),
+                    "completed_at": unix_or_zero(survey.closed_at),
+                    "type": survey.survey_type,
+                    "title": survey.title,
+                    "internal_title": survey.internal_title,
+                    "statistics": {
+                        "Partial": stats.partial,
+                        "Disqualified": stats.disqualified,
+                        "Complete": stats.complete,
+                    },
+                },
+            }),
+        ))
+    }
+
+    /// Erase a player everywhere (events, player, trait values, survey data,
+    /// quarantined lines). Idempotent; audited with the rows removed per table.
+    #[oai(path = "/v1/userData", method = "delete")]
+    async fn erase(
+        &self,
+        engine: Data<&Engine>,
+        limit: Data<&BodyLimit>,
+        req: &Request,
+        body: Binary<Body>,
+    ) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let id = id_from_body(body.0, limit.0.0).await?;
+        let report = engine.erase_player(&p, &id).await.map_err(envelope_error)?;
+        Ok(envelope(
+            "user data removed",
+            json!({ "removed": report.rows_removed, "total": report.audit.total_rows, "audit_id": report.audit.id }),
+        ))
+    }
+}

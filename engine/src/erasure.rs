@@ -1,0 +1,174 @@
+//! Erasing a player: every row naming their user id in the workspace, one
+//! transaction per table group, and an audit record that keeps a hash of the
+//! id (never the id) with the rows removed per table.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use entity::{erasures, models, traits};
+
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    keys::hash_secret,
+};
+
+/// Event tables keyed by `user_id`; `social_dynamics` also names a target player.
+const EVENT_TABLES: [&str; 7] = [
+    "purchases",
+    "logins",
+    "actions",
+    "virtual_purchases",
+    "level_ups",
+    "social_dynamics",
+    "kpis",
+];
+
+/// What one erasure removed.
+#[derive(Clone, Debug)]
+pub struct ErasureReport {
+    pub audit: erasures::Model,
+    pub rows_removed: BTreeMap<String, u64>,
+}
+
+fn col(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
+/// Deletes the workspace's rows of `table` that match `cond`.
+async fn delete_rows(tx: &DatabaseTransaction, table: &str, ws: Uuid, cond: Expr) -> Result<u64> {
+    let q = Query::delete()
+        .from_table(Alias::new(table))
+        .and_where(col("workspace_id").eq(ws))
+        .and_where(cond)
+        .to_owned();
+    Ok(tx.execute(&q).await?.rows_affected())
+}
+
+impl Engine {
+    /// Idempotent: erasing an unknown or already erased player removes
+    /// nothing and is still audited.
+    pub async fn erase_player(&self, p: &Principal, user_id: &str) -> Result<ErasureReport> {
+        p.require(Permission::Write)?;
+        let user_id = user_id.trim().to_owned();
+        if user_id.is_empty() {
+            return Err(Error::invalid("id", "must not be empty"));
+        }
+        let ws = p.workspace_id;
+        let mut removed: BTreeMap<String, u64> = BTreeMap::new();
+
+        // Behavioural events.
+        let uid = user_id.clone();
+        let events = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let mut n = Vec::new();
+                for table in EVENT_TABLES {
+                    let mut cond = col("user_id").eq(uid.as_str());
+                    if table == "social_dynamics" {
+                        cond = cond.or(col("target_user_id").eq(uid.as_str()));
+                    }
+                    let count = delete_rows(tx, table, ws, cond).await?;
+                    n.push((table, count));
+                }
+                Ok(n)
+            })
+        })
+        .await?;
+        removed.extend(events.into_iter().map(|(t, n)| (t.to_owned(), n)));
+
+        // The player and every trait value computed for them.
+        let players_traits = self.player_trait_ids(ws);
+        let uid = user_id.clone();
+        let player = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let values = delete_rows(
+                    tx,
+                    "trait_values",
+                    ws,
+                    col("entity_id")
+                        .eq(uid.as_str())
+                        .and(col("trait_id").in_subquery(players_traits)),
+                )
+                .await?;
+                let players =
+                    delete_rows(tx, "players", ws, col("user_id").eq(uid.as_str())).await?;
+                Ok([("trait_values", values), ("players", players)])
+            })
+        })
+        .await?;
+        removed.extend(player.into_iter().map(|(t, n)| (t.to_owned(), n)));
+
+        // Survey registration, answers and scores; then quarantined lines that name the player.
+        for group in [
+            &["survey_answers", "psych_scores", "survey_registrations"][..],
+            &["quarantined_lines"][..],
+        ] {
+            let uid = user_id.clone();
+            let counts = crate::db::write_tx(&self.db, |tx| {
+                Box::pin(async move {
+                    let mut n = Vec::new();
+                    for table in group {
+                        let count =
+                            delete_rows(tx, table, ws, col("user_id").eq(uid.as_str())).await?;
+                        n.push((*table, count));
+                    }
+                    Ok(n)
+                })
+            })
+            .await?;
+            removed.extend(counts.into_iter().map(|(t, n)| (t.to_owned(), n)));
+        }
+
+        let total: u64 = removed.values().sum();
+        let audit = erasures::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(ws),
+            user_id_hash: Set(hash_secret(&user_id)),
+            api_key_id: Set(Some(p.key_id)),
+            rows_removed: Set(json!(removed)),
+            total_rows: Set(total as i64),
+            erased_at: Set(Utc::now()),
+        }
+        .insert(&self.db)
+        .await?;
+        tracing::info!(erasure = %audit.id, rows = total, "player erased");
+        Ok(ErasureReport {
+            audit,
+            rows_removed: removed,
+        })
+    }
+
+    /// Ids of the traits computed per player (their values are keyed by user id).
+    fn player_trait_ids(&self, ws: Uuid) -> SelectStatement {
+        Query::select()
+            .column((traits::Entity, traits::Column::Id))
+            .from(traits::Entity)
+            .inner_join(
+                models::Entity,
+                Expr::col((models::Entity, models::Column::Id))
+                    .equals((traits::Entity, traits::Column::ParentModelId)),
+            )
+            .and_where(Expr::col((traits::Entity, traits::Column::WorkspaceId)).eq(ws))
+            .and_where(Expr::col((models::Entity, models::Column::Slug)).eq("players"))
+            .to_owned()
+    }
+
+    /// The erasure audit trail, newest first.
+    pub async fn erasures(&self, p: &Principal) -> Result<Vec<erasures::Model>> {
+        p.require(Permission::Admin)?;
+        Ok(erasures::Entity::find()
+            .filter(erasures::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_desc(erasures::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+}

@@ -1,0 +1,561 @@
+//! The hosted survey: one per workspace, player registrations with tokens,
+//! page-by-page answers, quality checks and scoring into psychological
+//! T-scores on completion.
+
+pub mod instrument;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict},
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use entity::{psych_scores, survey_answers, survey_registrations, surveys};
+
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    text_enum::text_enum,
+};
+pub use instrument::Instrument;
+
+text_enum! {
+    /// The survey's lifecycle, spelled as the player API shows it.
+    pub enum SurveyStatus {
+        Launched => "Launched",
+        Closed => "Closed",
+        Deleted => "Deleted",
+    }
+}
+
+text_enum! {
+    /// Where a registered player is in the survey.
+    pub enum ResponseStatus {
+        Requested => "requested",
+        Partial => "partial",
+        Complete => "complete",
+        Disqualified => "disqualified",
+    }
+}
+
+pub const DEFAULT_TITLE: &str = "Traitforge Survey";
+pub const DEFAULT_TYPE: &str = "Standard Survey";
+/// Answering 124 items faster than this is not reading them.
+pub const DEFAULT_MIN_SECONDS: i32 = 120;
+pub const DEFAULT_TOKEN_TTL_HOURS: i32 = 24 * 7;
+const MAX_USER_ID_LEN: usize = 256;
+
+/// Responses counted by outcome, as `GET /v1/assessment` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SurveyStatistics {
+    pub partial: i64,
+    pub disqualified: i64,
+    pub complete: i64,
+}
+
+/// Changes to the survey; absent fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyUpdate {
+    pub status: Option<String>,
+    pub survey_type: Option<String>,
+    pub title: Option<String>,
+    pub internal_title: Option<String>,
+    pub instrument: Option<Value>,
+    pub min_seconds: Option<i32>,
+    pub token_ttl_hours: Option<i32>,
+}
+
+/// What the survey page shows for a token.
+#[derive(Clone, Debug)]
+pub struct SurveySession {
+    pub title: String,
+    pub instrument: Instrument,
+    /// 0-based page to answer next.
+    pub page: usize,
+    pub answers: HashMap<String, i16>,
+}
+
+/// The result of submitting one page.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PageOutcome {
+    /// More pages to answer.
+    Next { page: usize },
+    /// The last page was saved and the response scored or disqualified.
+    Finished { status: ResponseStatus },
+}
+
+fn validate_user_id(id: &str) -> Result<&str> {
+    let id = id.trim();
+    if id.is_empty() || id.len() > MAX_USER_ID_LEN {
+        return Err(Error::invalid(
+            "id",
+            format!("must be 1 to {MAX_USER_ID_LEN} characters"),
+        ));
+    }
+    Ok(id)
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl Engine {
+    /// The workspace's survey, created with the default instrument on first use.
+    pub(crate) async fn survey_of(&self, workspace_id: Uuid) -> Result<surveys::Model> {
+        if let Some(s) = surveys::Entity::find()
+            .filter(surveys::Column::WorkspaceId.eq(workspace_id))
+            .one(&self.db)
+            .await?
+        {
+            return Ok(s);
+        }
+        let now = Utc::now();
+        let instrument = serde_json::from_str::<Value>(instrument::DEFAULT_INSTRUMENT)
+            .map_err(Error::internal)?;
+        let model = surveys::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(workspace_id),
+            status: Set(SurveyStatus::Launched.as_str().into()),
+            survey_type: Set(DEFAULT_TYPE.into()),
+            title: Set(DEFAULT_TITLE.into()),
+            internal_title: Set(DEFAULT_TITLE.into()),
+            instrument: Set(instrument),
+            min_seconds: Set(DEFAULT_MIN_SECONDS),
+            token_ttl_hours: Set(DEFAULT_TOKEN_TTL_HOURS),
+            created_at: Set(now),
+            modified_at: Set(now),
+            closed_at: Set(None),
+        };
+        // Two first requests at once: one insert wins, both read it back.
+        surveys::Entity::insert(model)
+            .on_conflict(
+                OnConflict::column(surveys::Column::WorkspaceId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
+            .await?;
+        surveys::Entity::find()
+            .filter(surveys::Column::WorkspaceId.eq(workspace_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::internal("survey vanished after insert"))
+    }
+
+    /// The survey readable by players' backends (ingest keys) and dashboards.
+    pub async fn survey(&self, p: &Principal) -> Result<surveys::Model> {
+        p.require_any(&[Permission::Read, Permission::Ingest])?;
+        self.survey_of(p.workspace_id).await
+    }
+
+    pub async fn survey_statistics(&self, p: &Principal) -> Result<SurveyStatistics> {
+        p.require_any(&[Permission::Read, Permission::Ingest])?;
+        let rows: Vec<(String, i64)> = survey_registrations::Entity::find()
+            .select_only()
+            .column(survey_registrations::Column::Status)
+            .column_as(Expr::col(survey_registrations::Column::Id).count(), "n")
+            .filter(survey_registrations::Column::WorkspaceId.eq(p.workspace_id))
+            .group_by(survey_registrations::Column::Status)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut stats = SurveyStatistics::default();
+        for (status, n) in rows {
+            match ResponseStatus::parse(&status) {
+                Some(ResponseStatus::Partial) => stats.partial = n,
+                Some(ResponseStatus::Disqualified) => stats.disqualified = n,
+                Some(ResponseStatus::Complete) => stats.complete = n,
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    pub async fn update_survey(&self, p: &Principal, u: SurveyUpdate) -> Result<surveys::Model> {
+        p.require(Permission::Write)?;
+        let current = self.survey_of(p.workspace_id).await?;
+        let mut m: surveys::ActiveModel = current.clone().into();
+        let now = Utc::now();
+        if let Some(status) = u.status {
+            let s = SurveyStatus::parse(&status).ok_or_else(|| {
+                Error::invalid(
+                    "status",
+                    format!("'{status}' is not one of: {}", SurveyStatus::expected()),
+                )
+            })?;
+            m.closed_at = Set(match s {
+                SurveyStatus::Launched => None,
+                _ => current.closed_at.or(Some(now)),
+            });
+            m.status = Set(s.as_str().into());
+        }
+        let text = |field: &str, v: String| -> Result<String> {
+            let v = v.trim().to_owned();
+            if v.is_empty() || v.len() > 200 {
+                return Err(Error::invalid(field, "must be 1 to 200 characters"));
+            }
+            Ok(v)
+        };
+        if let Some(v) = u.survey_type {
+            m.survey_type = Set(text("type", v)?);
+        }
+        if let Some(v) = u.title {
+            m.title = Set(text("title", v)?);
+        }
+        if let Some(v) = u.internal_title {
+            m.internal_title = Set(text("internal_title", v)?);
+        }
+        if let Some(v) = u.instrument {
+            Instrument::parse(&v)?;
+            m.instrument = Set(v);
+        }
+        if let Some(v) = u.min_seconds {
+            if !(0..=86_400).contains(&v) {
+                return Err(Error::invalid("min_seconds", "must be between 0 and 86400"));
+            }
+            m.min_seconds = Set(v);
+        }
+        if let Some(v) = u.token_ttl_hours {
+            if !(1..=24 * 365).contains(&v) {
+                return Err(Error::invalid(
+                    "token_ttl_hours",
+                    "must be between 1 and 8760",
+                ));
+            }
+            m.token_ttl_hours = Set(v);
+        }
+        m.modified_at = Set(now);
+        Ok(m.update(&self.db).await?)
+    }
+
+    /// Registers a player for the survey. While the player's token is valid,
+    /// registering again returns the same token; an expired one is replaced
+    /// (answers saved so far are kept).
+    pub async fn register_for_survey(
+        &self,
+        p: &Principal,
+        user_id: &str,
+    ) -> Result<survey_registrations::Model> {
+        p.require(Permission::Ingest)?;
+        let user_id = validate_user_id(user_id)?;
+        let survey = self.survey_of(p.workspace_id).await?;
+        if survey.status != SurveyStatus::Launched.as_str() {
+            return Err(Error::Conflict(format!(
+                "the survey is {}: registration is closed",
+                survey.status
+            )));
+        }
+        let now = Utc::now();
+        let expires_at = now + Duration::hours(i64::from(survey.token_ttl_hours));
+        let existing = self.registration_of(p.workspace_id, user_id).await?;
+        match existing {
+            Some(r) if r.expires_at > now || r.completed_at.is_some() => Ok(r),
+            Some(r) => {
+                let mut m: survey_registrations::ActiveModel = r.into();
+                m.token = Set(new_token());
+                m.expires_at = Set(expires_at);
+                Ok(m.update(&self.db).await?)
+            }
+            None => {
+                let model = survey_registrations::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    workspace_id: Set(p.workspace_id),
+                    user_id: Set(user_id.to_owned()),
+                    token: Set(new_token()),
+                    expires_at: Set(expires_at),
+                    status: Set(ResponseStatus::Requested.as_str().into()),
+                    disqualified_reason: Set(None),
+                    registered_at: Set(now),
+                    started_at: Set(None),
+                    completed_at: Set(None),
+                };
+                // A concurrent registration of the same player wins; return it.
+                survey_registrations::Entity::insert(model)
+                    .on_conflict(
+                        OnConflict::columns([
+                            survey_registrations::Column::WorkspaceId,
+                            survey_registrations::Column::UserId,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(&self.db)
+                    .await?;
+                self.registration_of(p.workspace_id, user_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("registration vanished after insert"))
+            }
+        }
+    }
+
+    async fn registration_of(
+        &self,
+        workspace_id: Uuid,
+        user_id: &str,
+    ) -> Result<Option<survey_registrations::Model>> {
+        Ok(survey_registrations::Entity::find()
+            .filter(survey_registrations::Column::WorkspaceId.eq(workspace_id))
+            .filter(survey_registrations::Column::UserId.eq(user_id))
+            .one(&self.db)
+            .await?)
+    }
+
+    /// A registered player's response; unknown players are not found.
+    pub async fn survey_response(
+        &self,
+        p: &Principal,
+        user_id: &str,
+    ) -> Result<survey_registrations::Model> {
+        p.require_any(&[Permission::Read, Permission::Ingest])?;
+        self.registration_of(p.workspace_id, user_id.trim())
+            .await?
+            .ok_or(Error::NotFound {
+                what: "registered player",
+            })
+    }
+
+    /// The registration behind a survey link, if the link can still be used.
+    async fn usable_registration(
+        &self,
+        token: &str,
+    ) -> Result<(survey_registrations::Model, surveys::Model)> {
+        let token = token.trim();
+        let reg = if token.len() == 40 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            survey_registrations::Entity::find()
+                .filter(survey_registrations::Column::Token.eq(token.to_ascii_lowercase()))
+                .one(&self.db)
+                .await?
+        } else {
+            None
+        };
+        let reg = reg.ok_or(Error::NotFound {
+            what: "survey link",
+        })?;
+        let survey = self.survey_of(reg.workspace_id).await?;
+        if reg.completed_at.is_some() {
+            return Err(Error::Conflict(
+                "you have already completed this survey".into(),
+            ));
+        }
+        if survey.status != SurveyStatus::Launched.as_str() {
+            return Err(Error::Conflict("this survey is closed".into()));
+        }
+        if reg.expires_at <= Utc::now() {
+            return Err(Error::Expired("this survey link has expired".into()));
+        }
+        Ok((reg, survey))
+    }
+
+    async fn answers_of(&self, reg: &survey_registrations::Model) -> Result<HashMap<String, i16>> {
+        Ok(survey_answers::Entity::find()
+            .filter(survey_answers::Column::WorkspaceId.eq(reg.workspace_id))
+            .filter(survey_answers::Column::UserId.eq(&reg.user_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|a| (a.item_id, a.value))
+            .collect())
+    }
+
+    /// Opens the survey behind a link at the first page not fully answered.
+    /// The token is the player's credential; the clock for the minimum time starts here.
+    pub async fn open_survey(&self, token: &str) -> Result<SurveySession> {
+        let (reg, survey) = self.usable_registration(token).await?;
+        let instrument = Instrument::parse(&survey.instrument)?;
+        if reg.started_at.is_none() {
+            survey_registrations::Entity::update_many()
+                .col_expr(
+                    survey_registrations::Column::StartedAt,
+                    Expr::val(Utc::now()).into(),
+                )
+                .filter(survey_registrations::Column::Id.eq(reg.id))
+                .filter(survey_registrations::Column::StartedAt.is_null())
+                .exec(&self.db)
+                .await?;
+        }
+        let answers = self.answers_of(&reg).await?;
+        let page = (0..instrument.page_count())
+            .find(|&i| {
+                instrument
+                    .page(i)
+                    .iter()
+                    .any(|it| !answers.contains_key(&it.id))
+            })
+            .unwrap_or(0);
+        Ok(SurveySession {
+            title: survey.title,
+            instrument,
+            page,
+            answers,
+        })
+    }
+
+    /// Saves one page of answers (all of its items, each on the scale); the
+    /// last page completes the response: quality checks, then scores.
+    pub async fn submit_survey_page(
+        &self,
+        token: &str,
+        page: usize,
+        submitted: &HashMap<String, String>,
+    ) -> Result<PageOutcome> {
+        let (reg, survey) = self.usable_registration(token).await?;
+        let instrument = Instrument::parse(&survey.instrument)?;
+        if page >= instrument.page_count() {
+            return Err(Error::invalid("page", "does not exist"));
+        }
+        let (min, max) = (instrument.scale.min, instrument.scale.max);
+        let mut values = Vec::new();
+        for item in instrument.page(page) {
+            let v = submitted
+                .get(&item.id)
+                .and_then(|v| v.trim().parse::<i16>().ok())
+                .filter(|v| (min..=max).contains(v))
+                .ok_or_else(|| Error::invalid(item.id.clone(), "please choose an answer"))?;
+            values.push((item.id.clone(), v));
+        }
+        let now = Utc::now();
+        let reg_id = reg.id;
+        let (ws, uid) = (reg.workspace_id, reg.user_id.clone());
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let rows = values
+                    .into_iter()
+                    .map(|(item_id, value)| survey_answers::ActiveModel {
+                        workspace_id: Set(ws),
+                        user_id: Set(uid.clone()),
+                        item_id: Set(item_id),
+                        value: Set(value),
+                        answered_at: Set(now),
+                    });
+                survey_answers::Entity::insert_many(rows)
+                    .on_conflict(
+                        OnConflict::columns([
+                            survey_answers::Column::WorkspaceId,
+                            survey_answers::Column::UserId,
+                            survey_answers::Column::ItemId,
+                        ])
+                        .update_columns([
+                            survey_answers::Column::Value,
+                            survey_answers::Column::AnsweredAt,
+                        ])
+                        .to_owned(),
+                    )
+                    .exec(tx)
+                    .await?;
+                survey_registrations::Entity::update_many()
+                    .col_expr(
+                        survey_registrations::Column::Status,
+                        Expr::val(ResponseStatus::Partial.as_str()).into(),
+                    )
+                    .col_expr(
+                        survey_registrations::Column::StartedAt,
+                        Expr::col(survey_registrations::Column::StartedAt)
+                            .if_null(now)
+                            .into(),
+                    )
+                    .filter(survey_registrations::Column::Id.eq(reg_id))
+                    .exec(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+
+        let answers = self.answers_of(&reg).await?;
+        if let Some(next) = (0..instrument.page_count()).find(|&i| {
+            instrument
+                .page(i)
+                .iter()
+                .any(|it| !answers.contains_key(&it.id))
+        }) {
+            return Ok(PageOutcome::Next { page: next });
+        }
+        let seconds = (now - reg.started_at.unwrap_or(now)).num_seconds();
+        let verdict = instrument.disqualification(&answers, seconds, i64::from(survey.min_seconds));
+        let status = if verdict.is_some() {
+            ResponseStatus::Disqualified
+        } else {
+            ResponseStatus::Complete
+        };
+        let scores = if verdict.is_none() {
+            instrument.score(&answers)
+        } else {
+            Vec::new()
+        };
+        let reason = verdict.map(|d| d.to_string());
+        let uid = reg.user_id.clone();
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                psych_scores::Entity::delete_many()
+                    .filter(psych_scores::Column::WorkspaceId.eq(ws))
+                    .filter(psych_scores::Column::UserId.eq(&uid))
+                    .exec(tx)
+                    .await?;
+                if !scores.is_empty() {
+                    psych_scores::Entity::insert_many(scores.into_iter().map(|s| {
+                        psych_scores::ActiveModel {
+                            workspace_id: Set(ws),
+                            user_id: Set(uid.clone()),
+                            category: Set(s.category),
+                            facet: Set(s.facet),
+                            score: Set(s.score),
+                            source: Set("survey".into()),
+                            computed_at: Set(now),
+                        }
+                    }))
+                    .exec(tx)
+                    .await?;
+                }
+                survey_registrations::Entity::update_many()
+                    .col_expr(
+                        survey_registrations::Column::Status,
+                        Expr::val(status.as_str()).into(),
+                    )
+                    .col_expr(
+                        survey_registrations::Column::DisqualifiedReason,
+                        Expr::val(reason).into(),
+                    )
+                    .col_expr(
+                        survey_registrations::Column::CompletedAt,
+                        Expr::val(Some(now)).into(),
+                    )
+                    .filter(survey_registrations::Column::Id.eq(reg_id))
+                    .exec(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(PageOutcome::Finished { status })
+    }
+
+    /// A player's psychological scores (survey or predicted).
+    pub async fn psych_scores(
+        &self,
+        p: &Principal,
+        user_id: &str,
+    ) -> Result<Vec<psych_scores::Model>> {
+        p.require(Permission::Read)?;
+        Ok(psych_scores::Entity::find()
+            .filter(psych_scores::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(psych_scores::Column::UserId.eq(user_id))
+            .order_by_asc(psych_scores::Column::Category)
+            .order_by_asc(psych_scores::Column::Facet)
+            .all(&self.db)
+            .await?)
+    }
+}
+
+/// Seconds since the epoch, 0 for none (the player API's convention).
+pub fn unix_or_zero(t: Option<DateTime<Utc>>) -> i64 {
+    t.map(|t| t.timestamp()).unwrap_or(0)
+}
