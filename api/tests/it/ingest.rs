@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::TestApp;
 
 impl TestApp {
-    async fn post_events(
+    pub(crate) async fn post_events(
         &self,
         key: Option<&str>,
         record_type: &str,

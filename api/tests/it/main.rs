@@ -12,6 +12,7 @@ mod migrations;
 mod s3_sources;
 mod sources;
 mod support;
+mod survey;
 mod tenancy;
 mod trait_values;
 mod traits_api;
