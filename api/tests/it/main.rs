@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod cli;
+mod erasure;
 mod fixtures;
 mod graphql_limits;
 mod ingest;

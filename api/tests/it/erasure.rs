@@ -1,0 +1,194 @@
+//! `DELETE /v1/userData`: a player with rows in every table is gone from all
+//! of them, other players are untouched, and the audit record counts it.
+
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::{
+    ingest::reference_examples,
+    support::TestApp,
+    survey::{attentive, shape},
+    trait_values::{catalog_ids, create},
+};
+
+/// Tables holding user ids, with the column that names the player.
+const TABLES: [(&str, &str); 13] = [
+    ("purchases", "user_id"),
+    ("logins", "user_id"),
+    ("actions", "user_id"),
+    ("virtual_purchases", "user_id"),
+    ("level_ups", "user_id"),
+    ("social_dynamics", "user_id"),
+    ("kpis", "user_id"),
+    ("players", "user_id"),
+    ("trait_values", "entity_id"),
+    ("survey_registrations", "user_id"),
+    ("survey_answers", "user_id"),
+    ("psych_scores", "user_id"),
+    ("quarantined_lines", "user_id"),
+];
+
+async fn rows(app: &TestApp, table: &str, column: &str, user: &str) -> i64 {
+    let db = app.engine.db();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            match db.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    format!("SELECT COUNT(*) AS n FROM \"{table}\" WHERE \"{column}\" = $1")
+                }
+                _ => format!("SELECT COUNT(*) AS n FROM \"{table}\" WHERE \"{column}\" = ?"),
+            },
+            [user.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// Sends every reference example as `user`, a bad line naming them, and completes their survey.
+async fn give_data(app: &TestApp, user: &str) {
+    for (folder, records) in reference_examples() {
+        if folder == "items" {
+            continue;
+        }
+        let body: String = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r["user_id"] = json!(user);
+                format!("{r}\n")
+            })
+            .collect();
+        let (status, res) = app.post_events(Some(&app.admin_key), &folder, body).await;
+        assert_eq!(status, 200, "{res}");
+        assert_eq!(res["data"]["rejected"], 0, "{folder}: {res}");
+    }
+    let bad = json!({ "user_id": user, "timestamp": "yesterday" }).to_string();
+    let (_, res) = app.post_events(Some(&app.admin_key), "logins", bad).await;
+    assert_eq!(res["data"]["rejected"], 1);
+    let token = app.register(user).await["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let instrument = app.instrument().await;
+    app.answer_survey(&token, attentive(&instrument)).await;
+}
+
+#[tokio::test]
+async fn erasing_a_player_removes_them_everywhere_and_only_them() {
+    let app = TestApp::spawn().await;
+    app.set_min_seconds(0).await;
+    give_data(&app, "gone").await;
+    give_data(&app, "kept").await;
+    let ids = catalog_ids(&app).await;
+    create(
+        &app,
+        json!({ "name": "Purchases", "parent_model_id": ids.players, "trait_type": "aggregation",
+                "result_type": "number",
+                "config": { "source_model_id": ids.purchases, "relationship_id": ids.purchases_rel, "aggregation": "count" } }),
+    )
+    .await;
+    app.drain().await;
+
+    let mut before = Vec::new();
+    for (table, column) in TABLES {
+        let n = rows(&app, table, column, "gone").await;
+        assert!(n > 0, "the fixture has no {table} rows for the player");
+        before.push((table, n, rows(&app, table, column, "kept").await));
+    }
+
+    let (status, body) = app
+        .v1(
+            reqwest::Method::DELETE,
+            "/v1/userData",
+            Some(&app.admin_key),
+            Some("{\"id\": \"gone\"}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(shape(&body["code"]), json!("number"));
+    let removed = &body["data"]["removed"];
+    let mut total = 0;
+    for (table, n, kept) in &before {
+        let column = TABLES.iter().find(|(t, _)| t == table).unwrap().1;
+        assert_eq!(
+            rows(&app, table, column, "gone").await,
+            0,
+            "{table} still names the player"
+        );
+        assert_eq!(
+            rows(&app, table, column, "kept").await,
+            *kept,
+            "{table}: another player lost rows"
+        );
+        assert_eq!(removed[*table], *n, "{table}: reported count");
+        total += n;
+    }
+    assert_eq!(body["data"]["total"], total);
+
+    // The audit keeps a hash of the id, the calling key and the counts.
+    let audit = app
+        .gql(
+            "{ erasures { userIdHash apiKeyId rowsRemoved totalRows } viewer { keyId } }",
+            json!({}),
+        )
+        .await;
+    let record = &audit["erasures"][0];
+    use sha2::Digest;
+    assert_eq!(
+        record["userIdHash"],
+        hex::encode(sha2::Sha256::digest(b"gone"))
+    );
+    assert_eq!(record["totalRows"], total);
+    assert_eq!(record["apiKeyId"], audit["viewer"]["keyId"]);
+    assert_eq!(&record["rowsRemoved"], removed);
+    assert!(
+        !audit.to_string().contains("\"gone\""),
+        "the audit kept the id: {audit}"
+    );
+
+    // Idempotent: a second erasure finds nothing and is audited too.
+    let (status, again) = app
+        .v1(
+            reqwest::Method::DELETE,
+            "/v1/userData",
+            Some(&app.admin_key),
+            Some("{\"id\": \"gone\"}"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["data"]["total"], 0);
+    let list = app.gql("{ erasures { totalRows } }", json!({})).await;
+    assert_eq!(list["erasures"].as_array().unwrap().len(), 2);
+
+    // The survey status of an erased player is unknown again.
+    assert_eq!(app.survey_status("gone").await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn erasure_needs_a_key_that_may_change_data() {
+    let app = TestApp::spawn().await;
+    let (viewer, _) = app.create_key("viewer").await;
+    let (status, body): (_, Value) = app
+        .v1(
+            reqwest::Method::DELETE,
+            "/v1/userData",
+            Some(&viewer),
+            Some("{\"id\": \"x\"}"),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], 403);
+    let (_, body) = app
+        .gql_as(
+            Some(&app.admin_key),
+            "mutation { erasePlayer(userId: \"x\") { totalRows } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["erasePlayer"]["totalRows"], 0, "{body}");
+    app.stop().await;
+}
