@@ -17,6 +17,8 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 [ -n "$(pg_bindir)" ] || missing+=(postgresql)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
@@ -24,6 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 PG_BIN="$(pg_bindir)"
 command -v moto_server >/dev/null || { log "installing moto[server]"; pip install -q 'moto[server]'; }
+# The survey's browser test drives Chromium with playwright-core (pinned in e2e/package-lock.json).
+[ -d e2e/node_modules/playwright-core ] || { log "installing e2e packages"; (cd e2e && npm ci --no-audit --no-fund --silent); }
+export TEST_CHROMIUM="$(command -v chromium)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 

@@ -14,6 +14,7 @@ mod s3_sources;
 mod sources;
 mod support;
 mod survey;
+mod survey_browser;
 mod tenancy;
 mod trait_values;
 mod traits_api;

@@ -1,0 +1,91 @@
+//! The survey end to end in headless Chromium (e2e/survey.mjs, playwright-core):
+//! a registered player answers every page on a phone-sized screen with
+//! JavaScript off, and the player API then reports the completion; a second
+//! player who straight-lines is Disqualified. `TEST_CHROMIUM` names the browser
+//! (scripts/test.sh installs Debian's chromium and the e2e packages).
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+async fn answer_in_browser(app: &TestApp, token: &str, mode: &str) -> Value {
+    let chromium = std::env::var("TEST_CHROMIUM")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("TEST_CHROMIUM must name a Chromium binary (scripts/test.sh installs one)");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/survey.mjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(format!("{}/survey?playerid={token}", app.url))
+        .arg(mode)
+        .env("CHROMIUM", chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("node (scripts/test.sh installs Node.js and e2e/node_modules)");
+    assert!(
+        out.status.success(),
+        "browser run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints its summary as JSON")
+}
+
+#[tokio::test]
+async fn a_player_completes_the_survey_in_a_browser_and_a_straight_liner_is_disqualified() {
+    let app = TestApp::spawn().await;
+    app.set_min_seconds(0).await;
+    let instrument = app.instrument().await;
+    let items = instrument["items"].as_array().unwrap().len();
+    let per_page = instrument["items_per_page"].as_u64().unwrap() as usize;
+
+    let token = app.register("browser-1").await["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.survey_status("browser-1").await.1["data"]["completed"],
+        false
+    );
+    let run = answer_in_browser(&app, &token, "attentive").await;
+    assert_eq!(run["pages"], items.div_ceil(per_page), "{run}");
+    assert_eq!(run["answered"], items, "{run}");
+
+    let (_, status) = app.survey_status("browser-1").await;
+    assert_eq!(status["data"]["completed"], true, "{status}");
+    assert_eq!(
+        app.statistics().await,
+        json!({ "Partial": 0, "Disqualified": 0, "Complete": 1 })
+    );
+    let scores = app
+        .gql(
+            "{ player(userId: \"browser-1\") { psychScores { category facet score source } } }",
+            json!({}),
+        )
+        .await;
+    let scores = scores["player"]["psychScores"].as_array().unwrap();
+    assert!(scores.len() > 60, "{scores:?}");
+    assert!(scores.iter().all(|s| s["source"] == "survey"));
+
+    // The second player straight-lines (but reads the attention checks).
+    let flat = app.register("browser-2").await["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    answer_in_browser(&app, &flat, "straight").await;
+    assert_eq!(
+        app.statistics().await,
+        json!({ "Partial": 0, "Disqualified": 1, "Complete": 1 })
+    );
+    let d = app
+        .gql(
+            "{ player(userId: \"browser-2\") { survey { status disqualifiedReason } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["player"]["survey"]["status"], "disqualified", "{d}");
+    app.stop().await;
+}
