@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy, the whole test suite on SQLite
 # and again on PostgreSQL (with a Redis queue), and schema.graphql drift.
-# Installs PostgreSQL and Redis if missing, starts private instances on free
+# Installs what the tests need if missing (PostgreSQL, Redis, moto's S3 server,
+# Chromium, Node.js and playwright-core), starts private instances on free
 # loopback ports in a temporary folder, and stops them on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 PG_BIN="$(pg_bindir)"
-command -v moto_server >/dev/null || { log "installing moto[server]"; pip install -q 'moto[server]'; }
+python3 -c 'import moto.server' 2>/dev/null || { log "installing moto[server]"; python3 -m pip install -q 'moto[server]'; }
 # The survey's browser test drives Chromium with playwright-core (pinned in e2e/package-lock.json).
 [ -d e2e/node_modules/playwright-core ] || { log "installing e2e packages"; (cd e2e && npm ci --no-audit --no-fund --silent); }
 export TEST_CHROMIUM="$(command -v chromium)"
@@ -61,7 +62,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --daemonize yes --pidfile "$WORK/redis.pid" --dir "$WORK" --logfile "$WORK/redis.log"
 
 log "starting moto's S3 server on 127.0.0.1:$S3_PORT"
-moto_server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
 MOTO_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$S3_PORT/" >/dev/null && break; sleep 0.2; done
 # moto loads its S3 backend lazily; the first listing can take many seconds.
