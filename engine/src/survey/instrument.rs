@@ -154,7 +154,7 @@ impl Instrument {
             if f.category.trim().is_empty() || f.facet.trim().is_empty() {
                 return bad(format!("facets[{i}]"), "needs a category and a facet name");
             }
-            if !(f.norm.sd > 0.0) || !f.norm.mean.is_finite() {
+            if f.norm.sd.is_nan() || f.norm.sd <= 0.0 || !f.norm.mean.is_finite() {
                 return bad(
                     format!("facets[{i}].norm"),
                     "needs a finite mean and sd > 0",
@@ -252,10 +252,10 @@ impl Instrument {
         min_seconds: i64,
     ) -> Option<Disqualification> {
         for item in &self.items {
-            if let Some(check) = item.attention_check {
-                if answers.get(&item.id) != Some(&check.expect) {
-                    return Some(Disqualification::AttentionCheck(item.id.clone()));
-                }
+            if let Some(check) = item.attention_check
+                && answers.get(&item.id) != Some(&check.expect)
+            {
+                return Some(Disqualification::AttentionCheck(item.id.clone()));
             }
         }
         let scored: Vec<i16> = self

@@ -375,7 +375,7 @@ impl Engine {
             survey_registrations::Entity::update_many()
                 .col_expr(
                     survey_registrations::Column::StartedAt,
-                    Expr::val(Utc::now()).into(),
+                    Expr::val(Utc::now()),
                 )
                 .filter(survey_registrations::Column::Id.eq(reg.id))
                 .filter(survey_registrations::Column::StartedAt.is_null())
@@ -454,13 +454,11 @@ impl Engine {
                 survey_registrations::Entity::update_many()
                     .col_expr(
                         survey_registrations::Column::Status,
-                        Expr::val(ResponseStatus::Partial.as_str()).into(),
+                        Expr::val(ResponseStatus::Partial.as_str()),
                     )
                     .col_expr(
                         survey_registrations::Column::StartedAt,
-                        Expr::col(survey_registrations::Column::StartedAt)
-                            .if_null(now)
-                            .into(),
+                        Expr::col(survey_registrations::Column::StartedAt).if_null(now),
                     )
                     .filter(survey_registrations::Column::Id.eq(reg_id))
                     .exec(tx)
@@ -518,15 +516,15 @@ impl Engine {
                 survey_registrations::Entity::update_many()
                     .col_expr(
                         survey_registrations::Column::Status,
-                        Expr::val(status.as_str()).into(),
+                        Expr::val(status.as_str()),
                     )
                     .col_expr(
                         survey_registrations::Column::DisqualifiedReason,
-                        Expr::val(reason).into(),
+                        Expr::val(reason),
                     )
                     .col_expr(
                         survey_registrations::Column::CompletedAt,
-                        Expr::val(Some(now)).into(),
+                        Expr::val(Some(now)),
                     )
                     .filter(survey_registrations::Column::Id.eq(reg_id))
                     .exec(tx)
