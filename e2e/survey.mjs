@@ -2,12 +2,14 @@
 // phone-sized screen with JavaScript disabled, finding every control by its
 // accessible role and name (fieldset legend, radio label, button).
 //
-// usage: node survey.mjs <survey link> <attentive|straight>
+// usage: node survey.mjs <survey link> <attentive|straight> [max pages]
+// With max pages, the player leaves after that many pages (to come back later).
 // env:   CHROMIUM (default /usr/bin/chromium)
-// Prints {"pages": N, "finished": true} on success; exits 1 otherwise.
+// Prints {"pages", "answered", "finished"}; exits 1 on any failure.
 import { chromium } from "playwright-core";
 
-const [link, mode] = process.argv.slice(2);
+const [link, mode, maxPages] = process.argv.slice(2);
+const limit = maxPages ? Number(maxPages) : Infinity;
 const LABELS = ["Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree", "Strongly agree"];
 
 function choose(statement, index) {
@@ -35,7 +37,12 @@ try {
   if (first.status() !== 200) throw new Error(`survey link answered ${first.status()}`);
   let pages = 0;
   let asked = 0;
-  while (!(await page.getByRole("heading", { name: "Thank you!" }).count())) {
+  let finished = false;
+  while (pages < limit) {
+    if (await page.getByRole("heading", { name: "Thank you!" }).count()) {
+      finished = true;
+      break;
+    }
     const groups = page.getByRole("group");
     const n = await groups.count();
     if (n === 0) throw new Error("a survey page without questions: " + (await page.content()).slice(0, 500));
@@ -51,7 +58,8 @@ try {
     ]);
     if (pages > 100) throw new Error("the survey does not end");
   }
-  console.log(JSON.stringify({ pages, answered: asked, finished: true }));
+  finished ||= (await page.getByRole("heading", { name: "Thank you!" }).count()) > 0;
+  console.log(JSON.stringify({ pages, answered: asked, finished }));
 } catch (e) {
   console.error(String(e && e.stack || e));
   process.exitCode = 1;

@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
-async fn answer_in_browser(app: &TestApp, token: &str, mode: &str) -> Value {
+async fn answer_in_browser(
+    app: &TestApp,
+    token: &str,
+    mode: &str,
+    max_pages: Option<usize>,
+) -> Value {
     let chromium = std::env::var("TEST_CHROMIUM")
         .ok()
         .filter(|s| !s.is_empty())
@@ -20,6 +25,7 @@ async fn answer_in_browser(app: &TestApp, token: &str, mode: &str) -> Value {
         .arg(script)
         .arg(format!("{}/survey?playerid={token}", app.url))
         .arg(mode)
+        .args(max_pages.map(|n| n.to_string()))
         .env("CHROMIUM", chromium)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -50,9 +56,18 @@ async fn a_player_completes_the_survey_in_a_browser_and_a_straight_liner_is_disq
         app.survey_status("browser-1").await.1["data"]["completed"],
         false
     );
-    let run = answer_in_browser(&app, &token, "attentive").await;
-    assert_eq!(run["pages"], items.div_ceil(per_page), "{run}");
-    assert_eq!(run["answered"], items, "{run}");
+    // One page, then the player leaves: a Partial response.
+    let first = answer_in_browser(&app, &token, "attentive", Some(1)).await;
+    assert_eq!(first["finished"], false, "{first}");
+    assert_eq!(
+        app.statistics().await,
+        json!({ "Partial": 1, "Disqualified": 0, "Complete": 0 })
+    );
+    // Coming back resumes at page 2 and finishes.
+    let run = answer_in_browser(&app, &token, "attentive", None).await;
+    assert_eq!(run["finished"], true, "{run}");
+    assert_eq!(run["pages"], items.div_ceil(per_page) - 1, "{run}");
+    assert_eq!(run["answered"], items - per_page, "{run}");
 
     let (_, status) = app.survey_status("browser-1").await;
     assert_eq!(status["data"]["completed"], true, "{status}");
@@ -75,7 +90,7 @@ async fn a_player_completes_the_survey_in_a_browser_and_a_straight_liner_is_disq
         .as_str()
         .unwrap()
         .to_owned();
-    answer_in_browser(&app, &flat, "straight").await;
+    answer_in_browser(&app, &flat, "straight", None).await;
     assert_eq!(
         app.statistics().await,
         json!({ "Partial": 0, "Disqualified": 1, "Complete": 1 })
