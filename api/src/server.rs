@@ -23,6 +23,7 @@ use crate::{
     rest::{
         ingest::{BodyLimit, IngestApi},
         player::PlayerApi,
+        sources::SourcesApi,
         traits::TraitsApi,
     },
     survey_page,
@@ -91,9 +92,9 @@ async fn readyz(engine: Data<&Engine>) -> Response {
 }
 
 /// Both REST families in one OpenAPI document.
-pub fn openapi() -> OpenApiService<(TraitsApi, IngestApi, PlayerApi), ()> {
+pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, IngestApi, PlayerApi), ()> {
     OpenApiService::new(
-        (TraitsApi, IngestApi, PlayerApi),
+        (TraitsApi, SourcesApi, IngestApi, PlayerApi),
         "Traitforge REST API",
         env!("CARGO_PKG_VERSION"),
     )

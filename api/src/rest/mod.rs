@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod player;
+pub mod sources;
 pub mod traits;
 
 use engine::{Engine, Error, auth::Principal};

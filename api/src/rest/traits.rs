@@ -147,6 +147,14 @@ pub struct Deleted {
     status: String,
 }
 
+impl Deleted {
+    pub fn status_deleted() -> Self {
+        Deleted {
+            status: "deleted".into(),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum CreatedTrait {
     #[oai(status = 201)]
@@ -239,9 +247,7 @@ impl TraitsApi {
             .delete_trait(&p, path_uuid(&trait_id, "trait")?)
             .await
             .map_err(rest_error)?;
-        Ok(Json(Deleted {
-            status: "deleted".into(),
-        }))
+        Ok(Json(Deleted::status_deleted()))
     }
 
     /// List traits attached to one parent model.

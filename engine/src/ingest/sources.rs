@@ -261,6 +261,30 @@ impl Engine {
             })
     }
 
+    /// Deletes a source with its ledger and scan runs; rows already loaded stay.
+    /// Load jobs still queued for its files find nothing and end.
+    pub async fn delete_source(&self, p: &Principal, id: Uuid) -> Result<()> {
+        p.require(Permission::Write)?;
+        let source = self.source(p, id).await?;
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                source_files::Entity::delete_many()
+                    .filter(source_files::Column::SourceId.eq(source.id))
+                    .exec(tx)
+                    .await?;
+                ingestion_runs::Entity::delete_many()
+                    .filter(ingestion_runs::Column::SourceId.eq(source.id))
+                    .exec(tx)
+                    .await?;
+                data_sources::Entity::delete_by_id(source.id)
+                    .exec(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Lists the source's root and reports what failed, precisely.
     pub async fn test_source(&self, p: &Principal, id: Uuid) -> Result<SourceCheck> {
         let source = self.source(p, id).await?;

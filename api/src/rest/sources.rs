@@ -1,0 +1,187 @@
+//! Data sources over REST (`/api/v1/workspaces/{id}/sources…`), beside the
+//! traits API and with its addressing rules. Credentials are write-only.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use engine::{Engine, entity::data_sources, ingest::sources::SourceInput};
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use serde_json::Value;
+
+use super::{path_uuid, traits::Deleted, workspace_scope};
+use crate::errors::rest_error;
+
+pub struct SourcesApi;
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A bucket or folder source; its credentials are never returned.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SourceObject {
+    id: String,
+    workspace_id: String,
+    name: String,
+    /// `local` or `s3`.
+    kind: String,
+    config: Value,
+    has_credentials: bool,
+    scan_interval_minutes: i32,
+    enabled: bool,
+    /// `new`, `ok` or `error` (until a scan succeeds).
+    status: String,
+    last_error: Option<String>,
+    last_scan_at: Option<String>,
+    created_at: String,
+}
+
+impl From<data_sources::Model> for SourceObject {
+    fn from(s: data_sources::Model) -> Self {
+        SourceObject {
+            id: s.id.to_string(),
+            workspace_id: s.workspace_id.to_string(),
+            name: s.name,
+            kind: s.kind,
+            config: s.config,
+            has_credentials: s.credentials.is_some(),
+            scan_interval_minutes: s.scan_interval_minutes,
+            enabled: s.enabled,
+            status: s.status,
+            last_error: s.last_error,
+            last_scan_at: s.last_scan_at.map(iso),
+            created_at: iso(s.created_at),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SourceBody {
+    name: Option<String>,
+    kind: Option<String>,
+    /// local: `{"path", "prefix"}`; s3: `{"bucket", "region", "endpoint", "prefix"}`.
+    config: Option<Value>,
+    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`.
+    credentials: Option<Value>,
+    scan_interval_minutes: Option<i32>,
+    enabled: Option<bool>,
+}
+
+/// A queued scan; poll it with GraphQL `ingestionRun(id)`.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct ScanObject {
+    id: String,
+    source_id: String,
+    status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedSource {
+    #[oai(status = 201)]
+    Created(Json<SourceObject>),
+}
+
+#[derive(ApiResponse)]
+pub enum QueuedScan {
+    #[oai(status = 202)]
+    Accepted(Json<ScanObject>),
+}
+
+#[OpenApi(tag = "super::traits::ApiTags::Ingestion")]
+impl SourcesApi {
+    /// List the workspace's data sources.
+    #[oai(path = "/api/v1/workspaces/:id/sources", method = "get")]
+    async fn list(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+    ) -> poem::Result<Json<Vec<SourceObject>>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let list = engine.list_sources(&p).await.map_err(rest_error)?;
+        Ok(Json(list.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a data source (its folder or bucket settings are checked first).
+    #[oai(path = "/api/v1/workspaces/:id/sources", method = "post")]
+    async fn create(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        body: Json<SourceBody>,
+    ) -> poem::Result<CreatedSource> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let b = body.0;
+        let input = SourceInput {
+            name: b.name,
+            kind: b.kind,
+            config: b.config,
+            credentials: b.credentials,
+            scan_interval_minutes: b.scan_interval_minutes,
+            enabled: b.enabled,
+        };
+        let source = engine.create_source(&p, input).await.map_err(rest_error)?;
+        Ok(CreatedSource::Created(Json(source.into())))
+    }
+
+    /// Get a data source.
+    #[oai(path = "/api/v1/workspaces/:id/sources/:source_id", method = "get")]
+    async fn get(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        source_id: Path<String>,
+    ) -> poem::Result<Json<SourceObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let source = engine
+            .source(&p, path_uuid(&source_id, "data source")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(source.into()))
+    }
+
+    /// Delete a data source and its file ledger (loaded rows stay).
+    #[oai(path = "/api/v1/workspaces/:id/sources/:source_id", method = "delete")]
+    async fn delete(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        source_id: Path<String>,
+    ) -> poem::Result<Json<Deleted>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        engine
+            .delete_source(&p, path_uuid(&source_id, "data source")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(Deleted::status_deleted()))
+    }
+
+    /// Queue a scan of the source now.
+    #[oai(
+        path = "/api/v1/workspaces/:id/sources/:source_id/scan",
+        method = "post"
+    )]
+    async fn scan(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        source_id: Path<String>,
+    ) -> poem::Result<QueuedScan> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let run = engine
+            .scan_source(&p, path_uuid(&source_id, "data source")?)
+            .await
+            .map_err(rest_error)?;
+        Ok(QueuedScan::Accepted(Json(ScanObject {
+            id: run.id.to_string(),
+            source_id: run.source_id.to_string(),
+            status: run.status,
+        })))
+    }
+}
