@@ -213,16 +213,18 @@ impl TestApp {
         )
     }
 
-    /// Waits until every queued job has finished, failing after 30 s.
+    /// Waits until every queued job has finished, failing after 90 s.
     pub async fn drain(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        // Generous: object_store retries a stalled S3 request after its 30 s
+        // timeout (seen once against moto), and that must not fail a test.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         loop {
             if self.engine.unfinished_jobs().await.unwrap() == 0 {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "job queue did not drain within 30 s"
+                "job queue did not drain within 90 s"
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
