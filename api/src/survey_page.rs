@@ -232,17 +232,7 @@ pub async fn submit(engine: Data<&Engine>, body: Body) -> Response {
         Err(Error::InvalidInput { .. }) => match engine.open_survey(&token).await {
             Ok(mut session) => {
                 session.page = page.min(session.instrument.page_count() - 1);
-                let missing: Vec<String> = session
-                    .instrument
-                    .page(session.page)
-                    .iter()
-                    .filter(|i| {
-                        form.get(&i.id)
-                            .and_then(|v| v.parse::<i16>().ok())
-                            .is_none_or(|v| !(1..=5).contains(&v))
-                    })
-                    .map(|i| i.id.clone())
-                    .collect();
+                let (_, missing) = session.instrument.read_page(session.page, &form);
                 render_page(&token, &session, &form, &missing)
             }
             Err(e) => error_page(&e),

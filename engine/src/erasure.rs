@@ -19,19 +19,9 @@ use entity::{erasures, models, traits};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
+    ingest::records::RecordType,
     keys::hash_secret,
 };
-
-/// Event tables keyed by `user_id`; `social_dynamics` also names a target player.
-const EVENT_TABLES: [&str; 7] = [
-    "purchases",
-    "logins",
-    "actions",
-    "virtual_purchases",
-    "level_ups",
-    "social_dynamics",
-    "kpis",
-];
 
 /// What one erasure removed.
 #[derive(Clone, Debug)]
@@ -71,7 +61,12 @@ impl Engine {
         let events = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 let mut n = Vec::new();
-                for table in EVENT_TABLES {
+                // Every record type but items is an event table keyed by user_id.
+                for table in RecordType::ALL
+                    .iter()
+                    .filter(|t| **t != RecordType::Items)
+                    .map(|t| t.as_str())
+                {
                     let mut cond = col("user_id").eq(uid.as_str());
                     if table == "social_dynamics" {
                         cond = cond.or(col("target_user_id").eq(uid.as_str()));

@@ -35,7 +35,8 @@ fn event_table(name: &'static str, own: Vec<ColumnDef>) -> TableCreateStatement 
         .to_owned()
 }
 
-fn workspace_fk(table: &str) -> ForeignKeyCreateStatement {
+/// The workspace foreign key every tenant table carries (rows go with their workspace).
+pub(crate) fn workspace_fk(table: &str) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{table}_workspace"))
         .from(table.to_owned(), "workspace_id")

@@ -4,7 +4,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::m20261124_000001_foundation::EVENT_TABLES;
+use crate::m20261124_000001_foundation::{EVENT_TABLES, workspace_fk};
 
 pub struct Migration;
 
@@ -12,15 +12,6 @@ impl MigrationName for Migration {
     fn name(&self) -> &str {
         "m20261124_000004_sources"
     }
-}
-
-fn workspace_fk(table: &str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}_workspace"))
-        .from(table.to_owned(), "workspace_id")
-        .to("workspaces", "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
 }
 
 fn source_fk(table: &str) -> ForeignKeyCreateStatement {

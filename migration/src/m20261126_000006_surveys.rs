@@ -5,21 +5,14 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::m20261124_000001_foundation::workspace_fk;
+
 pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
         "m20261126_000006_surveys"
     }
-}
-
-fn workspace_fk(table: &str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}_workspace"))
-        .from(table.to_owned(), "workspace_id")
-        .to("workspaces", "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
 }
 
 const TABLES: [&str; 5] = [

@@ -1,20 +1,19 @@
 //! Data sources over REST (`/api/v1/workspaces/{id}/sources…`), beside the
 //! traits API and with its addressing rules. Credentials are write-only.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use engine::{Engine, entity::data_sources, ingest::sources::SourceInput};
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 
-use super::{path_uuid, traits::Deleted, workspace_scope};
+use super::{
+    path_uuid,
+    traits::{Deleted, iso},
+    workspace_scope,
+};
 use crate::errors::rest_error;
 
 pub struct SourcesApi;
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// A bucket or folder source; its credentials are never returned.
 #[derive(Object)]

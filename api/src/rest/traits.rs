@@ -17,7 +17,8 @@ use crate::errors::rest_error;
 
 pub struct TraitsApi;
 
-fn iso(t: DateTime<Utc>) -> String {
+/// RFC 3339 to the second, as the reference's timestamps are written.
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -138,6 +138,12 @@ impl Instrument {
         Ok(instrument)
     }
 
+    /// An instrument read back from the database: it was validated when it
+    /// was stored, so only decoded here (this runs on every survey page).
+    pub fn stored(value: &serde_json::Value) -> Result<Instrument> {
+        Instrument::deserialize(value).map_err(Error::internal)
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |path: String, msg: &str| Err(Error::invalid(format!("instrument.{path}"), msg));
         if self.scale.min != 1 || self.scale.max != 5 || self.scale.labels.len() != 5 {
@@ -242,6 +248,34 @@ impl Instrument {
         let start = (page * self.items_per_page).min(self.items.len());
         let end = (start + self.items_per_page).min(self.items.len());
         &self.items[start..end]
+    }
+
+    /// The first page with an unanswered item, or `None` when every item is answered.
+    pub fn next_page(&self, answers: &HashMap<String, i16>) -> Option<usize> {
+        (0..self.page_count())
+            .find(|&i| self.page(i).iter().any(|it| !answers.contains_key(&it.id)))
+    }
+
+    /// The answers a submitted form gives for the items of `page` (values on
+    /// the scale), and the ids of the items it leaves unanswered.
+    pub fn read_page(
+        &self,
+        page: usize,
+        submitted: &HashMap<String, String>,
+    ) -> (Vec<(String, i16)>, Vec<String>) {
+        let scale = self.scale.min..=self.scale.max;
+        let (mut values, mut missing) = (Vec::new(), Vec::new());
+        for item in self.page(page) {
+            match submitted
+                .get(&item.id)
+                .and_then(|v| v.trim().parse::<i16>().ok())
+                .filter(|v| scale.contains(v))
+            {
+                Some(v) => values.push((item.id.clone(), v)),
+                None => missing.push(item.id.clone()),
+            }
+        }
+        (values, missing)
     }
 
     /// Quality checks on a complete response (answers by item id).

@@ -370,7 +370,7 @@ impl Engine {
     /// The token is the player's credential; the clock for the minimum time starts here.
     pub async fn open_survey(&self, token: &str) -> Result<SurveySession> {
         let (reg, survey) = self.usable_registration(token).await?;
-        let instrument = Instrument::parse(&survey.instrument)?;
+        let instrument = Instrument::stored(&survey.instrument)?;
         if reg.started_at.is_none() {
             survey_registrations::Entity::update_many()
                 .col_expr(
@@ -383,14 +383,7 @@ impl Engine {
                 .await?;
         }
         let answers = self.answers_of(&reg).await?;
-        let page = (0..instrument.page_count())
-            .find(|&i| {
-                instrument
-                    .page(i)
-                    .iter()
-                    .any(|it| !answers.contains_key(&it.id))
-            })
-            .unwrap_or(0);
+        let page = instrument.next_page(&answers).unwrap_or(0);
         Ok(SurveySession {
             title: survey.title,
             instrument,
@@ -408,19 +401,13 @@ impl Engine {
         submitted: &HashMap<String, String>,
     ) -> Result<PageOutcome> {
         let (reg, survey) = self.usable_registration(token).await?;
-        let instrument = Instrument::parse(&survey.instrument)?;
+        let instrument = Instrument::stored(&survey.instrument)?;
         if page >= instrument.page_count() {
             return Err(Error::invalid("page", "does not exist"));
         }
-        let (min, max) = (instrument.scale.min, instrument.scale.max);
-        let mut values = Vec::new();
-        for item in instrument.page(page) {
-            let v = submitted
-                .get(&item.id)
-                .and_then(|v| v.trim().parse::<i16>().ok())
-                .filter(|v| (min..=max).contains(v))
-                .ok_or_else(|| Error::invalid(item.id.clone(), "please choose an answer"))?;
-            values.push((item.id.clone(), v));
+        let (values, missing) = instrument.read_page(page, submitted);
+        if let Some(first) = missing.first() {
+            return Err(Error::invalid(first.clone(), "please choose an answer"));
         }
         let now = Utc::now();
         let reg_id = reg.id;
@@ -469,12 +456,7 @@ impl Engine {
         .await?;
 
         let answers = self.answers_of(&reg).await?;
-        if let Some(next) = (0..instrument.page_count()).find(|&i| {
-            instrument
-                .page(i)
-                .iter()
-                .any(|it| !answers.contains_key(&it.id))
-        }) {
+        if let Some(next) = instrument.next_page(&answers) {
             return Ok(PageOutcome::Next { page: next });
         }
         let seconds = (now - reg.started_at.unwrap_or(now)).num_seconds();
