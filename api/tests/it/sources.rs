@@ -434,72 +434,42 @@ async fn sources_over_rest_are_created_scanned_and_deleted() {
         "level_ups/l.json",
         b"{\"timestamp\": \"2020-09-14 13:22:31\", \"user_id\": \"1\", \"level\": 2}\n",
     );
-    let base = format!("{}/api/v1/workspaces/{}/sources", app.url, app.workspace_id);
-    let ws = app.workspace_id.to_string();
-    let call = |method: reqwest::Method, url: String| {
-        app.http
-            .request(method, url)
-            .bearer_auth(&app.admin_key)
-            .header("X-Workspace-ID", ws.clone())
-    };
-
-    let bad = call(reqwest::Method::POST, base.clone())
-        .json(&json!({ "name": "x", "kind": "ftp", "config": {} }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 422);
-    let body: Value = bad.json().await.unwrap();
+    use reqwest::Method;
+    let (status, body) = app
+        .rest(
+            Method::POST,
+            "/sources",
+            Some(json!({ "name": "x", "kind": "ftp", "config": {} })),
+        )
+        .await;
+    assert_eq!(status, 422);
     assert_eq!(body["error"]["field"], "kind", "{body}");
 
-    let created = call(reqwest::Method::POST, base.clone())
-        .json(&json!({ "name": "Folder", "kind": "local", "config": { "path": name }, "credentials": { "token": "hidden-value" } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let source: Value = created.json().await.unwrap();
+    let (status, source) = app
+        .rest(
+            Method::POST,
+            "/sources",
+            Some(json!({ "name": "Folder", "kind": "local", "config": { "path": name }, "credentials": { "token": "hidden-value" } })),
+        )
+        .await;
+    assert_eq!(status, 201);
     assert_eq!(source["has_credentials"], true);
     assert!(!source.to_string().contains("hidden-value"), "{source}");
-    let id = source["id"].as_str().unwrap();
+    let path = format!("/sources/{}", source["id"].as_str().unwrap());
 
-    let list: Value = call(reqwest::Method::GET, base.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list[0]["id"], id);
-    let scan = call(reqwest::Method::POST, format!("{base}/{id}/scan"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scan.status(), 202);
+    let (_, list) = app.rest(Method::GET, "/sources", None).await;
+    assert_eq!(list[0]["id"], source["id"]);
+    let (status, _) = app.rest(Method::POST, &format!("{path}/scan"), None).await;
+    assert_eq!(status, 202);
     app.drain().await;
     assert_eq!(table_count(&app, "level_ups").await, 1);
-    let got: Value = call(reqwest::Method::GET, format!("{base}/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, got) = app.rest(Method::GET, &path, None).await;
     assert_eq!(got["status"], "ok", "{got}");
 
-    let deleted: Value = call(reqwest::Method::DELETE, format!("{base}/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, deleted) = app.rest(Method::DELETE, &path, None).await;
     assert_eq!(deleted, json!({ "status": "deleted" }));
-    let gone = call(reqwest::Method::GET, format!("{base}/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), 404);
+    let (status, _) = app.rest(Method::GET, &path, None).await;
+    assert_eq!(status, 404);
     assert_eq!(table_count(&app, "source_files").await, 0);
     // Loaded rows stay.
     assert_eq!(table_count(&app, "level_ups").await, 1);

@@ -77,6 +77,14 @@ impl TestApp {
         body
     }
 
+    /// Registers `user_id` and returns their survey token.
+    pub(crate) async fn survey_token(&self, user_id: &str) -> String {
+        self.register(user_id).await["data"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub(crate) async fn survey_status(&self, user_id: &str) -> (StatusCode, Value) {
         self.v1(
             reqwest::Method::GET,
@@ -394,10 +402,7 @@ async fn a_completed_survey_is_scored_into_the_expected_t_scores() {
     let app = TestApp::spawn().await;
     app.set_min_seconds(0).await;
     let instrument = app.instrument().await;
-    let token = app.register("p1").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.survey_token("p1").await;
 
     // The page is accessible: fieldsets with legends, labelled radios, a progress line.
     let (status, first) = app.survey_page(&token).await;
@@ -466,10 +471,7 @@ async fn a_completed_survey_is_scored_into_the_expected_t_scores() {
 async fn progress_is_kept_between_visits_and_counted_as_partial() {
     let app = TestApp::spawn().await;
     let instrument = app.instrument().await;
-    let token = app.register("p2").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.survey_token("p2").await;
     let (_, first) = app.survey_page(&token).await;
     let answer = attentive(&instrument);
     let mut form = vec![
@@ -501,17 +503,11 @@ async fn careless_responses_are_disqualified() {
     let instrument = app.instrument().await;
     let attentive_answer = attentive(&instrument);
     // Too fast: the default minimum time is far above what a script takes.
-    let fast = app.register("fast").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fast = app.survey_token("fast").await;
     app.answer_survey(&fast, &attentive_answer).await;
     app.set_min_seconds(0).await;
     // Straight-lining: the same answer everywhere but the attention checks.
-    let flat = app.register("flat").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let flat = app.survey_token("flat").await;
     app.answer_survey(&flat, |id| {
         if id.starts_with("check.") {
             attentive_answer(id)
@@ -521,10 +517,7 @@ async fn careless_responses_are_disqualified() {
     })
     .await;
     // A failed attention check.
-    let careless = app.register("careless").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let careless = app.survey_token("careless").await;
     app.answer_survey(&careless, |id| {
         if id == "check.1" {
             1
@@ -574,10 +567,7 @@ async fn unusable_links_get_a_clear_page_and_status() {
     let (status, _) = app.survey_page("<script>").await;
     assert_eq!(status, 404);
 
-    let token = app.register("late").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.survey_token("late").await;
     let db = app.engine.db();
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
@@ -589,10 +579,7 @@ async fn unusable_links_get_a_clear_page_and_status() {
     assert_eq!(status, 410);
     assert!(page.contains("expired"));
     // Registering again replaces an expired token.
-    let fresh = app.register("late").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = app.survey_token("late").await;
     assert_ne!(fresh, token);
     assert_eq!(app.survey_page(&fresh).await.0, 200);
     app.stop().await;

@@ -48,10 +48,7 @@ async fn a_player_completes_the_survey_in_a_browser_and_a_straight_liner_is_disq
     let items = instrument["items"].as_array().unwrap().len();
     let per_page = instrument["items_per_page"].as_u64().unwrap() as usize;
 
-    let token = app.register("browser-1").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.survey_token("browser-1").await;
     assert_eq!(
         app.survey_status("browser-1").await.1["data"]["completed"],
         false
@@ -86,10 +83,7 @@ async fn a_player_completes_the_survey_in_a_browser_and_a_straight_liner_is_disq
     assert!(scores.iter().all(|s| s["source"] == "survey"));
 
     // The second player straight-lines (but reads the attention checks).
-    let flat = app.register("browser-2").await["data"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let flat = app.survey_token("browser-2").await;
     answer_in_browser(&app, &flat, "straight", None).await;
     assert_eq!(
         app.statistics().await,

@@ -95,7 +95,12 @@ fn substitute(text: &str, parent: Uuid, source: Uuid, rel: Uuid) -> Value {
 }
 
 impl TestApp {
-    async fn rest(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.rest_as(
             &self.admin_key,
             Some(self.workspace_id.to_string()),
