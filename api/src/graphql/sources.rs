@@ -28,7 +28,7 @@ impl DataSource {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// local or s3 (gcs and azure are not supported yet).
+    /// local, s3, gcs or azure.
     async fn kind(&self) -> &str {
         &self.0.kind
     }
@@ -204,12 +204,14 @@ pub struct SourceCheck {
 #[derive(InputObject)]
 pub struct CreateDataSourceInput {
     pub name: String,
-    /// local or s3 (gcs and azure are not supported yet).
+    /// local, s3, gcs or azure.
     pub kind: String,
     /// local: `{"path": "<folder below LOCAL_SOURCE_ROOT>", "prefix": "<optional>"}`;
-    /// s3: `{"bucket", "region", "endpoint": "<optional, S3-compatible>", "prefix"}`.
+    /// s3: `{"bucket", "region", "endpoint": "<optional, S3-compatible>", "prefix"}`;
+    /// gcs: `{"bucket", "prefix"}`; azure: `{"account", "container", "endpoint": "<optional account URL>", "prefix"}`.
     pub config: Json<serde_json::Value>,
-    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`.
+    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`; gcs:
+    /// `{"service_account": <service-account JSON>}`; azure: `{"sas_token"}` (or `{"access_key"}`).
     pub credentials: Option<Json<serde_json::Value>>,
     /// Default 15.
     pub scan_interval_minutes: Option<i32>,

@@ -22,7 +22,7 @@ pub struct SourceObject {
     id: String,
     workspace_id: String,
     name: String,
-    /// `local` or `s3`.
+    /// `local`, `s3`, `gcs` or `azure`.
     kind: String,
     config: Value,
     has_credentials: bool,
@@ -59,9 +59,11 @@ impl From<data_sources::Model> for SourceObject {
 pub struct SourceBody {
     name: Option<String>,
     kind: Option<String>,
-    /// local: `{"path", "prefix"}`; s3: `{"bucket", "region", "endpoint", "prefix"}`.
+    /// local: `{"path", "prefix"}`; s3: `{"bucket", "region", "endpoint", "prefix"}`;
+    /// gcs: `{"bucket", "prefix"}`; azure: `{"account", "container", "endpoint", "prefix"}`.
     config: Option<Value>,
-    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`.
+    /// Write-only. s3: `{"access_key_id", "secret_access_key"}`; gcs:
+    /// `{"service_account"}`; azure: `{"sas_token"}` or `{"access_key"}`.
     credentials: Option<Value>,
     scan_interval_minutes: Option<i32>,
     enabled: Option<bool>,

@@ -1,6 +1,7 @@
 //! API integration tests (one binary): real HTTP against the real server.
 
 mod auth;
+mod bucket_sources;
 mod catalog;
 mod cli;
 mod erasure;
@@ -10,7 +11,6 @@ mod ingest;
 mod jobs;
 mod keys;
 mod migrations;
-mod s3_sources;
 mod sources;
 mod support;
 mod survey;

@@ -55,7 +55,8 @@ pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
 pub struct SourceInput {
     pub name: Option<String>,
     pub kind: Option<String>,
-    /// Kind-specific: `path` (local), `bucket`/`region`/`endpoint` (s3), … and an optional `prefix`.
+    /// Kind-specific: `path` (local), `bucket`/`region`/`endpoint` (s3),
+    /// `bucket` (gcs), `account`/`container`/`endpoint` (azure), and an optional `prefix`.
     pub config: Option<Value>,
     /// Write-only: never returned, never logged.
     pub credentials: Option<Value>,
@@ -88,6 +89,14 @@ pub fn classify(path: &str) -> Option<(FileFormat, bool)> {
         return None;
     };
     Some((format, gz))
+}
+
+/// A built store, or the builder's complaint about the settings.
+fn built<S: ObjectStore>(store: object_store::Result<S>) -> Result<Arc<dyn ObjectStore>> {
+    match store {
+        Ok(s) => Ok(Arc::new(s)),
+        Err(e) => Err(Error::invalid("config", e.to_string())),
+    }
 }
 
 fn config_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
@@ -130,55 +139,117 @@ impl Engine {
         Ok(folder)
     }
 
-    /// The object store of a source. GCS and Azure are not supported yet:
-    /// they are refused at creation.
+    /// The object store of a source; settings it cannot work with are
+    /// refused (at creation too) with the field at fault.
     pub(crate) fn object_store(
         &self,
         source: &data_sources::Model,
     ) -> Result<Arc<dyn ObjectStore>> {
+        let config = &source.config;
+        let required = |key: &str| {
+            config_str(config, key)
+                .ok_or_else(|| Error::invalid(format!("config.{key}"), "is required"))
+        };
+        let secret = |key: &str| {
+            source
+                .credentials
+                .as_ref()
+                .and_then(|c| c.get(key))
+                .filter(|v| !v.is_null() && v.as_str() != Some(""))
+        };
+        let secret_str = |key: &str| {
+            secret(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::invalid(format!("credentials.{key}"), "is required"))
+        };
+        // Emulators and private endpoints speak plain HTTP; public clouds never do.
+        let plain_http = |url: &str| url.starts_with("http://");
         match SourceKind::parse(&source.kind) {
             Some(SourceKind::Local) => {
-                let folder = self.local_folder(&source.config)?;
+                let folder = self.local_folder(config)?;
                 Ok(Arc::new(
                     LocalFileSystem::new_with_prefix(folder)
                         .map_err(|e| Error::Unavailable(e.to_string()))?,
                 ))
             }
             Some(SourceKind::S3) => {
-                let config = &source.config;
-                let bucket = config_str(config, "bucket")
-                    .ok_or_else(|| Error::invalid("config.bucket", "is required"))?;
-                let secret = |key: &str| {
-                    source
-                        .credentials
-                        .as_ref()
-                        .and_then(|c| c.get(key))
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                        .ok_or_else(|| Error::invalid(format!("credentials.{key}"), "is required"))
-                };
                 let mut builder = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(bucket)
+                    .with_bucket_name(required("bucket")?)
                     .with_region(config_str(config, "region").unwrap_or("us-east-1"))
-                    .with_access_key_id(secret("access_key_id")?)
-                    .with_secret_access_key(secret("secret_access_key")?);
+                    .with_access_key_id(secret_str("access_key_id")?)
+                    .with_secret_access_key(secret_str("secret_access_key")?);
                 if let Some(endpoint) = config_str(config, "endpoint") {
                     // S3-compatible stores and emulators; path-style addressing is the default.
                     builder = builder
                         .with_endpoint(endpoint)
-                        .with_allow_http(endpoint.starts_with("http://"));
+                        .with_allow_http(plain_http(endpoint));
                 }
-                Ok(Arc::new(
-                    builder
-                        .build()
-                        .map_err(|e| Error::invalid("config", e.to_string()))?,
-                ))
+                built(builder.build())
             }
-            _ => Err(Error::invalid(
+            Some(SourceKind::Gcs) => {
+                // The service-account JSON, as an object or as its text.
+                let account = match secret("service_account") {
+                    Some(Value::String(text)) => {
+                        serde_json::from_str::<Value>(text).map_err(|e| {
+                            Error::invalid(
+                                "credentials.service_account",
+                                format!("is not JSON: {e}"),
+                            )
+                        })?
+                    }
+                    Some(v @ Value::Object(_)) => v.clone(),
+                    _ => {
+                        return Err(Error::invalid(
+                            "credentials.service_account",
+                            "is required (the service-account JSON)",
+                        ));
+                    }
+                };
+                // `gcs_base_url` in the account points it at another endpoint (an emulator).
+                let base = account
+                    .get("gcs_base_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let builder = object_store::gcp::GoogleCloudStorageBuilder::new()
+                    .with_bucket_name(required("bucket")?)
+                    .with_service_account_key(account.to_string())
+                    .with_client_options(
+                        object_store::ClientOptions::new().with_allow_http(plain_http(base)),
+                    );
+                built(builder.build())
+            }
+            Some(SourceKind::Azure) => {
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let mut builder = MicrosoftAzureBuilder::new()
+                    .with_account(required("account")?)
+                    .with_container_name(required("container")?);
+                builder = match (secret("sas_token"), secret("access_key")) {
+                    (Some(_), _) => builder.with_config(
+                        AzureConfigKey::SasKey,
+                        secret_str("sas_token")?.trim_start_matches('?'),
+                    ),
+                    (None, Some(_)) => builder.with_access_key(secret_str("access_key")?),
+                    (None, None) => {
+                        return Err(Error::invalid(
+                            "credentials.sas_token",
+                            "is required (or credentials.access_key)",
+                        ));
+                    }
+                };
+                if let Some(endpoint) = config_str(config, "endpoint") {
+                    // The account URL, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1.
+                    builder = builder
+                        .with_endpoint(endpoint.to_owned())
+                        .with_allow_http(plain_http(endpoint));
+                }
+                built(builder.build())
+            }
+            None => Err(Error::invalid(
                 "kind",
                 format!(
-                    "source kind '{}' is not supported yet (local, s3)",
-                    source.kind
+                    "'{}' is not one of: {}",
+                    source.kind,
+                    SourceKind::expected()
                 ),
             )),
         }
