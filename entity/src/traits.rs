@@ -21,7 +21,7 @@ pub struct Model {
     pub status: String,
     #[sea_orm(column_type = "Text")]
     pub status_error: String,
-    /// `manual` or a cron expression.
+    /// `manual`, `on_load` or a cron expression.
     pub refresh: String,
     /// Incremented on every update; earlier definitions are in `trait_versions`.
     pub version: i32,
@@ -29,6 +29,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub last_computed_at: Option<DateTimeUtc>,
+    /// Data this trait reads was loaded after its last computation (cleared by the next run).
+    pub stale_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m20261124_000003_ingestion;
 mod m20261124_000004_sources;
 mod m20261124_000005_playfab;
 mod m20261126_000006_surveys;
+mod m20261126_000007_trait_staleness;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_sources::Migration),
             Box::new(m20261124_000005_playfab::Migration),
             Box::new(m20261126_000006_surveys::Migration),
+            Box::new(m20261126_000007_trait_staleness::Migration),
         ]
     }
 }

@@ -59,7 +59,7 @@ impl Trait {
     async fn status_error(&self) -> &str {
         &self.0.status_error
     }
-    /// `manual` or a cron expression.
+    /// `manual`, `on_load` (recomputed after loads that change its sources) or a cron expression.
     async fn refresh(&self) -> &str {
         &self.0.refresh
     }
@@ -74,6 +74,10 @@ impl Trait {
     }
     async fn last_computed_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_computed_at
+    }
+    /// Since when data it reads was loaded without it being recomputed (null: up to date).
+    async fn stale_since(&self) -> Option<DateTime<Utc>> {
+        self.0.stale_since
     }
 
     /// Computed values, one per entity of the parent model, ordered by entity id.
@@ -142,7 +146,7 @@ pub struct TraitRun {
     pub trait_id: ID,
     /// queued, running, succeeded or failed.
     pub status: String,
-    /// manual, dependency, schedule, definition or refresh.
+    /// manual, dependency, schedule, definition, refresh or data.
     pub trigger: String,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

@@ -37,7 +37,7 @@ pub struct TraitObject {
     result_type: String,
     status: String,
     status_error: String,
-    /// `manual` or a cron expression (beyond the reference).
+    /// `manual`, `on_load` or a cron expression (beyond the reference).
     refresh: String,
     created_by: Option<String>,
     created_at: String,

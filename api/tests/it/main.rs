@@ -16,6 +16,7 @@ mod support;
 mod survey;
 mod survey_browser;
 mod tenancy;
+mod trait_staleness;
 mod trait_values;
 mod traits_api;
 mod transport;

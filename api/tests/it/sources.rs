@@ -15,14 +15,14 @@ use crate::{
     support::{TestApp, error_code, local_source_root},
 };
 
-fn folder() -> (PathBuf, String) {
+pub(crate) fn folder() -> (PathBuf, String) {
     let name = format!("src-{}", Uuid::new_v4().simple());
     let dir = local_source_root().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     (dir, name)
 }
 
-fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+pub(crate) fn write(dir: &Path, rel: &str, bytes: &[u8]) {
     let path = dir.join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();

@@ -77,6 +77,11 @@ impl Engine {
         match outcome {
             Ok(()) => {
                 done.status = Set("loaded".into());
+                if file.rows_loaded > 0
+                    && let Some(t) = RecordType::parse(&file.record_type)
+                {
+                    self.after_load(file.workspace_id, &[t]).await;
+                }
                 if file.rows_loaded == 0 && file.rows_rejected == 0 {
                     self.notify(
                         file.workspace_id,

@@ -106,6 +106,9 @@ impl Engine {
             })
         })
         .await?;
+        if accepted > 0 {
+            self.after_load(workspace_id, &[record_type]).await;
+        }
         let rejected_count = rejected.len() as u64;
         rejected.truncate(REPORTED_ERRORS);
         Ok(LoadSummary {
@@ -186,4 +189,15 @@ pub(crate) fn parse_object(
     });
     records::parse(record_type, workspace_id, object, now)
         .map_err(|e| (e.field, e.message, user_id))
+}
+
+impl Engine {
+    /// Once loaded rows are committed: traits reading them go stale (and
+    /// `on_load` ones are queued). The load itself has succeeded, so a
+    /// failure here is logged, not returned.
+    pub(crate) async fn after_load(&self, workspace_id: Uuid, record_types: &[RecordType]) {
+        if let Err(e) = self.data_loaded(workspace_id, record_types).await {
+            tracing::warn!(%workspace_id, error = %e, "could not mark traits stale after a load");
+        }
+    }
 }

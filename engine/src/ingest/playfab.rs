@@ -190,6 +190,9 @@ impl Engine {
         }
         summary.rejected = rejected.len() as u64;
         let workspace_id = p.workspace_id;
+        let mut loaded_types: Vec<RecordType> = rows.iter().map(Row::record_type).collect();
+        loaded_types.sort_by_key(|t| t.as_str());
+        loaded_types.dedup();
         let to_quarantine = rejected.clone();
         let (accepted, duplicate) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
@@ -230,6 +233,9 @@ impl Engine {
             })
         })
         .await?;
+        if accepted > 0 {
+            self.after_load(workspace_id, &loaded_types).await;
+        }
         summary.accepted = accepted;
         summary.duplicate += duplicate;
         rejected.truncate(20);

@@ -57,6 +57,19 @@ pub enum Row {
 }
 
 impl Row {
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            Row::Purchase(_) => RecordType::Purchases,
+            Row::Login(_) => RecordType::Logins,
+            Row::Action(_) => RecordType::Actions,
+            Row::Kpi(_) => RecordType::Kpis,
+            Row::VirtualPurchase(_) => RecordType::VirtualPurchases,
+            Row::LevelUp(_) => RecordType::LevelUps,
+            Row::Item(_) => RecordType::Items,
+            Row::SocialDynamic(_) => RecordType::SocialDynamics,
+        }
+    }
+
     /// Marks an event row with the file line it came from (items are upserts and need no mark).
     pub fn stamp(&mut self, file_id: Uuid, line: i64) {
         macro_rules! stamp {

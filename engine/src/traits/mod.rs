@@ -5,6 +5,7 @@ pub mod definition;
 pub mod runs;
 pub mod sandbox;
 pub mod service;
+mod staleness;
 
 pub use runs::{RunStatus, Trigger};
 pub use service::{TraitInput, TraitValue};

@@ -19,7 +19,7 @@ use entity::{trait_dependencies, trait_runs, trait_values, traits};
 use super::{
     compiler,
     definition::{self as compiler_plan, TraitStatus},
-    service::parse_refresh,
+    service::{REFRESH_MANUAL, parse_refresh},
 };
 use crate::{
     Engine, Error, Result,
@@ -40,6 +40,8 @@ text_enum! {
         Definition => "definition",
         /// `refreshTraits`: every trait of a parent model.
         Refresh => "refresh",
+        /// Loaded data changed a source of a trait with `refresh: on_load`.
+        Data => "data",
     }
 }
 
@@ -215,6 +217,19 @@ impl Engine {
             }
         }
         def.update(&self.db).await?;
+        // Data loaded before this run started is in its values; data loaded
+        // while it ran keeps the trait stale for the next run.
+        if let (Ok(_), Some(started)) = (outcome, run.started_at) {
+            traits::Entity::update_many()
+                .col_expr(
+                    traits::Column::StaleSince,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
+                .filter(traits::Column::Id.eq(t.id))
+                .filter(traits::Column::StaleSince.lte(started))
+                .exec(&self.db)
+                .await?;
+        }
         Ok(done.update(&self.db).await?)
     }
 
@@ -422,7 +437,7 @@ impl Engine {
     /// Every trait that reads one of `roots`, directly or not (roots
     /// excluded), in an order where each comes after everything it reads
     /// (Kahn's algorithm on that subgraph).
-    async fn downstream(&self, roots: &[traits::Model]) -> Result<Vec<traits::Model>> {
+    pub(super) async fn downstream(&self, roots: &[traits::Model]) -> Result<Vec<traits::Model>> {
         let t = &roots[0];
         let edges = trait_dependencies::Entity::find()
             .filter(trait_dependencies::Column::WorkspaceId.eq(t.workspace_id))
@@ -494,7 +509,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<usize> {
         let scheduled = traits::Entity::find()
-            .filter(traits::Column::Refresh.ne("manual"))
+            .filter(traits::Column::Refresh.ne(REFRESH_MANUAL))
             .filter(traits::Column::Status.ne(TraitStatus::Draft.as_str()))
             .all(&self.db)
             .await?;

@@ -90,10 +90,16 @@ fn parse_enum<T>(
         .ok_or_else(|| Error::invalid(field, format!("'{value}' is not one of: {expected}")))
 }
 
-/// `manual`, or a 5- or 6-field cron expression (a seconds field is added to 5-field ones).
+/// Recomputed only when asked (and when its definition changes).
+pub const REFRESH_MANUAL: &str = "manual";
+/// Also recomputed when loaded data changes a source it reads.
+pub const REFRESH_ON_LOAD: &str = "on_load";
+
+/// `manual`, `on_load`, or a 5- or 6-field cron expression (a seconds field
+/// is added to 5-field ones); the schedule, for cron expressions.
 pub fn parse_refresh(text: &str) -> Result<Option<cron::Schedule>> {
     let text = text.trim();
-    if text == "manual" {
+    if text == REFRESH_MANUAL || text == REFRESH_ON_LOAD {
         return Ok(None);
     }
     let fields = text.split_whitespace().count();
@@ -103,7 +109,7 @@ pub fn parse_refresh(text: &str) -> Result<Option<cron::Schedule>> {
         _ => {
             return Err(Error::invalid(
                 "refresh",
-                "must be `manual` or a cron expression like `0 * * * *`",
+                "must be `manual`, `on_load` or a cron expression like `0 * * * *`",
             ));
         }
     };
@@ -288,7 +294,10 @@ impl Engine {
             ResultType::expected(),
         )?;
         let status = creatable_status(input.status.as_deref())?;
-        let refresh = input.refresh.clone().unwrap_or_else(|| "manual".into());
+        let refresh = input
+            .refresh
+            .clone()
+            .unwrap_or_else(|| REFRESH_MANUAL.into());
         parse_refresh(&refresh)?;
         let now = Utc::now();
         let model = traits::Model {
@@ -309,6 +318,7 @@ impl Engine {
             created_at: now,
             updated_at: now,
             last_computed_at: None,
+            stale_since: None,
         };
         let created = crate::db::write_tx(&self.db, |tx| {
             let engine = self.clone();
