@@ -39,6 +39,8 @@ pub enum Work {
     ScanSource { run_id: Uuid },
     /// Loads one file of the ledger.
     LoadFile { file_id: Uuid },
+    /// POSTs a notification to the workspace's webhook, with retries.
+    DeliverNotification { notification_id: Uuid },
 }
 
 impl Work {
@@ -49,6 +51,7 @@ impl Work {
             Work::EvaluateTraits { .. } => "evaluate_traits",
             Work::ScanSource { .. } => "scan_source",
             Work::LoadFile { .. } => "load_file",
+            Work::DeliverNotification { .. } => "deliver_notification",
         }
     }
 }
@@ -174,6 +177,9 @@ impl Engine {
             Work::EvaluateTraits { run_ids } => self.execute_trait_runs(run_ids).await,
             Work::ScanSource { run_id } => self.execute_scan(*run_id).await,
             Work::LoadFile { file_id } => self.execute_load_file(*file_id).await,
+            Work::DeliverNotification { notification_id } => {
+                self.deliver_notification(*notification_id).await
+            }
         };
         let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
         self.finish(record, failure.map_or(Ok(()), Err)).await?;

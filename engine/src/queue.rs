@@ -17,6 +17,11 @@ pub enum Queue {
     Redis(RedisStorage<Job>),
 }
 
+/// How often a Redis worker proves it is alive, and how many proofs it may
+/// miss before its unfinished jobs go back on the queue.
+pub const REDIS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const REDIS_MISSED_HEARTBEATS: usize = 3;
+
 impl Queue {
     /// Shares sea-orm's SQLite pool; creates apalis' own tables if needed.
     pub async fn sqlite(db: &DatabaseConnection, name: &str) -> Result<Queue> {
@@ -32,7 +37,12 @@ impl Queue {
         let conn = apalis_redis::connect(url)
             .await
             .map_err(|e| Error::Unavailable(format!("redis {}: {e}", crate::db::redact(url))))?;
-        let config = apalis_redis::Config::default().queue(name);
+        // A worker that dies (SIGKILL, lost node) holds its jobs until others
+        // see it missed its heartbeats: 3 × 5 s, not apalis' default 5 min.
+        let config = apalis_redis::Config::default()
+            .queue(name)
+            .heartbeat_interval(REDIS_HEARTBEAT)
+            .missed_heartbeats(REDIS_MISSED_HEARTBEATS);
         Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)))
     }
 

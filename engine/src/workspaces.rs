@@ -64,6 +64,7 @@ impl Engine {
                     name: Set(name),
                     slug: Set(slug),
                     created_at: Set(now),
+                    notification_webhook_url: Set(None),
                 }
                 .insert(tx)
                 .await?;

@@ -16,6 +16,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub created_at: DateTimeUtc,
+    /// None: the workspace had no webhook; else `pending`, `delivered` or `failed`.
+    pub delivery_status: Option<String>,
+    pub delivery_attempts: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub delivery_error: Option<String>,
+    pub delivered_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

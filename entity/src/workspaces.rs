@@ -11,6 +11,9 @@ pub struct Model {
     pub name: String,
     pub slug: String,
     pub created_at: DateTimeUtc,
+    /// Notifications are POSTed here as JSON when set.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub notification_webhook_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261124_000004_sources;
 mod m20261124_000005_playfab;
 mod m20261126_000006_surveys;
 mod m20261126_000007_trait_staleness;
+mod m20261126_000008_notification_webhooks;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000005_playfab::Migration),
             Box::new(m20261126_000006_surveys::Migration),
             Box::new(m20261126_000007_trait_staleness::Migration),
+            Box::new(m20261126_000008_notification_webhooks::Migration),
         ]
     }
 }

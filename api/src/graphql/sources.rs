@@ -147,6 +147,12 @@ pub struct Notification {
     pub path: Option<String>,
     pub message: String,
     pub created_at: DateTime<Utc>,
+    /// Delivery to the workspace's webhook: null when none was set, else
+    /// pending, delivered or failed (after the last of its attempts).
+    pub delivery_status: Option<String>,
+    pub delivery_attempts: i32,
+    pub delivery_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 impl From<notifications::Model> for Notification {
@@ -158,6 +164,10 @@ impl From<notifications::Model> for Notification {
             path: n.path,
             message: n.message,
             created_at: n.created_at,
+            delivery_status: n.delivery_status,
+            delivery_attempts: n.delivery_attempts,
+            delivery_error: n.delivery_error,
+            delivered_at: n.delivered_at,
         }
     }
 }
@@ -322,5 +332,20 @@ impl SourceMutation {
             .await
             .gql()?
             .into())
+    }
+
+    /// Sets the URL every new notification is POSTed to as JSON (retried with
+    /// backoff); null removes it. Admin only. Returns the URL now set.
+    async fn set_notification_webhook(
+        &self,
+        ctx: &Context<'_>,
+        url: Option<String>,
+    ) -> Result<Option<String>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .set_notification_webhook(p, url)
+            .await
+            .gql()?
+            .notification_webhook_url)
     }
 }

@@ -9,7 +9,7 @@ const ENQUEUE: &str = "mutation { runDiagnosticJob(message: \"hello\") { id stat
 const POLL: &str = "query($id: ID!) { job(id: $id) { status worker attempts error finishedAt } }";
 
 /// `traitforge-worker`, built next to this test binary (`scripts/test.sh` builds it first).
-fn worker_bin() -> PathBuf {
+pub(crate) fn worker_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()

@@ -6,6 +6,7 @@ mod load;
 pub mod playfab;
 pub mod records;
 pub mod sources;
+pub mod webhooks;
 
 pub use load::Rejected;
 pub use records::RecordType;

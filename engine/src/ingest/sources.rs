@@ -42,6 +42,15 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a notification is on its way to the workspace's webhook.
+    pub enum DeliveryStatus {
+        Pending => "pending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+}
+
+text_enum! {
     /// How a file is decoded, from its extension (a trailing `.gz` is decompressed first).
     pub enum FileFormat {
         Ndjson => "ndjson",
@@ -499,7 +508,8 @@ impl Engine {
         message: String,
     ) -> Result<()> {
         tracing::info!(%workspace_id, kind = kind.as_str(), path, %message, "notification");
-        notifications::ActiveModel {
+        let webhook = self.workspace(workspace_id).await?.notification_webhook_url;
+        let note = notifications::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace_id),
             source_id: Set(source_id),
@@ -507,9 +517,24 @@ impl Engine {
             path: Set(path.map(str::to_owned)),
             message: Set(message),
             created_at: Set(Utc::now()),
+            delivery_status: Set(webhook
+                .as_ref()
+                .map(|_| DeliveryStatus::Pending.as_str().into())),
+            delivery_attempts: Set(0),
+            delivery_error: Set(None),
+            delivered_at: Set(None),
         }
         .insert(&self.db)
         .await?;
+        if webhook.is_some() {
+            self.enqueue(
+                Some(workspace_id),
+                Work::DeliverNotification {
+                    notification_id: note.id,
+                },
+            )
+            .await?;
+        }
         Ok(())
     }
 

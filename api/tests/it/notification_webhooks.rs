@@ -1,0 +1,186 @@
+//! Notifications POSTed to the workspace's webhook, retried with backoff
+//! until the receiver takes them (or given up after the last attempt).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::{
+    sources::{folder, write},
+    support::TestApp,
+};
+
+/// A webhook receiver on a real socket: answers 500 to the first `failures`
+/// requests, then 200; returns its URL and the JSON bodies it was sent.
+async fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            let body = loop {
+                let n = socket.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len || n == 0 {
+                        break body.to_owned();
+                    }
+                }
+            };
+            let count = {
+                let mut b = seen.lock().unwrap();
+                b.push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                b.len()
+            };
+            let status = if count <= failures {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = socket
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (url, bodies)
+}
+
+impl TestApp {
+    async fn set_webhook(&self, url: &str) {
+        let d = self
+            .gql(
+                "mutation($u: String) { setNotificationWebhook(url: $u) }",
+                json!({ "u": url }),
+            )
+            .await;
+        assert_eq!(d["setNotificationWebhook"], url);
+    }
+
+    /// Scans a folder holding one empty file: one invalid_format notification.
+    async fn raise_notification(&self) -> std::path::PathBuf {
+        let (dir, name) = folder();
+        write(&dir, "logins/empty.json", b"");
+        let (_, created) = self.local_source(&name).await;
+        self.scan(created["data"]["createDataSource"]["id"].as_str().unwrap())
+            .await;
+        dir
+    }
+
+    async fn notifications(&self) -> Value {
+        self.gql(
+            "{ notifications { kind path deliveryStatus deliveryAttempts deliveryError deliveredAt } }",
+            json!({}),
+        )
+        .await["notifications"]
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn notifications_reach_the_webhook_after_retries() {
+    let app = TestApp::spawn().await;
+    let (url, bodies) = receiver(2).await;
+    app.set_webhook(&url).await;
+    let dir = app.raise_notification().await;
+    app.drain().await;
+
+    let notes = app.notifications().await;
+    let note = &notes[0];
+    assert_eq!(note["kind"], "invalid_format", "{notes}");
+    assert_eq!(note["deliveryStatus"], "delivered", "{notes}");
+    assert_eq!(note["deliveryAttempts"], 3);
+    assert!(note["deliveredAt"].is_string());
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 3, "two failures, then the delivery");
+    let sent = &bodies[2];
+    assert_eq!(sent["kind"], "invalid_format");
+    assert_eq!(sent["path"], "logins/empty.json");
+    assert_eq!(sent["workspace_id"], app.workspace_id.to_string());
+    assert!(
+        sent["message"].as_str().unwrap().contains("empty"),
+        "{sent}"
+    );
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_receiver_that_keeps_failing_is_given_up_on_with_the_reason() {
+    let app = TestApp::spawn().await;
+    let (url, bodies) = receiver(usize::MAX).await;
+    app.set_webhook(&url).await;
+    let dir = app.raise_notification().await;
+    app.drain().await;
+    let note = &app.notifications().await[0];
+    assert_eq!(note["deliveryStatus"], "failed", "{note}");
+    assert_eq!(
+        note["deliveryAttempts"],
+        engine::ingest::webhooks::MAX_ATTEMPTS
+    );
+    assert!(
+        note["deliveryError"].as_str().unwrap().contains("500"),
+        "{note}"
+    );
+    assert_eq!(
+        bodies.lock().unwrap().len(),
+        engine::ingest::webhooks::MAX_ATTEMPTS as usize
+    );
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_webhook_nothing_is_sent_and_bad_urls_are_refused() {
+    let app = TestApp::spawn().await;
+    let dir = app.raise_notification().await;
+    app.drain().await;
+    assert!(app.notifications().await[0]["deliveryStatus"].is_null());
+    for bad in ["not a url", "ftp://example.com/x"] {
+        let (_, body) = app
+            .gql_as(
+                Some(&app.admin_key),
+                "mutation($u: String) { setNotificationWebhook(url: $u) }",
+                json!({ "u": bad }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], "url",
+            "{bad}: {body}"
+        );
+    }
+    let (editor, _) = app.create_key("editor").await;
+    let (_, body) = app
+        .gql_as(
+            Some(&editor),
+            "mutation { setNotificationWebhook(url: \"http://127.0.0.1:9/x\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "forbidden",
+        "{body}"
+    );
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
