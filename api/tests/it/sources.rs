@@ -235,7 +235,19 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     write(
         &dir,
         "purchases/long_line.json",
-        format!("{good}\n{{\"x\": \"{}\"}}\n{good}\n", "y".repeat(1_200_000)).as_bytes(),
+        // A 10 MiB line: quarantined without being buffered whole.
+        format!("{good}\n{{\"x\": \"{}\"}}\n{good}\n", "y".repeat(10 << 20)).as_bytes(),
+    );
+    write(
+        &dir,
+        "purchases/mixed.json",
+        format!(
+            "{good}\n{}\n{}\n{}\n",
+            r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "10"#,
+            r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1001", "price": "a lot"}"#,
+            r#"{"timestamp": "2019-13-45 25:61:00", "user_id": "1001"}"#,
+        )
+        .as_bytes(),
     );
     write(
         &dir,
@@ -277,7 +289,9 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     assert_eq!(file("purchases/broken.json.gz")["status"], "failed");
     assert_eq!(file("purchases/bad_utf8.csv")["rowsLoaded"], 1);
     assert_eq!(file("purchases/bad_utf8.csv")["rowsRejected"], 1);
-    assert_eq!(table_count(&app, "purchases").await, 2 + 2 + 1);
+    assert_eq!(file("purchases/mixed.json")["rowsLoaded"], 1);
+    assert_eq!(file("purchases/mixed.json")["rowsRejected"], 3);
+    assert_eq!(table_count(&app, "purchases").await, 2 + 2 + 1 + 1);
 
     let notes = app
         .gql("{ notifications { kind path message } }", json!({}))
@@ -320,6 +334,17 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     assert_eq!(long["lineNumber"], 2);
     assert_eq!(long["byteOffset"], good.len() + 1);
     assert!(long["message"].as_str().unwrap().contains("longer than"));
+    // Truncated JSON, a wrong type and an impossible timestamp, each named.
+    let mixed: Vec<(i64, Value)> = q["quarantinedLines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["path"] == "purchases/mixed.json")
+        .map(|l| (l["lineNumber"].as_i64().unwrap(), l["field"].clone()))
+        .collect();
+    assert!(mixed.contains(&(3, json!("price"))), "{mixed:?}");
+    assert!(mixed.contains(&(4, json!("timestamp"))), "{mixed:?}");
+    assert!(mixed.iter().any(|(line, _)| *line == 2), "{mixed:?}");
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
