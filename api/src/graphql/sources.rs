@@ -46,6 +46,10 @@ impl DataSource {
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
+    /// Whether a file that reappears changed is loaded again (its rows replaced).
+    async fn reload_overwritten(&self) -> bool {
+        self.0.reload_overwritten
+    }
     /// new, ok or error (until a scan succeeds).
     async fn status(&self) -> &str {
         &self.0.status
@@ -226,6 +230,48 @@ pub struct CreateDataSourceInput {
     /// Default 15.
     pub scan_interval_minutes: Option<i32>,
     pub enabled: Option<bool>,
+    /// Load a file again when it reappears changed, replacing its rows (default false).
+    pub reload_overwritten: Option<bool>,
+}
+
+impl From<CreateDataSourceInput> for SourceInput {
+    fn from(i: CreateDataSourceInput) -> Self {
+        SourceInput {
+            name: Some(i.name),
+            kind: Some(i.kind),
+            config: Some(i.config.0),
+            credentials: i.credentials.map(|c| c.0),
+            scan_interval_minutes: i.scan_interval_minutes,
+            enabled: i.enabled,
+            reload_overwritten: i.reload_overwritten,
+        }
+    }
+}
+
+/// Only the fields given change; credentials sent replace the stored ones whole.
+#[derive(InputObject)]
+pub struct UpdateDataSourceInput {
+    pub name: Option<String>,
+    pub config: Option<Json<serde_json::Value>>,
+    /// Write-only.
+    pub credentials: Option<Json<serde_json::Value>>,
+    pub scan_interval_minutes: Option<i32>,
+    pub enabled: Option<bool>,
+    pub reload_overwritten: Option<bool>,
+}
+
+impl From<UpdateDataSourceInput> for SourceInput {
+    fn from(i: UpdateDataSourceInput) -> Self {
+        SourceInput {
+            name: i.name,
+            kind: None,
+            config: i.config.map(|c| c.0),
+            credentials: i.credentials.map(|c| c.0),
+            scan_interval_minutes: i.scan_interval_minutes,
+            enabled: i.enabled,
+            reload_overwritten: i.reload_overwritten,
+        }
+    }
 }
 
 #[Object]
@@ -300,15 +346,32 @@ impl SourceMutation {
         input: CreateDataSourceInput,
     ) -> Result<DataSource> {
         let (engine, p) = scope(ctx)?;
-        let input = SourceInput {
-            name: Some(input.name),
-            kind: Some(input.kind),
-            config: Some(input.config.0),
-            credentials: input.credentials.map(|c| c.0),
-            scan_interval_minutes: input.scan_interval_minutes,
-            enabled: input.enabled,
-        };
-        Ok(DataSource(engine.create_source(p, input).await.gql()?))
+        Ok(DataSource(
+            engine.create_source(p, input.into()).await.gql()?,
+        ))
+    }
+
+    async fn update_data_source(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateDataSourceInput,
+    ) -> Result<DataSource> {
+        let (engine, p) = scope(ctx)?;
+        let id = parse_id("id", &id).gql()?;
+        Ok(DataSource(
+            engine.update_source(p, id, input.into()).await.gql()?,
+        ))
+    }
+
+    /// Deletes a source with its file ledger and scan runs (loaded rows stay).
+    async fn delete_data_source(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (engine, p) = scope(ctx)?;
+        engine
+            .delete_source(p, parse_id("id", &id).gql()?)
+            .await
+            .gql()?;
+        Ok(true)
     }
 
     /// Lists the source and says precisely what failed, if anything.

@@ -28,6 +28,7 @@ pub struct SourceObject {
     has_credentials: bool,
     scan_interval_minutes: i32,
     enabled: bool,
+    reload_overwritten: bool,
     /// `new`, `ok` or `error` (until a scan succeeds).
     status: String,
     last_error: Option<String>,
@@ -46,6 +47,7 @@ impl From<data_sources::Model> for SourceObject {
             has_credentials: s.credentials.is_some(),
             scan_interval_minutes: s.scan_interval_minutes,
             enabled: s.enabled,
+            reload_overwritten: s.reload_overwritten,
             status: s.status,
             last_error: s.last_error,
             last_scan_at: s.last_scan_at.map(iso),
@@ -67,6 +69,22 @@ pub struct SourceBody {
     credentials: Option<Value>,
     scan_interval_minutes: Option<i32>,
     enabled: Option<bool>,
+    /// Load a file again when it reappears changed, replacing its rows.
+    reload_overwritten: Option<bool>,
+}
+
+impl From<SourceBody> for SourceInput {
+    fn from(b: SourceBody) -> Self {
+        SourceInput {
+            name: b.name,
+            kind: b.kind,
+            config: b.config,
+            credentials: b.credentials,
+            scan_interval_minutes: b.scan_interval_minutes,
+            enabled: b.enabled,
+            reload_overwritten: b.reload_overwritten,
+        }
+    }
 }
 
 /// A queued scan; poll it with GraphQL `ingestionRun(id)`.
@@ -115,17 +133,29 @@ impl SourcesApi {
         body: Json<SourceBody>,
     ) -> poem::Result<CreatedSource> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let b = body.0;
-        let input = SourceInput {
-            name: b.name,
-            kind: b.kind,
-            config: b.config,
-            credentials: b.credentials,
-            scan_interval_minutes: b.scan_interval_minutes,
-            enabled: b.enabled,
-        };
-        let source = engine.create_source(&p, input).await.map_err(rest_error)?;
+        let source = engine
+            .create_source(&p, body.0.into())
+            .await
+            .map_err(rest_error)?;
         Ok(CreatedSource::Created(Json(source.into())))
+    }
+
+    /// Change a data source: only the fields sent (credentials are replaced whole).
+    #[oai(path = "/api/v1/workspaces/:id/sources/:source_id", method = "put")]
+    async fn update(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        source_id: Path<String>,
+        body: Json<SourceBody>,
+    ) -> poem::Result<Json<SourceObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let source = engine
+            .update_source(&p, path_uuid(&source_id, "data source")?, body.0.into())
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(source.into()))
     }
 
     /// Get a data source.

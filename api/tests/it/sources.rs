@@ -490,6 +490,26 @@ async fn sources_over_rest_are_created_scanned_and_deleted() {
     assert_eq!(table_count(&app, "level_ups").await, 1);
     let (_, got) = app.rest(Method::GET, &path, None).await;
     assert_eq!(got["status"], "ok", "{got}");
+    let (status, put) = app
+        .rest(
+            Method::PUT,
+            &path,
+            Some(json!({ "scan_interval_minutes": 60, "enabled": false })),
+        )
+        .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(
+        (
+            put["scan_interval_minutes"].clone(),
+            put["enabled"].clone(),
+            put["name"].clone()
+        ),
+        (json!(60), json!(false), json!("Folder"))
+    );
+    assert_eq!(
+        put["has_credentials"], true,
+        "credentials kept when not sent"
+    );
 
     let (_, deleted) = app.rest(Method::DELETE, &path, None).await;
     assert_eq!(deleted, json!({ "status": "deleted" }));
@@ -498,6 +518,91 @@ async fn sources_over_rest_are_created_scanned_and_deleted() {
     assert_eq!(table_count(&app, "source_files").await, 0);
     // Loaded rows stay.
     assert_eq!(table_count(&app, "level_ups").await, 1);
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn sources_can_be_changed_and_reload_overwritten_files_in_place() {
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    let line = |user: &str| {
+        format!(
+            "{{\"timestamp\": \"2020-09-14 13:22:31\", \"user_id\": \"{user}\", \"price\": 1}}\n"
+        )
+    };
+    write(
+        &dir,
+        "purchases/p.json",
+        format!("{}not json\n", line("a")).as_bytes(),
+    );
+    let (_, created) = app.local_source(&name).await;
+    let id = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Checked as at creation: a bad interval names the field and changes nothing.
+    let (_, refused) = app
+        .gql_as(
+            Some(&app.admin_key),
+            "mutation($id: ID!) { updateDataSource(id: $id, input: { scanIntervalMinutes: 0 }) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"],
+        "scan_interval_minutes"
+    );
+    let changed = app
+        .gql(
+            "mutation($id: ID!) { updateDataSource(id: $id, input: { name: \"Renamed\", reloadOverwritten: true }) { name scanIntervalMinutes reloadOverwritten kind } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        changed["updateDataSource"],
+        json!({ "name": "Renamed", "scanIntervalMinutes": 15, "reloadOverwritten": true, "kind": "local" })
+    );
+
+    app.scan(&id).await;
+    assert_eq!(table_count(&app, "purchases").await, 1);
+    assert_eq!(table_count(&app, "quarantined_lines").await, 1);
+
+    // The file is replaced by a longer version: its old rows and quarantine go, the new ones load.
+    write(
+        &dir,
+        "purchases/p.json",
+        format!("{}{}{}", line("b"), line("c"), line("d")).as_bytes(),
+    );
+    let run = app.scan(&id).await;
+    assert_eq!(run["filesQueued"], 1, "{run}");
+    assert_eq!(table_count(&app, "purchases").await, 3);
+    assert_eq!(table_count(&app, "quarantined_lines").await, 0);
+    let files = app.files(&id).await;
+    assert_eq!(files[0]["rowsLoaded"], 3, "{files:?}");
+    let notes = app
+        .gql("{ notifications { kind message } }", json!({}))
+        .await;
+    assert!(
+        notes["notifications"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replaced"),
+        "{notes}"
+    );
+    // Unchanged since: nothing more happens.
+    assert_eq!(app.scan(&id).await["filesQueued"], 0);
+    assert_eq!(table_count(&app, "purchases").await, 3);
+
+    let (_, deleted) = app
+        .gql_as(
+            Some(&app.admin_key),
+            "mutation($id: ID!) { deleteDataSource(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteDataSource"], true, "{deleted}");
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -8,8 +8,10 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::{ObjectStore, local::LocalFileSystem, path::Path as ObjectPath};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, Query},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -71,6 +73,8 @@ pub struct SourceInput {
     pub credentials: Option<Value>,
     pub scan_interval_minutes: Option<i32>,
     pub enabled: Option<bool>,
+    /// Load a file again when it reappears changed (its earlier rows are replaced).
+    pub reload_overwritten: Option<bool>,
 }
 
 /// The result of `testDataSource`.
@@ -106,6 +110,51 @@ fn built<S: ObjectStore>(store: object_store::Result<S>) -> Result<Arc<dyn Objec
         Ok(s) => Ok(Arc::new(s)),
         Err(e) => Err(Error::invalid("config", e.to_string())),
     }
+}
+
+/// Applies the fields present in `input`, each checked.
+fn apply_input(source: &mut data_sources::Model, input: SourceInput) -> Result<()> {
+    if let Some(name) = input.name {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::invalid("name", "must be 1 to 200 characters"));
+        }
+        source.name = name.to_owned();
+    }
+    if let Some(kind) = input.kind {
+        let parsed = SourceKind::parse(&kind).ok_or_else(|| {
+            Error::invalid(
+                "kind",
+                format!("'{kind}' is not one of: {}", SourceKind::expected()),
+            )
+        })?;
+        source.kind = parsed.as_str().into();
+    }
+    if let Some(config) = input.config {
+        if !config.is_object() {
+            return Err(Error::invalid("config", "must be an object"));
+        }
+        source.config = config;
+    }
+    if let Some(credentials) = input.credentials {
+        source.credentials = Some(credentials);
+    }
+    if let Some(interval) = input.scan_interval_minutes {
+        if !(1..=10_080).contains(&interval) {
+            return Err(Error::invalid(
+                "scan_interval_minutes",
+                "must be between 1 and 10080",
+            ));
+        }
+        source.scan_interval_minutes = interval;
+    }
+    if let Some(enabled) = input.enabled {
+        source.enabled = enabled;
+    }
+    if let Some(reload) = input.reload_overwritten {
+        source.reload_overwritten = reload;
+    }
+    Ok(())
 }
 
 fn config_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
@@ -270,43 +319,22 @@ impl Engine {
         input: SourceInput,
     ) -> Result<data_sources::Model> {
         p.require(Permission::Write)?;
-        let name = input
-            .name
-            .map(|n| n.trim().to_owned())
-            .filter(|n| !n.is_empty() && n.len() <= 200);
-        let name = name.ok_or_else(|| Error::invalid("name", "must be 1 to 200 characters"))?;
-        let kind = input
-            .kind
-            .ok_or_else(|| Error::invalid("kind", "is required"))?;
-        let kind_enum = SourceKind::parse(&kind).ok_or_else(|| {
-            Error::invalid(
-                "kind",
-                format!("'{kind}' is not one of: {}", SourceKind::expected()),
-            )
-        })?;
-        let config = input.config.unwrap_or_else(|| json!({}));
-        if !config.is_object() {
-            return Err(Error::invalid("config", "must be an object"));
+        if input.name.is_none() {
+            return Err(Error::invalid("name", "must be 1 to 200 characters"));
         }
-        let interval = input
-            .scan_interval_minutes
-            .unwrap_or(DEFAULT_SCAN_INTERVAL_MINUTES);
-        if !(1..=10_080).contains(&interval) {
-            return Err(Error::invalid(
-                "scan_interval_minutes",
-                "must be between 1 and 10080",
-            ));
+        if input.kind.is_none() {
+            return Err(Error::invalid("kind", "is required"));
         }
         let now = Utc::now();
-        let model = data_sources::Model {
+        let mut model = data_sources::Model {
             id: Uuid::now_v7(),
             workspace_id: p.workspace_id,
-            name,
-            kind: kind_enum.as_str().into(),
-            config,
-            credentials: input.credentials,
-            scan_interval_minutes: interval,
-            enabled: input.enabled.unwrap_or(true),
+            name: String::new(),
+            kind: String::new(),
+            config: json!({}),
+            credentials: None,
+            scan_interval_minutes: DEFAULT_SCAN_INTERVAL_MINUTES,
+            enabled: true,
             reload_overwritten: false,
             status: "new".into(),
             last_error: None,
@@ -314,10 +342,30 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
+        apply_input(&mut model, input)?;
         // Refuse what cannot work before storing it (bad kind, folder outside the root).
         self.object_store(&model)?;
         Ok(data_sources::ActiveModel::from(model)
             .insert(&self.db)
+            .await?)
+    }
+
+    /// Changes the fields sent (credentials are replaced whole when sent);
+    /// the result is checked as at creation.
+    pub async fn update_source(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        input: SourceInput,
+    ) -> Result<data_sources::Model> {
+        p.require(Permission::Write)?;
+        let mut model = self.source(p, id).await?;
+        apply_input(&mut model, input)?;
+        model.updated_at = Utc::now();
+        self.object_store(&model)?;
+        Ok(data_sources::ActiveModel::from(model)
+            .reset_all()
+            .update(&self.db)
             .await?)
     }
 
@@ -624,6 +672,10 @@ impl Engine {
                     if changed {
                         self.notify_overwritten(source, &path, &known, meta.size)
                             .await?;
+                        if source.reload_overwritten {
+                            self.reload_file(known, *record_type, &meta).await?;
+                            queued += 1;
+                        }
                     }
                     continue;
                 }
@@ -662,6 +714,53 @@ impl Engine {
     }
 
     /// Files are loaded once: a changed file is reported, once per change, not reloaded.
+    /// Forgets what a file loaded (its event rows and quarantined lines; items
+    /// are upserts and are simply updated again) and queues it as new, in one
+    /// transaction with its ledger row.
+    async fn reload_file(
+        &self,
+        known: source_files::Model,
+        record_type: RecordType,
+        meta: &object_store::ObjectMeta,
+    ) -> Result<()> {
+        use sea_orm::sea_query::ExprTrait;
+        let table = record_type.as_str();
+        let (size, etag, modified) = (meta.size as i64, meta.e_tag.clone(), meta.last_modified);
+        let file = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                if record_type != RecordType::Items {
+                    let q = Query::delete()
+                        .from_table(Alias::new(table))
+                        .and_where(Expr::col(Alias::new("workspace_id")).eq(known.workspace_id))
+                        .and_where(Expr::col(Alias::new("source_file_id")).eq(known.id))
+                        .to_owned();
+                    tx.execute(&q).await?;
+                }
+                quarantined_lines::Entity::delete_many()
+                    .filter(quarantined_lines::Column::WorkspaceId.eq(known.workspace_id))
+                    .filter(quarantined_lines::Column::SourceFileId.eq(known.id))
+                    .exec(tx)
+                    .await?;
+                let mut f: source_files::ActiveModel = known.into();
+                f.size = Set(size);
+                f.etag = Set(etag);
+                f.last_modified = Set(Some(modified));
+                f.status = Set("queued".into());
+                f.rows_loaded = Set(0);
+                f.rows_rejected = Set(0);
+                f.checkpoint_line = Set(0);
+                f.error = Set(None);
+                f.started_at = Set(None);
+                f.finished_at = Set(None);
+                Ok(f.update(tx).await?)
+            })
+        })
+        .await?;
+        self.enqueue(Some(file.workspace_id), Work::LoadFile { file_id: file.id })
+            .await
+            .map(|_| ())
+    }
+
     async fn notify_overwritten(
         &self,
         source: &data_sources::Model,
@@ -669,10 +768,17 @@ impl Engine {
         known: &source_files::Model,
         size: u64,
     ) -> Result<()> {
-        let message = format!(
-            "{path} changed after it was loaded ({} → {size} bytes); it is not reloaded: upload new data as new files",
-            known.size
-        );
+        let message = if source.reload_overwritten {
+            format!(
+                "{path} changed after it was loaded ({} → {size} bytes); its rows are replaced by the new version",
+                known.size
+            )
+        } else {
+            format!(
+                "{path} changed after it was loaded ({} → {size} bytes); it is not reloaded: upload new data as new files",
+                known.size
+            )
+        };
         let already = notifications::Entity::find()
             .filter(notifications::Column::WorkspaceId.eq(source.workspace_id))
             .filter(notifications::Column::Kind.eq(NotificationKind::FileOverwritten.as_str()))
