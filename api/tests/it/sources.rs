@@ -606,3 +606,58 @@ async fn sources_can_be_changed_and_reload_overwritten_files_in_place() {
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_loaded_file_upserts_its_players_with_the_latest_login() {
+    use engine::entity::players;
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    write(
+        &dir,
+        "logins/l.json",
+        concat!(
+            "{\"timestamp\": \"2020-09-14 10:00:00\", \"user_id\": \"u1\", \"level\": 3, \"country\": \"FR\"}\n",
+            "{\"timestamp\": \"2020-09-16 10:00:00\", \"user_id\": \"u1\", \"level\": 7, \"country\": \"DE\"}\n",
+            "{\"timestamp\": \"2020-09-15 10:00:00\", \"user_id\": \"u1\", \"level\": 5, \"country\": \"ES\"}\n",
+        )
+        .as_bytes(),
+    );
+    write(
+        &dir,
+        "purchases/p.json",
+        concat!(
+            "{\"timestamp\": \"2020-09-10 08:00:00\", \"user_id\": \"u1\", \"price\": 1}\n",
+            "{\"timestamp\": \"2020-09-12 08:00:00\", \"user_id\": \"u2\", \"price\": 1}\n",
+        )
+        .as_bytes(),
+    );
+    let (_, created) = app.local_source(&name).await;
+    app.scan(created["data"]["createDataSource"]["id"].as_str().unwrap())
+        .await;
+    let get = |u: &'static str| {
+        let db = app.engine.db().clone();
+        async move {
+            players::Entity::find_by_id((app.workspace_id, u.to_owned()))
+                .one(&db)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let at = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc()
+    };
+    let u1 = get("u1").await;
+    // Widened by both files, whichever loaded first; attributes from the latest login.
+    assert_eq!(u1.first_seen_at, Some(at("2020-09-10 08:00:00")));
+    assert_eq!(u1.last_seen_at, Some(at("2020-09-16 10:00:00")));
+    assert_eq!((u1.level, u1.country.as_deref()), (Some(7), Some("DE")));
+    assert_eq!(u1.last_login_at, Some(at("2020-09-16 10:00:00")));
+    let u2 = get("u2").await;
+    assert_eq!(u2.first_seen_at, u2.last_seen_at);
+    assert_eq!(u2.level, None);
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -30,8 +30,9 @@ use super::{
 };
 use crate::{Engine, Error, Result};
 
-/// Lines per committed batch.
-const FILE_BATCH: usize = 2_000;
+/// Lines per committed batch (and checkpoint): large enough that commits are
+/// not the cost, small enough to keep memory bounded.
+const FILE_BATCH: usize = 10_000;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -209,7 +210,10 @@ impl Engine {
                 format!("{} has no CSV header row", file.path),
             ));
         }
-        self.commit_batch(file, record_type, &mut batch, now).await
+        self.commit_batch(file, record_type, &mut batch, now)
+            .await?;
+        // Every line is in: the file's players, in one statement.
+        load::players_from_file(&self.db, file.workspace_id, record_type, file.id, now).await
     }
 
     /// Rows, quarantined lines and the checkpoint, in one transaction.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, EntityTrait,
+    ConnectionTrait, EntityTrait, Iterable,
     sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query},
 };
 use uuid::Uuid;
@@ -19,8 +19,14 @@ use entity::{
 use super::records::{RecordType, Row};
 use crate::Result;
 
-/// Rows per multi-row INSERT: well under SQLite's 32766 bound parameters.
-const BATCH: usize = 500;
+/// Bound parameters per multi-row INSERT: under SQLite's 32766 (PostgreSQL
+/// allows 65535). Fewer, larger statements are most of the load's speed.
+const PARAMS_PER_STATEMENT: usize = 30_000;
+
+/// Rows per multi-row INSERT into a table of `columns` columns.
+fn rows_per_statement(columns: usize) -> usize {
+    (PARAMS_PER_STATEMENT / columns.max(1)).max(1)
+}
 
 /// A line that could not be loaded.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +96,9 @@ fn once_per_line() -> OnConflict {
 
 macro_rules! insert_batches {
     ($db:expr, $origin:expr, $entity:ty, $rows:expr) => {
-        for chunk in $rows.chunks(BATCH) {
+        let per =
+            rows_per_statement(<<$entity as EntityTrait>::Column as Iterable>::iter().count());
+        for chunk in $rows.chunks(per) {
             let insert = <$entity>::insert_many(chunk.to_vec());
             match $origin {
                 Origin::Post | Origin::PlayFab => insert.exec_without_returning($db).await?,
@@ -189,7 +197,9 @@ pub(crate) async fn write(
     insert_batches!(db, origin, level_ups::Entity, u);
     insert_batches!(db, origin, social_dynamics::Entity, s);
     let item_rows: Vec<items::ActiveModel> = item_rows.into_values().collect();
-    for chunk in item_rows.chunks(BATCH) {
+    for chunk in item_rows.chunks(rows_per_statement(
+        <items::Column as Iterable>::iter().count(),
+    )) {
         items::Entity::insert_many(chunk.to_vec())
             .on_conflict(
                 OnConflict::columns([items::Column::WorkspaceId, items::Column::ItemId])
@@ -206,7 +216,10 @@ pub(crate) async fn write(
             .exec_without_returning(db)
             .await?;
     }
-    upsert_players(db, workspace_id, touches, now).await?;
+    // A file's players are upserted once, set-based, when it is done (`players_from_file`).
+    if !matches!(origin, Origin::File { .. }) {
+        upsert_players(db, workspace_id, touches, now).await?;
+    }
 
     let quarantined: Vec<quarantined_lines::ActiveModel> = rejected
         .iter()
@@ -236,14 +249,39 @@ pub(crate) async fn write(
     Ok(accepted)
 }
 
-/// First/last seen widen; the latest login's attributes replace older ones.
-async fn upsert_players(
-    db: &impl ConnectionTrait,
-    workspace_id: Uuid,
-    touches: HashMap<String, PlayerTouch>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let touches: Vec<(String, PlayerTouch)> = touches.into_iter().collect();
+/// Player columns written by loads, in insert order.
+const PLAYER_COLUMNS: [&str; 13] = [
+    "workspace_id",
+    "user_id",
+    "first_seen_at",
+    "last_seen_at",
+    "clan_id",
+    "level",
+    "device",
+    "country",
+    "language",
+    "platform",
+    "register_date",
+    "last_login_at",
+    "updated_at",
+];
+
+/// Login attributes a player row takes from their latest login.
+const LOGIN_COLUMNS: [&str; 8] = [
+    "clan_id",
+    "level",
+    "device",
+    "country",
+    "language",
+    "platform",
+    "register_date",
+    "last_login_at",
+];
+
+/// How a load merges into an existing player: first/last seen widen; the
+/// latest login's attributes replace older ones; a row is rewritten only when
+/// one of those changes (most events of a known player change nothing).
+fn player_conflict() -> OnConflict {
     let cur = |c: &str| Expr::col((Alias::new("players"), Alias::new(c)));
     let new = |c: &str| Expr::col((Alias::new("excluded"), Alias::new(c)));
     let newer_login = new("last_login_at").is_not_null().and(
@@ -251,6 +289,12 @@ async fn upsert_players(
             .is_null()
             .or(new("last_login_at").gte(cur("last_login_at"))),
     );
+    let changes = cur("first_seen_at")
+        .is_null()
+        .or(new("first_seen_at").lt(cur("first_seen_at")))
+        .or(cur("last_seen_at").is_null())
+        .or(new("last_seen_at").gt(cur("last_seen_at")))
+        .or(newer_login.clone());
     let mut updates = vec![
         (
             "first_seen_at",
@@ -268,16 +312,7 @@ async fn upsert_players(
         ),
         ("updated_at", new("updated_at")),
     ];
-    for c in [
-        "clan_id",
-        "level",
-        "device",
-        "country",
-        "language",
-        "platform",
-        "register_date",
-        "last_login_at",
-    ] {
+    for c in LOGIN_COLUMNS {
         updates.push((
             c,
             Expr::case(newer_login.clone(), new(c))
@@ -285,25 +320,24 @@ async fn upsert_players(
                 .into(),
         ));
     }
-    let columns = [
-        "workspace_id",
-        "user_id",
-        "first_seen_at",
-        "last_seen_at",
-        "clan_id",
-        "level",
-        "device",
-        "country",
-        "language",
-        "platform",
-        "register_date",
-        "last_login_at",
-        "updated_at",
-    ];
-    for chunk in touches.chunks(BATCH) {
+    let mut on_conflict = OnConflict::columns([Alias::new("workspace_id"), Alias::new("user_id")]);
+    on_conflict.values(updates.into_iter().map(|(c, e)| (Alias::new(c), e)));
+    on_conflict.action_and_where(changes);
+    on_conflict
+}
+
+/// First/last seen widen; the latest login's attributes replace older ones.
+async fn upsert_players(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    touches: HashMap<String, PlayerTouch>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let touches: Vec<(String, PlayerTouch)> = touches.into_iter().collect();
+    for chunk in touches.chunks(rows_per_statement(PLAYER_COLUMNS.len())) {
         let mut q = Query::insert();
         q.into_table(Alias::new("players"))
-            .columns(columns.map(Alias::new));
+            .columns(PLAYER_COLUMNS.map(Alias::new));
         for (user, t) in chunk {
             let login = t.login.as_ref();
             q.values_panic([
@@ -322,11 +356,74 @@ async fn upsert_players(
                 Expr::val(now),
             ]);
         }
-        let mut on_conflict =
-            OnConflict::columns([Alias::new("workspace_id"), Alias::new("user_id")]);
-        on_conflict.values(updates.iter().map(|(c, e)| (Alias::new(*c), e.clone())));
-        q.on_conflict(on_conflict);
+        q.on_conflict(player_conflict());
         db.execute(&q).await?;
     }
+    Ok(())
+}
+
+/// Upserts the players of one loaded file from its rows, in one set-based
+/// statement: first/last seen per player, and for logins the attributes of
+/// each player's latest login. Idempotent, so a retried load may run it again.
+pub(crate) async fn players_from_file(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    record_type: RecordType,
+    file_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if record_type == RecordType::Items {
+        return Ok(());
+    }
+    let table = Alias::new(record_type.as_str());
+    let col = |c: &str| Expr::col(Alias::new(c));
+    let window = "OVER (PARTITION BY user_id)";
+    // Each row of the file with its player's first and last timestamp in it,
+    // and its rank among that player's rows, latest first.
+    let mut ranked = Query::select();
+    ranked
+        .from(table)
+        .columns([Alias::new("workspace_id"), Alias::new("user_id"), Alias::new("timestamp")])
+        .expr_as(Expr::cust(format!("MIN(timestamp) {window}")), Alias::new("first_at"))
+        .expr_as(Expr::cust(format!("MAX(timestamp) {window}")), Alias::new("last_at"))
+        .expr_as(
+            Expr::cust("ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY timestamp DESC, line_number DESC)"),
+            Alias::new("latest"),
+        )
+        .and_where(col("workspace_id").eq(workspace_id))
+        .and_where(col("source_file_id").eq(file_id));
+    let logins = record_type == RecordType::Logins;
+    for c in LOGIN_COLUMNS.iter().filter(|c| **c != "last_login_at") {
+        if logins {
+            ranked.column(Alias::new(*c));
+        }
+    }
+    let mut select = Query::select();
+    select
+        .columns([
+            Alias::new("workspace_id"),
+            Alias::new("user_id"),
+            Alias::new("first_at"),
+            Alias::new("last_at"),
+        ])
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(col("latest").eq(1));
+    for c in LOGIN_COLUMNS {
+        match (logins, c) {
+            (true, "last_login_at") => select.expr(col("timestamp")),
+            (true, c) => select.column(Alias::new(c)),
+            // An untyped NULL: the columns have several types.
+            (false, _) => select.expr(Expr::cust("NULL")),
+        };
+    }
+    select.expr(Expr::val(now));
+    let insert = Query::insert()
+        .into_table(Alias::new("players"))
+        .columns(PLAYER_COLUMNS.map(Alias::new))
+        .select_from(select)
+        .map_err(crate::Error::internal)?
+        .on_conflict(player_conflict())
+        .to_owned();
+    db.execute(&insert).await?;
     Ok(())
 }
