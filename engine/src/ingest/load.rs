@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectionTrait, EntityTrait, Iterable,
+    ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, Statement, TryIntoModel,
     sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query},
 };
 use uuid::Uuid;
@@ -96,21 +96,72 @@ fn once_per_line() -> OnConflict {
 
 macro_rules! insert_batches {
     ($db:expr, $origin:expr, $entity:ty, $rows:expr) => {
-        let per =
-            rows_per_statement(<<$entity as EntityTrait>::Column as Iterable>::iter().count());
-        for chunk in $rows.chunks(per) {
-            let insert = <$entity>::insert_many(chunk.to_vec());
-            match $origin {
-                Origin::Post | Origin::PlayFab => insert.exec_without_returning($db).await?,
-                Origin::File { .. } => {
-                    insert
-                        .on_conflict(once_per_line())
-                        .exec_without_returning($db)
-                        .await?
-                }
-            };
+        if $db.get_database_backend() == DbBackend::Postgres {
+            insert_as_json::<$entity>($db, &$origin, $rows).await?;
+        } else {
+            let per =
+                rows_per_statement(<<$entity as EntityTrait>::Column as Iterable>::iter().count());
+            for chunk in $rows.chunks(per) {
+                let insert = <$entity>::insert_many(chunk.to_vec());
+                match $origin {
+                    Origin::Post | Origin::PlayFab => insert.exec_without_returning($db).await?,
+                    Origin::File { .. } => {
+                        insert
+                            .on_conflict(once_per_line())
+                            .exec_without_returning($db)
+                            .await?
+                    }
+                };
+            }
         }
     };
+}
+
+/// PostgreSQL: all rows in one statement whose only parameter is a JSON
+/// array, expanded by `json_populate_recordset` into the table's own row
+/// type. Binding and planning stay constant whatever the batch size, which
+/// multi-row VALUES (one parameter per value) cannot do.
+async fn insert_as_json<E>(
+    db: &impl ConnectionTrait,
+    origin: &Origin<'_>,
+    rows: Vec<E::ActiveModel>,
+) -> Result<()>
+where
+    E: EntityTrait,
+    E::Model: serde::Serialize,
+    E::ActiveModel: TryIntoModel<E::Model>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let table = E::default().table_name().to_owned();
+    let columns: Vec<String> = E::Column::iter()
+        .map(|c| format!("\"{}\"", c.as_str()))
+        .collect();
+    let columns = columns.join(", ");
+    let models = rows
+        .into_iter()
+        .map(|r| r.try_into_model())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(crate::Error::internal)?;
+    let json = serde_json::to_string(&models).map_err(crate::Error::internal)?;
+    let conflict = match origin {
+        Origin::File { .. } => {
+            " ON CONFLICT (workspace_id, source_file_id, line_number) DO NOTHING"
+        }
+        Origin::Post | Origin::PlayFab => "",
+    };
+    let sql = format!(
+        "INSERT INTO \"{table}\" ({columns}) SELECT {columns} \
+         FROM json_populate_recordset(NULL::\"{table}\", $1::json){conflict}"
+    );
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        [json.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// Writes one load. Returns the number of rows written to the record table.
