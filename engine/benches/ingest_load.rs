@@ -48,6 +48,7 @@ async fn main() {
         redis_url: Some(redis),
         queue_name: format!("traitforge.bench.{name}"),
         local_source_root: Some(root.clone()),
+        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
     })
     .await
     .unwrap();

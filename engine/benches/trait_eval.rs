@@ -45,6 +45,7 @@ async fn main() {
         redis_url: Some(redis),
         queue_name: format!("traitforge.bench.{name}"),
         local_source_root: None,
+        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
     })
     .await
     .unwrap();

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub queue_name: String,
     /// The only folder `local` sources may read from (none: local sources are refused).
     pub local_source_root: Option<std::path::PathBuf>,
+    /// Longer input lines are quarantined, never buffered further.
+    pub max_line_bytes: usize,
 }
 
 /// Cheap to clone: a connection pool and a queue handle.
@@ -41,6 +43,7 @@ pub struct Engine {
     db: DatabaseConnection,
     queue: Queue,
     local_source_root: Option<std::path::PathBuf>,
+    max_line_bytes: usize,
 }
 
 impl Engine {
@@ -62,6 +65,7 @@ impl Engine {
             db,
             queue,
             local_source_root: config.local_source_root.clone(),
+            max_line_bytes: config.max_line_bytes.max(1),
         })
     }
 

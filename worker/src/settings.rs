@@ -33,6 +33,9 @@ pub struct CommonArgs {
     /// The only folder `local` data sources may read from.
     #[arg(long, env = "LOCAL_SOURCE_ROOT", global = true)]
     pub local_source_root: Option<std::path::PathBuf>,
+    /// Input lines longer than this (bytes) are quarantined, never buffered.
+    #[arg(long, env = "MAX_LINE_BYTES", default_value_t = engine::ingest::DEFAULT_MAX_LINE_BYTES, global = true)]
+    pub max_line_bytes: usize,
 }
 
 impl CommonArgs {
@@ -42,6 +45,7 @@ impl CommonArgs {
             redis_url: self.redis_url.clone(),
             queue_name: self.queue_name.clone(),
             local_source_root: self.local_source_root.clone(),
+            max_line_bytes: self.max_line_bytes,
         }
     }
 

@@ -427,3 +427,36 @@ async fn playfab_needs_a_key_and_respects_the_body_limit() {
     assert_eq!(body["code"], 413);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_line_limit_is_configurable() {
+    let app = TestApp::spawn().await;
+    // Another engine on the same database, with MAX_LINE_BYTES = 100.
+    let small = engine::Engine::open(&engine::EngineConfig {
+        max_line_bytes: 100,
+        ..app.config.clone()
+    })
+    .await
+    .unwrap();
+    let p = small.authenticate(&app.admin_key).await.unwrap();
+    let short = r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1"}"#;
+    let long = format!(
+        r#"{{"timestamp": "2019-01-01 15:04:05", "user_id": "{}"}}"#,
+        "x".repeat(100)
+    );
+    let summary = small
+        .ingest_ndjson(&p, "logins", format!("{short}\n{long}\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((summary.accepted, summary.rejected), (1, 1));
+    assert_eq!(summary.errors[0].line_number, 2);
+    assert!(
+        summary.errors[0].message.contains("MAX_LINE_BYTES"),
+        "{:?}",
+        summary.errors
+    );
+    // The default engine takes the same line.
+    let (_, res) = app.post_events(Some(&app.admin_key), "logins", long).await;
+    assert_eq!(res["data"]["accepted"], 1, "{res}");
+    app.stop().await;
+}

@@ -96,6 +96,7 @@ pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
         // One queue per test, so parallel tests on one Redis never take each other's jobs.
         queue_name: format!("traitforge.test.{}", Uuid::new_v4().simple()),
         local_source_root: Some(local_source_root()),
+        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
     }
 }
 

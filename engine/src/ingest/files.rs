@@ -21,7 +21,7 @@ use uuid::Uuid;
 use entity::{data_sources, source_files};
 
 use super::{
-    MAX_LINE_BYTES, Rejected,
+    Rejected,
     decode::{Line, LineReader, csv_fields},
     load::{self, Origin},
     parse_line, parse_object,
@@ -150,7 +150,7 @@ impl Engine {
         } else {
             Box::new(raw)
         };
-        let mut lines = LineReader::new(reader, MAX_LINE_BYTES, 0);
+        let mut lines = LineReader::new(reader, self.max_line_bytes, 0);
         let io_error =
             |e: io::Error| Error::invalid("file", format!("{} cannot be decoded: {e}", file.path));
 

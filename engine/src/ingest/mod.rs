@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// The longest line accepted; longer ones are quarantined, never buffered further.
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 /// Errors returned in a response (all are in the quarantine).
 const REPORTED_ERRORS: usize = 20;
 const EXCERPT_CHARS: usize = 200;
@@ -80,7 +80,7 @@ impl Engine {
                 continue;
             }
             let (number, at) = (i as u64 + 1, start as u64);
-            let line = if line.len() > MAX_LINE_BYTES {
+            let line = if line.len() > self.max_line_bytes {
                 Line::TooLong(line.len())
             } else {
                 Line::Text(line.to_vec())
@@ -125,7 +125,7 @@ fn too_long(len: usize, line_number: u64, byte_offset: u64) -> Rejected {
         line_number: line_number as i64,
         byte_offset: byte_offset as i64,
         field: None,
-        message: format!("the line is {len} bytes, longer than the {MAX_LINE_BYTES}-byte limit"),
+        message: format!("the line is {len} bytes, longer than the limit (MAX_LINE_BYTES)"),
         excerpt: String::new(),
         user_id: None,
     }
