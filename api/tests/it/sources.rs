@@ -661,3 +661,61 @@ async fn a_loaded_file_upserts_its_players_with_the_latest_login() {
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn two_loaders_of_one_file_load_each_line_once() {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let app = TestApp::spawn().await;
+    let (dir, name) = folder();
+    let lines: String = (0..25_000)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\": {}, \"user_id\": \"u{}\", \"price\": 1}}\n",
+                1_600_000_000 + i,
+                i % 97
+            )
+        })
+        .collect();
+    write(&dir, "purchases/big.json", lines.as_bytes());
+    let (_, created) = app.local_source(&name).await;
+    app.scan(created["data"]["createDataSource"]["id"].as_str().unwrap())
+        .await;
+    let file = source_files::Entity::find()
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // As if the job were delivered twice before anything loaded: two loads at once.
+    let db = app.engine.db();
+    engine::entity::purchases::Entity::delete_many()
+        .filter(engine::entity::purchases::Column::SourceFileId.eq(file.id))
+        .exec(db)
+        .await
+        .unwrap();
+    let mut fresh: source_files::ActiveModel = file.clone().into();
+    fresh.status = Set("queued".into());
+    fresh.checkpoint_line = Set(0);
+    fresh.rows_loaded = Set(0);
+    fresh.update(db).await.unwrap();
+    let (a, b) = tokio::join!(
+        app.engine.execute_load_file(file.id),
+        app.engine.execute_load_file(file.id)
+    );
+    a.unwrap();
+    b.unwrap();
+    let done = source_files::Entity::find_by_id(file.id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, "loaded", "{done:?}");
+    assert_eq!(
+        (done.rows_loaded, done.checkpoint_line),
+        (25_000, 25_000),
+        "counted once"
+    );
+    assert_eq!(table_count(&app, "purchases").await, 25_000);
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -12,7 +12,7 @@ use async_compression::tokio::bufread::GzipDecoder;
 use chrono::Utc;
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, path::Path as ObjectPath};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QuerySelect};
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufRead, BufReader};
 use tokio_util::io::StreamReader;
@@ -39,7 +39,11 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 struct Batch {
     rows: Vec<Row>,
     rejected: Vec<Rejected>,
+    /// The checkpoint this batch continues from, and its last line.
+    from_line: u64,
     last_line: u64,
+    /// No row of the file lies beyond the checkpoint (see `Origin::File`).
+    fresh: bool,
 }
 
 impl Engine {
@@ -66,7 +70,15 @@ impl Engine {
         }
         let file = loading.update(&self.db).await?;
 
-        let outcome = self.load_file(&source, &file).await;
+        let outcome = match self.load_file(&source, &file).await {
+            // Another worker is loading this file (a duplicate delivery): it
+            // owns the ledger row from here.
+            Err(Error::Conflict(reason)) => {
+                tracing::info!(file_id = %file.id, %reason, "load handed over");
+                return Ok(());
+            }
+            other => other,
+        };
         let Some(file) = source_files::Entity::find_by_id(file_id)
             .one(&self.db)
             .await?
@@ -155,10 +167,13 @@ impl Engine {
             |e: io::Error| Error::invalid("file", format!("{} cannot be decoded: {e}", file.path));
 
         let mut header: Option<Vec<String>> = None;
+        let fresh = !self.rows_beyond_checkpoint(record_type, file).await?;
         let mut batch = Batch {
             rows: Vec::new(),
             rejected: Vec::new(),
+            from_line: file.checkpoint_line as u64,
             last_line: file.checkpoint_line as u64,
+            fresh,
         };
         let now = Utc::now();
         loop {
@@ -216,7 +231,9 @@ impl Engine {
         load::players_from_file(&self.db, file.workspace_id, record_type, file.id, now).await
     }
 
-    /// Rows, quarantined lines and the checkpoint, in one transaction.
+    /// Rows, quarantined lines and the checkpoint, in one transaction that
+    /// first locks the file's ledger row: if the checkpoint moved since this
+    /// batch began, another loader has these lines and this one stops.
     async fn commit_batch(
         &self,
         file: &source_files::Model,
@@ -226,33 +243,72 @@ impl Engine {
     ) -> Result<()> {
         let rows = std::mem::take(&mut batch.rows);
         let rejected = std::mem::take(&mut batch.rejected);
-        let (file_id, workspace_id, checkpoint) =
-            (file.id, file.workspace_id, batch.last_line as i64);
+        let (file_id, workspace_id) = (file.id, file.workspace_id);
+        let (from, checkpoint, fresh) =
+            (batch.from_line as i64, batch.last_line as i64, batch.fresh);
         let path = file.path.clone();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                let origin = Origin::File {
-                    id: file_id,
-                    path: &path,
-                };
-                let accepted =
-                    load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
-                        .await?;
                 let current = source_files::Entity::find_by_id(file_id)
+                    // SQLite needs no row lock: its write transactions are exclusive.
+                    .lock_exclusive()
                     .one(tx)
                     .await?
                     .ok_or(Error::NotFound {
                         what: "source file",
                     })?;
+                if current.checkpoint_line != from {
+                    return Err(Error::Conflict(format!(
+                        "the checkpoint moved from line {from} to {} under this loader",
+                        current.checkpoint_line
+                    )));
+                }
+                let origin = Origin::File {
+                    id: file_id,
+                    path: &path,
+                    fresh,
+                };
+                let accepted =
+                    load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
+                        .await?;
                 let mut f: source_files::ActiveModel = current.clone().into();
-                f.checkpoint_line = Set(checkpoint.max(current.checkpoint_line));
+                f.checkpoint_line = Set(checkpoint);
                 f.rows_loaded = Set(current.rows_loaded + accepted as i64);
                 f.rows_rejected = Set(current.rows_rejected + rejected.len() as i64);
                 f.update(tx).await?;
                 Ok(())
             })
         })
-        .await
+        .await?;
+        batch.from_line = batch.last_line;
+        Ok(())
+    }
+
+    /// Whether rows of the file exist past its checkpoint (only after a
+    /// checkpoint was rewound by hand: commits carry rows and checkpoint together).
+    async fn rows_beyond_checkpoint(
+        &self,
+        record_type: RecordType,
+        file: &source_files::Model,
+    ) -> Result<bool> {
+        use sea_orm::{
+            ConnectionTrait,
+            sea_query::{Alias, Expr, ExprTrait, Query},
+        };
+        if record_type == RecordType::Items {
+            // Items are upserts by item_id: loading a line twice changes nothing.
+            return Ok(false);
+        }
+        let q = Query::select()
+            .expr(Expr::val(1))
+            .from(Alias::new(record_type.as_str()))
+            .and_where(Expr::col(Alias::new("workspace_id")).eq(file.workspace_id))
+            .and_where(Expr::col(Alias::new("source_file_id")).eq(file.id))
+            .and_where(Expr::col(Alias::new("line_number")).gt(file.checkpoint_line))
+            .limit(1)
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&q);
+        Ok(self.db.query_one_raw(statement).await?.is_some())
     }
 }
 
