@@ -23,6 +23,7 @@ use crate::{
     rest::{
         ingest::{BodyLimit, IngestApi},
         player::PlayerApi,
+        segments::SegmentsApi,
         sources::SourcesApi,
         traits::TraitsApi,
     },
@@ -92,9 +93,9 @@ async fn readyz(engine: Data<&Engine>) -> Response {
 }
 
 /// Both REST families in one OpenAPI document.
-pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, IngestApi, PlayerApi), ()> {
+pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, SegmentsApi, IngestApi, PlayerApi), ()> {
     OpenApiService::new(
-        (TraitsApi, SourcesApi, IngestApi, PlayerApi),
+        (TraitsApi, SourcesApi, SegmentsApi, IngestApi, PlayerApi),
         "Traitforge REST API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -49,6 +49,7 @@ async fn main() {
         queue_name: format!("traitforge.bench.{name}"),
         local_source_root: Some(root.clone()),
         max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
+        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
     })
     .await
     .unwrap();

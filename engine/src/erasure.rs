@@ -102,9 +102,11 @@ impl Engine {
         .await?;
         removed.extend(player.into_iter().map(|(t, n)| (t.to_owned(), n)));
 
-        // Survey registration, answers and scores; then quarantined lines that name the player.
+        // Survey registration, answers and scores; segment and persona
+        // memberships; then quarantined lines that name the player.
         for group in [
             &["survey_answers", "psych_scores", "survey_registrations"][..],
+            &["segment_members", "persona_members"][..],
             &["quarantined_lines"][..],
         ] {
             let uid = user_id.clone();
@@ -123,6 +125,10 @@ impl Engine {
             removed.extend(counts.into_iter().map(|(t, n)| (t.to_owned(), n)));
         }
 
+        if removed.get("persona_members").is_some_and(|n| *n > 0) {
+            // Persona sizes and profiles still count the player: cluster again.
+            self.scores_changed(ws).await?;
+        }
         let total: u64 = removed.values().sum();
         let audit = erasures::ActiveModel {
             id: Set(Uuid::now_v7()),

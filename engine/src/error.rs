@@ -16,6 +16,9 @@ pub enum Error {
     /// Also returned for objects of other workspaces, so existence does not leak.
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    /// A `not_found` whose message says exactly what is missing.
+    #[error("{0}")]
+    Missing(String),
     /// The request itself is malformed (a missing header, an unreadable body).
     #[error("{0}")]
     BadRequest(String),
@@ -43,7 +46,7 @@ impl Error {
         match self {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
-            Error::NotFound { .. } => "not_found",
+            Error::NotFound { .. } | Error::Missing(_) => "not_found",
             Error::BadRequest(_) => "bad_request",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Conflict(_) => "conflict",

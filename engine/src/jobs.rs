@@ -41,6 +41,12 @@ pub enum Work {
     LoadFile { file_id: Uuid },
     /// POSTs a notification to the workspace's webhook, with retries.
     DeliverNotification { notification_id: Uuid },
+    /// Recomputes a segment's members (then its personas).
+    ComputeSegment { segment_id: Uuid },
+    /// Clusters a segment's scored members into personas.
+    ComputePersonas { segment_id: Uuid },
+    /// Trains the psych-score models of a workspace and predicts every other player.
+    TrainPrediction { workspace_id: Uuid },
 }
 
 impl Work {
@@ -52,6 +58,9 @@ impl Work {
             Work::ScanSource { .. } => "scan_source",
             Work::LoadFile { .. } => "load_file",
             Work::DeliverNotification { .. } => "deliver_notification",
+            Work::ComputeSegment { .. } => "compute_segment",
+            Work::ComputePersonas { .. } => "compute_personas",
+            Work::TrainPrediction { .. } => "train_prediction",
         }
     }
 }
@@ -97,6 +106,28 @@ impl Engine {
             return Err(e);
         }
         Ok(record)
+    }
+
+    /// Enqueues `work` unless the same work is already waiting to start, so a
+    /// burst of triggers (many trait runs, many completions) runs it once.
+    pub(crate) async fn enqueue_once(
+        &self,
+        workspace_id: Uuid,
+        work: Work,
+    ) -> Result<job_records::Model> {
+        let waiting = job_records::Entity::find()
+            .filter(job_records::Column::WorkspaceId.eq(workspace_id))
+            .filter(job_records::Column::Kind.eq(work.kind()))
+            .filter(job_records::Column::Status.eq(JobStatus::Queued.as_str()))
+            .all(&self.db)
+            .await?;
+        if let Some(same) = waiting
+            .into_iter()
+            .find(|r| serde_json::from_value::<Work>(r.payload.clone()).is_ok_and(|w| w == work))
+        {
+            return Ok(same);
+        }
+        self.enqueue(Some(workspace_id), work).await
     }
 
     pub async fn enqueue_diagnostic(
@@ -180,6 +211,9 @@ impl Engine {
             Work::DeliverNotification { notification_id } => {
                 self.deliver_notification(*notification_id).await
             }
+            Work::ComputeSegment { segment_id } => self.execute_segment_members(*segment_id).await,
+            Work::ComputePersonas { segment_id } => self.execute_personas(*segment_id).await,
+            Work::TrainPrediction { workspace_id } => self.execute_prediction(*workspace_id).await,
         };
         let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
         self.finish(record, failure.map_or(Ok(()), Err)).await?;

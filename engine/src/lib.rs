@@ -11,7 +11,9 @@ pub mod jobs;
 pub mod keys;
 pub mod models;
 pub mod pagination;
+pub mod prediction;
 pub mod queue;
+pub mod segments;
 pub mod slug;
 pub mod survey;
 mod text_enum;
@@ -35,6 +37,8 @@ pub struct EngineConfig {
     pub local_source_root: Option<std::path::PathBuf>,
     /// Longer input lines are quarantined, never buffered further.
     pub max_line_bytes: usize,
+    /// Survey completes needed before psych scores are predicted.
+    pub prediction_min_completes: u64,
 }
 
 /// Cheap to clone: a connection pool and a queue handle.
@@ -44,6 +48,7 @@ pub struct Engine {
     queue: Queue,
     local_source_root: Option<std::path::PathBuf>,
     max_line_bytes: usize,
+    prediction_min_completes: u64,
 }
 
 impl Engine {
@@ -66,6 +71,7 @@ impl Engine {
             queue,
             local_source_root: config.local_source_root.clone(),
             max_line_bytes: config.max_line_bytes.max(1),
+            prediction_min_completes: config.prediction_min_completes.max(2),
         })
     }
 

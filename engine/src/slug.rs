@@ -15,6 +15,17 @@ pub fn slugify(name: &str) -> String {
     out
 }
 
+/// A client-chosen slug, which must already be in slug form.
+pub fn validate<'a>(slug: &'a str, field: &str) -> crate::Result<&'a str> {
+    if slug.is_empty() || slug.len() > 100 || slugify(slug) != slug {
+        return Err(crate::Error::invalid(
+            field,
+            "must be lower-case letters and digits joined by `_` (at most 100 characters)",
+        ));
+    }
+    Ok(slug)
+}
+
 #[cfg(test)]
 mod tests {
     use super::slugify;

@@ -10,6 +10,7 @@ mod m20261124_000005_playfab;
 mod m20261126_000006_surveys;
 mod m20261126_000007_trait_staleness;
 mod m20261126_000008_notification_webhooks;
+mod m20261126_000009_segments;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_surveys::Migration),
             Box::new(m20261126_000007_trait_staleness::Migration),
             Box::new(m20261126_000008_notification_webhooks::Migration),
+            Box::new(m20261126_000009_segments::Migration),
         ]
     }
 }

@@ -36,6 +36,9 @@ pub struct CommonArgs {
     /// Input lines longer than this (bytes) are quarantined, never buffered.
     #[arg(long, env = "MAX_LINE_BYTES", default_value_t = engine::ingest::DEFAULT_MAX_LINE_BYTES, global = true)]
     pub max_line_bytes: usize,
+    /// Survey completes needed before psych scores are predicted for everyone else.
+    #[arg(long, env = "PREDICTION_MIN_COMPLETES", default_value_t = engine::prediction::DEFAULT_MIN_COMPLETES, global = true)]
+    pub prediction_min_completes: u64,
 }
 
 impl CommonArgs {
@@ -46,6 +49,7 @@ impl CommonArgs {
             queue_name: self.queue_name.clone(),
             local_source_root: self.local_source_root.clone(),
             max_line_bytes: self.max_line_bytes,
+            prediction_min_completes: self.prediction_min_completes,
         }
     }
 

@@ -4,6 +4,7 @@ mod connection;
 mod mutation;
 mod player;
 mod query;
+mod segments;
 mod sources;
 mod survey;
 mod traits;
@@ -19,6 +20,7 @@ pub struct QueryRoot(
     sources::SourceQuery,
     survey::SurveyQuery,
     player::PlayerQuery,
+    segments::SegmentQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -27,6 +29,7 @@ pub struct MutationRoot(
     traits::TraitMutation,
     sources::SourceMutation,
     survey::SurveyMutation,
+    segments::SegmentMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -3,6 +3,7 @@
 
 pub mod ingest;
 pub mod player;
+pub mod segments;
 pub mod sources;
 pub mod traits;
 

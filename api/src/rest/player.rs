@@ -5,7 +5,7 @@ use engine::{Engine, Error, survey::unix_or_zero};
 use poem::{Body, Request, web::Data};
 use poem_openapi::{
     OpenApi,
-    param::Query,
+    param::{Path, Query},
     payload::{Binary, Json},
 };
 use serde_json::{Value, json};
@@ -113,6 +113,47 @@ impl PlayerApi {
                 },
             }),
         ))
+    }
+
+    /// User ids of a persona of a segment (`default`: all players; persona
+    /// `all`: every member of the segment).
+    #[oai(
+        path = "/v1/segments/:segment_id/personas/:persona/user-ids",
+        method = "get"
+    )]
+    async fn persona_user_ids(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        segment_id: Path<String>,
+        persona: Path<String>,
+    ) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let ids = engine
+            .persona_user_ids(&p, &segment_id, &persona)
+            .await
+            .map_err(envelope_error)?;
+        Ok(envelope("", json!({ "ids": ids })))
+    }
+
+    /// Mean psych scores of a persona (or of all scored members), by category and facet.
+    #[oai(
+        path = "/v1/segments/:segment_id/personas/:persona/traits",
+        method = "get"
+    )]
+    async fn persona_traits(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        segment_id: Path<String>,
+        persona: Path<String>,
+    ) -> poem::Result<Json<Value>> {
+        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+        let profile = engine
+            .persona_traits(&p, &segment_id, &persona)
+            .await
+            .map_err(envelope_error)?;
+        Ok(envelope("", profile))
     }
 
     /// Erase a player everywhere (events, player, trait values, survey data,

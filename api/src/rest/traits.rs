@@ -315,6 +315,8 @@ pub enum ApiTags {
     Traits,
     /// Behavioural data sent over HTTP.
     Ingestion,
-    /// The player API: survey registration and status, erasure.
+    /// The player API: survey registration and status, erasure, personas.
     Players,
+    /// Segments: filter trees over traits and psych facets.
+    Segments,
 }

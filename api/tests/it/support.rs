@@ -97,6 +97,7 @@ pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
         queue_name: format!("traitforge.test.{}", Uuid::new_v4().simple()),
         local_source_root: Some(local_source_root()),
         max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
+        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
     }
 }
 

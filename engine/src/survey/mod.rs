@@ -515,6 +515,11 @@ impl Engine {
             })
         })
         .await?;
+        if status == ResponseStatus::Complete {
+            // New survey scores: train the predictions again (personas follow).
+            self.enqueue_once(ws, crate::jobs::Work::TrainPrediction { workspace_id: ws })
+                .await?;
+        }
         Ok(PageOutcome::Finished { status })
     }
 

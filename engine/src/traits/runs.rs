@@ -230,7 +230,14 @@ impl Engine {
                 .exec(&self.db)
                 .await?;
         }
-        Ok(done.update(&self.db).await?)
+        let done = done.update(&self.db).await?;
+        if outcome.is_ok() {
+            // Segments reading the trait and the prediction models follow its new values.
+            if let Err(e) = self.trait_values_changed(t).await {
+                tracing::warn!(trait_id = %t.id, error = %e, "could not queue segment and prediction updates");
+            }
+        }
+        Ok(done)
     }
 
     /// Computes every entity's value of each trait and replaces the stored

@@ -472,6 +472,19 @@ impl Engine {
             .into_iter()
             .map(|d| d.trait_id)
             .collect();
+        let segments = self.segments_reading_trait(p.workspace_id, id).await?;
+        if !segments.is_empty() {
+            return Err(Error::Conflict(format!(
+                "trait `{}` is used by {}: {}",
+                t.slug,
+                if segments.len() == 1 {
+                    "segment"
+                } else {
+                    "segments"
+                },
+                segments.join(", ")
+            )));
+        }
         if !dependents.is_empty() {
             let mut slugs: Vec<String> = traits::Entity::find()
                 .filter(traits::Column::Id.is_in(dependents))

@@ -1,0 +1,353 @@
+//! GraphQL for segments (filter trees, members), their personas, and the
+//! psych-score prediction models.
+
+use async_graphql::{
+    Context, ID, InputObject, InputValueError, InputValueResult, Json, Object, Result, Scalar,
+    ScalarType, SimpleObject, Value,
+};
+use chrono::{DateTime, Utc};
+use engine::{
+    entity::{personas, prediction_models, prediction_status, segments},
+    segments::{PersonaCount as EnginePersonaCount, SegmentInput},
+};
+
+use super::{query::scope, types::Job};
+use crate::errors::GqlResultExt;
+
+#[derive(Default)]
+pub struct SegmentQuery;
+
+#[derive(Default)]
+pub struct SegmentMutation;
+
+/// How many personas a segment is clustered into: a number from 1 to 20, or
+/// `"auto"` (2 to 8, chosen by silhouette).
+#[derive(Clone, Copy)]
+pub struct PersonaCount(EnginePersonaCount);
+
+#[Scalar]
+impl ScalarType for PersonaCount {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let json = value
+            .into_json()
+            .map_err(|e| InputValueError::custom(e.to_string()))?;
+        EnginePersonaCount::parse(&json)
+            .map(PersonaCount)
+            .map_err(|e| InputValueError::custom(e.to_string()))
+    }
+
+    fn to_value(&self) -> Value {
+        match self.0 {
+            EnginePersonaCount::Fixed(k) => Value::from(k),
+            EnginePersonaCount::Auto => Value::from("auto"),
+        }
+    }
+}
+
+/// One page of member user ids; pass `endCursor` as `after` for the next.
+#[derive(SimpleObject)]
+pub struct MemberPage {
+    pub user_ids: Vec<String>,
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+impl From<engine::segments::MemberPage> for MemberPage {
+    fn from(p: engine::segments::MemberPage) -> Self {
+        MemberPage {
+            end_cursor: p.user_ids.last().cloned(),
+            user_ids: p.user_ids,
+            has_next_page: p.has_next_page,
+        }
+    }
+}
+
+/// A filter tree over traits and psych facets; `default` is every player.
+pub struct Segment(segments::Model);
+
+#[Object]
+impl Segment {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// The filter tree (null for the built-in `default` segment).
+    async fn filter(&self) -> Option<Json<serde_json::Value>> {
+        self.0.filter.clone().map(Json)
+    }
+    /// The built-in segment of all players.
+    async fn builtin(&self) -> bool {
+        self.0.builtin
+    }
+    async fn persona_count(&self) -> PersonaCount {
+        PersonaCount(match self.0.persona_k {
+            Some(k) => EnginePersonaCount::Fixed(k),
+            None => EnginePersonaCount::Auto,
+        })
+    }
+    /// pending, ready or failed.
+    async fn members_status(&self) -> &str {
+        &self.0.members_status
+    }
+    async fn members_error(&self) -> Option<&str> {
+        self.0.members_error.as_deref()
+    }
+    async fn member_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let (engine, _) = scope(ctx)?;
+        engine.segment_member_count(&self.0).await.gql()
+    }
+    async fn members_computed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.members_computed_at
+    }
+    /// Members in user-id order.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<MemberPage> {
+        let (engine, p) = scope(ctx)?;
+        let id = self.0.id.to_string();
+        Ok(engine
+            .segment_members(p, &id, first, after)
+            .await
+            .gql()?
+            .into())
+    }
+    /// pending, ready, insufficient (too few scored members) or failed.
+    async fn personas_status(&self) -> &str {
+        &self.0.personas_status
+    }
+    async fn personas_error(&self) -> Option<&str> {
+        self.0.personas_error.as_deref()
+    }
+    /// Members with psych scores (survey or predicted), the ones clustered.
+    async fn scored_members(&self) -> i64 {
+        self.0.scored_members
+    }
+    /// Mean score per category and facet over the scored members.
+    async fn profile(&self) -> Option<Json<serde_json::Value>> {
+        self.0.profile.clone().map(Json)
+    }
+    async fn personas_computed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.personas_computed_at
+    }
+    /// Personas, largest first (index 1).
+    async fn personas(&self, ctx: &Context<'_>) -> Result<Vec<Persona>> {
+        let (engine, p) = scope(ctx)?;
+        let id = self.0.id.to_string();
+        Ok(engine
+            .personas(p, &id)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Persona)
+            .collect())
+    }
+}
+
+/// One k-means cluster of a segment's scored members.
+pub struct Persona(personas::Model);
+
+#[Object]
+impl Persona {
+    /// 1..k, by size (1 is the largest).
+    async fn index(&self) -> i32 {
+        self.0.persona_index
+    }
+    async fn size(&self) -> i64 {
+        self.0.size
+    }
+    /// `{category: {facet: mean score}}`.
+    async fn profile(&self) -> Json<serde_json::Value> {
+        Json(self.0.profile.clone())
+    }
+    async fn computed_at(&self) -> DateTime<Utc> {
+        self.0.computed_at
+    }
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<MemberPage> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .persona_members(p, self.0.segment_id, self.0.persona_index, first, after)
+            .await
+            .gql()?
+            .into())
+    }
+}
+
+/// The latest training of psych-score predictions.
+#[derive(SimpleObject)]
+pub struct Prediction {
+    /// trained, insufficient or failed.
+    pub status: String,
+    pub message: String,
+    /// Players who completed the survey (the training set).
+    pub completes: i64,
+    /// Completes needed before anything is predicted (`PREDICTION_MIN_COMPLETES`).
+    pub required: i64,
+    pub predicted_players: i64,
+    pub finished_at: DateTime<Utc>,
+    pub facets: Vec<FacetModel>,
+}
+
+/// One facet's ridge model.
+#[derive(SimpleObject)]
+pub struct FacetModel {
+    pub category: String,
+    pub facet: String,
+    /// k-fold cross-validated R² on the survey completes.
+    pub r2: f64,
+    pub train_size: i64,
+    pub trained_at: DateTime<Utc>,
+}
+
+impl From<prediction_models::Model> for FacetModel {
+    fn from(m: prediction_models::Model) -> Self {
+        FacetModel {
+            category: m.category,
+            facet: m.facet,
+            r2: m.r2,
+            train_size: m.train_size,
+            trained_at: m.trained_at,
+        }
+    }
+}
+
+fn prediction(
+    status: prediction_status::Model,
+    facets: Vec<prediction_models::Model>,
+) -> Prediction {
+    Prediction {
+        status: status.status,
+        message: status.message,
+        completes: status.completes,
+        required: status.required,
+        predicted_players: status.predicted_players,
+        finished_at: status.finished_at,
+        facets: facets.into_iter().map(Into::into).collect(),
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateSegmentInput {
+    pub name: String,
+    /// Derived from the name when absent.
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    /// `{"and"|"or": [...]}`, `{"not": {...}}` or a condition
+    /// `{"trait"|"facet": ..., "op": ..., "value": ...}`.
+    pub filter: Json<serde_json::Value>,
+    /// Default 4.
+    pub persona_count: Option<PersonaCount>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateSegmentInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub filter: Option<Json<serde_json::Value>>,
+    pub persona_count: Option<PersonaCount>,
+}
+
+#[Object]
+impl SegmentQuery {
+    /// Every segment, the built-in `default` first.
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .list_segments(p)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Segment)
+            .collect())
+    }
+
+    /// A segment by id or slug (`default`: all players).
+    async fn segment(&self, ctx: &Context<'_>, segment: String) -> Result<Segment> {
+        let (engine, p) = scope(ctx)?;
+        Ok(Segment(engine.segment(p, &segment).await.gql()?))
+    }
+
+    /// Psych-score prediction: status and per-facet R² (null before the first training).
+    async fn prediction(&self, ctx: &Context<'_>) -> Result<Option<Prediction>> {
+        let (engine, p) = scope(ctx)?;
+        let Some(status) = engine.prediction_status(p).await.gql()? else {
+            return Ok(None);
+        };
+        let facets = engine.prediction_models(p).await.gql()?;
+        Ok(Some(prediction(status, facets)))
+    }
+}
+
+#[Object]
+impl SegmentMutation {
+    /// Creates a segment; its members and personas are computed by jobs.
+    async fn create_segment(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateSegmentInput,
+    ) -> Result<Segment> {
+        let (engine, p) = scope(ctx)?;
+        let input = SegmentInput {
+            name: Some(input.name),
+            slug: input.slug,
+            description: input.description,
+            filter: Some(input.filter.0),
+            personas: input.persona_count.map(|k| k.0),
+        };
+        Ok(Segment(engine.create_segment(p, input).await.gql()?))
+    }
+
+    /// Changes a segment (only the fields given); a new filter recomputes its members.
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        segment: String,
+        input: UpdateSegmentInput,
+    ) -> Result<Segment> {
+        let (engine, p) = scope(ctx)?;
+        let input = SegmentInput {
+            name: input.name,
+            slug: input.slug,
+            description: input.description,
+            filter: input.filter.map(|f| f.0),
+            personas: input.persona_count.map(|k| k.0),
+        };
+        Ok(Segment(
+            engine.update_segment(p, &segment, input).await.gql()?,
+        ))
+    }
+
+    async fn delete_segment(&self, ctx: &Context<'_>, segment: String) -> Result<bool> {
+        let (engine, p) = scope(ctx)?;
+        engine.delete_segment(p, &segment).await.gql()?;
+        Ok(true)
+    }
+
+    /// Recomputes a segment's members and then its personas.
+    async fn refresh_segment(&self, ctx: &Context<'_>, segment: String) -> Result<Job> {
+        let (engine, p) = scope(ctx)?;
+        Job::try_from(engine.refresh_segment(p, &segment).await.gql()?).gql()
+    }
+
+    /// Trains the psych-score models and predicts every player without survey scores.
+    async fn train_prediction(&self, ctx: &Context<'_>) -> Result<Job> {
+        let (engine, p) = scope(ctx)?;
+        Job::try_from(engine.train_prediction(p).await.gql()?).gql()
+    }
+}

@@ -1,0 +1,225 @@
+//! Segments over REST (`/api/v1/workspaces/{id}/segments…`), beside the
+//! traits API and with its addressing rules. `{segment}` is an id or a slug.
+
+use engine::{
+    Engine, Error,
+    entity::segments,
+    segments::{PersonaCount, SegmentInput},
+};
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
+use serde_json::Value;
+
+use super::{
+    traits::{Deleted, iso},
+    workspace_scope,
+};
+use crate::errors::rest_error;
+
+pub struct SegmentsApi;
+
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SegmentObject {
+    id: String,
+    workspace_id: String,
+    name: String,
+    slug: String,
+    description: String,
+    /// The filter tree; null for the built-in `default` segment.
+    filter: Option<Value>,
+    builtin: bool,
+    /// A number, or `"auto"`.
+    personas: Value,
+    /// `pending`, `ready` or `failed`.
+    members_status: String,
+    members_error: Option<String>,
+    member_count: i64,
+    /// `pending`, `ready`, `insufficient` or `failed`.
+    personas_status: String,
+    personas_error: Option<String>,
+    scored_members: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl SegmentObject {
+    fn new(s: segments::Model, member_count: i64) -> Self {
+        SegmentObject {
+            id: s.id.to_string(),
+            workspace_id: s.workspace_id.to_string(),
+            name: s.name,
+            slug: s.slug,
+            description: s.description,
+            filter: s.filter,
+            builtin: s.builtin,
+            personas: s.persona_k.map_or(Value::from("auto"), Value::from),
+            members_status: s.members_status,
+            members_error: s.members_error,
+            member_count,
+            personas_status: s.personas_status,
+            personas_error: s.personas_error,
+            scored_members: s.scored_members,
+            created_at: iso(s.created_at),
+            updated_at: iso(s.updated_at),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SegmentBody {
+    name: Option<String>,
+    slug: Option<String>,
+    description: Option<String>,
+    /// `{"and"|"or": [...]}`, `{"not": {...}}` or `{"trait"|"facet", "op", "value"}`.
+    filter: Option<Value>,
+    /// Persona count: 1..20 or `"auto"` (default 4).
+    personas: Option<Value>,
+}
+
+impl TryFrom<SegmentBody> for SegmentInput {
+    type Error = Error;
+    fn try_from(b: SegmentBody) -> Result<Self, Error> {
+        Ok(SegmentInput {
+            name: b.name,
+            slug: b.slug,
+            description: b.description,
+            filter: b.filter,
+            personas: b.personas.as_ref().map(PersonaCount::parse).transpose()?,
+        })
+    }
+}
+
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct MembersObject {
+    user_ids: Vec<String>,
+    has_next_page: bool,
+    /// Pass as `after` for the next page.
+    next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedSegment {
+    #[oai(status = 201)]
+    Created(Json<SegmentObject>),
+}
+
+async fn render(engine: &Engine, s: segments::Model) -> poem::Result<SegmentObject> {
+    let count = engine.segment_member_count(&s).await.map_err(rest_error)?;
+    Ok(SegmentObject::new(s, count))
+}
+
+#[OpenApi(tag = "super::traits::ApiTags::Segments")]
+impl SegmentsApi {
+    /// List the workspace's segments, `default` first.
+    #[oai(path = "/api/v1/workspaces/:id/segments", method = "get")]
+    async fn list(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+    ) -> poem::Result<Json<Vec<SegmentObject>>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let mut out = Vec::new();
+        for s in engine.list_segments(&p).await.map_err(rest_error)? {
+            out.push(render(&engine, s).await?);
+        }
+        Ok(Json(out))
+    }
+
+    /// Create a segment; members and personas are computed by jobs.
+    #[oai(path = "/api/v1/workspaces/:id/segments", method = "post")]
+    async fn create(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        body: Json<SegmentBody>,
+    ) -> poem::Result<CreatedSegment> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let input = SegmentInput::try_from(body.0).map_err(rest_error)?;
+        let s = engine.create_segment(&p, input).await.map_err(rest_error)?;
+        Ok(CreatedSegment::Created(Json(render(&engine, s).await?)))
+    }
+
+    /// Get a segment by id or slug.
+    #[oai(path = "/api/v1/workspaces/:id/segments/:segment", method = "get")]
+    async fn get(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        segment: Path<String>,
+    ) -> poem::Result<Json<SegmentObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let s = engine.segment(&p, &segment).await.map_err(rest_error)?;
+        Ok(Json(render(&engine, s).await?))
+    }
+
+    /// Change a segment: only the fields sent.
+    #[oai(path = "/api/v1/workspaces/:id/segments/:segment", method = "put")]
+    async fn update(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        segment: Path<String>,
+        body: Json<SegmentBody>,
+    ) -> poem::Result<Json<SegmentObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let input = SegmentInput::try_from(body.0).map_err(rest_error)?;
+        let s = engine
+            .update_segment(&p, &segment, input)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(render(&engine, s).await?))
+    }
+
+    /// Delete a segment with its members and personas (not `default`).
+    #[oai(path = "/api/v1/workspaces/:id/segments/:segment", method = "delete")]
+    async fn delete(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        segment: Path<String>,
+    ) -> poem::Result<Json<Deleted>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        engine
+            .delete_segment(&p, &segment)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(Deleted::status_deleted()))
+    }
+
+    /// Members in user-id order, a page at a time.
+    #[oai(
+        path = "/api/v1/workspaces/:id/segments/:segment/members",
+        method = "get"
+    )]
+    async fn members(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+        id: Path<String>,
+        segment: Path<String>,
+        limit: Query<Option<u64>>,
+        after: Query<Option<String>>,
+    ) -> poem::Result<Json<MembersObject>> {
+        let p = workspace_scope(&engine, req, &id).await?;
+        let page = engine
+            .segment_members(&p, &segment, limit.0, after.0)
+            .await
+            .map_err(rest_error)?;
+        Ok(Json(MembersObject {
+            next_cursor: page
+                .has_next_page
+                .then(|| page.user_ids.last().cloned())
+                .flatten(),
+            user_ids: page.user_ids,
+            has_next_page: page.has_next_page,
+        }))
+    }
+}

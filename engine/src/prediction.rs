@@ -1,0 +1,498 @@
+//! Psych-score prediction: per facet, a ridge regression (linfa-elasticnet)
+//! from the players model's standardized numeric and boolean traits, trained
+//! on the players who completed the survey, its R² measured by k-fold cross
+//! validation. The models are stored as weights and the database predicts
+//! every other player in one `INSERT … SELECT` (`source = predicted`).
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use linfa::{Dataset, prelude::Predict, traits::Fit};
+use linfa_elasticnet::MultiTaskElasticNet;
+use ndarray::{Array1, Array2, Axis};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
+};
+use uuid::Uuid;
+
+use entity::{
+    job_records, prediction_models, prediction_status, prediction_weights, psych_scores,
+    trait_values, traits,
+};
+
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    jobs::Work,
+    text_enum::text_enum,
+    traits::definition::{ResultType, TraitStatus},
+};
+
+pub const DEFAULT_MIN_COMPLETES: u64 = 30;
+const FOLDS: usize = 5;
+/// Ridge penalty on standardized features (objective `1/2n‖y−Xw‖² + λ/2‖w‖²`):
+/// small, so planted signals are not shrunk, but enough to tame collinear traits.
+const PENALTY: f64 = 0.01;
+/// linfa's ridge never meets its duality-gap stop, so it always runs this many sweeps.
+const SWEEPS: u32 = 200;
+
+text_enum! {
+    pub enum PredictionStatus {
+        Trained => "trained",
+        /// Fewer completes than required, or no traits to learn from.
+        Insufficient => "insufficient",
+        Failed => "failed",
+    }
+}
+
+/// The trained models, ready to be written.
+struct Trained {
+    facets: Vec<(String, String)>,
+    features: Vec<Uuid>,
+    means: Array1<f64>,
+    sds: Array1<f64>,
+    /// (features × facets), for standardized features.
+    weights: Array2<f64>,
+    intercepts: Array1<f64>,
+    r2: Vec<f64>,
+    train_size: usize,
+}
+
+impl Engine {
+    pub async fn prediction_status(
+        &self,
+        p: &Principal,
+    ) -> Result<Option<prediction_status::Model>> {
+        p.require(Permission::Read)?;
+        Ok(prediction_status::Entity::find_by_id(p.workspace_id)
+            .one(&self.db)
+            .await?)
+    }
+
+    /// Per-facet models with their cross-validated R², by category and facet.
+    pub async fn prediction_models(&self, p: &Principal) -> Result<Vec<prediction_models::Model>> {
+        p.require(Permission::Read)?;
+        Ok(prediction_models::Entity::find()
+            .filter(prediction_models::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_asc(prediction_models::Column::Category)
+            .order_by_asc(prediction_models::Column::Facet)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Queues training and prediction now (it also runs after completions and trait runs).
+    pub async fn train_prediction(&self, p: &Principal) -> Result<job_records::Model> {
+        p.require(Permission::Write)?;
+        self.enqueue_once(
+            p.workspace_id,
+            Work::TrainPrediction {
+                workspace_id: p.workspace_id,
+            },
+        )
+        .await
+    }
+
+    /// A trait of the players model was recomputed: if it is a prediction
+    /// input and anyone completed the survey, the models are trained again.
+    pub(crate) async fn prediction_inputs_changed(&self, t: &traits::Model) -> Result<()> {
+        let numeric = [ResultType::Number.as_str(), ResultType::Boolean.as_str()];
+        if !numeric.contains(&t.result_type.as_str())
+            || t.parent_model_id != self.players_model_id(t.workspace_id).await?
+        {
+            return Ok(());
+        }
+        let any_complete = psych_scores::Entity::find()
+            .filter(psych_scores::Column::WorkspaceId.eq(t.workspace_id))
+            .filter(psych_scores::Column::Source.eq("survey"))
+            .one(&self.db)
+            .await?
+            .is_some();
+        if any_complete {
+            self.enqueue_once(
+                t.workspace_id,
+                Work::TrainPrediction {
+                    workspace_id: t.workspace_id,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The body of the `TrainPrediction` job; afterwards personas follow the new scores.
+    pub async fn execute_prediction(&self, ws: Uuid) -> Result<()> {
+        let outcome = self.train_and_predict(ws).await;
+        if let Err(e) = &outcome {
+            let (status, message) = match e {
+                Error::Conflict(m) => (PredictionStatus::Insufficient, m.clone()),
+                e => (PredictionStatus::Failed, e.to_string()),
+            };
+            let completes = self.survey_completes(ws).await?.len() as i64;
+            let required = self.prediction_min_completes as i64;
+            crate::db::write_tx(&self.db, |tx| {
+                Box::pin(async move {
+                    if status == PredictionStatus::Insufficient {
+                        // No model stands behind the old predictions any more.
+                        clear_predictions(tx, ws).await?;
+                    }
+                    write_status(tx, ws, status, &message, completes, required, 0).await
+                })
+            })
+            .await?;
+            if status == PredictionStatus::Failed {
+                return outcome;
+            }
+        }
+        self.scores_changed(ws).await
+    }
+
+    async fn survey_completes(&self, ws: Uuid) -> Result<Vec<String>> {
+        Ok(psych_scores::Entity::find()
+            .select_only()
+            .column(psych_scores::Column::UserId)
+            .distinct()
+            .filter(psych_scores::Column::WorkspaceId.eq(ws))
+            .filter(psych_scores::Column::Source.eq("survey"))
+            .order_by_asc(psych_scores::Column::UserId)
+            .into_tuple()
+            .all(&self.db)
+            .await?)
+    }
+
+    async fn train_and_predict(&self, ws: Uuid) -> Result<()> {
+        let completes = self.survey_completes(ws).await?;
+        let required = self.prediction_min_completes as usize;
+        if completes.len() < required {
+            return Err(Error::Conflict(format!(
+                "{} players completed the survey; prediction needs at least {required}",
+                completes.len()
+            )));
+        }
+        let players_model = self.players_model_id(ws).await?;
+        let features: Vec<Uuid> = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(ws))
+            .filter(traits::Column::ParentModelId.eq(players_model))
+            .filter(traits::Column::Status.eq(TraitStatus::Active.as_str()))
+            .filter(
+                traits::Column::ResultType
+                    .is_in([ResultType::Number.as_str(), ResultType::Boolean.as_str()]),
+            )
+            .order_by_asc(traits::Column::Slug)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        if features.is_empty() {
+            return Err(Error::Conflict(
+                "the players model has no active number or boolean traits to predict from".into(),
+            ));
+        }
+        let row_of: HashMap<&str, usize> = completes
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        let col_of: HashMap<Uuid, usize> =
+            features.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+        let survey_players = Query::select()
+            .column(psych_scores::Column::UserId)
+            .from(psych_scores::Entity)
+            .and_where(Expr::col(psych_scores::Column::WorkspaceId).eq(ws))
+            .and_where(Expr::col(psych_scores::Column::Source).eq("survey"))
+            .to_owned();
+        let mut x = Array2::from_elem((completes.len(), features.len()), f64::NAN);
+        for (entity, trait_id, number, boolean) in trait_values::Entity::find()
+            .select_only()
+            .column(trait_values::Column::EntityId)
+            .column(trait_values::Column::TraitId)
+            .column(trait_values::Column::ValueNumber)
+            .column(trait_values::Column::ValueBoolean)
+            .filter(trait_values::Column::WorkspaceId.eq(ws))
+            .filter(trait_values::Column::TraitId.is_in(features.clone()))
+            .filter(trait_values::Column::EntityId.in_subquery(survey_players))
+            .into_tuple::<(String, Uuid, Option<f64>, Option<bool>)>()
+            .all(&self.db)
+            .await?
+        {
+            let value = number.or(boolean.map(|b| if b { 1.0 } else { 0.0 }));
+            if let (Some(r), Some(c), Some(v)) =
+                (row_of.get(entity.as_str()), col_of.get(&trait_id), value)
+            {
+                x[[*r, *c]] = v;
+            }
+        }
+        let scores: Vec<(String, String, String, f64)> = psych_scores::Entity::find()
+            .select_only()
+            .column(psych_scores::Column::UserId)
+            .column(psych_scores::Column::Category)
+            .column(psych_scores::Column::Facet)
+            .column(psych_scores::Column::Score)
+            .filter(psych_scores::Column::WorkspaceId.eq(ws))
+            .filter(psych_scores::Column::Source.eq("survey"))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let trained = train(&completes, features, x, &scores)?;
+        self.write_prediction(ws, trained, completes.len() as i64)
+            .await
+    }
+
+    async fn write_prediction(&self, ws: Uuid, m: Trained, completes: i64) -> Result<()> {
+        let required = self.prediction_min_completes as i64;
+        let backend = self.db.get_database_backend();
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                clear_predictions(tx, ws).await?;
+                let now = Utc::now();
+                prediction_models::Entity::insert_many(m.facets.iter().enumerate().map(
+                    |(t, (category, facet))| prediction_models::ActiveModel {
+                        workspace_id: Set(ws),
+                        category: Set(category.clone()),
+                        facet: Set(facet.clone()),
+                        intercept: Set(m.intercepts[t]),
+                        r2: Set(m.r2[t]),
+                        train_size: Set(m.train_size as i64),
+                        trained_at: Set(now),
+                    },
+                ))
+                .exec(tx)
+                .await?;
+                let weights: Vec<prediction_weights::ActiveModel> = m
+                    .facets
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(t, (category, facet))| {
+                        let m = &m;
+                        m.features.iter().enumerate().map(move |(j, trait_id)| {
+                            prediction_weights::ActiveModel {
+                                workspace_id: Set(ws),
+                                category: Set(category.clone()),
+                                facet: Set(facet.clone()),
+                                trait_id: Set(*trait_id),
+                                mean: Set(m.means[j]),
+                                sd: Set(m.sds[j]),
+                                weight: Set(m.weights[[j, t]]),
+                            }
+                        })
+                    })
+                    .collect();
+                for chunk in weights.chunks(2000) {
+                    prediction_weights::Entity::insert_many(chunk.to_vec()).exec(tx).await?;
+                }
+                let predicted = tx
+                    .execute_raw(predict_statement(backend, ws, now))
+                    .await?
+                    .rows_affected();
+                let players = predicted / m.facets.len().max(1) as u64;
+                write_status(
+                    tx,
+                    ws,
+                    PredictionStatus::Trained,
+                    &format!(
+                        "trained on {completes} survey completes with {} traits; predicted {players} players",
+                        m.features.len()
+                    ),
+                    completes,
+                    required,
+                    players as i64,
+                )
+                .await
+            })
+        })
+        .await
+    }
+}
+
+/// Every player without survey scores gets, per facet, the intercept plus the
+/// weighted standardized traits; a missing trait value counts as its mean (0).
+fn predict_statement(
+    backend: sea_orm::DbBackend,
+    ws: Uuid,
+    now: chrono::DateTime<Utc>,
+) -> Statement {
+    let sql = "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at) \
+         SELECT p.workspace_id, p.user_id, m.category, m.facet, \
+                MAX(m.intercept) + COALESCE(SUM(w.weight * (COALESCE(v.value_number, \
+                    CASE WHEN v.value_boolean THEN 1.0 WHEN NOT v.value_boolean THEN 0.0 END) - w.mean) / w.sd), 0), \
+                'predicted', {now} \
+         FROM players p \
+         JOIN prediction_models m ON m.workspace_id = p.workspace_id \
+         LEFT JOIN prediction_weights w ON w.workspace_id = m.workspace_id AND w.category = m.category AND w.facet = m.facet \
+         LEFT JOIN trait_values v ON v.workspace_id = w.workspace_id AND v.trait_id = w.trait_id AND v.entity_id = p.user_id \
+         WHERE p.workspace_id = {ws} \
+           AND NOT EXISTS (SELECT 1 FROM psych_scores s WHERE s.workspace_id = p.workspace_id \
+                           AND s.user_id = p.user_id AND s.source = 'survey') \
+         GROUP BY p.workspace_id, p.user_id, m.category, m.facet";
+    let (a, b) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    Statement::from_sql_and_values(
+        backend,
+        sql.replace("{now}", a).replace("{ws}", b),
+        [now.into(), ws.into()],
+    )
+}
+
+async fn clear_predictions(tx: &DatabaseTransaction, ws: Uuid) -> Result<()> {
+    psych_scores::Entity::delete_many()
+        .filter(psych_scores::Column::WorkspaceId.eq(ws))
+        .filter(psych_scores::Column::Source.eq("predicted"))
+        .exec(tx)
+        .await?;
+    prediction_weights::Entity::delete_many()
+        .filter(prediction_weights::Column::WorkspaceId.eq(ws))
+        .exec(tx)
+        .await?;
+    prediction_models::Entity::delete_many()
+        .filter(prediction_models::Column::WorkspaceId.eq(ws))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+async fn write_status(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    status: PredictionStatus,
+    message: &str,
+    completes: i64,
+    required: i64,
+    predicted: i64,
+) -> Result<()> {
+    prediction_status::Entity::insert(prediction_status::ActiveModel {
+        workspace_id: Set(ws),
+        status: Set(status.as_str().into()),
+        message: Set(message.into()),
+        completes: Set(completes),
+        required: Set(required),
+        predicted_players: Set(predicted),
+        finished_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(prediction_status::Column::WorkspaceId)
+            .update_columns([
+                prediction_status::Column::Status,
+                prediction_status::Column::Message,
+                prediction_status::Column::Completes,
+                prediction_status::Column::Required,
+                prediction_status::Column::PredictedPlayers,
+                prediction_status::Column::FinishedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(tx)
+    .await?;
+    Ok(())
+}
+
+/// Standardizes the features, cross-validates and fits one multi-task ridge
+/// (independent ridges per facet: its L2 penalty separates by task).
+fn train(
+    users: &[String],
+    features: Vec<Uuid>,
+    mut x: Array2<f64>,
+    scores: &[(String, String, String, f64)],
+) -> Result<Trained> {
+    let n = users.len();
+    let row_of: HashMap<&str, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i))
+        .collect();
+    // Facets every complete has a score for (an instrument change can leave gaps).
+    let mut per_facet: HashMap<(String, String), Vec<(usize, f64)>> = HashMap::new();
+    for (user, category, facet, score) in scores {
+        if let Some(r) = row_of.get(user.as_str()) {
+            per_facet
+                .entry((category.clone(), facet.clone()))
+                .or_default()
+                .push((*r, *score));
+        }
+    }
+    let mut facets: Vec<(String, String)> = per_facet
+        .iter()
+        .filter(|(_, v)| v.len() == n)
+        .map(|(k, _)| k.clone())
+        .collect();
+    facets.sort();
+    let mut y = Array2::zeros((n, facets.len()));
+    for (t, f) in facets.iter().enumerate() {
+        for (r, score) in &per_facet[f] {
+            y[[*r, t]] = *score;
+        }
+    }
+    // Standardize: missing values become the mean (0); constant traits carry no signal.
+    let p = features.len();
+    let mut means = Array1::zeros(p);
+    let mut sds = Array1::ones(p);
+    for (j, mut column) in x.axis_iter_mut(Axis(1)).enumerate() {
+        let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+        let count = present.len().max(1) as f64;
+        let mean = present.iter().sum::<f64>() / count;
+        let sd = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
+        means[j] = mean;
+        if sd > 1e-12 {
+            sds[j] = sd;
+        }
+        let scale = if sd > 1e-12 { sd } else { f64::INFINITY };
+        column.mapv_inplace(|v| if v.is_nan() { 0.0 } else { (v - mean) / scale });
+    }
+    // k-fold: row i is in fold i % k (rows are in user-id order, so folds are fixed).
+    let mut out_of_fold = Array2::zeros((n, facets.len()));
+    for fold in 0..FOLDS.min(n) {
+        let test: Vec<usize> = (0..n).filter(|i| i % FOLDS == fold).collect();
+        let train_rows: Vec<usize> = (0..n).filter(|i| i % FOLDS != fold).collect();
+        let mut xt = x.select(Axis(0), &train_rows);
+        let mut xv = x.select(Axis(0), &test);
+        // linfa centres y, not X: centre X on the training rows.
+        let centre = xt.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(p));
+        xt -= &centre;
+        xv -= &centre;
+        let model = fit(xt, y.select(Axis(0), &train_rows))?;
+        let predicted = model.predict(&xv);
+        for (k, row) in test.iter().enumerate() {
+            out_of_fold.row_mut(*row).assign(&predicted.row(k));
+        }
+    }
+    let r2 = (0..facets.len())
+        .map(|t| {
+            let actual = y.column(t);
+            let mean = actual.mean().unwrap_or(0.0);
+            let total: f64 = actual.iter().map(|v| (v - mean).powi(2)).sum();
+            let residual: f64 = actual
+                .iter()
+                .zip(out_of_fold.column(t).iter())
+                .map(|(a, b)| (a - b).powi(2))
+                .sum();
+            if total > 0.0 {
+                1.0 - residual / total
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let model = fit(x, y)?;
+    Ok(Trained {
+        facets,
+        features,
+        means,
+        sds,
+        weights: model.hyperplane().clone(),
+        intercepts: model.intercept().clone(),
+        r2,
+        train_size: n,
+    })
+}
+
+fn fit(x: Array2<f64>, y: Array2<f64>) -> Result<MultiTaskElasticNet<f64>> {
+    MultiTaskElasticNet::ridge()
+        .penalty(PENALTY)
+        .max_iterations(SWEEPS)
+        .fit(&Dataset::new(x, y))
+        .map_err(|e| Error::internal(format!("ridge regression: {e}")))
+}

@@ -1,0 +1,655 @@
+//! Segments: named filter trees over traits and psych facets whose members
+//! are computed in the database (one `INSERT … SELECT` per segment) and
+//! materialized, then clustered into personas. Every workspace has a
+//! built-in `default` segment of all players.
+
+pub mod filter;
+pub mod personas;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use entity::{players, segment_members, segment_traits, segments, traits};
+
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    jobs::Work,
+    text_enum::text_enum,
+    traits::definition::ResultType,
+};
+use filter::{Node, Vocabulary};
+
+pub const DEFAULT_SLUG: &str = "default";
+pub const DEFAULT_PERSONA_COUNT: i32 = 4;
+pub const MAX_PERSONA_COUNT: i32 = 20;
+/// k-means seed of new segments; any fixed value makes personas reproducible.
+const DEFAULT_SEED: i64 = 42;
+
+text_enum! {
+    pub enum ComputeStatus {
+        Pending => "pending",
+        Ready => "ready",
+        /// Personas only: too few scored members to cluster.
+        Insufficient => "insufficient",
+        Failed => "failed",
+    }
+}
+
+/// How many personas a segment is clustered into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersonaCount {
+    Fixed(i32),
+    /// 2..8, chosen by silhouette.
+    Auto,
+}
+
+impl PersonaCount {
+    /// A number, or `"auto"`.
+    pub fn parse(value: &Value) -> Result<PersonaCount> {
+        let range = format!("must be a number from 1 to {MAX_PERSONA_COUNT}, or \"auto\"");
+        match value {
+            Value::String(s) if s == "auto" => Ok(PersonaCount::Auto),
+            Value::Number(n) => match n.as_i64() {
+                Some(k) if (1..=MAX_PERSONA_COUNT as i64).contains(&k) => {
+                    Ok(PersonaCount::Fixed(k as i32))
+                }
+                _ => Err(Error::invalid("personas", range)),
+            },
+            _ => Err(Error::invalid("personas", range)),
+        }
+    }
+
+    fn stored(self) -> Option<i32> {
+        match self {
+            PersonaCount::Fixed(k) => Some(k),
+            PersonaCount::Auto => None,
+        }
+    }
+}
+
+/// A new segment, or changes to one (absent fields stay as they are).
+#[derive(Clone, Debug, Default)]
+pub struct SegmentInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub filter: Option<Value>,
+    pub personas: Option<PersonaCount>,
+}
+
+/// A page of member user ids, ordered, with the cursor for the next one.
+#[derive(Clone, Debug)]
+pub struct MemberPage {
+    pub user_ids: Vec<String>,
+    pub has_next_page: bool,
+}
+
+impl Engine {
+    /// The traits (players model) and facets (survey) a filter may name.
+    async fn vocabulary(&self, ws: Uuid) -> Result<Vocabulary> {
+        let players = self.players_model_id(ws).await?;
+        let traits = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(ws))
+            .filter(traits::Column::ParentModelId.eq(players))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|t| Some((t.slug, (t.id, ResultType::parse(&t.result_type)?))))
+            .collect();
+        let instrument = crate::survey::Instrument::stored(&self.survey_of(ws).await?.instrument)?;
+        let facets = instrument
+            .facets
+            .iter()
+            .map(|f| (f.category.clone(), f.facet.clone()))
+            .chain(
+                instrument
+                    .combined
+                    .iter()
+                    .map(|c| (c.category.clone(), c.facet.clone())),
+            )
+            .collect();
+        Ok(Vocabulary { traits, facets })
+    }
+
+    pub(crate) async fn players_model_id(&self, ws: Uuid) -> Result<Uuid> {
+        entity::models::Entity::find()
+            .filter(entity::models::Column::WorkspaceId.eq(ws))
+            .filter(entity::models::Column::Slug.eq("players"))
+            .one(&self.db)
+            .await?
+            .map(|m| m.id)
+            .ok_or(Error::NotFound {
+                what: "players model",
+            })
+    }
+
+    /// The built-in segment of all players, created on first use.
+    pub(crate) async fn default_segment(&self, ws: Uuid) -> Result<segments::Model> {
+        let now = Utc::now();
+        segments::Entity::insert(segments::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(ws),
+            name: Set("All players".into()),
+            slug: Set(DEFAULT_SLUG.into()),
+            description: Set("Every player of the workspace.".into()),
+            filter: Set(None),
+            builtin: Set(true),
+            persona_k: Set(Some(DEFAULT_PERSONA_COUNT)),
+            seed: Set(DEFAULT_SEED),
+            members_status: Set(ComputeStatus::Ready.as_str().into()),
+            members_error: Set(None),
+            member_count: Set(0),
+            members_computed_at: Set(None),
+            personas_status: Set(ComputeStatus::Pending.as_str().into()),
+            personas_error: Set(None),
+            scored_members: Set(0),
+            profile: Set(None),
+            personas_computed_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([segments::Column::WorkspaceId, segments::Column::Slug])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .filter(segments::Column::Slug.eq(DEFAULT_SLUG))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::internal("default segment vanished"))
+    }
+
+    /// A segment by id or slug (`default` is the built-in one).
+    pub async fn segment(&self, p: &Principal, reference: &str) -> Result<segments::Model> {
+        p.require(Permission::Read)?;
+        self.find_segment(p.workspace_id, reference).await
+    }
+
+    pub(crate) async fn find_segment(&self, ws: Uuid, reference: &str) -> Result<segments::Model> {
+        if reference == DEFAULT_SLUG {
+            return self.default_segment(ws).await;
+        }
+        let q = segments::Entity::find().filter(segments::Column::WorkspaceId.eq(ws));
+        let found = match Uuid::parse_str(reference) {
+            Ok(id) => q.filter(segments::Column::Id.eq(id)).one(&self.db).await?,
+            Err(_) => {
+                q.filter(segments::Column::Slug.eq(reference))
+                    .one(&self.db)
+                    .await?
+            }
+        };
+        found.ok_or_else(|| Error::Missing(format!("segment `{reference}` not found")))
+    }
+
+    /// Every segment, the built-in `default` first.
+    pub async fn list_segments(&self, p: &Principal) -> Result<Vec<segments::Model>> {
+        p.require(Permission::Read)?;
+        self.default_segment(p.workspace_id).await?;
+        Ok(segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_desc(segments::Column::Builtin)
+            .order_by_asc(segments::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn create_segment(
+        &self,
+        p: &Principal,
+        input: SegmentInput,
+    ) -> Result<segments::Model> {
+        p.require(Permission::Write)?;
+        let ws = p.workspace_id;
+        let name = required_name(input.name.as_deref())?;
+        let slug = match input.slug.as_deref() {
+            Some(s) => crate::slug::validate(s, "slug")?.to_owned(),
+            None => crate::slug::slugify(&name),
+        };
+        if slug == DEFAULT_SLUG {
+            return Err(Error::invalid(
+                "slug",
+                "`default` is the built-in segment of all players",
+            ));
+        }
+        let filter = input
+            .filter
+            .ok_or_else(|| Error::invalid("filter", "is required"))?;
+        let tree = Node::parse(&filter, &self.vocabulary(ws).await?)?;
+        self.ensure_slug_free(ws, &slug, None).await?;
+        let now = Utc::now();
+        let segment = segments::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(ws),
+            name: Set(name),
+            slug: Set(slug),
+            description: Set(input.description.unwrap_or_default()),
+            filter: Set(Some(filter)),
+            builtin: Set(false),
+            persona_k: Set(input
+                .personas
+                .unwrap_or(PersonaCount::Fixed(DEFAULT_PERSONA_COUNT))
+                .stored()),
+            seed: Set(DEFAULT_SEED),
+            members_status: Set(ComputeStatus::Pending.as_str().into()),
+            members_error: Set(None),
+            member_count: Set(0),
+            members_computed_at: Set(None),
+            personas_status: Set(ComputeStatus::Pending.as_str().into()),
+            personas_error: Set(None),
+            scored_members: Set(0),
+            profile: Set(None),
+            personas_computed_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let trait_ids = tree.trait_ids();
+        let saved = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let saved = segment.insert(tx).await?;
+                write_trait_refs(tx, &saved, &trait_ids).await?;
+                Ok(saved)
+            })
+        })
+        .await?;
+        self.enqueue_once(
+            ws,
+            Work::ComputeSegment {
+                segment_id: saved.id,
+            },
+        )
+        .await?;
+        Ok(saved)
+    }
+
+    pub async fn update_segment(
+        &self,
+        p: &Principal,
+        reference: &str,
+        input: SegmentInput,
+    ) -> Result<segments::Model> {
+        p.require(Permission::Write)?;
+        let ws = p.workspace_id;
+        let current = self.find_segment(ws, reference).await?;
+        let mut active: segments::ActiveModel = current.clone().into();
+        if let Some(name) = input.name.as_deref() {
+            active.name = Set(required_name(Some(name))?);
+        }
+        if let Some(description) = input.description {
+            active.description = Set(description);
+        }
+        if let Some(slug) = input.slug.as_deref() {
+            let slug = crate::slug::validate(slug, "slug")?;
+            if current.builtin && slug != DEFAULT_SLUG {
+                return Err(Error::invalid("slug", "the default segment keeps its slug"));
+            }
+            if !current.builtin && slug == DEFAULT_SLUG {
+                return Err(Error::invalid(
+                    "slug",
+                    "`default` is the built-in segment of all players",
+                ));
+            }
+            self.ensure_slug_free(ws, slug, Some(current.id)).await?;
+            active.slug = Set(slug.to_owned());
+        }
+        let mut recompute_members = false;
+        let mut trait_ids = None;
+        if let Some(filter) = input.filter {
+            if current.builtin {
+                return Err(Error::invalid(
+                    "filter",
+                    "the default segment has every player; it has no filter",
+                ));
+            }
+            let tree = Node::parse(&filter, &self.vocabulary(ws).await?)?;
+            trait_ids = Some(tree.trait_ids());
+            recompute_members = current.filter.as_ref() != Some(&filter);
+            active.filter = Set(Some(filter));
+        }
+        let mut recluster = false;
+        if let Some(k) = input.personas {
+            recluster = current.persona_k != k.stored();
+            active.persona_k = Set(k.stored());
+        }
+        active.updated_at = Set(Utc::now());
+        let saved = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let saved = active.update(tx).await?;
+                if let Some(ids) = trait_ids {
+                    write_trait_refs(tx, &saved, &ids).await?;
+                }
+                Ok(saved)
+            })
+        })
+        .await?;
+        if recompute_members {
+            self.enqueue_once(
+                ws,
+                Work::ComputeSegment {
+                    segment_id: saved.id,
+                },
+            )
+            .await?;
+        } else if recluster {
+            self.enqueue_once(
+                ws,
+                Work::ComputePersonas {
+                    segment_id: saved.id,
+                },
+            )
+            .await?;
+        }
+        Ok(saved)
+    }
+
+    /// Queues a recomputation of the members (then the personas) now.
+    pub async fn refresh_segment(
+        &self,
+        p: &Principal,
+        reference: &str,
+    ) -> Result<entity::job_records::Model> {
+        p.require(Permission::Write)?;
+        let segment = self.find_segment(p.workspace_id, reference).await?;
+        self.enqueue_once(
+            p.workspace_id,
+            Work::ComputeSegment {
+                segment_id: segment.id,
+            },
+        )
+        .await
+    }
+
+    /// Deletes a segment with its members and personas; the default one stays.
+    pub async fn delete_segment(&self, p: &Principal, reference: &str) -> Result<()> {
+        p.require(Permission::Write)?;
+        let segment = self.find_segment(p.workspace_id, reference).await?;
+        if segment.builtin {
+            return Err(Error::Conflict(
+                "the default segment cannot be deleted".into(),
+            ));
+        }
+        // Members, personas and trait references go with it (ON DELETE CASCADE).
+        segments::Entity::delete_by_id(segment.id)
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Members in user-id order, after the cursor.
+    pub async fn segment_members(
+        &self,
+        p: &Principal,
+        reference: &str,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<MemberPage> {
+        p.require(Permission::Read)?;
+        let segment = self.find_segment(p.workspace_id, reference).await?;
+        let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
+        let mut ids: Vec<String> = if segment.builtin {
+            let mut q = players::Entity::find()
+                .select_only()
+                .column(players::Column::UserId)
+                .filter(players::Column::WorkspaceId.eq(p.workspace_id));
+            if let Some(after) = &after {
+                q = q.filter(players::Column::UserId.gt(after.as_str()));
+            }
+            q.order_by_asc(players::Column::UserId)
+                .limit(limit + 1)
+                .into_tuple()
+                .all(&self.db)
+                .await?
+        } else {
+            let mut q = segment_members::Entity::find()
+                .select_only()
+                .column(segment_members::Column::UserId)
+                .filter(segment_members::Column::SegmentId.eq(segment.id));
+            if let Some(after) = &after {
+                q = q.filter(segment_members::Column::UserId.gt(after.as_str()));
+            }
+            q.order_by_asc(segment_members::Column::UserId)
+                .limit(limit + 1)
+                .into_tuple()
+                .all(&self.db)
+                .await?
+        };
+        let has_next_page = ids.len() as u64 > limit;
+        ids.truncate(limit as usize);
+        Ok(MemberPage {
+            user_ids: ids,
+            has_next_page,
+        })
+    }
+
+    /// Live member count of the default segment (all players); stored for the others.
+    pub async fn segment_member_count(&self, segment: &segments::Model) -> Result<i64> {
+        if !segment.builtin {
+            return Ok(segment.member_count);
+        }
+        Ok(players::Entity::find()
+            .filter(players::Column::WorkspaceId.eq(segment.workspace_id))
+            .count(&self.db)
+            .await? as i64)
+    }
+
+    async fn ensure_slug_free(&self, ws: Uuid, slug: &str, except: Option<Uuid>) -> Result<()> {
+        let mut q = segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .filter(segments::Column::Slug.eq(slug));
+        if let Some(id) = except {
+            q = q.filter(segments::Column::Id.ne(id));
+        }
+        if q.one(&self.db).await?.is_some() {
+            return Err(Error::Conflict(format!(
+                "a segment with slug `{slug}` exists"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Slugs of the segments whose filters read a trait (refuses its deletion).
+    pub(crate) async fn segments_reading_trait(
+        &self,
+        ws: Uuid,
+        trait_id: Uuid,
+    ) -> Result<Vec<String>> {
+        let ids: Vec<Uuid> = segment_traits::Entity::find()
+            .filter(segment_traits::Column::WorkspaceId.eq(ws))
+            .filter(segment_traits::Column::TraitId.eq(trait_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| r.segment_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut slugs: Vec<String> = segments::Entity::find()
+            .filter(segments::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| s.slug)
+            .collect();
+        slugs.sort();
+        Ok(slugs)
+    }
+
+    /// After a trait's values changed: its segments recompute their members.
+    pub(crate) async fn trait_values_changed(&self, t: &traits::Model) -> Result<()> {
+        let ids: Vec<Uuid> = segment_traits::Entity::find()
+            .filter(segment_traits::Column::WorkspaceId.eq(t.workspace_id))
+            .filter(segment_traits::Column::TraitId.eq(t.id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|r| r.segment_id)
+            .collect();
+        for segment_id in ids {
+            self.enqueue_once(t.workspace_id, Work::ComputeSegment { segment_id })
+                .await?;
+        }
+        self.prediction_inputs_changed(t).await
+    }
+
+    /// After psych scores changed: segments reading facets recompute their
+    /// members, every other segment its personas.
+    pub(crate) async fn scores_changed(&self, ws: Uuid) -> Result<()> {
+        self.default_segment(ws).await?;
+        for segment in segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .order_by_asc(segments::Column::Id)
+            .all(&self.db)
+            .await?
+        {
+            let reads_facets = match &segment.filter {
+                Some(f) => Node::parse(f, &self.vocabulary(ws).await?)
+                    .map(|t| t.reads_facets())
+                    .unwrap_or(false),
+                None => false,
+            };
+            let work = if reads_facets {
+                Work::ComputeSegment {
+                    segment_id: segment.id,
+                }
+            } else {
+                Work::ComputePersonas {
+                    segment_id: segment.id,
+                }
+            };
+            self.enqueue_once(ws, work).await?;
+        }
+        Ok(())
+    }
+
+    /// The body of the `ComputeSegment` job: members replaced in one
+    /// transaction by one set-based statement, then personas queued.
+    pub async fn execute_segment_members(&self, segment_id: Uuid) -> Result<()> {
+        let Some(segment) = segments::Entity::find_by_id(segment_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(()); // deleted since
+        };
+        let ws = segment.workspace_id;
+        let outcome = match &segment.filter {
+            None => Ok(()),
+            Some(filter) => match Node::parse(filter, &self.vocabulary(ws).await?) {
+                Ok(tree) => self.materialize_members(&segment, &tree).await,
+                Err(e) => Err(e),
+            },
+        };
+        let mut done: segments::ActiveModel = segment.into();
+        done.members_computed_at = Set(Some(Utc::now()));
+        match &outcome {
+            Ok(()) => {
+                done.members_status = Set(ComputeStatus::Ready.as_str().into());
+                done.members_error = Set(None);
+            }
+            Err(e) => {
+                done.members_status = Set(ComputeStatus::Failed.as_str().into());
+                done.members_error = Set(Some(e.to_string()));
+            }
+        }
+        done.reset(segments::Column::MemberCount);
+        done.update(&self.db).await?;
+        outcome?;
+        self.enqueue_once(ws, Work::ComputePersonas { segment_id })
+            .await?;
+        Ok(())
+    }
+
+    async fn materialize_members(&self, segment: &segments::Model, tree: &Node) -> Result<()> {
+        let backend = self.db.get_database_backend();
+        let insert = membership_statement(backend, segment.workspace_id, segment.id, tree);
+        let (ws, id) = (segment.workspace_id, segment.id);
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                segment_members::Entity::delete_many()
+                    .filter(segment_members::Column::SegmentId.eq(id))
+                    .exec(tx)
+                    .await?;
+                let inserted = tx.execute(&insert).await?.rows_affected();
+                segments::Entity::update_many()
+                    .col_expr(segments::Column::MemberCount, Expr::val(inserted as i64))
+                    .filter(segments::Column::Id.eq(id))
+                    .filter(segments::Column::WorkspaceId.eq(ws))
+                    .exec(tx)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// `INSERT INTO segment_members … SELECT` every player of the workspace the tree holds for.
+pub fn membership_statement(
+    backend: sea_orm::DbBackend,
+    ws: Uuid,
+    segment_id: Uuid,
+    tree: &Node,
+) -> sea_orm::sea_query::InsertStatement {
+    let p = Alias::new("p");
+    let select = Query::select()
+        .expr(Expr::val(ws))
+        .expr(Expr::val(segment_id))
+        .column((p.clone(), Alias::new("user_id")))
+        .from_as(Alias::new("players"), p.clone())
+        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .cond_where(tree.condition(backend, ws))
+        .to_owned();
+    Query::insert()
+        .into_table(Alias::new("segment_members"))
+        .columns([
+            Alias::new("workspace_id"),
+            Alias::new("segment_id"),
+            Alias::new("user_id"),
+        ])
+        .select_from(select)
+        .expect("three columns, three values")
+        .to_owned()
+}
+
+fn required_name(name: Option<&str>) -> Result<String> {
+    match name.map(str::trim) {
+        Some(n) if !n.is_empty() && n.len() <= 200 => Ok(n.to_owned()),
+        Some(n) if !n.is_empty() => Err(Error::invalid("name", "is longer than 200 characters")),
+        _ => Err(Error::invalid("name", "is required")),
+    }
+}
+
+async fn write_trait_refs(
+    tx: &DatabaseTransaction,
+    segment: &segments::Model,
+    trait_ids: &[Uuid],
+) -> Result<()> {
+    segment_traits::Entity::delete_many()
+        .filter(segment_traits::Column::SegmentId.eq(segment.id))
+        .exec(tx)
+        .await?;
+    if !trait_ids.is_empty() {
+        segment_traits::Entity::insert_many(trait_ids.iter().map(|id| {
+            segment_traits::ActiveModel {
+                workspace_id: Set(segment.workspace_id),
+                segment_id: Set(segment.id),
+                trait_id: Set(*id),
+            }
+        }))
+        .exec(tx)
+        .await?;
+    }
+    Ok(())
+}

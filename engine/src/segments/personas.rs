@@ -1,0 +1,624 @@
+//! Personas: k-means (linfa) over a segment's members' standardized facet
+//! scores (survey where present, predicted otherwise), numbered 1..k by size.
+//! Assignments are stored per member; each persona's profile (mean score per
+//! category and facet) is aggregated by the database from those assignments.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use linfa::{DatasetBase, prelude::Predict, traits::Fit};
+use linfa_clustering::KMeans;
+use ndarray::{Array2, ArrayView1, Axis};
+use rand_xoshiro::{Xoshiro256Plus, rand_core::SeedableRng};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, Query},
+};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use entity::{persona_members, personas, players, psych_scores, segment_members, segments};
+
+use super::ComputeStatus;
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+};
+
+/// `auto` tries every k in this range and keeps the best silhouette.
+const AUTO_K: std::ops::RangeInclusive<usize> = 2..=8;
+/// Silhouette is quadratic: it is measured on an evenly spaced sample of at most this many members.
+const SILHOUETTE_SAMPLE: usize = 1500;
+/// Rows per insert of assignments (4 bound values each, under SQLite's 32 766).
+const INSERT_CHUNK: usize = 4000;
+
+/// Which persona(s) of a segment a client asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersonaRef {
+    All,
+    Index(i32),
+}
+
+impl PersonaRef {
+    /// `all`, or an index from 1.
+    pub fn parse(s: &str) -> Result<PersonaRef> {
+        if s == "all" {
+            return Ok(PersonaRef::All);
+        }
+        match s.parse::<i32>() {
+            Ok(i) if i >= 1 => Ok(PersonaRef::Index(i)),
+            _ => Err(Error::Missing(format!(
+                "persona `{s}` not found: use an index from 1 or `all`"
+            ))),
+        }
+    }
+}
+
+/// The members' scores as a matrix: one row per member, one column per facet.
+struct ScoreMatrix {
+    user_ids: Vec<String>,
+    x: Array2<f64>,
+}
+
+impl Engine {
+    /// Personas of a segment, largest first.
+    pub async fn personas(&self, p: &Principal, reference: &str) -> Result<Vec<personas::Model>> {
+        p.require(Permission::Read)?;
+        let segment = self.find_segment(p.workspace_id, reference).await?;
+        Ok(personas::Entity::find()
+            .filter(personas::Column::SegmentId.eq(segment.id))
+            .order_by_asc(personas::Column::PersonaIndex)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// One persona's members in user-id order, after the cursor.
+    pub async fn persona_members(
+        &self,
+        p: &Principal,
+        segment_id: Uuid,
+        index: i32,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<super::MemberPage> {
+        p.require(Permission::Read)?;
+        let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
+        let mut q = persona_members::Entity::find()
+            .select_only()
+            .column(persona_members::Column::UserId)
+            .filter(persona_members::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(persona_members::Column::SegmentId.eq(segment_id))
+            .filter(persona_members::Column::PersonaIndex.eq(index));
+        if let Some(after) = &after {
+            q = q.filter(persona_members::Column::UserId.gt(after.as_str()));
+        }
+        let mut user_ids: Vec<String> = q
+            .order_by_asc(persona_members::Column::UserId)
+            .limit(limit + 1)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let has_next_page = user_ids.len() as u64 > limit;
+        user_ids.truncate(limit as usize);
+        Ok(super::MemberPage {
+            user_ids,
+            has_next_page,
+        })
+    }
+
+    /// The segment and the persona a player API route names; 404s say which part is missing.
+    async fn persona_target(
+        &self,
+        p: &Principal,
+        segment: &str,
+        persona: &str,
+    ) -> Result<(segments::Model, PersonaRef, Option<personas::Model>)> {
+        p.require(Permission::Read)?;
+        let which = PersonaRef::parse(persona)?;
+        let segment = self.find_segment(p.workspace_id, segment).await?;
+        let PersonaRef::Index(i) = which else {
+            return Ok((segment, which, None));
+        };
+        if segment.personas_computed_at.is_none()
+            || segment.personas_status != ComputeStatus::Ready.as_str()
+        {
+            return Err(not_computed(&segment));
+        }
+        let found = personas::Entity::find_by_id((segment.id, i))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::Missing(format!(
+                    "segment `{}` has no persona {i}; its personas are numbered from 1",
+                    segment.slug
+                ))
+            })?;
+        Ok((segment, which, Some(found)))
+    }
+
+    /// User ids of one persona, or of every member of the segment (`all`).
+    pub async fn persona_user_ids(
+        &self,
+        p: &Principal,
+        segment: &str,
+        persona: &str,
+    ) -> Result<Vec<String>> {
+        let (segment, _, found) = self.persona_target(p, segment, persona).await?;
+        let ids = match found {
+            Some(persona) => {
+                persona_members::Entity::find()
+                    .select_only()
+                    .column(persona_members::Column::UserId)
+                    .filter(persona_members::Column::SegmentId.eq(segment.id))
+                    .filter(persona_members::Column::PersonaIndex.eq(persona.persona_index))
+                    .order_by_asc(persona_members::Column::UserId)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?
+            }
+            None if segment.builtin => {
+                players::Entity::find()
+                    .select_only()
+                    .column(players::Column::UserId)
+                    .filter(players::Column::WorkspaceId.eq(segment.workspace_id))
+                    .order_by_asc(players::Column::UserId)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?
+            }
+            None => {
+                segment_members::Entity::find()
+                    .select_only()
+                    .column(segment_members::Column::UserId)
+                    .filter(segment_members::Column::SegmentId.eq(segment.id))
+                    .order_by_asc(segment_members::Column::UserId)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?
+            }
+        };
+        Ok(ids)
+    }
+
+    /// Mean score per category and facet of one persona, or of all scored members.
+    pub async fn persona_traits(
+        &self,
+        p: &Principal,
+        segment: &str,
+        persona: &str,
+    ) -> Result<Value> {
+        let (segment, _, found) = self.persona_target(p, segment, persona).await?;
+        match found {
+            Some(persona) => Ok(persona.profile),
+            None => segment
+                .profile
+                .clone()
+                .ok_or_else(|| not_computed(&segment)),
+        }
+    }
+
+    /// The body of the `ComputePersonas` job.
+    pub async fn execute_personas(&self, segment_id: Uuid) -> Result<()> {
+        let Some(segment) = segments::Entity::find_by_id(segment_id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(());
+        };
+        let outcome = self.cluster(&segment).await;
+        let mut done: segments::ActiveModel = segment.clone().into();
+        match &outcome {
+            Ok(()) => {}
+            Err(Error::Conflict(message)) => {
+                // Too few scored members: no personas, and the reason on the segment.
+                self.clear_personas(segment.id).await?;
+                done.personas_status = Set(ComputeStatus::Insufficient.as_str().into());
+                done.personas_error = Set(Some(message.clone()));
+                done.profile = Set(None);
+                done.personas_computed_at = Set(Some(Utc::now()));
+                done.update(&self.db).await?;
+                return Ok(());
+            }
+            Err(e) => {
+                done.personas_status = Set(ComputeStatus::Failed.as_str().into());
+                done.personas_error = Set(Some(e.to_string()));
+                done.update(&self.db).await?;
+            }
+        }
+        outcome
+    }
+
+    async fn clear_personas(&self, segment_id: Uuid) -> Result<()> {
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move { delete_personas(tx, segment_id).await })
+        })
+        .await
+    }
+
+    async fn cluster(&self, segment: &segments::Model) -> Result<()> {
+        let scores = self.member_scores(segment).await?;
+        let n = scores.user_ids.len();
+        let k = match segment.persona_k {
+            Some(k) => k as usize,
+            None => *AUTO_K.start(),
+        };
+        if n < k.max(2) {
+            return Err(Error::Conflict(format!(
+                "{n} members of segment `{}` have psych scores; {} personas need at least {}",
+                segment.slug,
+                k,
+                k.max(2)
+            )));
+        }
+        let x = standardize(scores.x);
+        let seed = segment.seed as u64;
+        let labels = match segment.persona_k {
+            Some(k) => kmeans(&x, k as usize, seed)?,
+            None => best_by_silhouette(&x, seed)?,
+        };
+        let k = labels.iter().max().map_or(0, |m| m + 1);
+        // Number personas by size, largest first (ties: the lower cluster label).
+        let mut sizes = vec![0usize; k];
+        labels.iter().for_each(|l| sizes[*l] += 1);
+        let mut order: Vec<usize> = (0..k).filter(|c| sizes[*c] > 0).collect();
+        order.sort_by_key(|c| (std::cmp::Reverse(sizes[*c]), *c));
+        let mut index_of = vec![0i32; k];
+        for (i, c) in order.iter().enumerate() {
+            index_of[*c] = i as i32 + 1;
+        }
+        let sizes: Vec<(i32, i64)> = order
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as i32 + 1, sizes[*c] as i64))
+            .collect();
+        let assignments: Vec<(String, i32)> = scores
+            .user_ids
+            .into_iter()
+            .zip(labels.iter().map(|l| index_of[*l]))
+            .collect();
+        let (ws, id) = (segment.workspace_id, segment.id);
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                delete_personas(tx, id).await?;
+                for chunk in assignments.chunks(INSERT_CHUNK) {
+                    persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
+                        persona_members::ActiveModel {
+                            workspace_id: Set(ws),
+                            segment_id: Set(id),
+                            persona_index: Set(*index),
+                            user_id: Set(user.clone()),
+                        }
+                    }))
+                    .exec(tx)
+                    .await?;
+                }
+                write_profiles(tx, ws, id, &sizes).await
+            })
+        })
+        .await
+    }
+
+    /// Streams the scored members' psych scores into a matrix (missing facets
+    /// are NaN until standardized).
+    async fn member_scores(&self, segment: &segments::Model) -> Result<ScoreMatrix> {
+        let ws = segment.workspace_id;
+        let members = if segment.builtin {
+            Query::select()
+                .column(players::Column::UserId)
+                .from(players::Entity)
+                .and_where(Expr::col(players::Column::WorkspaceId).eq(ws))
+                .to_owned()
+        } else {
+            Query::select()
+                .column(segment_members::Column::UserId)
+                .from(segment_members::Entity)
+                .and_where(Expr::col(segment_members::Column::SegmentId).eq(segment.id))
+                .to_owned()
+        };
+        let scores = || {
+            psych_scores::Entity::find()
+                .filter(psych_scores::Column::WorkspaceId.eq(ws))
+                .filter(psych_scores::Column::UserId.in_subquery(members.clone()))
+        };
+        let facets: Vec<(String, String)> = scores()
+            .select_only()
+            .column(psych_scores::Column::Category)
+            .column(psych_scores::Column::Facet)
+            .distinct()
+            .order_by_asc(psych_scores::Column::Category)
+            .order_by_asc(psych_scores::Column::Facet)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let column: HashMap<(String, String), usize> = facets
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, f)| (f, i))
+            .collect();
+        let width = facets.len();
+        let mut user_ids: Vec<String> = Vec::new();
+        let mut values: Vec<f64> = Vec::new();
+        let mut rows = scores()
+            .select_only()
+            .column(psych_scores::Column::UserId)
+            .column(psych_scores::Column::Category)
+            .column(psych_scores::Column::Facet)
+            .column(psych_scores::Column::Score)
+            .order_by_asc(psych_scores::Column::UserId)
+            .into_tuple::<(String, String, String, f64)>()
+            .stream(&self.db)
+            .await?;
+        while let Some((user, category, facet, score)) = rows.try_next().await? {
+            if user_ids.last() != Some(&user) {
+                user_ids.push(user);
+                values.extend(std::iter::repeat_n(f64::NAN, width));
+            }
+            if let Some(c) = column.get(&(category, facet)) {
+                let row = user_ids.len() - 1;
+                values[row * width + c] = score;
+            }
+        }
+        let x = Array2::from_shape_vec((user_ids.len(), width), values).map_err(Error::internal)?;
+        Ok(ScoreMatrix { user_ids, x })
+    }
+}
+
+fn not_computed(segment: &segments::Model) -> Error {
+    let why = match (segment.personas_status.as_str(), &segment.personas_error) {
+        ("insufficient" | "failed", Some(reason)) => format!(": {reason}"),
+        _ => String::new(),
+    };
+    Error::Missing(format!(
+        "personas of segment `{}` are not computed yet{why}",
+        segment.slug
+    ))
+}
+
+async fn delete_personas(tx: &DatabaseTransaction, segment_id: Uuid) -> Result<()> {
+    persona_members::Entity::delete_many()
+        .filter(persona_members::Column::SegmentId.eq(segment_id))
+        .exec(tx)
+        .await?;
+    personas::Entity::delete_many()
+        .filter(personas::Column::SegmentId.eq(segment_id))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Profiles aggregated by the database from the assignments just written:
+/// mean and count per persona, category and facet; the segment's profile is
+/// the count-weighted mean over personas.
+async fn write_profiles(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    segment_id: Uuid,
+    sizes: &[(i32, i64)],
+) -> Result<()> {
+    let scored: i64 = sizes.iter().map(|(_, n)| n).sum();
+    let pm = |c: persona_members::Column| Expr::col((persona_members::Entity, c));
+    let ps = |c: psych_scores::Column| Expr::col((psych_scores::Entity, c));
+    let select = Query::select()
+        .expr(pm(persona_members::Column::PersonaIndex))
+        .expr(ps(psych_scores::Column::Category))
+        .expr(ps(psych_scores::Column::Facet))
+        .expr(Func::avg(ps(psych_scores::Column::Score)))
+        .expr(Func::count(ps(psych_scores::Column::Score)))
+        .from(persona_members::Entity)
+        .inner_join(
+            psych_scores::Entity,
+            ps(psych_scores::Column::WorkspaceId)
+                .equals((
+                    persona_members::Entity,
+                    persona_members::Column::WorkspaceId,
+                ))
+                .and(
+                    ps(psych_scores::Column::UserId)
+                        .equals((persona_members::Entity, persona_members::Column::UserId)),
+                ),
+        )
+        .and_where(pm(persona_members::Column::SegmentId).eq(segment_id))
+        .group_by_col((
+            persona_members::Entity,
+            persona_members::Column::PersonaIndex,
+        ))
+        .group_by_col((psych_scores::Entity, psych_scores::Column::Category))
+        .group_by_col((psych_scores::Entity, psych_scores::Column::Facet))
+        .to_owned();
+    let rows = tx.query_all(&select).await?;
+    let mut per_persona: BTreeMap<i32, Profile> = BTreeMap::new();
+    let mut overall: Profile = BTreeMap::new();
+    for row in rows {
+        let index: i32 = row.try_get_by_index(0)?;
+        let category: String = row.try_get_by_index(1)?;
+        let facet: String = row.try_get_by_index(2)?;
+        let mean: f64 = row.try_get_by_index(3)?;
+        let count: i64 = row.try_get_by_index(4)?;
+        per_persona
+            .entry(index)
+            .or_default()
+            .insert((category.clone(), facet.clone()), (mean, count));
+        let total = overall.entry((category, facet)).or_insert((0.0, 0));
+        total.0 += mean * count as f64;
+        total.1 += count;
+    }
+    for total in overall.values_mut() {
+        total.0 /= std::cmp::max(total.1, 1) as f64;
+    }
+    let now = Utc::now();
+    if !sizes.is_empty() {
+        personas::Entity::insert_many(sizes.iter().map(|(index, size)| personas::ActiveModel {
+            workspace_id: Set(ws),
+            segment_id: Set(segment_id),
+            persona_index: Set(*index),
+            size: Set(*size),
+            profile: Set(profile_json(per_persona.get(index))),
+            computed_at: Set(now),
+        }))
+        .exec(tx)
+        .await?;
+    }
+    segments::Entity::update_many()
+        .col_expr(
+            segments::Column::PersonasStatus,
+            Expr::val(ComputeStatus::Ready.as_str()),
+        )
+        .col_expr(
+            segments::Column::PersonasError,
+            Expr::val(Option::<String>::None),
+        )
+        .col_expr(segments::Column::ScoredMembers, Expr::val(scored))
+        .col_expr(
+            segments::Column::Profile,
+            Expr::val(profile_json(Some(&overall))),
+        )
+        .col_expr(segments::Column::PersonasComputedAt, Expr::val(Some(now)))
+        .filter(segments::Column::Id.eq(segment_id))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+type Profile = BTreeMap<(String, String), (f64, i64)>;
+
+/// `{category: {facet: mean}}`, the player API's shape.
+fn profile_json(profile: Option<&Profile>) -> Value {
+    let mut out = Map::new();
+    for ((category, facet), (mean, _)) in profile.into_iter().flatten() {
+        let entry = out
+            .entry(category.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(facets) = entry {
+            facets.insert(facet.clone(), json!(mean));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Missing scores take the facet's mean; every facet is scaled to mean 0 and
+/// sd 1 so that no facet dominates the distance (constant facets become 0).
+fn standardize(mut x: Array2<f64>) -> Array2<f64> {
+    for mut column in x.axis_iter_mut(Axis(1)) {
+        let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+        let n = present.len().max(1) as f64;
+        let mean = present.iter().sum::<f64>() / n;
+        let sd = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        column.mapv_inplace(|v| {
+            if v.is_nan() || sd < 1e-12 {
+                0.0
+            } else {
+                (v - mean) / sd
+            }
+        });
+    }
+    x
+}
+
+/// Cluster labels 0..k for each row; deterministic for a seed.
+fn kmeans(x: &Array2<f64>, k: usize, seed: u64) -> Result<Vec<usize>> {
+    let runs = if x.nrows() > 20_000 { 3 } else { 10 };
+    let data = DatasetBase::from(x.clone());
+    let model = KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
+        .n_runs(runs)
+        .max_n_iterations(300)
+        .tolerance(1e-6)
+        .fit(&data)
+        .map_err(|e| Error::internal(format!("k-means: {e}")))?;
+    Ok(model.predict(x).to_vec())
+}
+
+/// `auto`: the k in 2..=8 with the best mean silhouette on a sample.
+fn best_by_silhouette(x: &Array2<f64>, seed: u64) -> Result<Vec<usize>> {
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    for k in AUTO_K.filter(|k| *k < x.nrows()) {
+        let labels = kmeans(x, k, seed)?;
+        let score = silhouette(x, &labels);
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, labels));
+        }
+    }
+    best.map(|(_, labels)| labels)
+        .ok_or_else(|| Error::Conflict("too few scored members to choose a persona count".into()))
+}
+
+/// Mean silhouette over an evenly spaced sample of rows.
+fn silhouette(x: &Array2<f64>, labels: &[usize]) -> f64 {
+    let n = x.nrows();
+    let step = n.div_ceil(SILHOUETTE_SAMPLE).max(1);
+    let sample: Vec<usize> = (0..n).step_by(step).collect();
+    let k = labels.iter().max().map_or(0, |m| m + 1);
+    let dist = |a: ArrayView1<f64>, b: ArrayView1<f64>| {
+        a.iter()
+            .zip(b.iter())
+            .map(|(p, q)| (p - q).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut total = 0.0;
+    for &i in &sample {
+        let mut sum = vec![0.0; k];
+        let mut count = vec![0usize; k];
+        for &j in &sample {
+            if i != j {
+                sum[labels[j]] += dist(x.row(i), x.row(j));
+                count[labels[j]] += 1;
+            }
+        }
+        let own = labels[i];
+        if count[own] == 0 {
+            continue; // a singleton scores 0
+        }
+        let a = sum[own] / count[own] as f64;
+        let b = (0..k)
+            .filter(|c| *c != own && count[*c] > 0)
+            .map(|c| sum[c] / count[c] as f64)
+            .fold(f64::INFINITY, f64::min);
+        if b.is_finite() {
+            total += (b - a) / a.max(b);
+        }
+    }
+    total / sample.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs() -> Array2<f64> {
+        // Three tight groups on a line.
+        let mut rows = Vec::new();
+        for (center, n) in [(0.0, 10), (10.0, 6), (20.0, 4)] {
+            for i in 0..n {
+                rows.extend([center + (i % 3) as f64 * 0.1, center - (i % 2) as f64 * 0.1]);
+            }
+        }
+        Array2::from_shape_vec((20, 2), rows).unwrap()
+    }
+
+    #[test]
+    fn silhouette_picks_the_planted_number_of_groups() {
+        let x = standardize(blobs());
+        let labels = best_by_silhouette(&x, 7).unwrap();
+        let k = labels.iter().max().unwrap() + 1;
+        assert_eq!(k, 3);
+        // Same group, same label; different groups, different labels.
+        assert!(labels[..10].iter().all(|l| *l == labels[0]));
+        assert!(labels[10..16].iter().all(|l| *l == labels[10]));
+        assert_ne!(labels[0], labels[10]);
+        assert_ne!(labels[10], labels[16]);
+    }
+
+    #[test]
+    fn missing_scores_take_the_mean_and_constant_facets_vanish() {
+        let x = Array2::from_shape_vec((3, 2), vec![1.0, 5.0, f64::NAN, 5.0, 3.0, 5.0]).unwrap();
+        let z = standardize(x);
+        assert_eq!(z[[1, 0]], 0.0);
+        assert!((z[[0, 0]] + 1.0).abs() < 1e-12 && (z[[2, 0]] - 1.0).abs() < 1e-12);
+        assert!(z.column(1).iter().all(|v| *v == 0.0));
+    }
+}
