@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Tables holding user ids, with the column that names the player.
-const TABLES: [(&str, &str); 13] = [
+const TABLES: [(&str, &str); 15] = [
     ("purchases", "user_id"),
     ("logins", "user_id"),
     ("actions", "user_id"),
@@ -26,6 +26,8 @@ const TABLES: [(&str, &str); 13] = [
     ("survey_answers", "user_id"),
     ("psych_scores", "user_id"),
     ("quarantined_lines", "user_id"),
+    ("segment_members", "user_id"),
+    ("persona_members", "user_id"),
 ];
 
 async fn rows(app: &TestApp, table: &str, column: &str, user: &str) -> i64 {
@@ -98,6 +100,16 @@ async fn erasing_a_player_removes_them_everywhere_and_only_them() {
                 "config": { "source_model_id": ids.purchases, "relationship_id": ids.purchases_rel, "aggregation": "count" } }),
     )
     .await;
+    app.drain().await;
+    // Both are members of a segment and of its personas.
+    let (status, body) = app
+        .rest(
+            reqwest::Method::POST,
+            "/segments",
+            Some(json!({ "name": "Everyone", "filter": {"trait": "purchases", "op": ">=", "value": 0}, "personas": 2 })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     app.drain().await;
 
     let mut before = Vec::new();

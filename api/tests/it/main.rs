@@ -13,6 +13,8 @@ mod jobs;
 mod keys;
 mod migrations;
 mod notification_webhooks;
+mod personas;
+mod segments;
 mod sources;
 mod support;
 mod survey;

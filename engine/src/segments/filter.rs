@@ -555,3 +555,62 @@ fn scalar(value: &Value, kind: ResultType, field: &str) -> Result<Scalar> {
         (kind, _) => Err(invalid(field, format!("must be a {} value", kind.as_str()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+
+    use super::*;
+
+    fn vocabulary() -> Vocabulary {
+        let id = |n: u128| Uuid::from_u128(n);
+        Vocabulary {
+            traits: [
+                ("spend".to_owned(), (id(1), ResultType::Number)),
+                ("platform".to_owned(), (id(2), ResultType::Text)),
+                ("badges".to_owned(), (id(3), ResultType::Array)),
+            ]
+            .into(),
+            facets: vec![("personality".into(), "Openness".into())],
+        }
+    }
+
+    /// The generated membership SQL, pinned per backend.
+    #[test]
+    fn membership_sql_per_backend() {
+        let tree = Node::parse(
+            &serde_json::json!({"and": [
+                {"trait": "spend", "op": "between", "value": [10, 20]},
+                {"not": {"trait": "platform", "op": "contains", "value": "Steam"}},
+                {"or": [
+                    {"trait": "badges", "op": "contains", "value": "founder"},
+                    {"facet": "personality.Openness", "op": "exists", "value": false}
+                ]}
+            ]}),
+            &vocabulary(),
+        )
+        .unwrap();
+        assert_eq!(tree.trait_ids().len(), 3);
+        assert!(tree.reads_facets());
+        let (ws, segment) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let pg = crate::segments::membership_statement(DbBackend::Postgres, ws, segment, &tree);
+        let lite = crate::segments::membership_statement(DbBackend::Sqlite, ws, segment, &tree);
+        insta::assert_snapshot!("membership_postgres", pg.to_string(PostgresQueryBuilder));
+        insta::assert_snapshot!("membership_sqlite", lite.to_string(SqliteQueryBuilder));
+    }
+
+    #[test]
+    fn depth_and_size_are_bounded() {
+        let mut deep = serde_json::json!({"trait": "spend", "op": "exists"});
+        for _ in 0..20 {
+            deep = serde_json::json!({ "not": deep });
+        }
+        let e = Node::parse(&deep, &vocabulary()).unwrap_err();
+        assert!(e.to_string().contains("deeper"), "{e}");
+        let wide: Vec<_> = (0..201)
+            .map(|_| serde_json::json!({"trait": "spend", "op": "exists"}))
+            .collect();
+        let e = Node::parse(&serde_json::json!({ "or": wide }), &vocabulary()).unwrap_err();
+        assert!(e.to_string().contains("at most 200"), "{e}");
+    }
+}

@@ -563,7 +563,6 @@ impl Engine {
                 done.members_error = Set(Some(e.to_string()));
             }
         }
-        done.reset(segments::Column::MemberCount);
         done.update(&self.db).await?;
         outcome?;
         self.enqueue_once(ws, Work::ComputePersonas { segment_id })
