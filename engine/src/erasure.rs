@@ -118,6 +118,14 @@ impl Engine {
                             delete_rows(tx, table, ws, col("user_id").eq(uid.as_str())).await?;
                         n.push((*table, count));
                     }
+                    if group.contains(&"segment_members") {
+                        // A new stamp, so no server keeps serving a cached persona route with the id.
+                        entity::segments::Entity::update_many()
+                            .col_expr(entity::segments::Column::UpdatedAt, Expr::val(Utc::now()))
+                            .filter(entity::segments::Column::WorkspaceId.eq(ws))
+                            .exec(tx)
+                            .await?;
+                    }
                     Ok(n)
                 })
             })

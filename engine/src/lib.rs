@@ -49,6 +49,7 @@ pub struct Engine {
     local_source_root: Option<std::path::PathBuf>,
     max_line_bytes: usize,
     prediction_min_completes: u64,
+    route_cache: std::sync::Arc<segments::personas::RouteCache>,
 }
 
 impl Engine {
@@ -72,6 +73,7 @@ impl Engine {
             local_source_root: config.local_source_root.clone(),
             max_line_bytes: config.max_line_bytes.max(1),
             prediction_min_completes: config.prediction_min_completes.max(2),
+            route_cache: Default::default(),
         })
     }
 

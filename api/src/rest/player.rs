@@ -1,10 +1,10 @@
 //! The player API (`/v1/...`): survey registration and status, survey
 //! details and erasing a player, in the `{"code","message","data"}` envelope.
 
-use engine::{Engine, Error, survey::unix_or_zero};
+use engine::{Engine, Error, segments::personas::PersonaRoute, survey::unix_or_zero};
 use poem::{Body, Request, web::Data};
 use poem_openapi::{
-    OpenApi,
+    ApiResponse, OpenApi,
     param::{Path, Query},
     payload::{Binary, Json},
 };
@@ -34,6 +34,34 @@ async fn id_from_body(body: Body, limit: usize) -> poem::Result<String> {
             "is required: send {\"id\": \"<user id>\"}",
         ))),
     }
+}
+
+/// A persona route's cached `data`, wrapped in the envelope without re-parsing it.
+async fn persona_route(
+    engine: &Engine,
+    req: &Request,
+    segment: &str,
+    persona: &str,
+    route: PersonaRoute,
+) -> poem::Result<JsonBytes> {
+    let p = authenticate(engine, req).await.map_err(envelope_error)?;
+    let data = engine
+        .persona_route(&p, segment, persona, route)
+        .await
+        .map_err(envelope_error)?;
+    let head = br#"{"code":200,"message":"","data":"#;
+    let mut body = Vec::with_capacity(head.len() + data.len() + 1);
+    body.extend_from_slice(head);
+    body.extend_from_slice(&data);
+    body.push(b'}');
+    Ok(JsonBytes::Ok(Binary(body)))
+}
+
+/// JSON rendered ahead of time (the persona routes' cached bodies).
+#[derive(ApiResponse)]
+pub enum JsonBytes {
+    #[oai(status = 200, content_type = "application/json")]
+    Ok(Binary<Vec<u8>>),
 }
 
 pub struct PlayerApi;
@@ -127,13 +155,8 @@ impl PlayerApi {
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
-        let ids = engine
-            .persona_user_ids(&p, &segment_id, &persona)
-            .await
-            .map_err(envelope_error)?;
-        Ok(envelope("", json!({ "ids": ids })))
+    ) -> poem::Result<JsonBytes> {
+        persona_route(&engine, req, &segment_id, &persona, PersonaRoute::UserIds).await
     }
 
     /// Mean psych scores of a persona (or of all scored members), by category and facet.
@@ -147,13 +170,8 @@ impl PlayerApi {
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
-        let profile = engine
-            .persona_traits(&p, &segment_id, &persona)
-            .await
-            .map_err(envelope_error)?;
-        Ok(envelope("", profile))
+    ) -> poem::Result<JsonBytes> {
+        persona_route(&engine, req, &segment_id, &persona, PersonaRoute::Traits).await
     }
 
     /// Erase a player everywhere (events, player, trait values, survey data,

@@ -134,6 +134,15 @@ impl Engine {
 
     /// The built-in segment of all players, created on first use.
     pub(crate) async fn default_segment(&self, ws: Uuid) -> Result<segments::Model> {
+        let find = || {
+            segments::Entity::find()
+                .filter(segments::Column::WorkspaceId.eq(ws))
+                .filter(segments::Column::Slug.eq(DEFAULT_SLUG))
+        };
+        // Read first: the persona routes ask for it on every request.
+        if let Some(found) = find().one(&self.db).await? {
+            return Ok(found);
+        }
         let now = Utc::now();
         segments::Entity::insert(segments::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -164,9 +173,7 @@ impl Engine {
         )
         .exec_without_returning(&self.db)
         .await?;
-        segments::Entity::find()
-            .filter(segments::Column::WorkspaceId.eq(ws))
-            .filter(segments::Column::Slug.eq(DEFAULT_SLUG))
+        find()
             .one(&self.db)
             .await?
             .ok_or_else(|| Error::internal("default segment vanished"))

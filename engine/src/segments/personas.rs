@@ -3,9 +3,13 @@
 //! Assignments are stored per member; each persona's profile (mean score per
 //! category and facet) is aggregated by the database from those assignments.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
 
-use chrono::Utc;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use linfa::{DatasetBase, prelude::Predict, traits::Fit};
 use linfa_clustering::KMeans;
@@ -37,7 +41,7 @@ const SILHOUETTE_SAMPLE: usize = 1500;
 const INSERT_CHUNK: usize = 4000;
 
 /// Which persona(s) of a segment a client asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PersonaRef {
     All,
     Index(i32),
@@ -54,6 +58,52 @@ impl PersonaRef {
             _ => Err(Error::Missing(format!(
                 "persona `{s}` not found: use an index from 1 or `all`"
             ))),
+        }
+    }
+}
+
+/// The two persona routes of the player API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PersonaRoute {
+    UserIds,
+    Traits,
+}
+
+/// What a segment row looked like when a body was rendered: any change to
+/// it (members, personas, an erasure) makes the body stale.
+type Stamp = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Rendered persona route bodies (`data` JSON), reused while the segment's
+/// stamp is unchanged: the routes then cost two primary-key reads (the key
+/// and the segment), not a scan of the members. Bounded by total size.
+#[derive(Default)]
+pub struct RouteCache {
+    entries: Mutex<(
+        usize,
+        HashMap<(Uuid, PersonaRef, PersonaRoute), (Stamp, Bytes)>,
+    )>,
+}
+
+const ROUTE_CACHE_BYTES: usize = 64 << 20;
+
+impl RouteCache {
+    fn get(&self, key: &(Uuid, PersonaRef, PersonaRoute), stamp: &Stamp) -> Option<Bytes> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .1
+            .get(key)
+            .filter(|(s, _)| s == stamp)
+            .map(|(_, b)| b.clone())
+    }
+
+    fn put(&self, key: (Uuid, PersonaRef, PersonaRoute), stamp: Stamp, body: Bytes) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.0 + body.len() > ROUTE_CACHE_BYTES {
+            *entries = Default::default();
+        }
+        entries.0 += body.len();
+        if let Some((_, old)) = entries.1.insert(key, (stamp, body)) {
+            entries.0 -= old.len();
         }
     }
 }
@@ -138,6 +188,43 @@ impl Engine {
                 ))
             })?;
         Ok((segment, which, Some(found)))
+    }
+
+    /// The `data` JSON of a persona route, rendered once per segment state.
+    pub async fn persona_route(
+        &self,
+        p: &Principal,
+        segment: &str,
+        persona: &str,
+        route: PersonaRoute,
+    ) -> Result<Bytes> {
+        p.require(Permission::Read)?;
+        let which = PersonaRef::parse(persona)?;
+        let found = self.find_segment(p.workspace_id, segment).await?;
+        let stamp = (
+            found.updated_at,
+            found.members_computed_at,
+            found.personas_computed_at,
+        );
+        // All players of `default` change with every load: never cached.
+        let cacheable =
+            !(found.builtin && which == PersonaRef::All && route == PersonaRoute::UserIds);
+        let key = (found.id, which, route);
+        if cacheable && let Some(body) = self.route_cache.get(&key, &stamp) {
+            return Ok(body);
+        }
+        let id = found.id.to_string();
+        let data = match route {
+            PersonaRoute::UserIds => {
+                json!({ "ids": self.persona_user_ids(p, &id, persona).await? })
+            }
+            PersonaRoute::Traits => self.persona_traits(p, &id, persona).await?,
+        };
+        let body = Bytes::from(serde_json::to_vec(&data).map_err(Error::internal)?);
+        if cacheable {
+            self.route_cache.put(key, stamp, body.clone());
+        }
+        Ok(body)
     }
 
     /// User ids of one persona, or of every member of the segment (`all`).

@@ -1,0 +1,172 @@
+//! The persona routes of the player API under `wrk`, beside a bare poem
+//! hello-world route served by the same process, in one run: 100k players
+//! with scores on every facet of the default instrument, clustered into 4
+//! personas of the `default` segment.
+//!
+//! `BENCH_POSTGRES_URL=postgres://… BENCH_REDIS_URL=redis://… cargo bench -p api --bench persona_routes`
+//! (`wrk` on PATH). Prints requests/s per route and the ratio to hello-world.
+
+use std::{process::Command, time::Instant};
+
+use engine::{Engine, EngineConfig, survey::Instrument};
+use poem::{Route, Server, get, handler, listener::TcpListener};
+use sea_orm::{ConnectionTrait, Database};
+use uuid::Uuid;
+
+const PLAYERS: u64 = 100_000;
+const SECONDS: u32 = 10;
+
+#[handler]
+fn hello() -> &'static str {
+    "Hello, world!"
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Requests per second `wrk` reports for `url`.
+fn wrk(url: &str, key: Option<&str>) -> f64 {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", &format!("-d{SECONDS}s")]);
+    if let Some(k) = key {
+        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+    }
+    let out = cmd.arg(url).output().expect("wrk on PATH");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("Non-2xx"),
+        "{url} answered errors under load:\n{text}"
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec from wrk:\n{text}"))
+}
+
+#[tokio::main]
+async fn main() {
+    let admin = std::env::var("BENCH_POSTGRES_URL")
+        .expect("BENCH_POSTGRES_URL=postgres://user@host:port/postgres");
+    let redis = std::env::var("BENCH_REDIS_URL").expect("BENCH_REDIS_URL=redis://host:port");
+    let name = format!("tf_bench_{}", Uuid::new_v4().simple());
+    let conn = Database::connect(&admin).await.unwrap();
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let engine = Engine::open(&EngineConfig {
+        database_url: url,
+        redis_url: Some(redis),
+        queue_name: format!("traitforge.bench.{name}"),
+        local_source_root: None,
+        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
+        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
+    })
+    .await
+    .unwrap();
+    engine.migrate().await.unwrap();
+    let ws = engine.create_workspace("bench", None).await.unwrap();
+    let key = ws.admin_key.secret.clone();
+    let p = engine.authenticate(&key).await.unwrap();
+    let wid = ws.workspace.id;
+
+    // 100k players in four groups, scored on every facet (set-based, in PostgreSQL).
+    let clock = Instant::now();
+    let db = engine.db();
+    db.execute_unprepared(&format!(
+        "INSERT INTO players (workspace_id, user_id, first_seen_at, last_seen_at, updated_at) \
+         SELECT '{wid}', 'u' || g, now(), now(), now() FROM generate_series(1, {PLAYERS}) g"
+    ))
+    .await
+    .unwrap();
+    let instrument = Instrument::default_instrument();
+    let facets: Vec<String> = instrument
+        .facets
+        .iter()
+        .map(|f| (f.category.clone(), f.facet.clone()))
+        .chain(
+            instrument
+                .combined
+                .iter()
+                .map(|c| (c.category.clone(), c.facet.clone())),
+        )
+        .enumerate()
+        .map(|(i, (c, f))| format!("({i}, '{c}', '{}')", f.replace('\'', "''")))
+        .collect();
+    db.execute_unprepared(&format!(
+        "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at) \
+         SELECT '{wid}', 'u' || g, f.category, f.facet, \
+                50 + 8 * (((g + f.i) % 4) - 1.5) + 10 * (random() - 0.5), 'survey', now() \
+         FROM generate_series(1, {PLAYERS}) g \
+         CROSS JOIN (VALUES {}) AS f(i, category, facet)",
+        facets.join(", ")
+    ))
+    .await
+    .unwrap();
+    println!(
+        "planted {PLAYERS} players × {} facets in {:.1} s",
+        facets.len(),
+        clock.elapsed().as_secs_f64()
+    );
+    let default = engine.segment(&p, "default").await.unwrap();
+    let clock = Instant::now();
+    engine.execute_personas(default.id).await.unwrap();
+    let personas = engine.personas(&p, "default").await.unwrap();
+    println!(
+        "k-means + profiles: {:.1} s; persona sizes {:?}",
+        clock.elapsed().as_secs_f64(),
+        personas.iter().map(|p| p.size).collect::<Vec<_>>()
+    );
+
+    let api_port = free_port();
+    let server = api::server::start(
+        engine.clone(),
+        api::server::ServerOptions {
+            bind: format!("127.0.0.1:{api_port}"),
+            tls: None,
+            https: api::auth::HttpsPolicy::default(),
+            embedded_worker: None,
+            max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
+        },
+    )
+    .await
+    .unwrap();
+    let hello_port = free_port();
+    tokio::spawn(
+        Server::new(TcpListener::bind(format!("127.0.0.1:{hello_port}")))
+            .run(Route::new().at("/", get(hello))),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let base = format!("http://127.0.0.1:{api_port}/v1/segments/default/personas");
+    let routes = [
+        ("traits, persona 1", format!("{base}/1/traits")),
+        ("traits, all", format!("{base}/all/traits")),
+        ("user-ids, persona 1", format!("{base}/1/user-ids")),
+        (
+            "user-ids, persona 4 (smallest)",
+            format!("{base}/4/user-ids"),
+        ),
+    ];
+    let results = tokio::task::spawn_blocking(move || {
+        let hello = wrk(&format!("http://127.0.0.1:{hello_port}/"), None);
+        let measured: Vec<(String, f64)> = routes
+            .iter()
+            .map(|(label, url)| (label.to_string(), wrk(url, Some(&key))))
+            .collect();
+        (hello, measured)
+    })
+    .await
+    .unwrap();
+    let (hello, measured) = results;
+    println!("hello-world: {hello:.0} req/s");
+    for (label, rps) in measured {
+        println!("{label}: {rps:.0} req/s = {:.3}× hello-world", rps / hello);
+    }
+    server.stop().await.unwrap();
+}
