@@ -73,21 +73,22 @@ pub enum PersonaRoute {
 /// it (members, personas, an erasure) makes the body stale.
 type Stamp = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
+type RouteKey = (Uuid, PersonaRef, PersonaRoute);
+
 /// Rendered persona route bodies (`data` JSON), reused while the segment's
 /// stamp is unchanged: the routes then cost two primary-key reads (the key
 /// and the segment), not a scan of the members. Bounded by total size.
 #[derive(Default)]
 pub struct RouteCache {
-    entries: Mutex<(
-        usize,
-        HashMap<(Uuid, PersonaRef, PersonaRoute), (Stamp, Bytes)>,
+    /// (total bytes, bodies).
+    entries: Mutex<(usize, HashMap<RouteKey, (Stamp, Bytes)>)>,
     )>,
 }
 
 const ROUTE_CACHE_BYTES: usize = 64 << 20;
 
 impl RouteCache {
-    fn get(&self, key: &(Uuid, PersonaRef, PersonaRoute), stamp: &Stamp) -> Option<Bytes> {
+    fn get(&self, key: &RouteKey, stamp: &Stamp) -> Option<Bytes> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .1
@@ -96,7 +97,7 @@ impl RouteCache {
             .map(|(_, b)| b.clone())
     }
 
-    fn put(&self, key: (Uuid, PersonaRef, PersonaRoute), stamp: Stamp, body: Bytes) {
+    fn put(&self, key: RouteKey, stamp: Stamp, body: Bytes) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.0 + body.len() > ROUTE_CACHE_BYTES {
             *entries = Default::default();
