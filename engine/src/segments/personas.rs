@@ -82,7 +82,6 @@ type RouteKey = (Uuid, PersonaRef, PersonaRoute);
 pub struct RouteCache {
     /// (total bytes, bodies).
     entries: Mutex<(usize, HashMap<RouteKey, (Stamp, Bytes)>)>,
-    )>,
 }
 
 const ROUTE_CACHE_BYTES: usize = 64 << 20;
