@@ -17,7 +17,7 @@ const PLAYERS: u64 = 100_000;
 const SECONDS: u32 = 10;
 
 #[handler]
-fn hello() -> &'static str {
+fn hello_world() -> &'static str {
     "Hello, world!"
 }
 
@@ -139,7 +139,7 @@ async fn main() {
     let hello_port = free_port();
     tokio::spawn(
         Server::new(TcpListener::bind(format!("127.0.0.1:{hello_port}")))
-            .run(Route::new().at("/", get(hello))),
+            .run(Route::new().at("/", get(hello_world))),
     );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 

@@ -80,8 +80,13 @@ type RouteKey = (Uuid, PersonaRef, PersonaRoute);
 /// and the segment), not a scan of the members. Bounded by total size.
 #[derive(Default)]
 pub struct RouteCache {
-    /// (total bytes, bodies).
-    entries: Mutex<(usize, HashMap<RouteKey, (Stamp, Bytes)>)>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    bytes: usize,
+    bodies: HashMap<RouteKey, (Stamp, Bytes)>,
 }
 
 const ROUTE_CACHE_BYTES: usize = 64 << 20;
@@ -90,7 +95,7 @@ impl RouteCache {
     fn get(&self, key: &RouteKey, stamp: &Stamp) -> Option<Bytes> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
-            .1
+            .bodies
             .get(key)
             .filter(|(s, _)| s == stamp)
             .map(|(_, b)| b.clone())
@@ -98,12 +103,12 @@ impl RouteCache {
 
     fn put(&self, key: RouteKey, stamp: Stamp, body: Bytes) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.0 + body.len() > ROUTE_CACHE_BYTES {
-            *entries = Default::default();
+        if entries.bytes + body.len() > ROUTE_CACHE_BYTES {
+            *entries = Entries::default();
         }
-        entries.0 += body.len();
-        if let Some((_, old)) = entries.1.insert(key, (stamp, body)) {
-            entries.0 -= old.len();
+        entries.bytes += body.len();
+        if let Some((_, old)) = entries.bodies.insert(key, (stamp, body)) {
+            entries.bytes -= old.len();
         }
     }
 }
