@@ -246,6 +246,29 @@ impl Engine {
         let (file_id, workspace_id) = (file.id, file.workspace_id);
         let (from, checkpoint, fresh) =
             (batch.from_line as i64, batch.last_line as i64, batch.fresh);
+        if fresh
+            && record_type != RecordType::Items
+            && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
+        {
+            // No line of this file is past the checkpoint: COPY, no conflict handling needed.
+            super::copy::commit(
+                self.db.get_postgres_connection_pool(),
+                super::copy::Batch {
+                    workspace_id,
+                    file_id,
+                    path: &file.path,
+                    record_type,
+                    from_line: from,
+                    checkpoint,
+                    rows,
+                    rejected,
+                    now,
+                },
+            )
+            .await?;
+            batch.from_line = batch.last_line;
+            return Ok(());
+        }
         let path = file.path.clone();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {

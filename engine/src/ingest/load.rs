@@ -285,7 +285,20 @@ pub(crate) async fn write(
         upsert_players(db, workspace_id, touches, now).await?;
     }
 
-    let quarantined: Vec<quarantined_lines::ActiveModel> = rejected
+    let quarantined = quarantine_rows(workspace_id, record_type, &origin, rejected, now);
+    insert_batches!(db, origin, quarantined_lines::Entity, quarantined);
+    Ok(accepted)
+}
+
+/// The quarantine rows of rejected lines.
+pub(crate) fn quarantine_rows(
+    workspace_id: Uuid,
+    record_type: RecordType,
+    origin: &Origin<'_>,
+    rejected: &[Rejected],
+    now: DateTime<Utc>,
+) -> Vec<quarantined_lines::ActiveModel> {
+    rejected
         .iter()
         .map(|r| quarantined_lines::ActiveModel {
             id: Set(Uuid::now_v7()),
@@ -293,11 +306,11 @@ pub(crate) async fn write(
             origin: Set(origin.name().to_owned()),
             record_type: Set(record_type.as_str().to_owned()),
             source_file_id: Set(match origin {
-                Origin::File { id, .. } => Some(id),
+                Origin::File { id, .. } => Some(*id),
                 Origin::Post | Origin::PlayFab => None,
             }),
             path: Set(match origin {
-                Origin::File { path, .. } => Some(path.to_owned()),
+                Origin::File { path, .. } => Some((*path).to_owned()),
                 Origin::Post | Origin::PlayFab => None,
             }),
             line_number: Set(r.line_number),
@@ -308,9 +321,7 @@ pub(crate) async fn write(
             user_id: Set(r.user_id.clone()),
             created_at: Set(now),
         })
-        .collect();
-    insert_batches!(db, origin, quarantined_lines::Entity, quarantined);
-    Ok(accepted)
+        .collect()
 }
 
 /// Player columns written by loads, in insert order.

@@ -1,5 +1,6 @@
 //! Ingestion: behavioural records in, validated, loaded or quarantined.
 
+mod copy;
 mod decode;
 mod files;
 mod load;

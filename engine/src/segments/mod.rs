@@ -515,6 +515,7 @@ impl Engine {
     /// members, every other segment its personas.
     pub(crate) async fn scores_changed(&self, ws: Uuid) -> Result<()> {
         self.default_segment(ws).await?;
+        let vocabulary = self.vocabulary(ws).await?;
         for segment in segments::Entity::find()
             .filter(segments::Column::WorkspaceId.eq(ws))
             .order_by_asc(segments::Column::Id)
@@ -522,7 +523,7 @@ impl Engine {
             .await?
         {
             let reads_facets = match &segment.filter {
-                Some(f) => Node::parse(f, &self.vocabulary(ws).await?)
+                Some(f) => Node::parse(f, &vocabulary)
                     .map(|t| t.reads_facets())
                     .unwrap_or(false),
                 None => false,
