@@ -1,6 +1,8 @@
 //! Who is calling and what their key's role allows. Every service takes a
 //! [`Principal`] and checks a [`Permission`] itself, so no transport can skip it.
 
+use std::{collections::HashMap, sync::Mutex, time::Instant};
+
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -95,12 +97,52 @@ impl Principal {
 /// `last_used_at` is refreshed at most this often, so reads don't become writes.
 const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
+/// A resolved key is reused for this long without reading `api_keys`: hot
+/// read routes (the persona routes) would otherwise spend most of their time
+/// on that read. A key revoked through another server process is refused
+/// there within this time; this process forgets it at once.
+const KEY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// More distinct keys than this in one second: start over rather than grow.
+const KEY_CACHE_ENTRIES: usize = 10_000;
+
+/// Principals by secret hash, with when they were read.
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, (Principal, Instant)>>);
+
+impl KeyCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let map = self.map();
+        let (p, read) = map.get(hash)?;
+        (read.elapsed() < KEY_RECHECK).then(|| p.clone())
+    }
+
+    fn put(&self, hash: String, p: Principal) {
+        let mut map = self.map();
+        if map.len() >= KEY_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(hash, (p, Instant::now()));
+    }
+
+    pub(crate) fn forget(&self, key_id: Uuid) {
+        self.map().retain(|_, (p, _)| p.key_id != key_id);
+    }
+}
+
 impl Engine {
     /// Resolves a bearer secret to its principal. Unknown and revoked keys get
     /// the same answer, so a probe learns nothing.
     pub async fn authenticate(&self, secret: &str) -> Result<Principal> {
+        let hash = hash_secret(secret);
+        if let Some(p) = self.key_cache.get(&hash) {
+            return Ok(p);
+        }
         let key = api_keys::Entity::find()
-            .filter(api_keys::Column::SecretHash.eq(hash_secret(secret)))
+            .filter(api_keys::Column::SecretHash.eq(hash.as_str()))
             .one(&self.db)
             .await?
             .filter(|k| k.revoked_at.is_none())
@@ -116,11 +158,13 @@ impl Engine {
             active.last_used_at = Set(Some(now));
             active.update(&self.db).await?;
         }
-        Ok(Principal {
+        let p = Principal {
             key_id: key.id,
             workspace_id: key.workspace_id,
             account_id: key.account_id,
             role,
-        })
+        };
+        self.key_cache.put(hash, p.clone());
+        Ok(p)
     }
 }

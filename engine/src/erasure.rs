@@ -133,6 +133,7 @@ impl Engine {
             removed.extend(counts.into_iter().map(|(t, n)| (t.to_owned(), n)));
         }
 
+        self.route_cache.forget_workspace(ws);
         if removed.get("persona_members").is_some_and(|n| *n > 0) {
             // Persona sizes and profiles still count the player: cluster again.
             self.scores_changed(ws).await?;

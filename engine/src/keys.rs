@@ -116,7 +116,9 @@ impl Engine {
         }
         let mut active: api_keys::ActiveModel = key.into();
         active.revoked_at = Set(Some(Utc::now()));
-        Ok(active.update(&self.db).await?)
+        let revoked = active.update(&self.db).await?;
+        self.key_cache.forget(revoked.id);
+        Ok(revoked)
     }
 }
 

@@ -50,6 +50,7 @@ pub struct Engine {
     max_line_bytes: usize,
     prediction_min_completes: u64,
     route_cache: std::sync::Arc<segments::personas::RouteCache>,
+    key_cache: std::sync::Arc<auth::KeyCache>,
 }
 
 impl Engine {
@@ -74,6 +75,7 @@ impl Engine {
             max_line_bytes: config.max_line_bytes.max(1),
             prediction_min_completes: config.prediction_min_completes.max(2),
             route_cache: Default::default(),
+            key_cache: Default::default(),
         })
     }
 

@@ -36,7 +36,7 @@ async fn id_from_body(body: Body, limit: usize) -> poem::Result<String> {
     }
 }
 
-/// A persona route's cached `data`, wrapped in the envelope without re-parsing it.
+/// A persona route's response, rendered (and cached) by the engine.
 async fn persona_route(
     engine: &Engine,
     req: &Request,
@@ -45,15 +45,10 @@ async fn persona_route(
     route: PersonaRoute,
 ) -> poem::Result<JsonBytes> {
     let p = authenticate(engine, req).await.map_err(envelope_error)?;
-    let data = engine
+    let body = engine
         .persona_route(&p, segment, persona, route)
         .await
         .map_err(envelope_error)?;
-    let head = br#"{"code":200,"message":"","data":"#;
-    let mut body = Vec::with_capacity(head.len() + data.len() + 1);
-    body.extend_from_slice(head);
-    body.extend_from_slice(&data);
-    body.push(b'}');
     Ok(JsonBytes::Ok(Binary(body)))
 }
 
@@ -61,7 +56,7 @@ async fn persona_route(
 #[derive(ApiResponse)]
 pub enum JsonBytes {
     #[oai(status = 200, content_type = "application/json")]
-    Ok(Binary<Vec<u8>>),
+    Ok(Binary<bytes::Bytes>),
 }
 
 pub struct PlayerApi;

@@ -56,7 +56,11 @@ pub(crate) async fn commit(pool: &PgPool, b: Batch<'_>) -> Result<()> {
             .await
             .map_err(db)?;
     match current {
-        None => return Err(Error::NotFound { what: "source file" }),
+        None => {
+            return Err(Error::NotFound {
+                what: "source file",
+            });
+        }
         Some(line) if line != b.from_line => {
             return Err(Error::Conflict(format!(
                 "the checkpoint moved from line {} to {line} under this loader",

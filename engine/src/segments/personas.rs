@@ -6,6 +6,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Mutex,
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -73,11 +74,19 @@ pub enum PersonaRoute {
 /// it (members, personas, an erasure) makes the body stale.
 type Stamp = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-type RouteKey = (Uuid, PersonaRef, PersonaRoute);
+/// Workspace, the segment as the client named it, persona, route.
+type RouteKey = (Uuid, String, PersonaRef, PersonaRoute);
 
-/// Rendered persona route bodies (`data` JSON), reused while the segment's
-/// stamp is unchanged: the routes then cost two primary-key reads (the key
-/// and the segment), not a scan of the members. Bounded by total size.
+/// A body is served without looking at the segment row for this long after
+/// its stamp was last checked. So a recomputation or an erasure made through
+/// another server process shows there within this time (this process
+/// forgets its bodies at once on an erasure).
+const ROUTE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+const ROUTE_CACHE_BYTES: usize = 64 << 20;
+
+/// Rendered persona route responses (the whole envelope), reused while the
+/// segment's stamp is unchanged: a hit costs no database read at all, a
+/// recheck one primary-key read, never a scan of the members. Bounded by size.
 #[derive(Default)]
 pub struct RouteCache {
     entries: Mutex<Entries>,
@@ -86,31 +95,64 @@ pub struct RouteCache {
 #[derive(Default)]
 struct Entries {
     bytes: usize,
-    bodies: HashMap<RouteKey, (Stamp, Bytes)>,
+    bodies: HashMap<RouteKey, Entry>,
 }
 
-const ROUTE_CACHE_BYTES: usize = 64 << 20;
+struct Entry {
+    stamp: Stamp,
+    checked: Instant,
+    body: Bytes,
+}
 
 impl RouteCache {
-    fn get(&self, key: &RouteKey, stamp: &Stamp) -> Option<Bytes> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .bodies
-            .get(key)
-            .filter(|(s, _)| s == stamp)
-            .map(|(_, b)| b.clone())
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A body whose stamp was checked within [`ROUTE_RECHECK`].
+    fn recent(&self, key: &RouteKey) -> Option<Bytes> {
+        let entries = self.entries();
+        let entry = entries.bodies.get(key)?;
+        (entry.checked.elapsed() < ROUTE_RECHECK).then(|| entry.body.clone())
+    }
+
+    /// A body rendered from a segment row with this stamp.
+    fn current(&self, key: &RouteKey, stamp: &Stamp) -> Option<Bytes> {
+        let mut entries = self.entries();
+        let entry = entries.bodies.get_mut(key).filter(|e| e.stamp == *stamp)?;
+        entry.checked = Instant::now();
+        Some(entry.body.clone())
     }
 
     fn put(&self, key: RouteKey, stamp: Stamp, body: Bytes) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries();
         if entries.bytes + body.len() > ROUTE_CACHE_BYTES {
             *entries = Entries::default();
         }
         entries.bytes += body.len();
-        if let Some((_, old)) = entries.bodies.insert(key, (stamp, body)) {
-            entries.bytes -= old.len();
+        let entry = Entry {
+            stamp,
+            checked: Instant::now(),
+            body,
+        };
+        if let Some(old) = entries.bodies.insert(key, entry) {
+            entries.bytes -= old.body.len();
         }
     }
+
+    /// Forgets every body of a workspace (after an erasure).
+    pub(crate) fn forget_workspace(&self, ws: Uuid) {
+        let mut entries = self.entries();
+        entries.bodies.retain(|k, _| k.0 != ws);
+        entries.bytes = entries.bodies.values().map(|e| e.body.len()).sum();
+    }
+}
+
+/// The player API's envelope around rendered `data`.
+fn envelope(data: &Value) -> Result<Bytes> {
+    let body = serde_json::to_vec(&json!({ "code": 200, "message": "", "data": data }))
+        .map_err(Error::internal)?;
+    Ok(Bytes::from(body))
 }
 
 /// The members' scores as a matrix: one row per member, one column per facet.
@@ -195,7 +237,8 @@ impl Engine {
         Ok((segment, which, Some(found)))
     }
 
-    /// The `data` JSON of a persona route, rendered once per segment state.
+    /// A persona route's whole response (`{"code":200,"message":"","data":…}`),
+    /// rendered once per segment state.
     pub async fn persona_route(
         &self,
         p: &Principal,
@@ -205,17 +248,23 @@ impl Engine {
     ) -> Result<Bytes> {
         p.require(Permission::Read)?;
         let which = PersonaRef::parse(persona)?;
+        // All players of `default` change with every load: never cached.
+        let cacheable = !(segment == super::DEFAULT_SLUG
+            && which == PersonaRef::All
+            && route == PersonaRoute::UserIds);
+        let key = (p.workspace_id, segment.to_owned(), which, route);
+        if cacheable && let Some(body) = self.route_cache.recent(&key) {
+            return Ok(body);
+        }
         let found = self.find_segment(p.workspace_id, segment).await?;
         let stamp = (
             found.updated_at,
             found.members_computed_at,
             found.personas_computed_at,
         );
-        // All players of `default` change with every load: never cached.
-        let cacheable =
-            !(found.builtin && which == PersonaRef::All && route == PersonaRoute::UserIds);
-        let key = (found.id, which, route);
-        if cacheable && let Some(body) = self.route_cache.get(&key, &stamp) {
+        let cacheable = cacheable
+            && !(found.builtin && which == PersonaRef::All && route == PersonaRoute::UserIds);
+        if cacheable && let Some(body) = self.route_cache.current(&key, &stamp) {
             return Ok(body);
         }
         let id = found.id.to_string();
@@ -225,7 +274,7 @@ impl Engine {
             }
             PersonaRoute::Traits => self.persona_traits(p, &id, persona).await?,
         };
-        let body = Bytes::from(serde_json::to_vec(&data).map_err(Error::internal)?);
+        let body = envelope(&data)?;
         if cacheable {
             self.route_cache.put(key, stamp, body.clone());
         }
