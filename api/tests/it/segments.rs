@@ -562,3 +562,67 @@ async fn members_follow_a_trait_run() {
     assert_eq!(members(&app, "buyers").await, set(&["p1", "p2"]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn segments_over_graphql() {
+    let app = TestApp::spawn().await;
+    typed_traits(&app).await;
+    let create = "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { slug personaCount membersStatus filter } }";
+    let d = app
+        .gql(create, json!({ "i": { "name": "Steam fans", "filter": {"trait": "platform", "op": "=", "value": "Steam"}, "personaCount": "auto" } }))
+        .await;
+    assert_eq!(d["createSegment"]["slug"], "steam_fans");
+    assert_eq!(d["createSegment"]["personaCount"], "auto");
+    let (_, body) = app
+        .gql_as(Some(&app.admin_key), create, json!({ "i": { "name": "Bad", "filter": {"trait": "platform", "op": ">", "value": 1} } }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "filter.value",
+        "{body}"
+    );
+    let (_, body) = app
+        .gql_as(Some(&app.admin_key), create, json!({ "i": { "name": "Bad", "filter": {"trait": "platform", "op": "exists"}, "personaCount": 99 } }))
+        .await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 20"),
+        "{body}"
+    );
+    let d = app
+        .gql(
+            "mutation { updateSegment(segment: \"steam_fans\", input: { personaCount: 3 }) { personaCount } refreshSegment(segment: \"steam_fans\") { kind } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["updateSegment"]["personaCount"], 3);
+    assert_eq!(d["refreshSegment"]["kind"], "compute_segment");
+    app.drain().await;
+    let d = app
+        .gql(
+            "{ segments { slug builtin membersStatus memberCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["segments"][0]["slug"], "default");
+    assert_eq!(d["segments"][1]["membersStatus"], "ready", "{d}");
+    // A viewer reads but does not change segments.
+    let (viewer, _) = app.create_key("viewer").await;
+    let (_, body) = app
+        .gql_as(
+            Some(&viewer),
+            "mutation { deleteSegment(segment: \"steam_fans\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::support::error_code(&body), "forbidden");
+    let d = app
+        .gql(
+            "mutation { deleteSegment(segment: \"steam_fans\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["deleteSegment"], true);
+    app.stop().await;
+}
