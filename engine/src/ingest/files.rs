@@ -176,55 +176,71 @@ impl Engine {
             fresh,
         };
         let now = Utc::now();
-        loop {
-            let next = match format {
-                FileFormat::Ndjson => lines.next_line().await.map_err(io_error)?,
-                FileFormat::Csv => lines.next_csv_record().await.map_err(io_error)?,
-            };
-            let Some((number, offset, line)) = next else {
-                break;
-            };
-            let line = match line {
-                Line::Text(t) if number == 1 => {
-                    Line::Text(t.strip_prefix(BOM).map(<[u8]>::to_vec).unwrap_or(t))
+        // One batch commits while the next is read and parsed; commits stay in
+        // order (each waits for the one before), so the checkpoint still moves
+        // one batch at a time.
+        let mut in_flight: Option<tokio::task::JoinHandle<Result<()>>> = None;
+        let read = async {
+            loop {
+                let next = match format {
+                    FileFormat::Ndjson => lines.next_line().await.map_err(io_error)?,
+                    FileFormat::Csv => lines.next_csv_record().await.map_err(io_error)?,
+                };
+                let Some((number, offset, line)) = next else {
+                    break;
+                };
+                let line = match line {
+                    Line::Text(t) if number == 1 => {
+                        Line::Text(t.strip_prefix(BOM).map(<[u8]>::to_vec).unwrap_or(t))
+                    }
+                    other => other,
+                };
+                if format == FileFormat::Csv && header.is_none() {
+                    header = Some(csv_header(record_type, &line, &file.path)?);
+                    continue;
                 }
-                other => other,
-            };
+                if number <= file.checkpoint_line as u64 {
+                    continue;
+                }
+                if matches!(&line, Line::Text(t) if t.iter().all(u8::is_ascii_whitespace)) {
+                    continue;
+                }
+                let parsed = match (format, &header) {
+                    (FileFormat::Csv, Some(h)) => {
+                        csv_row(record_type, file.workspace_id, h, line, number, offset, now)
+                    }
+                    _ => parse_line(record_type, file.workspace_id, line, number, offset, now),
+                };
+                match parsed {
+                    Ok(mut row) => {
+                        row.stamp(file.id, number as i64);
+                        batch.rows.push(row);
+                    }
+                    Err(r) => batch.rejected.push(r),
+                }
+                batch.last_line = number;
+                if batch.rows.len() + batch.rejected.len() >= FILE_BATCH {
+                    let commit = self.commit_batch(file, record_type, &mut batch, now);
+                    if let Some(previous) = in_flight.take() {
+                        joined(previous.await)?;
+                    }
+                    in_flight = Some(tokio::spawn(commit));
+                }
+            }
             if format == FileFormat::Csv && header.is_none() {
-                header = Some(csv_header(record_type, &line, &file.path)?);
-                continue;
+                return Err(Error::invalid(
+                    "file",
+                    format!("{} has no CSV header row", file.path),
+                ));
             }
-            if number <= file.checkpoint_line as u64 {
-                continue;
-            }
-            if matches!(&line, Line::Text(t) if t.iter().all(u8::is_ascii_whitespace)) {
-                continue;
-            }
-            let parsed = match (format, &header) {
-                (FileFormat::Csv, Some(h)) => {
-                    csv_row(record_type, file.workspace_id, h, line, number, offset, now)
-                }
-                _ => parse_line(record_type, file.workspace_id, line, number, offset, now),
-            };
-            match parsed {
-                Ok(mut row) => {
-                    row.stamp(file.id, number as i64);
-                    batch.rows.push(row);
-                }
-                Err(r) => batch.rejected.push(r),
-            }
-            batch.last_line = number;
-            if batch.rows.len() + batch.rejected.len() >= FILE_BATCH {
-                self.commit_batch(file, record_type, &mut batch, now)
-                    .await?;
-            }
+            Ok(())
         }
-        if format == FileFormat::Csv && header.is_none() {
-            return Err(Error::invalid(
-                "file",
-                format!("{} has no CSV header row", file.path),
-            ));
+        .await;
+        // Whatever happened while reading, the batch already sent finishes first.
+        if let Some(previous) = in_flight.take() {
+            joined(previous.await)?;
         }
+        read?;
         self.commit_batch(file, record_type, &mut batch, now)
             .await?;
         // Every line is in: the file's players, in one statement.
@@ -233,78 +249,80 @@ impl Engine {
 
     /// Rows, quarantined lines and the checkpoint, in one transaction that
     /// first locks the file's ledger row: if the checkpoint moved since this
-    /// batch began, another loader has these lines and this one stops.
-    async fn commit_batch(
+    /// batch began, another loader has these lines and this one stops. Takes
+    /// the batch's lines at once and returns the commit as an owned future,
+    /// so that it can run while the next batch is read.
+    fn commit_batch(
         &self,
         file: &source_files::Model,
         record_type: RecordType,
         batch: &mut Batch,
         now: chrono::DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
         let rows = std::mem::take(&mut batch.rows);
         let rejected = std::mem::take(&mut batch.rejected);
         let (file_id, workspace_id) = (file.id, file.workspace_id);
         let (from, checkpoint, fresh) =
             (batch.from_line as i64, batch.last_line as i64, batch.fresh);
-        if fresh
-            && record_type != RecordType::Items
-            && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
-        {
-            // No line of this file is past the checkpoint: COPY, no conflict handling needed.
-            super::copy::commit(
-                self.db.get_postgres_connection_pool(),
-                super::copy::Batch {
-                    workspace_id,
-                    file_id,
-                    path: &file.path,
-                    record_type,
-                    from_line: from,
-                    checkpoint,
-                    rows,
-                    rejected,
-                    now,
-                },
-            )
-            .await?;
-            batch.from_line = batch.last_line;
-            return Ok(());
-        }
-        let path = file.path.clone();
-        crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                let current = source_files::Entity::find_by_id(file_id)
-                    // SQLite needs no row lock: its write transactions are exclusive.
-                    .lock_exclusive()
-                    .one(tx)
-                    .await?
-                    .ok_or(Error::NotFound {
-                        what: "source file",
-                    })?;
-                if current.checkpoint_line != from {
-                    return Err(Error::Conflict(format!(
-                        "the checkpoint moved from line {from} to {} under this loader",
-                        current.checkpoint_line
-                    )));
-                }
-                let origin = Origin::File {
-                    id: file_id,
-                    path: &path,
-                    fresh,
-                };
-                let accepted =
-                    load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
-                        .await?;
-                let mut f: source_files::ActiveModel = current.clone().into();
-                f.checkpoint_line = Set(checkpoint);
-                f.rows_loaded = Set(current.rows_loaded + accepted as i64);
-                f.rows_rejected = Set(current.rows_rejected + rejected.len() as i64);
-                f.update(tx).await?;
-                Ok(())
-            })
-        })
-        .await?;
         batch.from_line = batch.last_line;
-        Ok(())
+        let path = file.path.clone();
+        let db = self.db.clone();
+        async move {
+            if fresh
+                && record_type != RecordType::Items
+                && db.get_database_backend() == sea_orm::DbBackend::Postgres
+            {
+                // No line of this file is past the checkpoint: COPY, no conflict handling needed.
+                return super::copy::commit(
+                    db.get_postgres_connection_pool(),
+                    super::copy::Batch {
+                        workspace_id,
+                        file_id,
+                        path: &path,
+                        record_type,
+                        from_line: from,
+                        checkpoint,
+                        rows,
+                        rejected,
+                        now,
+                    },
+                )
+                .await;
+            }
+            crate::db::write_tx(&db, |tx| {
+                Box::pin(async move {
+                    let current = source_files::Entity::find_by_id(file_id)
+                        // SQLite needs no row lock: its write transactions are exclusive.
+                        .lock_exclusive()
+                        .one(tx)
+                        .await?
+                        .ok_or(Error::NotFound {
+                            what: "source file",
+                        })?;
+                    if current.checkpoint_line != from {
+                        return Err(Error::Conflict(format!(
+                            "the checkpoint moved from line {from} to {} under this loader",
+                            current.checkpoint_line
+                        )));
+                    }
+                    let origin = Origin::File {
+                        id: file_id,
+                        path: &path,
+                        fresh,
+                    };
+                    let accepted =
+                        load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
+                            .await?;
+                    let mut f: source_files::ActiveModel = current.clone().into();
+                    f.checkpoint_line = Set(checkpoint);
+                    f.rows_loaded = Set(current.rows_loaded + accepted as i64);
+                    f.rows_rejected = Set(current.rows_rejected + rejected.len() as i64);
+                    f.update(tx).await?;
+                    Ok(())
+                })
+            })
+            .await
+        }
     }
 
     /// Whether rows of the file exist past its checkpoint (only after a
@@ -333,6 +351,11 @@ impl Engine {
         let statement = self.db.get_database_backend().build(&q);
         Ok(self.db.query_one_raw(statement).await?.is_some())
     }
+}
+
+/// A commit task's outcome; a panic in it is an internal error.
+fn joined(outcome: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    outcome.map_err(Error::internal)?
 }
 
 /// The header row: names the columns, and must name the type's required ones.
