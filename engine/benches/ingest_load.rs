@@ -1,6 +1,7 @@
 //! Loading a 1M-line NDJSON file of purchases from a local source into
 //! PostgreSQL, beside `COPY` of the same rows as CSV into a same-shaped table
-//! (`LIKE purchases INCLUDING ALL`: same columns, keys and indexes), in one run.
+//! (`LIKE purchases INCLUDING ALL`: same columns, keys and indexes; the rows
+//! carry a file id and line number as the loader's do), in one run.
 //!
 //! `BENCH_POSTGRES_URL=postgres://… BENCH_REDIS_URL=redis://… cargo bench -p engine --bench ingest_load`
 //! (`psql` on PATH runs the `\copy`). Prints rows/s of both, their ratio and
@@ -62,6 +63,10 @@ async fn main() {
     let mut ndjson =
         BufWriter::new(std::fs::File::create(root.join("purchases/p.ndjson")).unwrap());
     let mut csv = BufWriter::new(std::fs::File::create(root.join("copy.csv")).unwrap());
+    // The loader's rows name their file and line (the exactly-once key, a
+    // unique index): the COPY rows do too, or COPY would skip that index's
+    // uniqueness checks (NULLs never collide) and not be the same rows.
+    let copy_file_id = Uuid::now_v7();
     for n in 0..LINES {
         let user = format!("u{}", n * 7919 % PLAYERS);
         let ts = format!(
@@ -81,7 +86,7 @@ async fn main() {
         .unwrap();
         writeln!(
             csv,
-            "{ws_id},{},{user},{ts}+00,{item},1,{price},Steam,{},now",
+            "{ws_id},{},{user},{ts}+00,{item},1,{price},Steam,{copy_file_id},{},now",
             Uuid::now_v7(),
             n + 1
         )
@@ -135,7 +140,7 @@ async fn main() {
         .arg("-q")
         .arg("-c")
         .arg(format!(
-            "\\copy bench_copy (workspace_id, id, user_id, timestamp, item_id, count, price, platform, line_number, loaded_at) FROM '{}' CSV",
+            "\\copy bench_copy (workspace_id, id, user_id, timestamp, item_id, count, price, platform, source_file_id, line_number, loaded_at) FROM '{}' CSV",
             csv_path.display()
         ))
         .status()

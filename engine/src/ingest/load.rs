@@ -452,6 +452,25 @@ pub(crate) async fn players_from_file(
     }
     let table = Alias::new(record_type.as_str());
     let col = |c: &str| Expr::col(Alias::new(c));
+    let logins = record_type == RecordType::Logins;
+    if !logins {
+        // Only first and last seen: one hash aggregate, no sort of the file's rows.
+        let mut select = Query::select();
+        select
+            .columns([Alias::new("workspace_id"), Alias::new("user_id")])
+            .expr(Func::min(col("timestamp")))
+            .expr(Func::max(col("timestamp")))
+            .from(table)
+            .and_where(col("workspace_id").eq(workspace_id))
+            .and_where(col("source_file_id").eq(file_id))
+            .group_by_columns([Alias::new("workspace_id"), Alias::new("user_id")]);
+        for _ in LOGIN_COLUMNS {
+            // An untyped NULL: the columns have several types.
+            select.expr(Expr::cust("NULL"));
+        }
+        select.expr(Expr::val(now));
+        return upsert_players_from(db, select).await;
+    }
     let window = "OVER (PARTITION BY user_id)";
     // Each row of the file with its player's first and last timestamp in it,
     // and its rank among that player's rows, latest first.
@@ -467,11 +486,8 @@ pub(crate) async fn players_from_file(
         )
         .and_where(col("workspace_id").eq(workspace_id))
         .and_where(col("source_file_id").eq(file_id));
-    let logins = record_type == RecordType::Logins;
     for c in LOGIN_COLUMNS.iter().filter(|c| **c != "last_login_at") {
-        if logins {
-            ranked.column(Alias::new(*c));
-        }
+        ranked.column(Alias::new(*c));
     }
     let mut select = Query::select();
     select
@@ -484,14 +500,20 @@ pub(crate) async fn players_from_file(
         .from_subquery(ranked, Alias::new("ranked"))
         .and_where(col("latest").eq(1));
     for c in LOGIN_COLUMNS {
-        match (logins, c) {
-            (true, "last_login_at") => select.expr(col("timestamp")),
-            (true, c) => select.column(Alias::new(c)),
-            // An untyped NULL: the columns have several types.
-            (false, _) => select.expr(Expr::cust("NULL")),
+        match c {
+            "last_login_at" => select.expr(col("timestamp")),
+            c => select.column(Alias::new(c)),
         };
     }
     select.expr(Expr::val(now));
+    upsert_players_from(db, select).await
+}
+
+/// `INSERT INTO players … SELECT` with the loads' upsert rule.
+async fn upsert_players_from(
+    db: &impl ConnectionTrait,
+    select: sea_orm::sea_query::SelectStatement,
+) -> Result<()> {
     let insert = Query::insert()
         .into_table(Alias::new("players"))
         .columns(PLAYER_COLUMNS.map(Alias::new))
