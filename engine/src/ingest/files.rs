@@ -33,6 +33,8 @@ use crate::{Engine, Error, Result};
 /// Lines per committed batch (and checkpoint): large enough that commits are
 /// not the cost, small enough to keep memory bounded.
 const FILE_BATCH: usize = 10_000;
+/// A file this large changes its table's statistics enough to refresh them.
+const ANALYZE_AFTER_LINES: u64 = 100_000;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -243,6 +245,16 @@ impl Engine {
         read?;
         self.commit_batch(file, record_type, &mut batch, now)
             .await?;
+        if batch.last_line - file.checkpoint_line as u64 >= ANALYZE_AFTER_LINES
+            && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
+        {
+            // Fresh statistics, so the players aggregate below (and the next
+            // trait runs) plan for the rows just added, not for an empty table.
+            use sea_orm::ConnectionTrait;
+            self.db
+                .execute_unprepared(&format!("ANALYZE \"{}\"", record_type.as_str()))
+                .await?;
+        }
         // Every line is in: the file's players, in one statement.
         load::players_from_file(&self.db, file.workspace_id, record_type, file.id, now).await
     }
