@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use sea_orm::{EntityTrait, IdenStatic, Iterable, TryIntoModel};
 use serde_json::Value;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use entity::{
@@ -45,9 +45,65 @@ fn db(e: sqlx::Error) -> Error {
     }
 }
 
-/// Commits the batch, or hands over with `Conflict` when the checkpoint moved
-/// under this loader (another one owns the file now).
-pub(crate) async fn commit(pool: &PgPool, b: Batch<'_>) -> Result<()> {
+/// A batch turned into COPY input, ready to send.
+pub(crate) struct Prepared {
+    file_id: Uuid,
+    from_line: i64,
+    checkpoint: i64,
+    accepted: i64,
+    rejected: i64,
+    /// `COPY … FROM STDIN` statements with their text-format input.
+    copies: Vec<(String, String)>,
+}
+
+/// Renders the batch's rows and quarantined lines as COPY input. This is the
+/// CPU part of a commit: the loader does it while the batch before is still
+/// being written.
+pub(crate) fn prepare(b: Batch<'_>) -> Result<Prepared> {
+    let accepted = b.rows.len() as i64;
+    let rejected = b.rejected.len() as i64;
+    let mut copies = Vec::with_capacity(2);
+    macro_rules! copy_rows {
+        ($variant:ident, $entity:ty) => {{
+            let models = b.rows.into_iter().filter_map(|r| match r {
+                Row::$variant(m) => Some(m),
+                _ => None,
+            });
+            copies.extend(copy_input::<$entity>(models)?)
+        }};
+    }
+    match b.record_type {
+        RecordType::Purchases => copy_rows!(Purchase, purchases::Entity),
+        RecordType::Logins => copy_rows!(Login, logins::Entity),
+        RecordType::Actions => copy_rows!(Action, actions::Entity),
+        RecordType::Kpis => copy_rows!(Kpi, kpis::Entity),
+        RecordType::VirtualPurchases => copy_rows!(VirtualPurchase, virtual_purchases::Entity),
+        RecordType::LevelUps => copy_rows!(LevelUp, level_ups::Entity),
+        RecordType::SocialDynamics => copy_rows!(SocialDynamic, social_dynamics::Entity),
+        RecordType::Items => return Err(Error::internal("items are upserts, not copied")),
+    }
+    let origin = Origin::File {
+        id: b.file_id,
+        path: b.path,
+        fresh: true,
+    };
+    let quarantined = quarantine_rows(b.workspace_id, b.record_type, &origin, &b.rejected, b.now);
+    copies.extend(copy_input::<quarantined_lines::Entity>(
+        quarantined.into_iter(),
+    )?);
+    Ok(Prepared {
+        file_id: b.file_id,
+        from_line: b.from_line,
+        checkpoint: b.checkpoint,
+        accepted,
+        rejected,
+        copies,
+    })
+}
+
+/// Commits a prepared batch, or hands over with `Conflict` when the
+/// checkpoint moved under this loader (another one owns the file now).
+pub(crate) async fn commit(pool: &PgPool, b: Prepared) -> Result<()> {
     let mut tx = pool.begin().await.map_err(db)?;
     let current: Option<i64> =
         sqlx::query_scalar("SELECT checkpoint_line FROM source_files WHERE id = $1 FOR UPDATE")
@@ -69,41 +125,18 @@ pub(crate) async fn commit(pool: &PgPool, b: Batch<'_>) -> Result<()> {
         }
         Some(_) => {}
     }
-    let accepted = b.rows.len() as i64;
-    let rejected = b.rejected.len() as i64;
-    macro_rules! copy_rows {
-        ($variant:ident, $entity:ty) => {{
-            let models = b.rows.into_iter().filter_map(|r| match r {
-                Row::$variant(m) => Some(m),
-                _ => None,
-            });
-            copy::<$entity>(&mut tx, models).await?
-        }};
+    for (statement, text) in b.copies {
+        let mut copy = tx.copy_in_raw(&statement).await.map_err(db)?;
+        copy.send(text.into_bytes()).await.map_err(db)?;
+        copy.finish().await.map_err(db)?;
     }
-    match b.record_type {
-        RecordType::Purchases => copy_rows!(Purchase, purchases::Entity),
-        RecordType::Logins => copy_rows!(Login, logins::Entity),
-        RecordType::Actions => copy_rows!(Action, actions::Entity),
-        RecordType::Kpis => copy_rows!(Kpi, kpis::Entity),
-        RecordType::VirtualPurchases => copy_rows!(VirtualPurchase, virtual_purchases::Entity),
-        RecordType::LevelUps => copy_rows!(LevelUp, level_ups::Entity),
-        RecordType::SocialDynamics => copy_rows!(SocialDynamic, social_dynamics::Entity),
-        RecordType::Items => return Err(Error::internal("items are upserts, not copied")),
-    }
-    let origin = Origin::File {
-        id: b.file_id,
-        path: b.path,
-        fresh: true,
-    };
-    let quarantined = quarantine_rows(b.workspace_id, b.record_type, &origin, &b.rejected, b.now);
-    copy::<quarantined_lines::Entity>(&mut tx, quarantined.into_iter()).await?;
     sqlx::query(
         "UPDATE source_files SET checkpoint_line = $1, rows_loaded = rows_loaded + $2, \
          rows_rejected = rows_rejected + $3 WHERE id = $4",
     )
     .bind(b.checkpoint)
-    .bind(accepted)
-    .bind(rejected)
+    .bind(b.accepted)
+    .bind(b.rejected)
     .bind(b.file_id)
     .execute(&mut *tx)
     .await
@@ -112,13 +145,11 @@ pub(crate) async fn commit(pool: &PgPool, b: Batch<'_>) -> Result<()> {
     Ok(())
 }
 
-/// `COPY table (columns) FROM STDIN` with the rows in text format, columns in
-/// the entity's order and values as the model serializes them (what
-/// PostgreSQL's input functions read: RFC 3339 times, JSON text, numbers).
-async fn copy<E>(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: impl Iterator<Item = E::ActiveModel>,
-) -> Result<()>
+/// The `COPY table (columns) FROM STDIN` statement and its text-format input
+/// (none for no rows): columns in the entity's order, values as the model
+/// serializes them (what PostgreSQL's input functions read: RFC 3339 times,
+/// JSON text, numbers).
+fn copy_input<E>(rows: impl Iterator<Item = E::ActiveModel>) -> Result<Option<(String, String)>>
 where
     E: EntityTrait,
     E::Model: serde::Serialize,
@@ -142,7 +173,7 @@ where
         count += 1;
     }
     if count == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let statement = format!(
@@ -150,10 +181,7 @@ where
         E::default().table_name(),
         quoted.join(", ")
     );
-    let mut copy = tx.copy_in_raw(&statement).await.map_err(db)?;
-    copy.send(text.into_bytes()).await.map_err(db)?;
-    copy.finish().await.map_err(db)?;
-    Ok(())
+    Ok(Some((statement, text)))
 }
 
 /// One value in COPY's text format: `\N` for NULL, backslash escapes for the

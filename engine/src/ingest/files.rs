@@ -271,35 +271,35 @@ impl Engine {
         batch: &mut Batch,
         now: chrono::DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
-        let rows = std::mem::take(&mut batch.rows);
-        let rejected = std::mem::take(&mut batch.rejected);
+        let mut rows = std::mem::take(&mut batch.rows);
+        let mut rejected = std::mem::take(&mut batch.rejected);
         let (file_id, workspace_id) = (file.id, file.workspace_id);
         let (from, checkpoint, fresh) =
             (batch.from_line as i64, batch.last_line as i64, batch.fresh);
         batch.from_line = batch.last_line;
         let path = file.path.clone();
         let db = self.db.clone();
+        // No line of this file is past the checkpoint: COPY, no conflict
+        // handling needed. The rows are rendered here, in the reading task.
+        let copy = (fresh
+            && record_type != RecordType::Items
+            && db.get_database_backend() == sea_orm::DbBackend::Postgres)
+            .then(|| {
+                super::copy::prepare(super::copy::Batch {
+                    workspace_id,
+                    file_id,
+                    path: &path,
+                    record_type,
+                    from_line: from,
+                    checkpoint,
+                    rows: std::mem::take(&mut rows),
+                    rejected: std::mem::take(&mut rejected),
+                    now,
+                })
+            });
         async move {
-            if fresh
-                && record_type != RecordType::Items
-                && db.get_database_backend() == sea_orm::DbBackend::Postgres
-            {
-                // No line of this file is past the checkpoint: COPY, no conflict handling needed.
-                return super::copy::commit(
-                    db.get_postgres_connection_pool(),
-                    super::copy::Batch {
-                        workspace_id,
-                        file_id,
-                        path: &path,
-                        record_type,
-                        from_line: from,
-                        checkpoint,
-                        rows,
-                        rejected,
-                        now,
-                    },
-                )
-                .await;
+            if let Some(prepared) = copy {
+                return super::copy::commit(db.get_postgres_connection_pool(), prepared?).await;
             }
             crate::db::write_tx(&db, |tx| {
                 Box::pin(async move {
