@@ -256,7 +256,20 @@ impl Engine {
                 .await?;
         }
         // Every line is in: the file's players, in one statement.
-        load::players_from_file(&self.db, file.workspace_id, record_type, file.id, now).await
+        let ws = file.workspace_id;
+        let file_id = file.id;
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                use sea_orm::ConnectionTrait;
+                if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
+                    // One group per player of the file: let the aggregate stay in
+                    // memory instead of spilling at the default 4 MB.
+                    tx.execute_unprepared("SET LOCAL work_mem = '64MB'").await?;
+                }
+                load::players_from_file(tx, ws, record_type, file_id, now).await
+            })
+        })
+        .await
     }
 
     /// Rows, quarantined lines and the checkpoint, in one transaction that
