@@ -51,14 +51,14 @@ impl HttpsPolicy {
     }
 }
 
-/// Refuses plain-HTTP requests when HTTPS is required; probes stay reachable
-/// so load balancers can check health over the internal network.
+/// Refuses plain-HTTP requests when HTTPS is required; probes and `/metrics`
+/// stay reachable so load balancers and Prometheus can use the internal network.
 pub async fn enforce_https<E: Endpoint>(
     next: E,
     req: Request,
     policy: HttpsPolicy,
 ) -> poem::Result<Response> {
-    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
     if !probe && !policy.allows(&req) {
         return Ok(crate::errors::json_http_error(Error::HttpsRequired));
     }

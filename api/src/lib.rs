@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod errors;
 pub mod graphql;
+pub mod metrics;
 pub mod rest;
 pub mod server;
 pub mod survey_page;

@@ -104,6 +104,8 @@ pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, SegmentsApi, IngestAp
 pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl poem::Endpoint {
     let schema = graphql::schema(engine.clone());
     let rest = openapi();
+    let http_metrics = std::sync::Arc::new(crate::metrics::HttpMetrics::default());
+    let measured = http_metrics.clone();
     Route::new()
         .at("/openapi.json", rest.spec_endpoint())
         .nest("/docs", rest.swagger_ui())
@@ -124,10 +126,13 @@ pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl
         .at("/survey", get(survey_page::show).post(survey_page::submit))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
+        .at("/metrics", get(crate::metrics::render_metrics))
         .data(schema)
+        .data(http_metrics)
         .data(engine)
         .data(BodyLimit(max_body_bytes))
         .around(move |ep, req| enforce_https(ep, req, https.clone()))
+        .around(move |ep, req| crate::metrics::measure(ep, req, measured.clone()))
 }
 
 /// A started server: its bound address (port 0 becomes a real port) and handles to stop it.

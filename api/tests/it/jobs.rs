@@ -90,3 +90,52 @@ async fn jobs_cross_redis_to_a_separate_worker_process() {
     assert!(exit.success(), "worker exited with {exit}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_requests_jobs_and_files_in_prometheus_text() {
+    let app = TestApp::spawn().await;
+    app.gql(
+        "mutation { runDiagnosticJob(message: \"m\") { id } }",
+        json!({}),
+    )
+    .await;
+    app.drain().await;
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+    );
+    let text = resp.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        value("traitforge_jobs{kind=\"diagnostic\",status=\"succeeded\"}"),
+        1.0
+    );
+    // The GraphQL call above (and the drain's requests) were counted.
+    assert!(value("traitforge_http_requests_total{status=\"2xx\"}") >= 1.0);
+    assert_eq!(
+        value("traitforge_http_request_duration_seconds_count"),
+        value("traitforge_http_requests_total{status=\"2xx\"}")
+            + value("traitforge_http_requests_total{status=\"4xx\"}")
+            + value("traitforge_http_requests_total{status=\"5xx\"}")
+            + value("traitforge_http_requests_total{status=\"1xx\"}")
+            + value("traitforge_http_requests_total{status=\"3xx\"}")
+    );
+    assert_eq!(
+        value("traitforge_source_file_rows{outcome=\"loaded\"}"),
+        0.0
+    );
+    app.stop().await;
+}

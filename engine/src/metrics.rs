@@ -1,0 +1,74 @@
+//! Operational counts for `/metrics`: set-based counts over the job records,
+//! the file ledger and notification delivery, across workspaces (an
+//! operator's view; no tenant data beyond counts).
+
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::{Engine, Result};
+
+/// One labelled gauge value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: f64,
+}
+
+/// (metric, help, SQL returning label columns then one numeric value, label names).
+const QUERIES: [(&str, &str, &str, &[&str]); 4] = [
+    (
+        "traitforge_jobs",
+        "Job records by kind and status.",
+        "SELECT kind, status, COUNT(*) FROM job_records GROUP BY kind, status",
+        &["kind", "status"],
+    ),
+    (
+        "traitforge_source_files",
+        "Files in the ingestion ledger by status.",
+        "SELECT status, COUNT(*) FROM source_files GROUP BY status",
+        &["status"],
+    ),
+    (
+        "traitforge_source_file_rows",
+        "Rows loaded and rejected from files, over the whole ledger.",
+        "SELECT 'loaded', CAST(COALESCE(SUM(rows_loaded), 0) AS BIGINT) FROM source_files \
+         UNION ALL SELECT 'rejected', CAST(COALESCE(SUM(rows_rejected), 0) AS BIGINT) FROM source_files",
+        &["outcome"],
+    ),
+    (
+        "traitforge_notifications",
+        "Notifications by webhook delivery status.",
+        "SELECT COALESCE(delivery_status, 'none'), COUNT(*) FROM notifications \
+         GROUP BY COALESCE(delivery_status, 'none')",
+        &["delivery_status"],
+    ),
+];
+
+impl Engine {
+    pub async fn metrics(&self) -> Result<Vec<Sample>> {
+        let backend = self.db.get_database_backend();
+        let mut samples = Vec::new();
+        for (name, help, sql, labels) in QUERIES {
+            for row in self
+                .db
+                .query_all_raw(Statement::from_string(backend, sql))
+                .await?
+            {
+                let mut values = Vec::new();
+                for (i, label) in labels.iter().enumerate() {
+                    let v: Option<String> = row.try_get_by_index(i)?;
+                    values.push((*label, v.unwrap_or_default()));
+                }
+                let value = row.try_get_by_index::<i64>(labels.len())? as f64;
+                samples.push(Sample {
+                    name,
+                    help,
+                    labels: values,
+                    value,
+                });
+            }
+        }
+        Ok(samples)
+    }
+}
