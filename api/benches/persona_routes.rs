@@ -86,15 +86,7 @@ async fn main() {
     .unwrap();
     let instrument = Instrument::default_instrument();
     let facets: Vec<String> = instrument
-        .facets
-        .iter()
-        .map(|f| (f.category.clone(), f.facet.clone()))
-        .chain(
-            instrument
-                .combined
-                .iter()
-                .map(|c| (c.category.clone(), c.facet.clone())),
-        )
+        .scored_facets()
         .enumerate()
         .map(|(i, (c, f))| format!("({i}, '{c}', '{}')", f.replace('\'', "''")))
         .collect();

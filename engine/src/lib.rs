@@ -20,6 +20,7 @@ pub mod survey;
 mod text_enum;
 pub mod traits;
 pub mod workspaces;
+mod zscore;
 
 pub use entity;
 pub use error::{Error, Result};

@@ -426,22 +426,9 @@ fn train(
             y[[*r, t]] = *score;
         }
     }
-    // Standardize: missing values become the mean (0); constant traits carry no signal.
+    // Missing values become the mean (0); constant traits carry no signal.
     let p = features.len();
-    let mut means = Array1::zeros(p);
-    let mut sds = Array1::ones(p);
-    for (j, mut column) in x.axis_iter_mut(Axis(1)).enumerate() {
-        let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-        let count = present.len().max(1) as f64;
-        let mean = present.iter().sum::<f64>() / count;
-        let sd = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
-        means[j] = mean;
-        if sd > 1e-12 {
-            sds[j] = sd;
-        }
-        let scale = if sd > 1e-12 { sd } else { f64::INFINITY };
-        column.mapv_inplace(|v| if v.is_nan() { 0.0 } else { (v - mean) / scale });
-    }
+    let (means, sds): (Vec<f64>, Vec<f64>) = crate::zscore::standardize(&mut x).into_iter().unzip();
     // k-fold: row i is in fold i % k (rows are in user-id order, so folds are fixed).
     let mut out_of_fold = Array2::zeros((n, facets.len()));
     for fold in 0..FOLDS.min(n) {
@@ -480,8 +467,8 @@ fn train(
     Ok(Trained {
         facets,
         features,
-        means,
-        sds,
+        means: Array1::from(means),
+        sds: Array1::from(sds),
         weights: model.hyperplane().clone(),
         intercepts: model.intercept().clone(),
         r2,

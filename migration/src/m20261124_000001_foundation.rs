@@ -45,7 +45,7 @@ pub(crate) fn workspace_fk(table: &str) -> ForeignKeyCreateStatement {
         .to_owned()
 }
 
-fn index(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn index(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCreateStatement {
     let mut i = Index::create();
     i.name(format!("ix_{table}_{suffix}"))
         .table(table.to_owned())

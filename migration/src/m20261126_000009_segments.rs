@@ -5,7 +5,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::m20261124_000001_foundation::workspace_fk;
+use crate::m20261124_000001_foundation::{index, workspace_fk};
 
 pub struct Migration;
 
@@ -33,17 +33,6 @@ fn segment_fk(table: &str) -> ForeignKeyCreateStatement {
         .to("segments", "id")
         .on_delete(ForeignKeyAction::Cascade)
         .to_owned()
-}
-
-fn index(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(format!("ix_{table}_{suffix}"))
-        .table(table.to_owned())
-        .if_not_exists();
-    for c in cols {
-        i.col(*c);
-    }
-    i.to_owned()
 }
 
 #[async_trait::async_trait]

@@ -78,6 +78,19 @@ impl Op {
         Op::ALL.iter().find(|(n, _)| *n == s).map(|(_, op)| *op)
     }
 
+    /// Whether the operator means something for values of this type.
+    fn applies_to(self, kind: ResultType) -> bool {
+        use ResultType::*;
+        match self {
+            Op::Exists => true,
+            Op::Eq | Op::NotEq => kind != Array,
+            Op::Lt | Op::LtEq | Op::Gt | Op::GtEq | Op::Between | Op::In => {
+                matches!(kind, Number | Timestamp | Text)
+            }
+            Op::Contains => matches!(kind, Text | Array),
+        }
+    }
+
     fn name(self) -> &'static str {
         Op::ALL
             .iter()
@@ -446,45 +459,19 @@ fn parse_test(
     field: &str,
     op_field: &str,
 ) -> Result<Test> {
-    let allowed: &[Op] = match kind {
-        ResultType::Number | ResultType::Timestamp => &[
-            Op::Eq,
-            Op::NotEq,
-            Op::Lt,
-            Op::LtEq,
-            Op::Gt,
-            Op::GtEq,
-            Op::Between,
-            Op::In,
-            Op::Exists,
-        ],
-        ResultType::Text => &[
-            Op::Eq,
-            Op::NotEq,
-            Op::Lt,
-            Op::LtEq,
-            Op::Gt,
-            Op::GtEq,
-            Op::Between,
-            Op::In,
-            Op::Contains,
-            Op::Exists,
-        ],
-        ResultType::Boolean => &[Op::Eq, Op::NotEq, Op::Exists],
-        ResultType::Array => &[Op::Contains, Op::Exists],
-    };
-    if !allowed.contains(&op) {
+    if !op.applies_to(kind) {
+        let allowed: Vec<&str> = Op::ALL
+            .iter()
+            .filter(|(_, o)| o.applies_to(kind))
+            .map(|(n, _)| *n)
+            .collect();
         return Err(invalid(
             op_field,
             format!(
                 "`{}` does not apply to a {} value; use one of {}",
                 op.name(),
                 kind.as_str(),
-                allowed
-                    .iter()
-                    .map(|o| o.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                allowed.join(", ")
             ),
         ));
     }

@@ -11,8 +11,8 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query},
+    QueryOrder,
+    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -107,15 +107,8 @@ impl Engine {
             .collect();
         let instrument = crate::survey::Instrument::stored(&self.survey_of(ws).await?.instrument)?;
         let facets = instrument
-            .facets
-            .iter()
-            .map(|f| (f.category.clone(), f.facet.clone()))
-            .chain(
-                instrument
-                    .combined
-                    .iter()
-                    .map(|c| (c.category.clone(), c.facet.clone())),
-            )
+            .scored_facets()
+            .map(|(c, f)| (c.to_owned(), f.to_owned()))
             .collect();
         Ok(Vocabulary { traits, facets })
     }
@@ -143,29 +136,14 @@ impl Engine {
         if let Some(found) = find().one(&self.db).await? {
             return Ok(found);
         }
-        let now = Utc::now();
-        segments::Entity::insert(segments::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(ws),
-            name: Set("All players".into()),
-            slug: Set(DEFAULT_SLUG.into()),
-            description: Set("Every player of the workspace.".into()),
-            filter: Set(None),
-            builtin: Set(true),
-            persona_k: Set(Some(DEFAULT_PERSONA_COUNT)),
-            seed: Set(DEFAULT_SEED),
-            members_status: Set(ComputeStatus::Ready.as_str().into()),
-            members_error: Set(None),
-            member_count: Set(0),
-            members_computed_at: Set(None),
-            personas_status: Set(ComputeStatus::Pending.as_str().into()),
-            personas_error: Set(None),
-            scored_members: Set(0),
-            profile: Set(None),
-            personas_computed_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
+        segments::Entity::insert(new_segment(
+            ws,
+            "All players".into(),
+            DEFAULT_SLUG.into(),
+            "Every player of the workspace.".into(),
+            None,
+            Some(DEFAULT_PERSONA_COUNT),
+        ))
         .on_conflict(
             OnConflict::columns([segments::Column::WorkspaceId, segments::Column::Slug])
                 .do_nothing()
@@ -236,32 +214,17 @@ impl Engine {
             .ok_or_else(|| Error::invalid("filter", "is required"))?;
         let tree = Node::parse(&filter, &self.vocabulary(ws).await?)?;
         self.ensure_slug_free(ws, &slug, None).await?;
-        let now = Utc::now();
-        let segment = segments::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(ws),
-            name: Set(name),
-            slug: Set(slug),
-            description: Set(input.description.unwrap_or_default()),
-            filter: Set(Some(filter)),
-            builtin: Set(false),
-            persona_k: Set(input
+        let segment = new_segment(
+            ws,
+            name,
+            slug,
+            input.description.unwrap_or_default(),
+            Some(filter),
+            input
                 .personas
                 .unwrap_or(PersonaCount::Fixed(DEFAULT_PERSONA_COUNT))
-                .stored()),
-            seed: Set(DEFAULT_SEED),
-            members_status: Set(ComputeStatus::Pending.as_str().into()),
-            members_error: Set(None),
-            member_count: Set(0),
-            members_computed_at: Set(None),
-            personas_status: Set(ComputeStatus::Pending.as_str().into()),
-            personas_error: Set(None),
-            scored_members: Set(0),
-            profile: Set(None),
-            personas_computed_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
+                .stored(),
+        );
         let trait_ids = tree.trait_ids();
         let saved = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
@@ -404,40 +367,40 @@ impl Engine {
     ) -> Result<MemberPage> {
         p.require(Permission::Read)?;
         let segment = self.find_segment(p.workspace_id, reference).await?;
+        self.user_id_page(members_query(&segment), first, after)
+            .await
+    }
+
+    /// `SELECT user_id …` in user-id order, one page after the cursor.
+    pub(crate) async fn user_id_page(
+        &self,
+        mut query: SelectStatement,
+        first: Option<u64>,
+        after: Option<String>,
+    ) -> Result<MemberPage> {
         let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
-        let mut ids: Vec<String> = if segment.builtin {
-            let mut q = players::Entity::find()
-                .select_only()
-                .column(players::Column::UserId)
-                .filter(players::Column::WorkspaceId.eq(p.workspace_id));
-            if let Some(after) = &after {
-                q = q.filter(players::Column::UserId.gt(after.as_str()));
-            }
-            q.order_by_asc(players::Column::UserId)
-                .limit(limit + 1)
-                .into_tuple()
-                .all(&self.db)
-                .await?
-        } else {
-            let mut q = segment_members::Entity::find()
-                .select_only()
-                .column(segment_members::Column::UserId)
-                .filter(segment_members::Column::SegmentId.eq(segment.id));
-            if let Some(after) = &after {
-                q = q.filter(segment_members::Column::UserId.gt(after.as_str()));
-            }
-            q.order_by_asc(segment_members::Column::UserId)
-                .limit(limit + 1)
-                .into_tuple()
-                .all(&self.db)
-                .await?
-        };
-        let has_next_page = ids.len() as u64 > limit;
-        ids.truncate(limit as usize);
+        if let Some(after) = after {
+            query.and_where(Expr::col(Alias::new("user_id")).gt(after));
+        }
+        query.limit(limit + 1);
+        let mut user_ids = self.user_ids(query).await?;
+        let has_next_page = user_ids.len() as u64 > limit;
+        user_ids.truncate(limit as usize);
         Ok(MemberPage {
-            user_ids: ids,
+            user_ids,
             has_next_page,
         })
+    }
+
+    /// Every user id `SELECT user_id …` returns, in order.
+    pub(crate) async fn user_ids(&self, mut query: SelectStatement) -> Result<Vec<String>> {
+        query.order_by(Alias::new("user_id"), Order::Asc);
+        self.db
+            .query_all(&query)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get_by_index::<String>(0)?))
+            .collect()
     }
 
     /// Live member count of the default segment (all players); stored for the others.
@@ -602,6 +565,24 @@ impl Engine {
     }
 }
 
+/// `SELECT user_id` of a segment's members: every player of the workspace
+/// for the built-in segment, the materialized members otherwise.
+pub(crate) fn members_query(segment: &segments::Model) -> SelectStatement {
+    if segment.builtin {
+        Query::select()
+            .column(players::Column::UserId)
+            .from(players::Entity)
+            .and_where(Expr::col(players::Column::WorkspaceId).eq(segment.workspace_id))
+            .to_owned()
+    } else {
+        Query::select()
+            .column(segment_members::Column::UserId)
+            .from(segment_members::Entity)
+            .and_where(Expr::col(segment_members::Column::SegmentId).eq(segment.id))
+            .to_owned()
+    }
+}
+
 /// `INSERT INTO segment_members … SELECT` every player of the workspace the tree holds for.
 pub fn membership_statement(
     backend: sea_orm::DbBackend,
@@ -628,6 +609,47 @@ pub fn membership_statement(
         .select_from(select)
         .expect("three columns, three values")
         .to_owned()
+}
+
+/// A new segment with nothing computed yet; without a filter it is the
+/// built-in one, whose members (all players) need no computing.
+fn new_segment(
+    ws: Uuid,
+    name: String,
+    slug: String,
+    description: String,
+    filter: Option<Value>,
+    persona_k: Option<i32>,
+) -> segments::ActiveModel {
+    let now = Utc::now();
+    let builtin = filter.is_none();
+    let members = if builtin {
+        ComputeStatus::Ready
+    } else {
+        ComputeStatus::Pending
+    };
+    segments::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(ws),
+        name: Set(name),
+        slug: Set(slug),
+        description: Set(description),
+        filter: Set(filter),
+        builtin: Set(builtin),
+        persona_k: Set(persona_k),
+        seed: Set(DEFAULT_SEED),
+        members_status: Set(members.as_str().into()),
+        members_error: Set(None),
+        member_count: Set(0),
+        members_computed_at: Set(None),
+        personas_status: Set(ComputeStatus::Pending.as_str().into()),
+        personas_error: Set(None),
+        scored_members: Set(0),
+        profile: Set(None),
+        personas_computed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
 }
 
 fn required_name(name: Option<&str>) -> Result<String> {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use linfa::{DatasetBase, prelude::Predict, traits::Fit};
 use linfa_clustering::KMeans;
-use ndarray::{Array2, ArrayView1, Axis};
+use ndarray::{Array2, ArrayView1};
 use rand_xoshiro::{Xoshiro256Plus, rand_core::SeedableRng};
 use sea_orm::{
     ActiveModelTrait,
@@ -26,12 +26,13 @@ use sea_orm::{
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use entity::{persona_members, personas, players, psych_scores, segment_members, segments};
+use entity::{persona_members, personas, psych_scores, segments};
 
 use super::ComputeStatus;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
+    zscore::standardize,
 };
 
 /// `auto` tries every k in this range and keeps the best silhouette.
@@ -183,47 +184,26 @@ impl Engine {
         after: Option<String>,
     ) -> Result<super::MemberPage> {
         p.require(Permission::Read)?;
-        let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
-        let mut q = persona_members::Entity::find()
-            .select_only()
-            .column(persona_members::Column::UserId)
-            .filter(persona_members::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(persona_members::Column::SegmentId.eq(segment_id))
-            .filter(persona_members::Column::PersonaIndex.eq(index));
-        if let Some(after) = &after {
-            q = q.filter(persona_members::Column::UserId.gt(after.as_str()));
-        }
-        let mut user_ids: Vec<String> = q
-            .order_by_asc(persona_members::Column::UserId)
-            .limit(limit + 1)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let has_next_page = user_ids.len() as u64 > limit;
-        user_ids.truncate(limit as usize);
-        Ok(super::MemberPage {
-            user_ids,
-            has_next_page,
-        })
+        let query = persona_query(segment_id, index)
+            .and_where(Expr::col(persona_members::Column::WorkspaceId).eq(p.workspace_id))
+            .to_owned();
+        self.user_id_page(query, first, after).await
     }
 
-    /// The segment and the persona a player API route names; 404s say which part is missing.
-    async fn persona_target(
+    /// The persona a player API route names (none for `all`); 404s say
+    /// which part is missing.
+    async fn persona_of(
         &self,
-        p: &Principal,
-        segment: &str,
-        persona: &str,
-    ) -> Result<(segments::Model, PersonaRef, Option<personas::Model>)> {
-        p.require(Permission::Read)?;
-        let which = PersonaRef::parse(persona)?;
-        let segment = self.find_segment(p.workspace_id, segment).await?;
+        segment: &segments::Model,
+        which: PersonaRef,
+    ) -> Result<Option<personas::Model>> {
         let PersonaRef::Index(i) = which else {
-            return Ok((segment, which, None));
+            return Ok(None);
         };
         if segment.personas_computed_at.is_none()
             || segment.personas_status != ComputeStatus::Ready.as_str()
         {
-            return Err(not_computed(&segment));
+            return Err(not_computed(segment));
         }
         let found = personas::Entity::find_by_id((segment.id, i))
             .one(&self.db)
@@ -234,7 +214,7 @@ impl Engine {
                     segment.slug
                 ))
             })?;
-        Ok((segment, which, Some(found)))
+        Ok(Some(found))
     }
 
     /// A persona route's whole response (`{"code":200,"message":"","data":…}`),
@@ -267,79 +247,26 @@ impl Engine {
         if cacheable && let Some(body) = self.route_cache.current(&key, &stamp) {
             return Ok(body);
         }
-        let id = found.id.to_string();
-        let data = match route {
-            PersonaRoute::UserIds => {
-                json!({ "ids": self.persona_user_ids(p, &id, persona).await? })
+        let persona = self.persona_of(&found, which).await?;
+        let data = match (route, persona) {
+            (PersonaRoute::UserIds, Some(persona)) => json!({
+                "ids": self.user_ids(persona_query(found.id, persona.persona_index)).await?
+            }),
+            // `all`: every member of the segment.
+            (PersonaRoute::UserIds, None) => json!({
+                "ids": self.user_ids(super::members_query(&found)).await?
+            }),
+            (PersonaRoute::Traits, Some(persona)) => persona.profile,
+            // `all`: the profile over every scored member.
+            (PersonaRoute::Traits, None) => {
+                found.profile.clone().ok_or_else(|| not_computed(&found))?
             }
-            PersonaRoute::Traits => self.persona_traits(p, &id, persona).await?,
         };
         let body = envelope(&data)?;
         if cacheable {
             self.route_cache.put(key, stamp, body.clone());
         }
         Ok(body)
-    }
-
-    /// User ids of one persona, or of every member of the segment (`all`).
-    pub async fn persona_user_ids(
-        &self,
-        p: &Principal,
-        segment: &str,
-        persona: &str,
-    ) -> Result<Vec<String>> {
-        let (segment, _, found) = self.persona_target(p, segment, persona).await?;
-        let ids = match found {
-            Some(persona) => {
-                persona_members::Entity::find()
-                    .select_only()
-                    .column(persona_members::Column::UserId)
-                    .filter(persona_members::Column::SegmentId.eq(segment.id))
-                    .filter(persona_members::Column::PersonaIndex.eq(persona.persona_index))
-                    .order_by_asc(persona_members::Column::UserId)
-                    .into_tuple()
-                    .all(&self.db)
-                    .await?
-            }
-            None if segment.builtin => {
-                players::Entity::find()
-                    .select_only()
-                    .column(players::Column::UserId)
-                    .filter(players::Column::WorkspaceId.eq(segment.workspace_id))
-                    .order_by_asc(players::Column::UserId)
-                    .into_tuple()
-                    .all(&self.db)
-                    .await?
-            }
-            None => {
-                segment_members::Entity::find()
-                    .select_only()
-                    .column(segment_members::Column::UserId)
-                    .filter(segment_members::Column::SegmentId.eq(segment.id))
-                    .order_by_asc(segment_members::Column::UserId)
-                    .into_tuple()
-                    .all(&self.db)
-                    .await?
-            }
-        };
-        Ok(ids)
-    }
-
-    /// Mean score per category and facet of one persona, or of all scored members.
-    pub async fn persona_traits(
-        &self,
-        p: &Principal,
-        segment: &str,
-        persona: &str,
-    ) -> Result<Value> {
-        let (segment, _, found) = self.persona_target(p, segment, persona).await?;
-        match found {
-            Some(persona) => Ok(persona.profile),
-            None => segment
-                .profile
-                .clone()
-                .ok_or_else(|| not_computed(&segment)),
-        }
     }
 
     /// The body of the `ComputePersonas` job.
@@ -395,7 +322,8 @@ impl Engine {
                 k.max(2)
             )));
         }
-        let x = standardize(scores.x);
+        let mut x = scores.x;
+        standardize(&mut x);
         let seed = segment.seed as u64;
         let labels = match segment.persona_k {
             Some(k) => kmeans(&x, k as usize, seed)?,
@@ -447,19 +375,7 @@ impl Engine {
     /// are NaN until standardized).
     async fn member_scores(&self, segment: &segments::Model) -> Result<ScoreMatrix> {
         let ws = segment.workspace_id;
-        let members = if segment.builtin {
-            Query::select()
-                .column(players::Column::UserId)
-                .from(players::Entity)
-                .and_where(Expr::col(players::Column::WorkspaceId).eq(ws))
-                .to_owned()
-        } else {
-            Query::select()
-                .column(segment_members::Column::UserId)
-                .from(segment_members::Entity)
-                .and_where(Expr::col(segment_members::Column::SegmentId).eq(segment.id))
-                .to_owned()
-        };
+        let members = super::members_query(segment);
         let scores = || {
             psych_scores::Entity::find()
                 .filter(psych_scores::Column::WorkspaceId.eq(ws))
@@ -507,6 +423,16 @@ impl Engine {
         let x = Array2::from_shape_vec((user_ids.len(), width), values).map_err(Error::internal)?;
         Ok(ScoreMatrix { user_ids, x })
     }
+}
+
+/// `SELECT user_id` of one persona's members.
+fn persona_query(segment_id: Uuid, index: i32) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(persona_members::Column::UserId)
+        .from(persona_members::Entity)
+        .and_where(Expr::col(persona_members::Column::SegmentId).eq(segment_id))
+        .and_where(Expr::col(persona_members::Column::PersonaIndex).eq(index))
+        .to_owned()
 }
 
 fn not_computed(segment: &segments::Model) -> Error {
@@ -641,25 +567,6 @@ fn profile_json(profile: Option<&Profile>) -> Value {
     Value::Object(out)
 }
 
-/// Missing scores take the facet's mean; every facet is scaled to mean 0 and
-/// sd 1 so that no facet dominates the distance (constant facets become 0).
-fn standardize(mut x: Array2<f64>) -> Array2<f64> {
-    for mut column in x.axis_iter_mut(Axis(1)) {
-        let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
-        let n = present.len().max(1) as f64;
-        let mean = present.iter().sum::<f64>() / n;
-        let sd = (present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-        column.mapv_inplace(|v| {
-            if v.is_nan() || sd < 1e-12 {
-                0.0
-            } else {
-                (v - mean) / sd
-            }
-        });
-    }
-    x
-}
-
 /// Cluster labels 0..k for each row; deterministic for a seed.
 fn kmeans(x: &Array2<f64>, k: usize, seed: u64) -> Result<Vec<usize>> {
     let runs = if x.nrows() > 20_000 { 3 } else { 10 };
@@ -743,7 +650,8 @@ mod tests {
 
     #[test]
     fn silhouette_picks_the_planted_number_of_groups() {
-        let x = standardize(blobs());
+        let mut x = blobs();
+        standardize(&mut x);
         let labels = best_by_silhouette(&x, 7).unwrap();
         let k = labels.iter().max().unwrap() + 1;
         assert_eq!(k, 3);
@@ -752,14 +660,5 @@ mod tests {
         assert!(labels[10..16].iter().all(|l| *l == labels[10]));
         assert_ne!(labels[0], labels[10]);
         assert_ne!(labels[10], labels[16]);
-    }
-
-    #[test]
-    fn missing_scores_take_the_mean_and_constant_facets_vanish() {
-        let x = Array2::from_shape_vec((3, 2), vec![1.0, 5.0, f64::NAN, 5.0, 3.0, 5.0]).unwrap();
-        let z = standardize(x);
-        assert_eq!(z[[1, 0]], 0.0);
-        assert!((z[[0, 0]] + 1.0).abs() < 1e-12 && (z[[2, 0]] - 1.0).abs() < 1e-12);
-        assert!(z.column(1).iter().all(|v| *v == 0.0));
     }
 }

@@ -138,6 +138,20 @@ impl Instrument {
         Ok(instrument)
     }
 
+    /// Every (category, facet) a completed survey scores: the item facets,
+    /// then the combined ones.
+    pub fn scored_facets(&self) -> impl Iterator<Item = (&str, &str)> {
+        let facets = self
+            .facets
+            .iter()
+            .map(|f| (f.category.as_str(), f.facet.as_str()));
+        let combined = self
+            .combined
+            .iter()
+            .map(|c| (c.category.as_str(), c.facet.as_str()));
+        facets.chain(combined)
+    }
+
     /// An instrument read back from the database: it was validated when it
     /// was stored, so only decoded here (this runs on every survey page).
     pub fn stored(value: &serde_json::Value) -> Result<Instrument> {
