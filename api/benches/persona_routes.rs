@@ -8,10 +8,13 @@
 
 use std::{process::Command, time::Instant};
 
-use engine::{Engine, EngineConfig, survey::Instrument};
+#[path = "../../engine/benches/support/mod.rs"]
+mod support;
+
+use engine::survey::Instrument;
 use poem::{Route, Server, get, handler, listener::TcpListener};
-use sea_orm::{ConnectionTrait, Database};
-use uuid::Uuid;
+use sea_orm::ConnectionTrait;
+use support::Bench;
 
 const PLAYERS: u64 = 100_000;
 const SECONDS: u32 = 10;
@@ -50,30 +53,10 @@ fn wrk(url: &str, key: Option<&str>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let admin = std::env::var("BENCH_POSTGRES_URL")
-        .expect("BENCH_POSTGRES_URL=postgres://user@host:port/postgres");
-    let redis = std::env::var("BENCH_REDIS_URL").expect("BENCH_REDIS_URL=redis://host:port");
-    let name = format!("tf_bench_{}", Uuid::new_v4().simple());
-    let conn = Database::connect(&admin).await.unwrap();
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let engine = Engine::open(&EngineConfig {
-        database_url: url,
-        redis_url: Some(redis),
-        queue_name: format!("traitforge.bench.{name}"),
-        local_source_root: None,
-        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
-        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
-    })
-    .await
-    .unwrap();
-    engine.migrate().await.unwrap();
-    let ws = engine.create_workspace("bench", None).await.unwrap();
-    let key = ws.admin_key.secret.clone();
-    let p = engine.authenticate(&key).await.unwrap();
-    let wid = ws.workspace.id;
+    let bench = Bench::start(|_| None).await;
+    let (engine, p) = (&bench.engine, &bench.principal);
+    let key = bench.admin_key.clone();
+    let wid = bench.workspace_id;
 
     // 100k players in four groups, scored on every facet (set-based, in PostgreSQL).
     let clock = Instant::now();
@@ -105,10 +88,10 @@ async fn main() {
         facets.len(),
         clock.elapsed().as_secs_f64()
     );
-    let default = engine.segment(&p, "default").await.unwrap();
+    let default = engine.segment(p, "default").await.unwrap();
     let clock = Instant::now();
     engine.execute_personas(default.id).await.unwrap();
-    let personas = engine.personas(&p, "default").await.unwrap();
+    let personas = engine.personas(p, "default").await.unwrap();
     println!(
         "k-means + profiles: {:.1} s; persona sizes {:?}",
         clock.elapsed().as_secs_f64(),
@@ -161,4 +144,5 @@ async fn main() {
         println!("{label}: {rps:.0} req/s = {:.3}× hello-world", rps / hello);
     }
     server.stop().await.unwrap();
+    bench.finish().await;
 }

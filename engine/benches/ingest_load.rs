@@ -12,9 +12,12 @@ use std::{
     time::Instant,
 };
 
-use engine::{Engine, EngineConfig, entity::source_files, ingest::sources::SourceInput};
-use sea_orm::{ConnectionTrait, Database, EntityTrait};
+mod support;
+
+use engine::{entity::source_files, ingest::sources::SourceInput};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
+use support::Bench;
 use uuid::Uuid;
 
 const LINES: u64 = 1_000_000;
@@ -31,35 +34,13 @@ fn vm_hwm_kib() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let admin = std::env::var("BENCH_POSTGRES_URL")
-        .expect("BENCH_POSTGRES_URL=postgres://user@host:port/postgres");
-    let redis = std::env::var("BENCH_REDIS_URL")
-        .expect("BENCH_REDIS_URL=redis://host:port (the queue; jobs run inline here)");
-    let name = format!("tf_bench_{}", Uuid::new_v4().simple());
-    let conn = Database::connect(&admin).await.unwrap();
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let root = std::env::temp_dir().join(&name);
+    let bench = Bench::start(|name| Some(std::env::temp_dir().join(name))).await;
+    let (engine, p, url) = (&bench.engine, &bench.principal, &bench.url);
+    let root = std::env::temp_dir().join(&bench.name);
     std::fs::create_dir_all(root.join("purchases")).unwrap();
 
-    let engine = Engine::open(&EngineConfig {
-        database_url: url.clone(),
-        redis_url: Some(redis),
-        queue_name: format!("traitforge.bench.{name}"),
-        local_source_root: Some(root.clone()),
-        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
-        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
-    })
-    .await
-    .unwrap();
-    engine.migrate().await.unwrap();
-    let ws = engine.create_workspace("bench", None).await.unwrap();
-    let p = engine.authenticate(&ws.admin_key.secret).await.unwrap();
-
     // The same rows twice: NDJSON for the loader, CSV for COPY (written as we go, bounded memory).
-    let ws_id = ws.workspace.id;
+    let ws_id = bench.workspace_id;
     let mut ndjson =
         BufWriter::new(std::fs::File::create(root.join("purchases/p.ndjson")).unwrap());
     let mut csv = BufWriter::new(std::fs::File::create(root.join("copy.csv")).unwrap());
@@ -136,7 +117,7 @@ async fn main() {
     let csv_path = root.join("copy.csv");
     let clock = Instant::now();
     let status = std::process::Command::new("psql")
-        .arg(&url)
+        .arg(url)
         .arg("-q")
         .arg("-c")
         .arg(format!(
@@ -165,9 +146,6 @@ async fn main() {
         rate(loader) / rate(copy)
     );
 
-    drop(engine);
-    conn.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    bench.finish().await;
     std::fs::remove_dir_all(root).unwrap();
 }

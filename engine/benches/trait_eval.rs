@@ -8,15 +8,16 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+
 use engine::{
-    Engine, EngineConfig,
+    Engine,
     entity::{trait_runs, trait_values},
     traits::TraitInput,
 };
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, EntityTrait, PaginatorTrait, QueryFilter, Statement,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Statement};
 use serde_json::json;
+use support::Bench;
 use uuid::Uuid;
 
 const PLAYERS: i64 = 100_000;
@@ -30,30 +31,9 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let admin = std::env::var("BENCH_POSTGRES_URL")
-        .expect("BENCH_POSTGRES_URL=postgres://user@host:port/postgres");
-    let redis = std::env::var("BENCH_REDIS_URL")
-        .expect("BENCH_REDIS_URL=redis://host:port (the queue; nothing is consumed)");
-    let name = format!("tf_bench_{}", Uuid::new_v4().simple());
-    let conn = Database::connect(&admin).await.unwrap();
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let engine = Engine::open(&EngineConfig {
-        database_url: url,
-        redis_url: Some(redis),
-        queue_name: format!("traitforge.bench.{name}"),
-        local_source_root: None,
-        max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
-        prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
-    })
-    .await
-    .unwrap();
-    engine.migrate().await.unwrap();
-    let ws = engine.create_workspace("bench", None).await.unwrap();
-    let p = engine.authenticate(&ws.admin_key.secret).await.unwrap();
-    let wid = ws.workspace.id;
+    let bench = Bench::start(|_| None).await;
+    let (engine, p) = (&bench.engine, &bench.principal);
+    let wid = bench.workspace_id;
     let db = engine.db();
 
     let load = Instant::now();
@@ -236,12 +216,9 @@ async fn main() {
         sh.as_secs_f64() / se.as_secs_f64()
     );
 
-    drop(engine);
     if std::env::var("BENCH_KEEP").is_ok() {
-        println!("kept database {name}");
+        println!("kept database {}", bench.name);
     } else {
-        conn.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
+        bench.finish().await;
     }
 }
