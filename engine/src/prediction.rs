@@ -124,13 +124,14 @@ impl Engine {
 
     /// The body of the `TrainPrediction` job; afterwards personas follow the new scores.
     pub async fn execute_prediction(&self, ws: Uuid) -> Result<()> {
-        let outcome = self.train_and_predict(ws).await;
+        let completes = self.survey_completes(ws).await?;
+        let outcome = self.train_and_predict(ws, &completes).await;
         if let Err(e) = &outcome {
             let (status, message) = match e {
                 Error::Conflict(m) => (PredictionStatus::Insufficient, m.clone()),
                 e => (PredictionStatus::Failed, e.to_string()),
             };
-            let completes = self.survey_completes(ws).await?.len() as i64;
+            let completes = completes.len() as i64;
             let required = self.prediction_min_completes as i64;
             crate::db::write_tx(&self.db, |tx| {
                 Box::pin(async move {
@@ -162,8 +163,7 @@ impl Engine {
             .await?)
     }
 
-    async fn train_and_predict(&self, ws: Uuid) -> Result<()> {
-        let completes = self.survey_completes(ws).await?;
+    async fn train_and_predict(&self, ws: Uuid, completes: &[String]) -> Result<()> {
         let required = self.prediction_min_completes as usize;
         if completes.len() < required {
             return Err(Error::Conflict(format!(
@@ -236,7 +236,7 @@ impl Engine {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let trained = train(&completes, features, x, &scores)?;
+        let trained = train(completes, features, x, &scores)?;
         self.write_prediction(ws, trained, completes.len() as i64)
             .await
     }

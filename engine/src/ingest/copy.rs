@@ -117,13 +117,7 @@ pub(crate) async fn commit(pool: &PgPool, b: Prepared) -> Result<()> {
                 what: "source file",
             });
         }
-        Some(line) if line != b.from_line => {
-            return Err(Error::Conflict(format!(
-                "the checkpoint moved from line {} to {line} under this loader",
-                b.from_line
-            )));
-        }
-        Some(_) => {}
+        Some(line) => check_checkpoint(b.from_line, line)?,
     }
     for (statement, text) in b.copies {
         let mut copy = tx.copy_in_raw(&statement).await.map_err(db)?;
@@ -182,6 +176,17 @@ where
         quoted.join(", ")
     );
     Ok(Some((statement, text)))
+}
+
+/// A batch continues from the checkpoint it was read after; if the ledger's
+/// checkpoint moved, another loader owns the file and this one hands over.
+pub(crate) fn check_checkpoint(from: i64, current: i64) -> Result<()> {
+    if current == from {
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "the checkpoint moved from line {from} to {current} under this loader"
+    )))
 }
 
 /// One value in COPY's text format: `\N` for NULL, backslash escapes for the

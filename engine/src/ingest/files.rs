@@ -324,12 +324,7 @@ impl Engine {
                         .ok_or(Error::NotFound {
                             what: "source file",
                         })?;
-                    if current.checkpoint_line != from {
-                        return Err(Error::Conflict(format!(
-                            "the checkpoint moved from line {from} to {} under this loader",
-                            current.checkpoint_line
-                        )));
-                    }
+                    super::copy::check_checkpoint(from, current.checkpoint_line)?;
                     let origin = Origin::File {
                         id: file_id,
                         path: &path,
