@@ -79,7 +79,7 @@ async fn main() {
 
     let source = engine
         .create_source(
-            &p,
+            p,
             SourceInput {
                 name: Some("bench".into()),
                 kind: Some("local".into()),
@@ -89,7 +89,7 @@ async fn main() {
         )
         .await
         .unwrap();
-    let run = engine.scan_source(&p, source.id).await.unwrap();
+    let run = engine.scan_source(p, source.id).await.unwrap();
     engine.execute_scan(run.id).await.unwrap();
     let file = source_files::Entity::find()
         .one(engine.db())

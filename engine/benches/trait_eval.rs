@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 mod support;
 
 use engine::{
-    Engine,
     entity::{trait_runs, trait_values},
     traits::TraitInput,
 };
@@ -65,7 +64,7 @@ async fn main() {
         load.elapsed()
     );
 
-    let catalog = engine.list_models(&p, Default::default()).await.unwrap();
+    let catalog = engine.list_models(p, Default::default()).await.unwrap();
     let model = |slug: &str| catalog.items.iter().find(|m| m.model.slug == slug).unwrap();
     let (players, purchases) = (model("players"), model("purchases"));
     let rel = purchases
@@ -94,7 +93,7 @@ async fn main() {
         for round in 0..ROUNDS {
             let t = engine
                 .create_trait(
-                    &p,
+                    p,
                     TraitInput {
                         name: Some(format!("bench {agg} {round}")),
                         parent_model_id: Some(players.model.id),
@@ -108,7 +107,7 @@ async fn main() {
                 .await
                 .unwrap();
             for times in [&mut cold, &mut warm] {
-                let run = engine.trigger_trait(&p, t.id).await.unwrap();
+                let run = engine.trigger_trait(p, t.id).await.unwrap();
                 let start = Instant::now();
                 engine.execute_trait_run(run.id).await.unwrap();
                 times.push(start.elapsed());
@@ -174,7 +173,7 @@ async fn main() {
         for agg in ["count", "sum", "avg"] {
             let t = engine
                 .create_trait(
-                    &p,
+                    p,
                     TraitInput {
                         name: Some(format!("shared {agg} {round}")),
                         parent_model_id: Some(players.model.id),
@@ -187,7 +186,7 @@ async fn main() {
                 )
                 .await
                 .unwrap();
-            runs.push((t.id, engine.trigger_trait(&p, t.id).await.unwrap().id));
+            runs.push((t.id, engine.trigger_trait(p, t.id).await.unwrap().id));
         }
         let ids: Vec<Uuid> = runs.iter().map(|(_, r)| *r).collect();
         let start = Instant::now();
@@ -203,7 +202,7 @@ async fn main() {
         db.execute_unprepared("VACUUM trait_values").await.unwrap();
         let start = Instant::now();
         for (trait_id, _) in &runs {
-            let run = engine.trigger_trait(&p, *trait_id).await.unwrap();
+            let run = engine.trigger_trait(p, *trait_id).await.unwrap();
             engine.execute_trait_run(run.id).await.unwrap();
         }
         separate.push(start.elapsed());
