@@ -11,6 +11,7 @@ mod m20261126_000006_surveys;
 mod m20261126_000007_trait_staleness;
 mod m20261126_000008_notification_webhooks;
 mod m20261126_000009_segments;
+mod m20261126_000010_one_open_scan;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000007_trait_staleness::Migration),
             Box::new(m20261126_000008_notification_webhooks::Migration),
             Box::new(m20261126_000009_segments::Migration),
+            Box::new(m20261126_000010_one_open_scan::Migration),
         ]
     }
 }

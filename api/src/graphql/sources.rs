@@ -113,7 +113,7 @@ impl From<source_files::Model> for SourceFile {
 pub struct IngestionRun {
     pub id: ID,
     pub source_id: ID,
-    /// queued, succeeded or failed.
+    /// queued, running, succeeded or failed.
     pub status: String,
     pub files_found: i32,
     pub files_queued: i32,
@@ -387,7 +387,8 @@ impl SourceMutation {
         })
     }
 
-    /// Queues a scan now; poll `ingestionRun(id)`.
+    /// Queues a scan now; poll `ingestionRun(id)`. While a scan of the source
+    /// is queued or running (by schedule or by request), that run is returned.
     async fn scan_data_source(&self, ctx: &Context<'_>, id: ID) -> Result<IngestionRun> {
         let (engine, p) = scope(ctx)?;
         Ok(engine

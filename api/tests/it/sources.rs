@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::entity::{source_files, trait_values};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
+use engine::entity::{ingestion_runs, source_files, trait_values};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -423,11 +425,23 @@ async fn sources_are_scanned_on_their_interval() {
         "level_ups/a.json",
         b"{\"timestamp\": \"2019-01-01 15:04:05\", \"user_id\": \"1\", \"level\": 2}\n",
     );
-    app.local_source(&name).await;
+    let (_, created) = app.local_source(&name).await;
+    let id: Uuid = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let now = chrono::Utc::now();
-    // Never scanned: due now, once (two workers ticking queue one scan).
-    assert_eq!(app.engine.queue_due_scans(now).await.unwrap(), 1);
-    assert_eq!(app.engine.queue_due_scans(now).await.unwrap(), 0);
+    // Never scanned: due now, once (two workers ticking queue one scan; the
+    // worker's own minute tick may be one of them).
+    app.engine.queue_due_scans(now).await.unwrap();
+    app.engine.queue_due_scans(now).await.unwrap();
+    let runs = ingestion_runs::Entity::find()
+        .filter(ingestion_runs::Column::SourceId.eq(id))
+        .count(app.engine.db())
+        .await
+        .unwrap();
+    assert_eq!(runs, 1);
     app.drain().await;
     assert_eq!(table_count(&app, "level_ups").await, 1);
     // Just scanned: due again after the default 15 minutes.
@@ -718,4 +732,61 @@ async fn two_loaders_of_one_file_load_each_line_once() {
     assert_eq!(table_count(&app, "purchases").await, 25_000);
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The minute cron and a user asking for a scan of a new source must not race
+/// (each would queue only the files it recorded first): a scan asked for while
+/// one is open joins it.
+#[tokio::test]
+async fn a_scan_asked_for_while_one_is_open_joins_it() {
+    let app = TestApp::spawn_with(crate::support::Options {
+        embedded_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (dir, name) = folder();
+    write(
+        &dir,
+        "logins/l.json",
+        b"{\"user_id\":\"u1\",\"timestamp\":1600089751}\n",
+    );
+    let (_, created) = app.local_source(&name).await;
+    let id = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = "mutation($id: ID!) { scanDataSource(id: $id) { id status } }";
+
+    let first = app.gql(ask, json!({ "id": id })).await["scanDataSource"].clone();
+    assert_eq!(first["status"], "queued");
+    let second = app.gql(ask, json!({ "id": id })).await["scanDataSource"].clone();
+    assert_eq!(
+        second["id"], first["id"],
+        "a second open scan of one source"
+    );
+    // The new source is due for the cron, which joins the open run too.
+    assert_eq!(
+        app.engine
+            .queue_due_scans(chrono::Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+
+    let run_id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
+    app.engine.execute_scan(run_id).await.unwrap();
+    let run = app
+        .gql(
+            "query($id: ID!) { ingestionRun(id: $id) { status filesFound filesQueued } }",
+            json!({ "id": first["id"] }),
+        )
+        .await;
+    assert_eq!(
+        run["ingestionRun"],
+        json!({ "status": "succeeded", "filesFound": 1, "filesQueued": 1 })
+    );
+    // Once it has finished, asking again opens a new run.
+    let third = app.gql(ask, json!({ "id": id })).await["scanDataSource"].clone();
+    assert_ne!(third["id"], first["id"]);
+    app.stop().await;
 }

@@ -62,6 +62,10 @@ text_enum! {
 
 pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
 
+/// An open scan queued longer ago than this is taken for lost and closed, so
+/// it cannot hold its source's scans off for ever.
+const ABANDONED_SCAN: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 #[derive(Clone, Debug, Default)]
 pub struct SourceInput {
     pub name: Option<String>,
@@ -433,11 +437,12 @@ impl Engine {
         })
     }
 
-    /// Queues a scan; poll the returned run.
+    /// Queues a scan; poll the returned run. While a scan of the source is
+    /// queued or running, that run is returned instead of a second one.
     pub async fn scan_source(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
         p.require(Permission::Write)?;
         let source = self.source(p, id).await?;
-        self.queue_scan(&source).await
+        Ok(self.queue_scan(&source).await?.0)
     }
 
     /// Queues scans of enabled sources whose interval has passed since their
@@ -452,24 +457,32 @@ impl Engine {
             let due = source.last_scan_at.is_none_or(|t| {
                 t + chrono::Duration::minutes(i64::from(source.scan_interval_minutes)) <= now
             });
-            if !due {
-                continue;
-            }
-            let waiting = ingestion_runs::Entity::find()
-                .filter(ingestion_runs::Column::SourceId.eq(source.id))
-                .filter(ingestion_runs::Column::Status.eq("queued"))
-                .one(&self.db)
-                .await?;
-            if waiting.is_none() {
-                self.queue_scan(&source).await?;
+            if due && self.queue_scan(&source).await?.1 {
                 queued += 1;
             }
         }
         Ok(queued)
     }
 
-    async fn queue_scan(&self, source: &data_sources::Model) -> Result<ingestion_runs::Model> {
-        let run = ingestion_runs::ActiveModel {
+    /// The source's open run if there is one (joined, `false`), else a new
+    /// queued run (`true`). A unique index allows one open run per source, so
+    /// the cron and a user asking at the same moment end up with the same run.
+    async fn queue_scan(
+        &self,
+        source: &data_sources::Model,
+    ) -> Result<(ingestion_runs::Model, bool)> {
+        if let Some(open) = self.open_scan(source.id).await? {
+            if Utc::now() - open.queued_at < ABANDONED_SCAN {
+                return Ok((open, false));
+            }
+            // Its worker is long gone (a lost job); let it not block the source.
+            self.close_scan(
+                open,
+                "abandoned: not finished within an hour of being queued",
+            )
+            .await?;
+        }
+        let inserted = ingestion_runs::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(source.workspace_id),
             source_id: Set(source.id),
@@ -483,13 +496,46 @@ impl Engine {
             finished_at: Set(None),
         }
         .insert(&self.db)
-        .await?;
-        self.enqueue(
-            Some(source.workspace_id),
-            Work::ScanSource { run_id: run.id },
-        )
-        .await?;
-        Ok(run)
+        .await;
+        let run = match inserted {
+            Ok(run) => run,
+            // Another caller opened one in between.
+            Err(e) => {
+                return self
+                    .open_scan(source.id)
+                    .await?
+                    .map(|r| (r, false))
+                    .ok_or(e.into());
+            }
+        };
+        if let Err(e) = self
+            .enqueue(
+                Some(source.workspace_id),
+                Work::ScanSource { run_id: run.id },
+            )
+            .await
+        {
+            self.close_scan(run, &e.to_string()).await?;
+            return Err(e);
+        }
+        Ok((run, true))
+    }
+
+    async fn open_scan(&self, source_id: Uuid) -> Result<Option<ingestion_runs::Model>> {
+        Ok(ingestion_runs::Entity::find()
+            .filter(ingestion_runs::Column::SourceId.eq(source_id))
+            .filter(ingestion_runs::Column::Status.is_in(["queued", "running"]))
+            .one(&self.db)
+            .await?)
+    }
+
+    async fn close_scan(&self, run: ingestion_runs::Model, error: &str) -> Result<()> {
+        let mut failed: ingestion_runs::ActiveModel = run.into();
+        failed.status = Set("failed".into());
+        failed.error = Set(Some(error.to_owned()));
+        failed.finished_at = Set(Some(Utc::now()));
+        failed.update(&self.db).await?;
+        Ok(())
     }
 
     pub async fn ingestion_run(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
@@ -595,7 +641,9 @@ impl Engine {
         else {
             return Ok(());
         };
-        if run.status != "queued" {
+        // `running` too: a redelivered job whose worker died mid-listing runs again
+        // (the ledger makes a second listing harmless).
+        if !["queued", "running"].contains(&run.status.as_str()) {
             return Ok(());
         }
         let Some(source) = data_sources::Entity::find_by_id(run.source_id)
@@ -604,6 +652,9 @@ impl Engine {
         else {
             return Ok(());
         };
+        let mut running: ingestion_runs::ActiveModel = run.into();
+        running.status = Set("running".into());
+        let run = running.update(&self.db).await?;
         let outcome = self.scan(&source).await;
         let mut done: ingestion_runs::ActiveModel = run.into();
         let mut src: data_sources::ActiveModel = source.clone().into();
