@@ -14,6 +14,7 @@ pub mod models;
 pub mod pagination;
 pub mod prediction;
 pub mod queue;
+pub mod secrets;
 pub mod segments;
 pub mod slug;
 pub mod survey;
@@ -30,7 +31,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use queue::Queue;
 
 /// Where the engine keeps its data and its queue.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EngineConfig {
     pub database_url: String,
     pub redis_url: Option<String>,
@@ -41,6 +42,22 @@ pub struct EngineConfig {
     pub max_line_bytes: usize,
     /// Survey completes needed before psych scores are predicted.
     pub prediction_min_completes: u64,
+    /// `SECRETS_KEY`: seals bucket credentials at rest (see `secrets`).
+    pub secrets_key: Option<String>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("database_url", &db::redact(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(db::redact))
+            .field("queue_name", &self.queue_name)
+            .field("local_source_root", &self.local_source_root)
+            .field("max_line_bytes", &self.max_line_bytes)
+            .field("prediction_min_completes", &self.prediction_min_completes)
+            .field("secrets_key", &self.secrets_key.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// Cheap to clone: a connection pool and a queue handle.
@@ -51,6 +68,7 @@ pub struct Engine {
     local_source_root: Option<std::path::PathBuf>,
     max_line_bytes: usize,
     prediction_min_completes: u64,
+    secrets: Option<secrets::SecretsKey>,
     route_cache: std::sync::Arc<segments::personas::RouteCache>,
     key_cache: std::sync::Arc<auth::KeyCache>,
 }
@@ -59,6 +77,7 @@ impl Engine {
     /// Connects to the database and the queue. Does not migrate: the server
     /// does that at start-up (`traitforge serve` / `traitforge migrate`).
     pub async fn open(config: &EngineConfig) -> Result<Engine> {
+        let secrets = secrets::engine_key(config.secrets_key.as_deref(), &config.database_url)?;
         let db = db::connect(&config.database_url).await?;
         let queue = match (&config.redis_url, db.get_database_backend()) {
             (Some(url), _) => Queue::redis(url, &config.queue_name).await?,
@@ -76,13 +95,15 @@ impl Engine {
             local_source_root: config.local_source_root.clone(),
             max_line_bytes: config.max_line_bytes.max(1),
             prediction_min_completes: config.prediction_min_completes.max(2),
+            secrets,
             route_cache: Default::default(),
             key_cache: Default::default(),
         })
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        db::migrate(&self.db).await
+        db::migrate(&self.db).await?;
+        self.seal_stored_credentials().await
     }
 
     pub fn db(&self) -> &DatabaseConnection {

@@ -9,7 +9,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Args, Clone, Debug)]
+#[derive(Args, Clone)]
 pub struct CommonArgs {
     /// Database: `sqlite://FILE?mode=rwc` (embedded) or `postgres://…`.
     #[arg(
@@ -39,6 +39,22 @@ pub struct CommonArgs {
     /// Survey completes needed before psych scores are predicted for everyone else.
     #[arg(long, env = "PREDICTION_MIN_COMPLETES", default_value_t = engine::prediction::DEFAULT_MIN_COMPLETES, global = true)]
     pub prediction_min_completes: u64,
+    /// Seals bucket credentials at rest: 32 random bytes in base64, the same on
+    /// every api and worker process. Optional with SQLite (a key file is made
+    /// beside the database); needed with PostgreSQL to store credentials.
+    #[arg(long, env = "SECRETS_KEY", hide_env_values = true, global = true)]
+    pub secrets_key: Option<String>,
+}
+
+/// By hand, so that `SECRETS_KEY` never reaches a log.
+impl std::fmt::Debug for CommonArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommonArgs")
+            .field("engine", &self.engine_config())
+            .field("log_format", &self.log_format)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .finish()
+    }
 }
 
 impl CommonArgs {
@@ -50,6 +66,7 @@ impl CommonArgs {
             local_source_root: self.local_source_root.clone(),
             max_line_bytes: self.max_line_bytes,
             prediction_min_completes: self.prediction_min_completes,
+            secrets_key: self.secrets_key.clone(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! are write-only.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -215,6 +216,17 @@ async fn loads_every_type_once_and_never_returns_credentials(cloud: Cloud) {
         "a secret came back: {created}"
     );
     let id = source["id"].as_str().unwrap().to_owned();
+    // Nor does the database hold them in clear (yet the scan below opens them).
+    let stored = engine::entity::data_sources::Entity::find_by_id(id.parse::<Uuid>().unwrap())
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap()
+        .credentials;
+    assert!(
+        !format!("{stored:?}").contains("s3cr3t"),
+        "{cloud:?}: {stored:?}"
+    );
     let check = app
         .gql(
             "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",

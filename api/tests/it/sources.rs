@@ -790,3 +790,88 @@ async fn a_scan_asked_for_while_one_is_open_joins_it() {
     assert_ne!(third["id"], first["id"]);
     app.stop().await;
 }
+
+/// Bucket keys are sealed in the database (a dump alone does not hand them
+/// out), keys stored in clear by earlier versions are sealed at migration, and
+/// a PostgreSQL server without SECRETS_KEY refuses to store any.
+#[tokio::test]
+async fn credentials_are_sealed_at_rest() {
+    use engine::{entity::data_sources, ingest::sources::SourceInput, secrets::SecretsKey};
+    let app = TestApp::spawn().await;
+    let plain = json!({ "access_key_id": "AKIA", "secret_access_key": "s3cr3t" });
+    let input = || SourceInput {
+        name: Some("Bucket".into()),
+        kind: Some("s3".into()),
+        config: Some(json!({ "bucket": "b", "region": "eu-west-1" })),
+        credentials: Some(plain.clone()),
+        ..Default::default()
+    };
+    let p = app.engine.authenticate(&app.admin_key).await.unwrap();
+    let id = app.engine.create_source(&p, input()).await.unwrap().id;
+    let stored = || async {
+        data_sources::Entity::find_by_id(id)
+            .one(app.engine.db())
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials
+            .unwrap()
+    };
+    let key = SecretsKey::from_base64(app.config.secrets_key.as_deref().unwrap()).unwrap();
+    let sealed = stored().await;
+    assert!(!sealed.to_string().contains("s3cr3t"), "{sealed}");
+    assert_eq!(key.open(id, &sealed).unwrap(), plain);
+
+    // Another key cannot open them, and says so where the user looks.
+    let other = engine::Engine::open(&engine::EngineConfig {
+        secrets_key: Some(SecretsKey::generate().unwrap()),
+        ..app.config.clone()
+    })
+    .await
+    .unwrap();
+    let check = other.test_source(&p, id).await.unwrap();
+    assert!(
+        !check.ok && check.message.contains("SECRETS_KEY"),
+        "{}",
+        check.message
+    );
+
+    // Stored in clear by an earlier version: sealed when the server migrates.
+    data_sources::ActiveModel {
+        id: Set(id),
+        credentials: Set(Some(plain.clone())),
+        ..Default::default()
+    }
+    .update(app.engine.db())
+    .await
+    .unwrap();
+    app.engine.migrate().await.unwrap();
+    let resealed = stored().await;
+    assert!(!resealed.to_string().contains("s3cr3t"), "{resealed}");
+    assert_eq!(key.open(id, &resealed).unwrap(), plain);
+
+    let keyless = engine::Engine::open(&engine::EngineConfig {
+        secrets_key: None,
+        ..app.config.clone()
+    })
+    .await
+    .unwrap();
+    let created = keyless.create_source(&p, input()).await;
+    if app.config.database_url.starts_with("sqlite:") {
+        // The embedded database keeps a key file beside it (see `secrets`).
+        let id = created.unwrap().id;
+        let sealed = data_sources::Entity::find_by_id(id)
+            .one(app.engine.db())
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials
+            .unwrap();
+        assert!(!sealed.to_string().contains("s3cr3t"), "{sealed}");
+    } else {
+        let e = created.unwrap_err();
+        assert_eq!(e.code(), "unavailable");
+        assert!(e.to_string().contains("SECRETS_KEY"), "{e}");
+    }
+    app.stop().await;
+}

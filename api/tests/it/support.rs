@@ -25,7 +25,7 @@ pub struct TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(f) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".secrets-key"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
             }
         }
@@ -98,6 +98,7 @@ pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
         local_source_root: Some(local_source_root()),
         max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
         prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
+        secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
     }
 }
 

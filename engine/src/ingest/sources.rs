@@ -23,6 +23,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    secrets,
     text_enum::text_enum,
 };
 
@@ -212,9 +213,9 @@ impl Engine {
             config_str(config, key)
                 .ok_or_else(|| Error::invalid(format!("config.{key}"), "is required"))
         };
+        let credentials = self.open_credentials(source)?;
         let secret = |key: &str| {
-            source
-                .credentials
+            credentials
                 .as_ref()
                 .and_then(|c| c.get(key))
                 .filter(|v| !v.is_null() && v.as_str() != Some(""))
@@ -317,6 +318,77 @@ impl Engine {
         }
     }
 
+    /// The source's credentials in clear, for building its store only.
+    fn open_credentials(&self, source: &data_sources::Model) -> Result<Option<Value>> {
+        let Some(stored) = &source.credentials else {
+            return Ok(None);
+        };
+        match &self.secrets {
+            Some(key) => key.open(source.id, stored).map(Some),
+            None if secrets::is_sealed(stored) => Err(Error::Unavailable(
+                "the source's credentials are sealed and this process has no SECRETS_KEY".into(),
+            )),
+            None => Ok(Some(stored.clone())),
+        }
+    }
+
+    /// Seals credentials given in clear before they are stored.
+    fn seal_credentials(&self, source: &mut data_sources::Model) -> Result<()> {
+        let Some(plain) = source
+            .credentials
+            .as_ref()
+            .filter(|c| !secrets::is_sealed(c))
+        else {
+            return Ok(());
+        };
+        let key = self.secrets.as_ref().ok_or_else(|| {
+            Error::Unavailable(
+                "SECRETS_KEY is not set: this server cannot store credentials \
+                 (give every api and worker process the same 32 random bytes in base64)"
+                    .into(),
+            )
+        })?;
+        source.credentials = Some(key.seal(source.id, plain)?);
+        Ok(())
+    }
+
+    /// Seals credentials that versions before sealing stored in clear; run at
+    /// migration. Without a key they stay as they are, with a warning.
+    pub(crate) async fn seal_stored_credentials(&self) -> Result<()> {
+        let clear: Vec<_> = data_sources::Entity::find()
+            .filter(data_sources::Column::Credentials.is_not_null())
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.credentials
+                    .as_ref()
+                    .is_some_and(|c| !secrets::is_sealed(c))
+            })
+            .collect();
+        if clear.is_empty() {
+            return Ok(());
+        }
+        if self.secrets.is_none() {
+            tracing::warn!(
+                sources = clear.len(),
+                "bucket credentials are stored in clear: set SECRETS_KEY to seal them"
+            );
+            return Ok(());
+        }
+        for mut source in clear {
+            self.seal_credentials(&mut source)?;
+            data_sources::ActiveModel {
+                id: Set(source.id),
+                credentials: Set(source.credentials),
+                ..Default::default()
+            }
+            .update(&self.db)
+            .await?;
+        }
+        Ok(())
+    }
+
     pub async fn create_source(
         &self,
         p: &Principal,
@@ -349,6 +421,7 @@ impl Engine {
         apply_input(&mut model, input)?;
         // Refuse what cannot work before storing it (bad kind, folder outside the root).
         self.object_store(&model)?;
+        self.seal_credentials(&mut model)?;
         Ok(data_sources::ActiveModel::from(model)
             .insert(&self.db)
             .await?)
@@ -367,6 +440,7 @@ impl Engine {
         apply_input(&mut model, input)?;
         model.updated_at = Utc::now();
         self.object_store(&model)?;
+        self.seal_credentials(&mut model)?;
         Ok(data_sources::ActiveModel::from(model)
             .reset_all()
             .update(&self.db)

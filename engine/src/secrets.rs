@@ -1,0 +1,228 @@
+//! Bucket credentials at rest: sealed with ChaCha20-Poly1305 under the
+//! server's key and bound to their source's id, so a database dump or backup
+//! alone does not hand out a studio's bucket keys (and a sealed value copied
+//! onto another source does not open).
+//!
+//! The key is `SECRETS_KEY` (32 random bytes, base64). An embedded SQLite
+//! database without one gets a key file beside it, made on first start;
+//! PostgreSQL deployments, whose api and worker processes must share the
+//! key, have to set it to store credentials.
+
+use std::{io::Write, path::Path, sync::Arc};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use ring::{
+    aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
+    rand::{SecureRandom, SystemRandom},
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{Error, Result};
+
+/// The one field of a sealed value: base64 of nonce ‖ ciphertext ‖ tag.
+const SEALED_FIELD: &str = "sealed_v1";
+const KEY_LEN: usize = 32;
+
+#[derive(Clone)]
+pub struct SecretsKey(Arc<LessSafeKey>);
+
+impl std::fmt::Debug for SecretsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretsKey(…)")
+    }
+}
+
+impl SecretsKey {
+    /// Parses `SECRETS_KEY`: 32 bytes, base64.
+    pub fn from_base64(text: &str) -> Result<SecretsKey> {
+        let bad = || {
+            Error::invalid(
+                "SECRETS_KEY",
+                "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
+            )
+        };
+        let bytes = BASE64.decode(text.trim()).map_err(|_| bad())?;
+        if bytes.len() != KEY_LEN {
+            return Err(bad());
+        }
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
+        Ok(SecretsKey(Arc::new(LessSafeKey::new(key))))
+    }
+
+    /// A new random key, in the base64 form `from_base64` reads.
+    pub fn generate() -> Result<String> {
+        let mut bytes = [0u8; KEY_LEN];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Error::internal("no system randomness"))?;
+        Ok(BASE64.encode(bytes))
+    }
+
+    /// Seals `plain` for `owner` (a random nonce per value).
+    pub fn seal(&self, owner: Uuid, plain: &Value) -> Result<Value> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| Error::internal("no system randomness"))?;
+        let mut data = serde_json::to_vec(plain).map_err(Error::internal)?;
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(owner.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| Error::internal("sealing failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&data);
+        Ok(json!({ SEALED_FIELD: BASE64.encode(out) }))
+    }
+
+    /// Opens a value sealed for `owner`; values stored before sealing existed
+    /// come back as they are.
+    pub fn open(&self, owner: Uuid, stored: &Value) -> Result<Value> {
+        let Some(sealed) = sealed_text(stored) else {
+            return Ok(stored.clone());
+        };
+        let unreadable = || {
+            Error::Unavailable(
+                "stored credentials do not open with this server's SECRETS_KEY (was the key changed?)"
+                    .into(),
+            )
+        };
+        let mut bytes = BASE64.decode(sealed).map_err(|_| unreadable())?;
+        if bytes.len() < NONCE_LEN {
+            return Err(unreadable());
+        }
+        let nonce =
+            Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).map_err(|_| unreadable())?;
+        let plain = self
+            .0
+            .open_within(nonce, Aad::from(owner.as_bytes()), &mut bytes, NONCE_LEN..)
+            .map_err(|_| unreadable())?;
+        serde_json::from_slice(plain).map_err(|_| unreadable())
+    }
+}
+
+/// Whether a stored value is sealed (else it predates sealing).
+pub fn is_sealed(stored: &Value) -> bool {
+    sealed_text(stored).is_some()
+}
+
+fn sealed_text(stored: &Value) -> Option<&str> {
+    let fields = stored.as_object()?;
+    (fields.len() == 1)
+        .then(|| fields.get(SEALED_FIELD)?.as_str())
+        .flatten()
+}
+
+/// The key of an engine: `SECRETS_KEY` when given; for an SQLite file, the
+/// key file beside it (made with mode 0600 when missing); for an in-memory
+/// SQLite database a new key; else (PostgreSQL without a key) none.
+pub fn engine_key(configured: Option<&str>, database_url: &str) -> Result<Option<SecretsKey>> {
+    if let Some(text) = configured.filter(|t| !t.trim().is_empty()) {
+        return SecretsKey::from_base64(text).map(Some);
+    }
+    if !database_url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|f| !f.is_empty() && !f.starts_with(':'));
+    match file {
+        Some(file) => key_file(Path::new(&format!("{file}.secrets-key"))).map(Some),
+        // In memory: the data dies with the process, and so may the key.
+        None => SecretsKey::from_base64(&SecretsKey::generate()?).map(Some),
+    }
+}
+
+fn key_file(path: &Path) -> Result<SecretsKey> {
+    let failed =
+        |e: std::io::Error| Error::Unavailable(format!("secrets key file {}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => return SecretsKey::from_base64(&text),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+        Err(_) => {}
+    }
+    let text = SecretsKey::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut f) => f.write_all(text.as_bytes()).map_err(failed)?,
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return SecretsKey::from_base64(&std::fs::read_to_string(path).map_err(failed)?);
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    SecretsKey::from_base64(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SecretsKey {
+        SecretsKey::from_base64(&SecretsKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sealed_credentials_open_only_for_their_source_and_key() {
+        let (k, owner) = (key(), Uuid::now_v7());
+        let plain = json!({ "access_key_id": "AKIA", "secret_access_key": "s3cr3t" });
+        let sealed = k.seal(owner, &plain).unwrap();
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.to_string().contains("s3cr3t"));
+        assert_eq!(k.open(owner, &sealed).unwrap(), plain);
+        // Each seal has its own nonce.
+        assert_ne!(k.seal(owner, &plain).unwrap(), sealed);
+        assert!(
+            k.open(Uuid::now_v7(), &sealed).is_err(),
+            "moved to another source"
+        );
+        assert!(key().open(owner, &sealed).is_err(), "another key");
+        let mut tampered = BASE64
+            .decode(sealed[SEALED_FIELD].as_str().unwrap())
+            .unwrap();
+        *tampered.last_mut().unwrap() ^= 1;
+        let tampered = json!({ SEALED_FIELD: BASE64.encode(tampered) });
+        assert!(k.open(owner, &tampered).is_err(), "tampered");
+        // Stored before sealing: read as it is.
+        assert_eq!(k.open(owner, &plain).unwrap(), plain);
+    }
+
+    #[test]
+    fn bad_keys_are_refused_naming_the_setting() {
+        for bad in ["", "not base64!", &BASE64.encode([0u8; 16])] {
+            let e = SecretsKey::from_base64(bad).unwrap_err();
+            assert!(e.to_string().contains("SECRETS_KEY"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_sqlite_database_gets_a_private_key_file_kept_across_starts() {
+        let dir = std::env::temp_dir().join(format!("tf-keys-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let owner = Uuid::now_v7();
+        let first = engine_key(None, &url).unwrap().unwrap();
+        let sealed = first.seal(owner, &json!({ "k": "v" })).unwrap();
+        let again = engine_key(None, &url).unwrap().unwrap();
+        assert_eq!(again.open(owner, &sealed).unwrap(), json!({ "k": "v" }));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("t.db.secrets-key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(engine_key(None, "postgres://db/x").unwrap().is_none());
+        assert!(engine_key(None, "sqlite::memory:").unwrap().is_some());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
