@@ -11,7 +11,7 @@ use std::{process::Command, time::Instant};
 #[path = "../../engine/benches/support/mod.rs"]
 mod support;
 
-use engine::survey::Instrument;
+use engine::{segments::personas::PersonaRoute, survey::Instrument};
 use poem::{Route, Server, get, handler, listener::TcpListener};
 use sea_orm::ConnectionTrait;
 use support::Bench;
@@ -32,12 +32,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Requests per second `wrk` reports for `url`.
-fn wrk(url: &str, key: Option<&str>) -> f64 {
+/// Requests per second `wrk` reports for `url`, sent with these headers.
+fn wrk(url: &str, headers: &[String]) -> f64 {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c32", &format!("-d{SECONDS}s")]);
-    if let Some(k) = key {
-        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+    for h in headers {
+        cmd.args(["-H", h]);
     }
     let out = cmd.arg(url).output().expect("wrk on PATH");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -97,6 +97,17 @@ async fn main() {
         clock.elapsed().as_secs_f64(),
         personas.iter().map(|p| p.size).collect::<Vec<_>>()
     );
+    for (persona, route) in [("1", PersonaRoute::Traits), ("1", PersonaRoute::UserIds)] {
+        let body = engine
+            .persona_route(p, "default", persona, route)
+            .await
+            .unwrap();
+        println!(
+            "{route:?} of persona {persona}: {} bytes, {} gzipped",
+            body.plain().len(),
+            body.gzip().len()
+        );
+    }
 
     let api_port = free_port();
     let server = api::server::start(
@@ -119,20 +130,40 @@ async fn main() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let base = format!("http://127.0.0.1:{api_port}/v1/segments/default/personas");
+    // wrk sends no Accept-Encoding: the plain runs are what a bare client
+    // gets; the gzip runs what browsers and most HTTP libraries get.
     let routes = [
-        ("traits, persona 1", format!("{base}/1/traits")),
-        ("traits, all", format!("{base}/all/traits")),
-        ("user-ids, persona 1", format!("{base}/1/user-ids")),
+        ("traits, persona 1", format!("{base}/1/traits"), false),
+        ("traits, all", format!("{base}/all/traits"), false),
+        ("user-ids, persona 1", format!("{base}/1/user-ids"), false),
         (
             "user-ids, persona 4 (smallest)",
             format!("{base}/4/user-ids"),
+            false,
+        ),
+        ("traits, persona 1, gzip", format!("{base}/1/traits"), true),
+        (
+            "user-ids, persona 1, gzip",
+            format!("{base}/1/user-ids"),
+            true,
+        ),
+        (
+            "user-ids, persona 4 (smallest), gzip",
+            format!("{base}/4/user-ids"),
+            true,
         ),
     ];
     let results = tokio::task::spawn_blocking(move || {
-        let hello = wrk(&format!("http://127.0.0.1:{hello_port}/"), None);
+        let hello = wrk(&format!("http://127.0.0.1:{hello_port}/"), &[]);
         let measured: Vec<(String, f64)> = routes
             .iter()
-            .map(|(label, url)| (label.to_string(), wrk(url, Some(&key))))
+            .map(|(label, url, gzip)| {
+                let mut headers = vec![format!("Authorization: Bearer {key}")];
+                if *gzip {
+                    headers.push("Accept-Encoding: gzip".into());
+                }
+                (label.to_string(), wrk(url, &headers))
+            })
             .collect();
         (hello, measured)
     })

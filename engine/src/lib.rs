@@ -69,7 +69,7 @@ pub struct Engine {
     max_line_bytes: usize,
     prediction_min_completes: u64,
     secrets: Option<secrets::SecretsKey>,
-    route_cache: std::sync::Arc<segments::personas::RouteCache>,
+    route_cache: std::sync::Arc<segments::route_cache::RouteCache>,
     key_cache: std::sync::Arc<auth::KeyCache>,
 }
 

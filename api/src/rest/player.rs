@@ -45,18 +45,59 @@ async fn persona_route(
     route: PersonaRoute,
 ) -> poem::Result<JsonBytes> {
     let p = authenticate(engine, req).await.map_err(envelope_error)?;
-    let body = engine
+    let rendered = engine
         .persona_route(&p, segment, persona, route)
         .await
         .map_err(envelope_error)?;
-    Ok(JsonBytes::Ok(Binary(body)))
+    let vary = "Accept-Encoding".to_owned();
+    Ok(
+        if rendered.plain().len() >= GZIP_MIN_BYTES && accepts_gzip(req) {
+            JsonBytes::Ok(Binary(rendered.gzip()), Some("gzip".into()), vary)
+        } else {
+            JsonBytes::Ok(Binary(rendered.plain()), None, vary)
+        },
+    )
 }
 
-/// JSON rendered ahead of time (the persona routes' cached bodies).
+/// Smaller bodies (the 404 envelopes, tiny profiles) are sent as they are:
+/// gzip would hardly shrink them.
+const GZIP_MIN_BYTES: usize = 256;
+
+/// Whether `Accept-Encoding` allows gzip: named (or `x-gzip`) with a
+/// non-zero quality, or else covered by `*`.
+fn accepts_gzip(req: &Request) -> bool {
+    let mut star = false;
+    let items = req
+        .headers()
+        .get_all(poem::http::header::ACCEPT_ENCODING)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for item in items {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let allowed = !parts.any(|param| {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            name.trim().eq_ignore_ascii_case("q") && value.trim().parse::<f32>() == Ok(0.0)
+        });
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return allowed;
+        }
+        star |= coding == "*" && allowed;
+    }
+    star
+}
+
+/// JSON rendered ahead of time (the persona routes' cached bodies), gzipped
+/// for clients that accept it.
 #[derive(ApiResponse)]
 pub enum JsonBytes {
     #[oai(status = 200, content_type = "application/json")]
-    Ok(Binary<bytes::Bytes>),
+    Ok(
+        Binary<bytes::Bytes>,
+        #[oai(header = "Content-Encoding")] Option<String>,
+        #[oai(header = "Vary")] String,
+    ),
 }
 
 pub struct PlayerApi;
@@ -186,5 +227,34 @@ impl PlayerApi {
             "user data removed",
             json!({ "removed": report.rows_removed, "total": report.audit.total_rows, "audit_id": report.audit.id }),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_encoding_is_read_with_its_qualities() {
+        let accepts = |value: Option<&str>| {
+            let mut req = Request::builder();
+            if let Some(v) = value {
+                req = req.header("Accept-Encoding", v);
+            }
+            accepts_gzip(&req.finish())
+        };
+        assert!(accepts(Some("gzip")));
+        assert!(accepts(Some("deflate, GZIP;q=0.5, br")));
+        assert!(accepts(Some("x-gzip")));
+        assert!(accepts(Some("*")));
+        assert!(!accepts(None));
+        assert!(!accepts(Some("identity")));
+        assert!(!accepts(Some("br, deflate")));
+        assert!(!accepts(Some("gzip;q=0")));
+        assert!(
+            !accepts(Some("gzip; q=0.0, *")),
+            "refused by name, not taken by *"
+        );
+        assert!(!accepts(Some("*;q=0")));
     }
 }

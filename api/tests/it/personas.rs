@@ -237,6 +237,35 @@ async fn personas_recover_planted_clusters_and_their_profiles() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.headers()["vary"], "Accept-Encoding");
+    assert!(resp.headers().get("content-encoding").is_none());
+    // Clients that accept gzip get the same JSON gzipped.
+    let url = format!("{}/v1/segments/default/personas/all/user-ids", app.url);
+    let fetch = |encoding: &'static str| {
+        app.http
+            .get(&url)
+            .bearer_auth(&app.admin_key)
+            .header("accept-encoding", encoding)
+            .send()
+    };
+    let plain = fetch("identity").await.unwrap().bytes().await.unwrap();
+    let zipped = fetch("br;q=1.0, gzip;q=0.8").await.unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let zipped = zipped.bytes().await.unwrap();
+    assert!(
+        zipped.len() < plain.len(),
+        "{} ≥ {}",
+        zipped.len(),
+        plain.len()
+    );
+    let mut inflated = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut async_compression::tokio::bufread::GzipDecoder::new(&zipped[..]),
+        &mut inflated,
+    )
+    .await
+    .unwrap();
+    assert_eq!(inflated, plain);
     let gone = persona_ids(&app, "default", "1").await[0].clone();
     let (status, body) = app
         .v1(

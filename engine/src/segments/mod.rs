@@ -5,6 +5,7 @@
 
 pub mod filter;
 pub mod personas;
+pub mod route_cache;
 
 use chrono::Utc;
 use sea_orm::{

@@ -5,12 +5,11 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::Mutex,
-    time::Instant,
+    sync::Arc,
 };
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::TryStreamExt;
 use linfa::{DatasetBase, prelude::Predict, traits::Fit};
 use linfa_clustering::KMeans;
@@ -28,7 +27,7 @@ use uuid::Uuid;
 
 use entity::{persona_members, personas, psych_scores, segments};
 
-use super::ComputeStatus;
+use super::{ComputeStatus, route_cache::Rendered};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -69,84 +68,6 @@ impl PersonaRef {
 pub enum PersonaRoute {
     UserIds,
     Traits,
-}
-
-/// What a segment row looked like when a body was rendered: any change to
-/// it (members, personas, an erasure) makes the body stale.
-type Stamp = (DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-/// Workspace, the segment as the client named it, persona, route.
-type RouteKey = (Uuid, String, PersonaRef, PersonaRoute);
-
-/// A body is served without looking at the segment row for this long after
-/// its stamp was last checked. So a recomputation or an erasure made through
-/// another server process shows there within this time (this process
-/// forgets its bodies at once on an erasure).
-const ROUTE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
-const ROUTE_CACHE_BYTES: usize = 64 << 20;
-
-/// Rendered persona route responses (the whole envelope), reused while the
-/// segment's stamp is unchanged: a hit costs no database read at all, a
-/// recheck one primary-key read, never a scan of the members. Bounded by size.
-#[derive(Default)]
-pub struct RouteCache {
-    entries: Mutex<Entries>,
-}
-
-#[derive(Default)]
-struct Entries {
-    bytes: usize,
-    bodies: HashMap<RouteKey, Entry>,
-}
-
-struct Entry {
-    stamp: Stamp,
-    checked: Instant,
-    body: Bytes,
-}
-
-impl RouteCache {
-    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A body whose stamp was checked within [`ROUTE_RECHECK`].
-    fn recent(&self, key: &RouteKey) -> Option<Bytes> {
-        let entries = self.entries();
-        let entry = entries.bodies.get(key)?;
-        (entry.checked.elapsed() < ROUTE_RECHECK).then(|| entry.body.clone())
-    }
-
-    /// A body rendered from a segment row with this stamp.
-    fn current(&self, key: &RouteKey, stamp: &Stamp) -> Option<Bytes> {
-        let mut entries = self.entries();
-        let entry = entries.bodies.get_mut(key).filter(|e| e.stamp == *stamp)?;
-        entry.checked = Instant::now();
-        Some(entry.body.clone())
-    }
-
-    fn put(&self, key: RouteKey, stamp: Stamp, body: Bytes) {
-        let mut entries = self.entries();
-        if entries.bytes + body.len() > ROUTE_CACHE_BYTES {
-            *entries = Entries::default();
-        }
-        entries.bytes += body.len();
-        let entry = Entry {
-            stamp,
-            checked: Instant::now(),
-            body,
-        };
-        if let Some(old) = entries.bodies.insert(key, entry) {
-            entries.bytes -= old.body.len();
-        }
-    }
-
-    /// Forgets every body of a workspace (after an erasure).
-    pub(crate) fn forget_workspace(&self, ws: Uuid) {
-        let mut entries = self.entries();
-        entries.bodies.retain(|k, _| k.0 != ws);
-        entries.bytes = entries.bodies.values().map(|e| e.body.len()).sum();
-    }
 }
 
 /// The player API's envelope around rendered `data`.
@@ -225,7 +146,7 @@ impl Engine {
         segment: &str,
         persona: &str,
         route: PersonaRoute,
-    ) -> Result<Bytes> {
+    ) -> Result<Arc<Rendered>> {
         p.require(Permission::Read)?;
         let which = PersonaRef::parse(persona)?;
         // All players of `default` change with every load: never cached.
@@ -262,7 +183,7 @@ impl Engine {
                 found.profile.clone().ok_or_else(|| not_computed(&found))?
             }
         };
-        let body = envelope(&data)?;
+        let body = Rendered::new(envelope(&data)?);
         if cacheable {
             self.route_cache.put(key, stamp, body.clone());
         }
