@@ -680,8 +680,10 @@ async fn refresh_schedules_queue_one_run_per_fire_time() {
     let minute = chrono::Duration::minutes(1);
     let refresh = |since, now| app.engine.queue_scheduled_refreshes(since, now);
 
-    // (fire - 1 min, fire] holds a fire time; two workers ticking queue one run.
-    assert_eq!(refresh(fire - minute, fire).await.unwrap(), 1);
+    // (fire - 1 min, fire] holds a fire time; two workers ticking queue one
+    // run (counted below: in the first second of an hour the worker's own
+    // minute tick may be the one that queues it).
+    refresh(fire - minute, fire).await.unwrap();
     assert_eq!(refresh(fire - minute, fire).await.unwrap(), 0);
     // (fire, fire + 1 min] does not.
     assert_eq!(refresh(fire, fire + minute).await.unwrap(), 0);
