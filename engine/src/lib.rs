@@ -44,6 +44,8 @@ pub struct EngineConfig {
     pub prediction_min_completes: u64,
     /// `SECRETS_KEY`: seals bucket credentials at rest (see `secrets`).
     pub secrets_key: Option<String>,
+    /// `SECRETS_KEY_PREVIOUS`: the key being rotated away from (opens only).
+    pub secrets_key_previous: Option<String>,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -56,6 +58,10 @@ impl std::fmt::Debug for EngineConfig {
             .field("max_line_bytes", &self.max_line_bytes)
             .field("prediction_min_completes", &self.prediction_min_completes)
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| "…"))
+            .field(
+                "secrets_key_previous",
+                &self.secrets_key_previous.as_ref().map(|_| "…"),
+            )
             .finish()
     }
 }
@@ -77,7 +83,11 @@ impl Engine {
     /// Connects to the database and the queue. Does not migrate: the server
     /// does that at start-up (`traitforge serve` / `traitforge migrate`).
     pub async fn open(config: &EngineConfig) -> Result<Engine> {
-        let secrets = secrets::engine_key(config.secrets_key.as_deref(), &config.database_url)?;
+        let secrets = secrets::engine_key(
+            config.secrets_key.as_deref(),
+            config.secrets_key_previous.as_deref(),
+            &config.database_url,
+        )?;
         let db = db::connect(&config.database_url).await?;
         let queue = match (&config.redis_url, db.get_database_backend()) {
             (Some(url), _) => Queue::redis(url, &config.queue_name).await?,

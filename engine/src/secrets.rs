@@ -3,7 +3,9 @@
 //! alone does not hand out a studio's bucket keys (and a sealed value copied
 //! onto another source does not open).
 //!
-//! The key is `SECRETS_KEY` (32 random bytes, base64). An embedded SQLite
+//! The key is `SECRETS_KEY` (32 random bytes, base64); to rotate it, start
+//! with the new one there and the old one in `SECRETS_KEY_PREVIOUS`: values
+//! are sealed again with the new key at migration. An embedded SQLite
 //! database without one gets a key file beside it, made on first start;
 //! PostgreSQL deployments, whose api and worker processes must share the
 //! key, have to set it to store credentials.
@@ -24,8 +26,13 @@ use crate::{Error, Result};
 const SEALED_FIELD: &str = "sealed_v1";
 const KEY_LEN: usize = 32;
 
+/// The key values are sealed with, and the one they were sealed with before
+/// a rotation (`SECRETS_KEY_PREVIOUS`), which only opens.
 #[derive(Clone)]
-pub struct SecretsKey(Arc<LessSafeKey>);
+pub struct SecretsKey {
+    current: Arc<LessSafeKey>,
+    previous: Option<Arc<LessSafeKey>>,
+}
 
 impl std::fmt::Debug for SecretsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,18 +43,17 @@ impl std::fmt::Debug for SecretsKey {
 impl SecretsKey {
     /// Parses `SECRETS_KEY`: 32 bytes, base64.
     pub fn from_base64(text: &str) -> Result<SecretsKey> {
-        let bad = || {
-            Error::invalid(
-                "SECRETS_KEY",
-                "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
-            )
-        };
-        let bytes = BASE64.decode(text.trim()).map_err(|_| bad())?;
-        if bytes.len() != KEY_LEN {
-            return Err(bad());
-        }
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
-        Ok(SecretsKey(Arc::new(LessSafeKey::new(key))))
+        Ok(SecretsKey {
+            current: parse_key("SECRETS_KEY", text)?,
+            previous: None,
+        })
+    }
+
+    /// Also opens values sealed with `previous` (a rotation in progress:
+    /// they are sealed again with the current key at migration).
+    pub fn with_previous(mut self, previous: &str) -> Result<SecretsKey> {
+        self.previous = Some(parse_key("SECRETS_KEY_PREVIOUS", previous)?);
+        Ok(self)
     }
 
     /// A new random key, in the base64 form `from_base64` reads.
@@ -66,7 +72,7 @@ impl SecretsKey {
             .fill(&mut nonce)
             .map_err(|_| Error::internal("no system randomness"))?;
         let mut data = serde_json::to_vec(plain).map_err(Error::internal)?;
-        self.0
+        self.current
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(owner.as_bytes()),
@@ -78,30 +84,56 @@ impl SecretsKey {
         Ok(json!({ SEALED_FIELD: BASE64.encode(out) }))
     }
 
-    /// Opens a value sealed for `owner`; values stored before sealing existed
-    /// come back as they are.
+    /// Opens a value sealed for `owner` (with the current key, or else the
+    /// previous one); values stored before sealing existed come back as they are.
     pub fn open(&self, owner: Uuid, stored: &Value) -> Result<Value> {
         let Some(sealed) = sealed_text(stored) else {
             return Ok(stored.clone());
         };
-        let unreadable = || {
-            Error::Unavailable(
-                "stored credentials do not open with this server's SECRETS_KEY (was the key changed?)"
-                    .into(),
-            )
-        };
-        let mut bytes = BASE64.decode(sealed).map_err(|_| unreadable())?;
-        if bytes.len() < NONCE_LEN {
-            return Err(unreadable());
-        }
-        let nonce =
-            Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).map_err(|_| unreadable())?;
-        let plain = self
-            .0
-            .open_within(nonce, Aad::from(owner.as_bytes()), &mut bytes, NONCE_LEN..)
-            .map_err(|_| unreadable())?;
-        serde_json::from_slice(plain).map_err(|_| unreadable())
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find_map(|key| open_with(key, owner, sealed))
+            .ok_or_else(|| {
+                Error::Unavailable(
+                    "stored credentials do not open with this server's SECRETS_KEY \
+                     (was the key changed? keep the old one as SECRETS_KEY_PREVIOUS)"
+                        .into(),
+                )
+            })
     }
+
+    /// Whether `stored` must be sealed (again) with the current key: it is in
+    /// clear, or sealed with the previous key.
+    pub fn needs_sealing(&self, owner: Uuid, stored: &Value) -> bool {
+        sealed_text(stored).is_none_or(|sealed| open_with(&self.current, owner, sealed).is_none())
+    }
+}
+
+fn parse_key(setting: &str, text: &str) -> Result<Arc<LessSafeKey>> {
+    let bad = || {
+        Error::invalid(
+            setting,
+            "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
+        )
+    };
+    let bytes = BASE64.decode(text.trim()).map_err(|_| bad())?;
+    if bytes.len() != KEY_LEN {
+        return Err(bad());
+    }
+    let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
+    Ok(Arc::new(LessSafeKey::new(key)))
+}
+
+fn open_with(key: &LessSafeKey, owner: Uuid, sealed: &str) -> Option<Value> {
+    let mut bytes = BASE64.decode(sealed).ok()?;
+    if bytes.len() < NONCE_LEN {
+        return None;
+    }
+    let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).ok()?;
+    let plain = key
+        .open_within(nonce, Aad::from(owner.as_bytes()), &mut bytes, NONCE_LEN..)
+        .ok()?;
+    serde_json::from_slice(plain).ok()
 }
 
 /// Whether a stored value is sealed (else it predates sealing).
@@ -119,9 +151,24 @@ fn sealed_text(stored: &Value) -> Option<&str> {
 /// The key of an engine: `SECRETS_KEY` when given; for an SQLite file, the
 /// key file beside it (made with mode 0600 when missing); for an in-memory
 /// SQLite database a new key; else (PostgreSQL without a key) none.
-pub fn engine_key(configured: Option<&str>, database_url: &str) -> Result<Option<SecretsKey>> {
-    if let Some(text) = configured.filter(|t| !t.trim().is_empty()) {
-        return SecretsKey::from_base64(text).map(Some);
+pub fn engine_key(
+    configured: Option<&str>,
+    previous: Option<&str>,
+    database_url: &str,
+) -> Result<Option<SecretsKey>> {
+    let given = |t: &&str| !t.trim().is_empty();
+    if let Some(text) = configured.filter(given) {
+        let key = SecretsKey::from_base64(text)?;
+        return match previous.filter(given) {
+            Some(previous) => key.with_previous(previous).map(Some),
+            None => Ok(Some(key)),
+        };
+    }
+    if previous.is_some_and(|t| given(&t)) {
+        return Err(Error::invalid(
+            "SECRETS_KEY_PREVIOUS",
+            "is only read with SECRETS_KEY (the key that replaces it)",
+        ));
     }
     if !database_url.starts_with("sqlite:") {
         return Ok(None);
@@ -195,6 +242,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_key_opens_what_the_previous_one_sealed_until_sealed_again() {
+        let (old, new, owner) = (
+            SecretsKey::generate().unwrap(),
+            SecretsKey::generate().unwrap(),
+            Uuid::now_v7(),
+        );
+        let plain = json!({ "sas_token": "s3cr3t" });
+        let before = SecretsKey::from_base64(&old)
+            .unwrap()
+            .seal(owner, &plain)
+            .unwrap();
+        let rotating = engine_key(Some(&new), Some(&old), "postgres://db/x")
+            .unwrap()
+            .unwrap();
+        assert_eq!(rotating.open(owner, &before).unwrap(), plain);
+        assert!(rotating.needs_sealing(owner, &before));
+        let after = rotating.seal(owner, &plain).unwrap();
+        assert!(!rotating.needs_sealing(owner, &after));
+        assert!(rotating.needs_sealing(owner, &plain), "clear values too");
+        let new_only = SecretsKey::from_base64(&new).unwrap();
+        assert_eq!(new_only.open(owner, &after).unwrap(), plain);
+        let e = new_only.open(owner, &before).unwrap_err();
+        assert!(e.to_string().contains("SECRETS_KEY_PREVIOUS"), "{e}");
+        let e = engine_key(None, Some(&old), "postgres://db/x").unwrap_err();
+        assert!(e.to_string().contains("SECRETS_KEY_PREVIOUS"), "{e}");
+    }
+
+    #[test]
     fn bad_keys_are_refused_naming_the_setting() {
         for bad in ["", "not base64!", &BASE64.encode([0u8; 16])] {
             let e = SecretsKey::from_base64(bad).unwrap_err();
@@ -208,9 +283,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
         let owner = Uuid::now_v7();
-        let first = engine_key(None, &url).unwrap().unwrap();
+        let first = engine_key(None, None, &url).unwrap().unwrap();
         let sealed = first.seal(owner, &json!({ "k": "v" })).unwrap();
-        let again = engine_key(None, &url).unwrap().unwrap();
+        let again = engine_key(None, None, &url).unwrap().unwrap();
         assert_eq!(again.open(owner, &sealed).unwrap(), json!({ "k": "v" }));
         #[cfg(unix)]
         {
@@ -221,8 +296,8 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(engine_key(None, "postgres://db/x").unwrap().is_none());
-        assert!(engine_key(None, "sqlite::memory:").unwrap().is_some());
+        assert!(engine_key(None, None, "postgres://db/x").unwrap().is_none());
+        assert!(engine_key(None, None, "sqlite::memory:").unwrap().is_some());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

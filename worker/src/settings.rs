@@ -44,6 +44,15 @@ pub struct CommonArgs {
     /// beside the database); needed with PostgreSQL to store credentials.
     #[arg(long, env = "SECRETS_KEY", hide_env_values = true, global = true)]
     pub secrets_key: Option<String>,
+    /// While rotating `SECRETS_KEY`: the old key. Credentials it sealed are
+    /// sealed again with the new one at start-up; then remove it.
+    #[arg(
+        long,
+        env = "SECRETS_KEY_PREVIOUS",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secrets_key_previous: Option<String>,
 }
 
 /// By hand, so that `SECRETS_KEY` never reaches a log.
@@ -67,6 +76,7 @@ impl CommonArgs {
             max_line_bytes: self.max_line_bytes,
             prediction_min_completes: self.prediction_min_completes,
             secrets_key: self.secrets_key.clone(),
+            secrets_key_previous: self.secrets_key_previous.clone(),
         }
     }
 

@@ -792,8 +792,9 @@ async fn a_scan_asked_for_while_one_is_open_joins_it() {
 }
 
 /// Bucket keys are sealed in the database (a dump alone does not hand them
-/// out), keys stored in clear by earlier versions are sealed at migration, and
-/// a PostgreSQL server without SECRETS_KEY refuses to store any.
+/// out), keys stored in clear by earlier versions are sealed at migration, a
+/// rotated key takes over at migration, and a PostgreSQL server without
+/// SECRETS_KEY refuses to store any.
 #[tokio::test]
 async fn credentials_are_sealed_at_rest() {
     use engine::{entity::data_sources, ingest::sources::SourceInput, secrets::SecretsKey};
@@ -849,6 +850,25 @@ async fn credentials_are_sealed_at_rest() {
     let resealed = stored().await;
     assert!(!resealed.to_string().contains("s3cr3t"), "{resealed}");
     assert_eq!(key.open(id, &resealed).unwrap(), plain);
+
+    // Rotation: the new key with the old one as SECRETS_KEY_PREVIOUS; after
+    // the migration the new key alone opens them.
+    let new_key = SecretsKey::generate().unwrap();
+    let rotating = engine::Engine::open(&engine::EngineConfig {
+        secrets_key: Some(new_key.clone()),
+        secrets_key_previous: app.config.secrets_key.clone(),
+        ..app.config.clone()
+    })
+    .await
+    .unwrap();
+    rotating.migrate().await.unwrap();
+    let rotated = stored().await;
+    let new_only = SecretsKey::from_base64(&new_key).unwrap();
+    assert_eq!(new_only.open(id, &rotated).unwrap(), plain);
+    assert!(
+        key.open(id, &rotated).is_err(),
+        "still sealed with the old key"
+    );
 
     let keyless = engine::Engine::open(&engine::EngineConfig {
         secrets_key: None,

@@ -47,6 +47,7 @@ impl Bench {
             max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
             prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
             secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
+            secrets_key_previous: None,
         })
         .await
         .unwrap();

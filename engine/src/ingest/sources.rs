@@ -352,35 +352,49 @@ impl Engine {
         Ok(())
     }
 
-    /// Seals credentials that versions before sealing stored in clear; run at
-    /// migration. Without a key they stay as they are, with a warning.
+    /// Seals with the current key the credentials that versions before
+    /// sealing stored in clear, and those sealed with `SECRETS_KEY_PREVIOUS`;
+    /// run at migration. Without a key clear ones stay, with a warning.
     pub(crate) async fn seal_stored_credentials(&self) -> Result<()> {
-        let clear: Vec<_> = data_sources::Entity::find()
+        let stored = data_sources::Entity::find()
             .filter(data_sources::Column::Credentials.is_not_null())
             .all(&self.db)
-            .await?
-            .into_iter()
-            .filter(|s| {
-                s.credentials
-                    .as_ref()
-                    .is_some_and(|c| !secrets::is_sealed(c))
-            })
-            .collect();
-        if clear.is_empty() {
+            .await?;
+        let Some(key) = &self.secrets else {
+            let clear = stored
+                .iter()
+                .filter(|s| {
+                    s.credentials
+                        .as_ref()
+                        .is_some_and(|c| !secrets::is_sealed(c))
+                })
+                .count();
+            if clear > 0 {
+                tracing::warn!(
+                    sources = clear,
+                    "bucket credentials are stored in clear: set SECRETS_KEY to seal them"
+                );
+            }
             return Ok(());
-        }
-        if self.secrets.is_none() {
-            tracing::warn!(
-                sources = clear.len(),
-                "bucket credentials are stored in clear: set SECRETS_KEY to seal them"
-            );
-            return Ok(());
-        }
-        for mut source in clear {
-            self.seal_credentials(&mut source)?;
+        };
+        for source in stored {
+            let Some(credentials) = &source.credentials else {
+                continue;
+            };
+            if !key.needs_sealing(source.id, credentials) {
+                continue;
+            }
+            let sealed = match key.open(source.id, credentials) {
+                Ok(plain) => key.seal(source.id, &plain)?,
+                Err(e) => {
+                    // Left for the operator: scans of it fail with the same message.
+                    tracing::warn!(source = %source.id, error = %e, "credentials not sealed again");
+                    continue;
+                }
+            };
             data_sources::ActiveModel {
                 id: Set(source.id),
-                credentials: Set(source.credentials),
+                credentials: Set(Some(sealed)),
                 ..Default::default()
             }
             .update(&self.db)
