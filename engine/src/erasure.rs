@@ -1,6 +1,6 @@
 //! Erasing a player: every row naming their user id in the workspace, one
-//! transaction per table group, and an audit record that keeps a hash of the
-//! id (never the id) with the rows removed per table.
+//! transaction per table group, and an audit record that keeps a keyed
+//! fingerprint of the id (never the id) with the rows removed per table.
 
 use std::collections::BTreeMap;
 
@@ -142,7 +142,7 @@ impl Engine {
         let audit = erasures::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(ws),
-            user_id_hash: Set(hash_secret(&user_id)),
+            user_id_hash: Set(self.user_id_fingerprints(ws, &user_id).swap_remove(0)),
             api_key_id: Set(Some(p.key_id)),
             rows_removed: Set(json!(removed)),
             total_rows: Set(total as i64),
@@ -173,12 +173,37 @@ impl Engine {
     }
 
     /// The erasure audit trail, newest first.
-    pub async fn erasures(&self, p: &Principal) -> Result<Vec<erasures::Model>> {
+    /// The workspace's erasures, newest first; with `user_id`, only that
+    /// player's (found by fingerprint: the id itself is not kept).
+    pub async fn erasures(
+        &self,
+        p: &Principal,
+        user_id: Option<&str>,
+    ) -> Result<Vec<erasures::Model>> {
         p.require(Permission::Admin)?;
-        Ok(erasures::Entity::find()
+        let mut q = erasures::Entity::find()
             .filter(erasures::Column::WorkspaceId.eq(p.workspace_id))
-            .order_by_desc(erasures::Column::Id)
-            .all(&self.db)
-            .await?)
+            .order_by_desc(erasures::Column::Id);
+        if let Some(user_id) = user_id {
+            q = q.filter(
+                erasures::Column::UserIdHash
+                    .is_in(self.user_id_fingerprints(p.workspace_id, user_id)),
+            );
+        }
+        Ok(q.all(&self.db).await?)
+    }
+
+    /// What the audit keeps of a user id: a keyed fingerprint under
+    /// `SECRETS_KEY` (first: the one written), the previous key's during a
+    /// rotation, and the plain SHA-256 that servers without a key (and
+    /// versions before keyed fingerprints) wrote.
+    fn user_id_fingerprints(&self, ws: Uuid, user_id: &str) -> Vec<String> {
+        let mut prints = self
+            .secrets
+            .as_ref()
+            .map(|k| k.fingerprints(ws, user_id))
+            .unwrap_or_default();
+        prints.push(hash_secret(user_id));
+        prints
     }
 }

@@ -15,6 +15,7 @@ use std::{io::Write, path::Path, sync::Arc};
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use ring::{
     aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey},
+    hmac,
     rand::{SecureRandom, SystemRandom},
 };
 use serde_json::{Value, json};
@@ -30,8 +31,15 @@ const KEY_LEN: usize = 32;
 /// a rotation (`SECRETS_KEY_PREVIOUS`), which only opens.
 #[derive(Clone)]
 pub struct SecretsKey {
-    current: Arc<LessSafeKey>,
-    previous: Option<Arc<LessSafeKey>>,
+    current: Arc<Key>,
+    previous: Option<Arc<Key>>,
+}
+
+/// One `SECRETS_KEY`: the AEAD key, and an HMAC key derived from it for
+/// audit fingerprints (one key, two purposes, never the same bytes).
+struct Key {
+    aead: LessSafeKey,
+    audit: hmac::Key,
 }
 
 impl std::fmt::Debug for SecretsKey {
@@ -73,6 +81,7 @@ impl SecretsKey {
             .map_err(|_| Error::internal("no system randomness"))?;
         let mut data = serde_json::to_vec(plain).map_err(Error::internal)?;
         self.current
+            .aead
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(owner.as_bytes()),
@@ -107,9 +116,24 @@ impl SecretsKey {
     pub fn needs_sealing(&self, owner: Uuid, stored: &Value) -> bool {
         sealed_text(stored).is_none_or(|sealed| open_with(&self.current, owner, sealed).is_none())
     }
+
+    /// Keyed fingerprints of `value` within `scope` (HMAC-SHA-256, hex): with
+    /// the current key first, then the previous one. Unlike a plain hash, no
+    /// one holding only the database can test guesses against them.
+    pub fn fingerprints(&self, scope: Uuid, value: &str) -> Vec<String> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|key| {
+                let mut ctx = hmac::Context::with_key(&key.audit);
+                ctx.update(scope.as_bytes());
+                ctx.update(value.as_bytes());
+                hex::encode(ctx.sign().as_ref())
+            })
+            .collect()
+    }
 }
 
-fn parse_key(setting: &str, text: &str) -> Result<Arc<LessSafeKey>> {
+fn parse_key(setting: &str, text: &str) -> Result<Arc<Key>> {
     let bad = || {
         Error::invalid(
             setting,
@@ -120,17 +144,23 @@ fn parse_key(setting: &str, text: &str) -> Result<Arc<LessSafeKey>> {
     if bytes.len() != KEY_LEN {
         return Err(bad());
     }
-    let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
-    Ok(Arc::new(LessSafeKey::new(key)))
+    let aead = UnboundKey::new(&CHACHA20_POLY1305, &bytes).map_err(|_| bad())?;
+    let root = hmac::Key::new(hmac::HMAC_SHA256, &bytes);
+    let audit = hmac::sign(&root, b"traitforge/audit-fingerprint/v1");
+    Ok(Arc::new(Key {
+        aead: LessSafeKey::new(aead),
+        audit: hmac::Key::new(hmac::HMAC_SHA256, audit.as_ref()),
+    }))
 }
 
-fn open_with(key: &LessSafeKey, owner: Uuid, sealed: &str) -> Option<Value> {
+fn open_with(key: &Key, owner: Uuid, sealed: &str) -> Option<Value> {
     let mut bytes = BASE64.decode(sealed).ok()?;
     if bytes.len() < NONCE_LEN {
         return None;
     }
     let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).ok()?;
     let plain = key
+        .aead
         .open_within(nonce, Aad::from(owner.as_bytes()), &mut bytes, NONCE_LEN..)
         .ok()?;
     serde_json::from_slice(plain).ok()
@@ -267,6 +297,25 @@ mod tests {
         assert!(e.to_string().contains("SECRETS_KEY_PREVIOUS"), "{e}");
         let e = engine_key(None, Some(&old), "postgres://db/x").unwrap_err();
         assert!(e.to_string().contains("SECRETS_KEY_PREVIOUS"), "{e}");
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_scoped_and_survive_a_rotation() {
+        let (old, new) = (
+            SecretsKey::generate().unwrap(),
+            SecretsKey::generate().unwrap(),
+        );
+        let (ws, other_ws) = (Uuid::now_v7(), Uuid::now_v7());
+        let k = SecretsKey::from_base64(&old).unwrap();
+        let print = &k.fingerprints(ws, "player-1")[0];
+        assert_eq!(print.len(), 64);
+        assert_eq!(&k.fingerprints(ws, "player-1")[0], print, "stable");
+        assert_ne!(&k.fingerprints(ws, "player-2")[0], print);
+        assert_ne!(&k.fingerprints(other_ws, "player-1")[0], print);
+        let other_key = SecretsKey::from_base64(&new).unwrap();
+        assert_ne!(&other_key.fingerprints(ws, "player-1")[0], print);
+        let rotating = other_key.with_previous(&old).unwrap();
+        assert_eq!(&rotating.fingerprints(ws, "player-1")[1], print);
     }
 
     #[test]

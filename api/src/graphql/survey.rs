@@ -103,7 +103,10 @@ impl From<psych_scores::Model> for PsychScore {
 #[derive(SimpleObject)]
 pub struct Erasure {
     pub id: ID,
-    /// Hex SHA-256 of the erased user id.
+    /// A fingerprint of the erased user id: HMAC-SHA-256 (hex) under the
+    /// server's `SECRETS_KEY` and the workspace, so it cannot be recomputed
+    /// from a guessed id without the key (a plain SHA-256 on servers without
+    /// one). Find a player's erasures with `erasures(userId:)`.
     pub user_id_hash: String,
     /// The API key that asked for it.
     pub api_key_id: Option<ID>,
@@ -147,11 +150,12 @@ impl SurveyQuery {
         Ok(Survey(engine.survey(p).await.gql()?))
     }
 
-    /// Erasures of this workspace, newest first (admin).
-    async fn erasures(&self, ctx: &Context<'_>) -> Result<Vec<Erasure>> {
+    /// Erasures of this workspace, newest first (admin); with `userId`, only
+    /// that player's.
+    async fn erasures(&self, ctx: &Context<'_>, user_id: Option<String>) -> Result<Vec<Erasure>> {
         let (engine, p) = scope(ctx)?;
         Ok(engine
-            .erasures(p)
+            .erasures(p, user_id.as_deref())
             .await
             .gql()?
             .into_iter()

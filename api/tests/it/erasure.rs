@@ -149,11 +149,17 @@ async fn erasing_a_player_removes_them_everywhere_and_only_them() {
         )
         .await;
     let record = &audit["erasures"][0];
+    // Keyed: not the plain SHA-256 anyone could recompute from a guessed id.
     use sha2::Digest;
-    assert_eq!(
-        record["userIdHash"],
-        hex::encode(sha2::Sha256::digest(b"gone"))
-    );
+    let print = record["userIdHash"].as_str().unwrap();
+    assert_eq!(print.len(), 64, "{record}");
+    assert_ne!(print, hex::encode(sha2::Sha256::digest(b"gone")));
+    // The server finds a player's erasures by their id.
+    let lookup = "query($u: String) { erasures(userId: $u) { userIdHash } }";
+    let found = app.gql(lookup, json!({ "u": "gone" })).await;
+    assert_eq!(found["erasures"], json!([{ "userIdHash": print }]));
+    let none = app.gql(lookup, json!({ "u": "kept" })).await;
+    assert_eq!(none["erasures"], json!([]));
     assert_eq!(record["totalRows"], total);
     assert_eq!(record["apiKeyId"], audit["viewer"]["keyId"]);
     assert_eq!(&record["rowsRemoved"], removed);
