@@ -25,6 +25,7 @@ use crate::{
     jobs::Work,
     secrets,
     text_enum::text_enum,
+    traits::runs::RunStatus,
 };
 
 text_enum! {
@@ -62,6 +63,10 @@ text_enum! {
 }
 
 pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
+
+/// A scan in these states is open: one per source (a unique partial index),
+/// which later requests join.
+const OPEN_SCAN: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
 
 /// An open scan queued longer ago than this is taken for lost and closed, so
 /// it cannot hold its source's scans off for ever.
@@ -574,7 +579,7 @@ impl Engine {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(source.workspace_id),
             source_id: Set(source.id),
-            status: Set("queued".into()),
+            status: Set(RunStatus::Queued.as_str().into()),
             files_found: Set(0),
             files_queued: Set(0),
             files_skipped: Set(0),
@@ -612,14 +617,14 @@ impl Engine {
     async fn open_scan(&self, source_id: Uuid) -> Result<Option<ingestion_runs::Model>> {
         Ok(ingestion_runs::Entity::find()
             .filter(ingestion_runs::Column::SourceId.eq(source_id))
-            .filter(ingestion_runs::Column::Status.is_in(["queued", "running"]))
+            .filter(ingestion_runs::Column::Status.is_in(OPEN_SCAN.map(RunStatus::as_str)))
             .one(&self.db)
             .await?)
     }
 
     async fn close_scan(&self, run: ingestion_runs::Model, error: &str) -> Result<()> {
         let mut failed: ingestion_runs::ActiveModel = run.into();
-        failed.status = Set("failed".into());
+        failed.status = Set(RunStatus::Failed.as_str().into());
         failed.error = Set(Some(error.to_owned()));
         failed.finished_at = Set(Some(Utc::now()));
         failed.update(&self.db).await?;
@@ -731,7 +736,7 @@ impl Engine {
         };
         // `running` too: a redelivered job whose worker died mid-listing runs again
         // (the ledger makes a second listing harmless).
-        if !["queued", "running"].contains(&run.status.as_str()) {
+        if !OPEN_SCAN.iter().any(|s| run.status == s.as_str()) {
             return Ok(());
         }
         let Some(source) = data_sources::Entity::find_by_id(run.source_id)
@@ -741,7 +746,7 @@ impl Engine {
             return Ok(());
         };
         let mut running: ingestion_runs::ActiveModel = run.into();
-        running.status = Set("running".into());
+        running.status = Set(RunStatus::Running.as_str().into());
         let run = running.update(&self.db).await?;
         let outcome = self.scan(&source).await;
         let mut done: ingestion_runs::ActiveModel = run.into();
@@ -749,7 +754,7 @@ impl Engine {
         src.last_scan_at = Set(Some(Utc::now()));
         match outcome {
             Ok((found, queued, skipped)) => {
-                done.status = Set("succeeded".into());
+                done.status = Set(RunStatus::Succeeded.as_str().into());
                 done.files_found = Set(found);
                 done.files_queued = Set(queued);
                 done.files_skipped = Set(skipped.len() as i32);
@@ -767,7 +772,7 @@ impl Engine {
                     message.clone(),
                 )
                 .await?;
-                done.status = Set("failed".into());
+                done.status = Set(RunStatus::Failed.as_str().into());
                 done.error = Set(Some(message.clone()));
                 src.status = Set("error".into());
                 src.last_error = Set(Some(message));
