@@ -66,19 +66,17 @@ impl SecretsKey {
 
     /// A new random key, in the base64 form `from_base64` reads.
     pub fn generate() -> Result<String> {
-        let mut bytes = [0u8; KEY_LEN];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .map_err(|_| Error::internal("no system randomness"))?;
-        Ok(BASE64.encode(bytes))
+        Ok(BASE64.encode(random::<KEY_LEN>()?))
+    }
+
+    /// The current key, then the previous one during a rotation.
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&*self.current).chain(self.previous.as_deref())
     }
 
     /// Seals `plain` for `owner` (a random nonce per value).
     pub fn seal(&self, owner: Uuid, plain: &Value) -> Result<Value> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| Error::internal("no system randomness"))?;
+        let nonce = random::<NONCE_LEN>()?;
         let mut data = serde_json::to_vec(plain).map_err(Error::internal)?;
         self.current
             .aead
@@ -99,8 +97,7 @@ impl SecretsKey {
         let Some(sealed) = sealed_text(stored) else {
             return Ok(stored.clone());
         };
-        std::iter::once(&self.current)
-            .chain(&self.previous)
+        self.keys()
             .find_map(|key| open_with(key, owner, sealed))
             .ok_or_else(|| {
                 Error::Unavailable(
@@ -121,8 +118,7 @@ impl SecretsKey {
     /// the current key first, then the previous one. Unlike a plain hash, no
     /// one holding only the database can test guesses against them.
     pub fn fingerprints(&self, scope: Uuid, value: &str) -> Vec<String> {
-        std::iter::once(&self.current)
-            .chain(&self.previous)
+        self.keys()
             .map(|key| {
                 let mut ctx = hmac::Context::with_key(&key.audit);
                 ctx.update(scope.as_bytes());
@@ -131,6 +127,14 @@ impl SecretsKey {
             })
             .collect()
     }
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::internal("no system randomness"))?;
+    Ok(bytes)
 }
 
 fn parse_key(setting: &str, text: &str) -> Result<Arc<Key>> {
