@@ -809,15 +809,17 @@ async fn credentials_are_sealed_at_rest() {
     };
     let p = app.engine.authenticate(&app.admin_key).await.unwrap();
     let id = app.engine.create_source(&p, input()).await.unwrap().id;
-    let stored = || async {
+    let db = app.engine.db();
+    let stored_of = move |id: Uuid| async move {
         data_sources::Entity::find_by_id(id)
-            .one(app.engine.db())
+            .one(db)
             .await
             .unwrap()
             .unwrap()
             .credentials
             .unwrap()
     };
+    let stored = || stored_of(id);
     let key = SecretsKey::from_base64(app.config.secrets_key.as_deref().unwrap()).unwrap();
     let sealed = stored().await;
     assert!(!sealed.to_string().contains("s3cr3t"), "{sealed}");
@@ -879,14 +881,7 @@ async fn credentials_are_sealed_at_rest() {
     let created = keyless.create_source(&p, input()).await;
     if app.config.database_url.starts_with("sqlite:") {
         // The embedded database keeps a key file beside it (see `secrets`).
-        let id = created.unwrap().id;
-        let sealed = data_sources::Entity::find_by_id(id)
-            .one(app.engine.db())
-            .await
-            .unwrap()
-            .unwrap()
-            .credentials
-            .unwrap();
+        let sealed = stored_of(created.unwrap().id).await;
         assert!(!sealed.to_string().contains("s3cr3t"), "{sealed}");
     } else {
         let e = created.unwrap_err();
