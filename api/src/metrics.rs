@@ -12,6 +12,7 @@ use std::{
 
 use engine::Engine;
 use poem::{Endpoint, IntoResponse, Request, Response, handler, http::StatusCode, web::Data};
+use worker::WorkerHealth;
 
 use crate::errors::json_http_error;
 
@@ -104,14 +105,47 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The worker gauges of this process (none without an embedded worker).
+fn render_workers(health: &WorkerHealth, out: &mut String) {
+    let report = health.report();
+    if report.is_empty() {
+        return;
+    }
+    out.push_str("# HELP traitforge_worker_last_seen_age_seconds Seconds since the worker last polled or heartbeat.\n");
+    out.push_str("# TYPE traitforge_worker_last_seen_age_seconds gauge\n");
+    for r in &report {
+        let _ = writeln!(
+            out,
+            "traitforge_worker_last_seen_age_seconds{{worker=\"{}\"}} {:.3}",
+            escape(&r.worker),
+            r.last_seen_age.as_secs_f64()
+        );
+    }
+    out.push_str("# HELP traitforge_worker_restarts_total Times the worker ended on an error and was started again.\n");
+    out.push_str("# TYPE traitforge_worker_restarts_total counter\n");
+    for r in &report {
+        let _ = writeln!(
+            out,
+            "traitforge_worker_restarts_total{{worker=\"{}\"}} {}",
+            escape(&r.worker),
+            r.restarts
+        );
+    }
+}
+
 #[handler]
-pub async fn render_metrics(engine: Data<&Engine>, http: Data<&Arc<HttpMetrics>>) -> Response {
+pub async fn render_metrics(
+    engine: Data<&Engine>,
+    http: Data<&Arc<HttpMetrics>>,
+    workers: Data<&Arc<WorkerHealth>>,
+) -> Response {
     let samples = match engine.metrics().await {
         Ok(s) => s,
         Err(e) => return json_http_error(e),
     };
     let mut out = String::new();
     http.render(&mut out);
+    render_workers(&workers, &mut out);
     let mut last = "";
     for s in samples {
         if s.name != last {

@@ -1,6 +1,6 @@
 //! The HTTP server: routes, TLS, the HTTPS policy and the embedded worker.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
@@ -13,6 +13,7 @@ use poem::{
 };
 use serde_json::json;
 use tokio::{sync::watch, task::JoinHandle};
+use worker::WorkerHealth;
 
 use poem_openapi::OpenApiService;
 
@@ -48,6 +49,8 @@ pub struct ServerOptions {
     pub embedded_worker: Option<usize>,
     /// Request bodies of the ingestion routes larger than this get 413.
     pub max_body_bytes: usize,
+    /// `/readyz` answers 503 when the embedded worker was silent this long.
+    pub worker_stall_limit: std::time::Duration,
 }
 
 #[handler]
@@ -84,12 +87,30 @@ fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Whether the stall limit applies: only a process that runs a worker has one.
+#[derive(Clone, Copy)]
+struct StallLimit(Option<std::time::Duration>);
+
 #[handler]
-async fn readyz(engine: Data<&Engine>) -> Response {
-    match engine.ready().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => json_http_error(e),
+async fn readyz(
+    engine: Data<&Engine>,
+    workers: Data<&Arc<WorkerHealth>>,
+    limit: Data<&StallLimit>,
+) -> Response {
+    if let Err(e) = engine.ready().await {
+        return json_http_error(e);
     }
+    if let Some(limit) = limit.0.0
+        && let Some(stalled) = workers.stalled(limit).first()
+    {
+        return json_http_error(engine::Error::Unavailable(format!(
+            "worker `{}` has not polled its queue for {} s (limit {} s)",
+            stalled.worker,
+            stalled.last_seen_age.as_secs(),
+            limit.as_secs()
+        )));
+    }
+    Json(json!({ "status": "ready" })).into_response()
 }
 
 /// Both REST families in one OpenAPI document.
@@ -101,7 +122,13 @@ pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, SegmentsApi, IngestAp
     )
 }
 
-pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl poem::Endpoint {
+pub fn routes(
+    engine: Engine,
+    https: HttpsPolicy,
+    max_body_bytes: usize,
+    workers: Arc<WorkerHealth>,
+    stall_limit: Option<std::time::Duration>,
+) -> impl poem::Endpoint {
     let schema = graphql::schema(engine.clone());
     let rest = openapi();
     let http_metrics = std::sync::Arc::new(crate::metrics::HttpMetrics::default());
@@ -131,6 +158,8 @@ pub fn routes(engine: Engine, https: HttpsPolicy, max_body_bytes: usize) -> impl
         .data(http_metrics)
         .data(engine)
         .data(BodyLimit(max_body_bytes))
+        .data(workers)
+        .data(StallLimit(stall_limit))
         .around(move |ep, req| enforce_https(ep, req, https.clone()))
         .around(move |ep, req| crate::metrics::measure(ep, req, measured.clone()))
 }
@@ -202,15 +231,24 @@ pub async fn start(engine: Engine, opts: ServerOptions) -> anyhow::Result<Runnin
         .context("listener has no socket address")?;
 
     let (shutdown, rx) = watch::channel(false);
+    let health = Arc::new(WorkerHealth::default());
     let worker = opts.embedded_worker.map(|concurrency| {
         tokio::spawn(worker::run(
             engine.clone(),
             concurrency,
             worker::default_identity(),
+            health.clone(),
             on_shutdown(&rx),
         ))
     });
-    let app = routes(engine, opts.https.clone(), opts.max_body_bytes);
+    let stall_limit = opts.embedded_worker.map(|_| opts.worker_stall_limit);
+    let app = routes(
+        engine,
+        opts.https.clone(),
+        opts.max_body_bytes,
+        health,
+        stall_limit,
+    );
     let server = tokio::spawn(
         Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
             app,

@@ -10,6 +10,9 @@ use sea_orm::{
 
 use crate::{Error, Result};
 
+/// How long a SQLite statement waits for the write lock before `database is locked`.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub async fn connect(url: &str) -> Result<DatabaseConnection> {
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.connect_timeout(Duration::from_secs(10))
@@ -19,7 +22,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
         // sea-orm defaults SQLite to a single connection; WAL (persistent in the
         // file) lets readers run beside the one writer. sqlx turns foreign keys
         // on for every connection it opens.
-        opts.max_connections(8).min_connections(1);
+        opts.max_connections(8)
+            .min_connections(1)
+            // Writers queue for the one write lock; a long load or trait run
+            // holds it for seconds, so wait rather than fail at sqlx' 5 s.
+            .map_sqlx_sqlite_opts(|o| o.busy_timeout(SQLITE_BUSY_TIMEOUT));
     } else {
         opts.max_connections(20).min_connections(1);
     }

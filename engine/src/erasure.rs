@@ -14,13 +14,15 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use entity::{erasures, models, traits};
+use entity::{erasures, models, segments, traits};
 
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     ingest::records::RecordType,
+    jobs::Work,
     keys::hash_secret,
+    outbox::enqueue_once_in,
 };
 
 /// What one erasure removed.
@@ -45,8 +47,11 @@ async fn delete_rows(tx: &DatabaseTransaction, table: &str, ws: Uuid, cond: Expr
 }
 
 impl Engine {
-    /// Idempotent: erasing an unknown or already erased player removes
-    /// nothing and is still audited.
+    /// Every deletion, the audit record and the follow-up jobs (personas
+    /// computed again without the player) commit in one transaction: a
+    /// failure leaves everything as it was, and a retry erases whatever is
+    /// there and audits it. Idempotent: erasing an unknown or already erased
+    /// player removes nothing and is still audited.
     pub async fn erase_player(&self, p: &Principal, user_id: &str) -> Result<ErasureReport> {
         p.require(Permission::Write)?;
         let user_id = user_id.trim().to_owned();
@@ -54,103 +59,89 @@ impl Engine {
             return Err(Error::invalid("id", "must not be empty"));
         }
         let ws = p.workspace_id;
-        let mut removed: BTreeMap<String, u64> = BTreeMap::new();
-
-        // Behavioural events.
-        let uid = user_id.clone();
-        let events = crate::db::write_tx(&self.db, |tx| {
+        let players_traits = self.player_trait_ids(ws);
+        let fingerprint = self.user_id_fingerprints(ws, &user_id).swap_remove(0);
+        let key_id = p.key_id;
+        let (audit, removed, jobs) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                let mut n = Vec::new();
-                // Every record type but items is an event table keyed by user_id.
+                let uid = user_id.as_str();
+                let mut removed: BTreeMap<String, u64> = BTreeMap::new();
+                // Behavioural events: every record type but items is an event
+                // table keyed by user_id.
                 for table in RecordType::ALL
                     .iter()
                     .filter(|t| **t != RecordType::Items)
                     .map(|t| t.as_str())
                 {
-                    let mut cond = col("user_id").eq(uid.as_str());
+                    let mut cond = col("user_id").eq(uid);
                     if table == "social_dynamics" {
-                        cond = cond.or(col("target_user_id").eq(uid.as_str()));
+                        cond = cond.or(col("target_user_id").eq(uid));
                     }
-                    let count = delete_rows(tx, table, ws, cond).await?;
-                    n.push((table, count));
+                    removed.insert(table.to_owned(), delete_rows(tx, table, ws, cond).await?);
                 }
-                Ok(n)
-            })
-        })
-        .await?;
-        removed.extend(events.into_iter().map(|(t, n)| (t.to_owned(), n)));
-
-        // The player and every trait value computed for them.
-        let players_traits = self.player_trait_ids(ws);
-        let uid = user_id.clone();
-        let player = crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                let values = delete_rows(
-                    tx,
-                    "trait_values",
-                    ws,
-                    col("entity_id")
-                        .eq(uid.as_str())
-                        .and(col("trait_id").in_subquery(players_traits)),
-                )
+                // Every trait value computed for the player, then the player.
+                let values = col("entity_id")
+                    .eq(uid)
+                    .and(col("trait_id").in_subquery(players_traits));
+                removed.insert(
+                    "trait_values".into(),
+                    delete_rows(tx, "trait_values", ws, values).await?,
+                );
+                // The player, survey registration, answers and scores, segment
+                // and persona memberships, quarantined lines naming the player.
+                for table in [
+                    "players",
+                    "survey_answers",
+                    "psych_scores",
+                    "survey_registrations",
+                    "segment_members",
+                    "persona_members",
+                    "quarantined_lines",
+                ] {
+                    let count = delete_rows(tx, table, ws, col("user_id").eq(uid)).await?;
+                    removed.insert(table.to_owned(), count);
+                }
+                // A new stamp, so no server keeps serving a cached persona route with the id.
+                segments::Entity::update_many()
+                    .col_expr(segments::Column::UpdatedAt, Expr::val(Utc::now()))
+                    .filter(segments::Column::WorkspaceId.eq(ws))
+                    .exec(tx)
+                    .await?;
+                let mut jobs = Vec::new();
+                if removed.get("persona_members").is_some_and(|n| *n > 0) {
+                    // Persona sizes and profiles still count the player: cluster again.
+                    for segment in segments::Entity::find()
+                        .filter(segments::Column::WorkspaceId.eq(ws))
+                        .all(tx)
+                        .await?
+                    {
+                        let work = Work::ComputeSegment {
+                            segment_id: segment.id,
+                        };
+                        jobs.push(enqueue_once_in(tx, ws, work).await?);
+                    }
+                }
+                let total: u64 = removed.values().sum();
+                let audit = erasures::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    workspace_id: Set(ws),
+                    user_id_hash: Set(fingerprint),
+                    api_key_id: Set(Some(key_id)),
+                    rows_removed: Set(json!(removed)),
+                    total_rows: Set(total as i64),
+                    erased_at: Set(Utc::now()),
+                }
+                .insert(tx)
                 .await?;
-                let players =
-                    delete_rows(tx, "players", ws, col("user_id").eq(uid.as_str())).await?;
-                Ok([("trait_values", values), ("players", players)])
+                Ok((audit, removed, jobs))
             })
         })
         .await?;
-        removed.extend(player.into_iter().map(|(t, n)| (t.to_owned(), n)));
-
-        // Survey registration, answers and scores; segment and persona
-        // memberships; then quarantined lines that name the player.
-        for group in [
-            &["survey_answers", "psych_scores", "survey_registrations"][..],
-            &["segment_members", "persona_members"][..],
-            &["quarantined_lines"][..],
-        ] {
-            let uid = user_id.clone();
-            let counts = crate::db::write_tx(&self.db, |tx| {
-                Box::pin(async move {
-                    let mut n = Vec::new();
-                    for table in group {
-                        let count =
-                            delete_rows(tx, table, ws, col("user_id").eq(uid.as_str())).await?;
-                        n.push((*table, count));
-                    }
-                    if group.contains(&"segment_members") {
-                        // A new stamp, so no server keeps serving a cached persona route with the id.
-                        entity::segments::Entity::update_many()
-                            .col_expr(entity::segments::Column::UpdatedAt, Expr::val(Utc::now()))
-                            .filter(entity::segments::Column::WorkspaceId.eq(ws))
-                            .exec(tx)
-                            .await?;
-                    }
-                    Ok(n)
-                })
-            })
-            .await?;
-            removed.extend(counts.into_iter().map(|(t, n)| (t.to_owned(), n)));
-        }
-
         self.route_cache.forget_workspace(ws);
-        if removed.get("persona_members").is_some_and(|n| *n > 0) {
-            // Persona sizes and profiles still count the player: cluster again.
-            self.scores_changed(ws).await?;
+        for job in &jobs {
+            self.dispatch(job).await;
         }
-        let total: u64 = removed.values().sum();
-        let audit = erasures::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(ws),
-            user_id_hash: Set(self.user_id_fingerprints(ws, &user_id).swap_remove(0)),
-            api_key_id: Set(Some(p.key_id)),
-            rows_removed: Set(json!(removed)),
-            total_rows: Set(total as i64),
-            erased_at: Set(Utc::now()),
-        }
-        .insert(&self.db)
-        .await?;
-        tracing::info!(erasure = %audit.id, rows = total, "player erased");
+        tracing::info!(erasure = %audit.id, rows = audit.total_rows, "player erased");
         Ok(ErasureReport {
             audit,
             rows_removed: removed,

@@ -72,6 +72,15 @@ impl Error {
         }
     }
 
+    /// The full message for logs and background records (job records, runs,
+    /// the ledger): unlike `Display`, an internal error keeps its cause.
+    pub fn cause(&self) -> String {
+        match self {
+            Error::Internal(cause) => cause.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Internal(e.into())
     }

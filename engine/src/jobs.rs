@@ -3,10 +3,9 @@
 //! duplicate delivery) leaves the same data.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, sea_query::Expr};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use entity::job_records;
@@ -14,6 +13,7 @@ use entity::job_records;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
+    outbox::{enqueue_in, enqueue_once_in},
     pagination::{Page, PageRequest, paginate},
     text_enum::text_enum,
 };
@@ -50,6 +50,16 @@ pub enum Work {
 }
 
 impl Work {
+    /// Jobs that write much in one go. On SQLite they run one at a time, so
+    /// they do not queue up behind each other's write lock (and starve the
+    /// queue's own writes) until a busy timeout fails them.
+    pub fn is_heavy(&self) -> bool {
+        !matches!(
+            self,
+            Work::Diagnostic { .. } | Work::DeliverNotification { .. } | Work::ScanSource { .. }
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Work::Diagnostic { .. } => "diagnostic",
@@ -75,36 +85,16 @@ text_enum! {
 }
 
 impl Engine {
-    /// Writes the record, then pushes the job. If the queue is down the record
-    /// is marked failed and the caller gets `unavailable`.
+    /// Writes the job to the outbox and hands it to the queue. For a job that
+    /// belongs to a state change, write both in one transaction with
+    /// [`enqueue_in`] and call [`Engine::dispatch`] after the commit instead.
     pub async fn enqueue(
         &self,
         workspace_id: Option<Uuid>,
         work: Work,
     ) -> Result<job_records::Model> {
-        let record = job_records::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(workspace_id),
-            kind: Set(work.kind().to_owned()),
-            payload: Set(serde_json::to_value(&work).map_err(Error::internal)?),
-            status: Set(JobStatus::Queued.as_str().to_owned()),
-            attempts: Set(0),
-            error: Set(None),
-            worker: Set(None),
-            enqueued_at: Set(Utc::now()),
-            started_at: Set(None),
-            finished_at: Set(None),
-        }
-        .insert(&self.db)
-        .await?;
-        let job = Job {
-            record_id: record.id,
-            work,
-        };
-        if let Err(e) = self.queue.push(job).await {
-            self.finish(record.clone(), Err(e.to_string())).await?;
-            return Err(e);
-        }
+        let record = enqueue_in(&self.db, workspace_id, work).await?;
+        self.dispatch(&record).await;
         Ok(record)
     }
 
@@ -115,19 +105,11 @@ impl Engine {
         workspace_id: Uuid,
         work: Work,
     ) -> Result<job_records::Model> {
-        let waiting = job_records::Entity::find()
-            .filter(job_records::Column::WorkspaceId.eq(workspace_id))
-            .filter(job_records::Column::Kind.eq(work.kind()))
-            .filter(job_records::Column::Status.eq(JobStatus::Queued.as_str()))
-            .all(&self.db)
-            .await?;
-        if let Some(same) = waiting
-            .into_iter()
-            .find(|r| serde_json::from_value::<Work>(r.payload.clone()).is_ok_and(|w| w == work))
-        {
-            return Ok(same);
+        let record = enqueue_once_in(&self.db, workspace_id, work).await?;
+        if record.dispatched_at.is_none() {
+            self.dispatch(&record).await;
         }
-        self.enqueue(Some(workspace_id), work).await
+        Ok(record)
     }
 
     pub async fn enqueue_diagnostic(
@@ -179,29 +161,42 @@ impl Engine {
             .await?)
     }
 
-    /// Runs one job for `worker`. A job whose record already succeeded is
-    /// skipped, which makes redelivery harmless.
+    /// Runs one job for `worker`. The record is claimed first: a record that
+    /// is finished, or running with a live heartbeat (a duplicate delivery),
+    /// is left alone, which makes redelivery and a second dispatch harmless.
+    /// A failure is recorded with its cause on the record and in the domain
+    /// rows; it is not handed back to the queue (the outbox and the lost-work
+    /// recovery decide what runs again).
     pub async fn execute(&self, job: Job, worker: &str) -> Result<()> {
-        let Some(record) = job_records::Entity::find_by_id(job.record_id)
-            .one(&self.db)
-            .await?
-        else {
-            tracing::warn!(record_id = %job.record_id, "job record is gone; dropping job");
+        let Some(record) = self.claim(job.record_id, worker).await? else {
+            tracing::debug!(record_id = %job.record_id, "job already taken or finished; dropping delivery");
             return Ok(());
         };
-        if record.status == JobStatus::Succeeded.as_str() {
-            return Ok(());
-        }
-        let mut running: job_records::ActiveModel = record.clone().into();
-        running.status = Set(JobStatus::Running.as_str().to_owned());
-        running.attempts = Set(record.attempts + 1);
-        running.worker = Set(Some(worker.to_owned()));
-        running.started_at = Set(Some(Utc::now()));
-        let record = running.update(&self.db).await?;
+        let span = tracing::info_span!(
+            "job",
+            id = %record.id,
+            kind = %record.kind,
+            workspace = ?record.workspace_id,
+            attempt = record.attempts
+        );
+        let _alive = self.keep_alive(record.id);
+        let _heavy = match &self.heavy_jobs {
+            Some(gate) if job.work.is_heavy() => Some(gate.clone().acquire_owned().await),
+            _ => None,
+        };
+        let outcome = self.run_work(&job.work).instrument(span.clone()).await;
+        let failure = outcome.as_ref().err().map(|e| {
+            let cause = e.cause();
+            span.in_scope(|| tracing::warn!(error = %cause, "job failed"));
+            cause
+        });
+        self.finish(record.id, failure).await
+    }
 
-        let outcome = match &job.work {
+    async fn run_work(&self, work: &Work) -> Result<()> {
+        match work {
             Work::Diagnostic { message } => {
-                tracing::info!(record_id = %record.id, worker, message, "diagnostic job ran");
+                tracing::info!(message, "diagnostic job ran");
                 Ok(())
             }
             Work::EvaluateTrait { run_id } => self.execute_trait_run(*run_id).await,
@@ -214,30 +209,25 @@ impl Engine {
             Work::ComputeSegment { segment_id } => self.execute_segment_members(*segment_id).await,
             Work::ComputePersonas { segment_id } => self.execute_personas(*segment_id).await,
             Work::TrainPrediction { workspace_id } => self.execute_prediction(*workspace_id).await,
-        };
-        let failure = outcome.as_ref().err().map(|e: &Error| e.to_string());
-        self.finish(record, failure.map_or(Ok(()), Err)).await?;
-        outcome
+        }
     }
 
-    async fn finish(
-        &self,
-        record: job_records::Model,
-        outcome: std::result::Result<(), String>,
-    ) -> Result<()> {
-        let mut done: job_records::ActiveModel = record.into();
-        done.finished_at = Set(Some(Utc::now()));
-        match outcome {
-            Ok(()) => {
-                done.status = Set(JobStatus::Succeeded.as_str().to_owned());
-                done.error = Set(None);
-            }
-            Err(e) => {
-                done.status = Set(JobStatus::Failed.as_str().to_owned());
-                done.error = Set(Some(e));
-            }
-        }
-        done.update(&self.db).await?;
+    /// Marks the record finished: succeeded, or failed with `failure` as its error.
+    pub(crate) async fn finish(&self, record_id: Uuid, failure: Option<String>) -> Result<()> {
+        let status = match failure {
+            None => JobStatus::Succeeded,
+            Some(_) => JobStatus::Failed,
+        };
+        job_records::Entity::update_many()
+            .col_expr(job_records::Column::Status, Expr::value(status.as_str()))
+            .col_expr(job_records::Column::Error, Expr::value(failure))
+            .col_expr(
+                job_records::Column::FinishedAt,
+                Expr::value(Some(Utc::now())),
+            )
+            .filter(job_records::Column::Id.eq(record_id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod models;
+pub mod outbox;
 pub mod pagination;
 pub mod prediction;
 pub mod queue;
@@ -77,6 +78,10 @@ pub struct Engine {
     secrets: Option<secrets::SecretsKey>,
     route_cache: std::sync::Arc<segments::route_cache::RouteCache>,
     key_cache: std::sync::Arc<auth::KeyCache>,
+    /// Jobs running in this process (see `outbox`).
+    local_jobs: std::sync::Arc<outbox::LocalJobs>,
+    /// SQLite: one write-heavy job at a time (see `Work::is_heavy`).
+    heavy_jobs: Option<std::sync::Arc<tokio::sync::Semaphore>>,
 }
 
 impl Engine {
@@ -91,7 +96,9 @@ impl Engine {
         let db = db::connect(&config.database_url).await?;
         let queue = match (&config.redis_url, db.get_database_backend()) {
             (Some(url), _) => Queue::redis(url, &config.queue_name).await?,
-            (None, DbBackend::Sqlite) => Queue::sqlite(&db, &config.queue_name).await?,
+            (None, DbBackend::Sqlite) => {
+                Queue::sqlite(&db, &config.database_url, &config.queue_name).await?
+            }
             (None, _) => {
                 return Err(Error::invalid(
                     "REDIS_URL",
@@ -99,6 +106,8 @@ impl Engine {
                 ));
             }
         };
+        let heavy_jobs = (db.get_database_backend() == DbBackend::Sqlite)
+            .then(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
         Ok(Engine {
             db,
             queue,
@@ -108,6 +117,8 @@ impl Engine {
             secrets,
             route_cache: Default::default(),
             key_cache: Default::default(),
+            local_jobs: Default::default(),
+            heavy_jobs,
         })
     }
 

@@ -16,12 +16,19 @@ pub struct Sample {
 }
 
 /// (metric, help, SQL returning label columns then one numeric value, label names).
-const QUERIES: [(&str, &str, &str, &[&str]); 4] = [
+const QUERIES: [(&str, &str, &str, &[&str]); 5] = [
     (
         "traitforge_jobs",
         "Job records by kind and status.",
         "SELECT kind, status, COUNT(*) FROM job_records GROUP BY kind, status",
         &["kind", "status"],
+    ),
+    (
+        "traitforge_outbox_waiting",
+        "Queued jobs not yet handed to the queue (the outbox), by kind.",
+        "SELECT kind, COUNT(*) FROM job_records WHERE status = 'queued' \
+         AND dispatched_at IS NULL GROUP BY kind",
+        &["kind"],
     ),
     (
         "traitforge_source_files",

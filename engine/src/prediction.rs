@@ -104,13 +104,7 @@ impl Engine {
         {
             return Ok(());
         }
-        let any_complete = psych_scores::Entity::find()
-            .filter(psych_scores::Column::WorkspaceId.eq(t.workspace_id))
-            .filter(psych_scores::Column::Source.eq("survey"))
-            .one(&self.db)
-            .await?
-            .is_some();
-        if any_complete {
+        if self.any_survey_complete(t.workspace_id).await? {
             self.enqueue_once(
                 t.workspace_id,
                 Work::TrainPrediction {
@@ -120,6 +114,16 @@ impl Engine {
             .await?;
         }
         Ok(())
+    }
+
+    /// Whether any player of the workspace has survey scores.
+    pub(crate) async fn any_survey_complete(&self, ws: Uuid) -> Result<bool> {
+        Ok(psych_scores::Entity::find()
+            .filter(psych_scores::Column::WorkspaceId.eq(ws))
+            .filter(psych_scores::Column::Source.eq("survey"))
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     /// The body of the `TrainPrediction` job; afterwards personas follow the new scores.

@@ -22,14 +22,41 @@ pub enum Queue {
 pub const REDIS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 pub const REDIS_MISSED_HEARTBEATS: usize = 3;
 
+/// The SQLite queue's own connections wait this long for the write lock: a
+/// long load or trait run holds it for seconds, and a queue write that gives
+/// up (5 s is sqlx' default) used to kill the worker.
+pub const SQLITE_QUEUE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The SQLite worker writes a heartbeat this often (apalis' default is 30 s);
+/// `/readyz` reads worker liveness from these.
+pub const SQLITE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Queue {
-    /// Shares sea-orm's SQLite pool; creates apalis' own tables if needed.
-    pub async fn sqlite(db: &DatabaseConnection, name: &str) -> Result<Queue> {
-        let pool = db.get_sqlite_connection_pool().clone();
+    /// On its own small pool of the database file (with a long busy timeout),
+    /// or on sea-orm's pool for an in-memory database (another pool would be
+    /// another database); creates apalis' own tables if needed.
+    pub async fn sqlite(db: &DatabaseConnection, url: &str, name: &str) -> Result<Queue> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| Error::Unavailable(format!("job queue setup: {e}"));
+        let pool = if url.contains(":memory:") || url.contains("mode=memory") {
+            db.get_sqlite_connection_pool().clone()
+        } else {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .map_err(|e| unavailable(&e))?
+                .busy_timeout(SQLITE_QUEUE_BUSY_TIMEOUT);
+            sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await
+                .map_err(|e| unavailable(&e))?
+        };
         SqliteStorage::setup(&pool)
             .await
-            .map_err(|e| Error::Unavailable(format!("job queue setup: {e}")))?;
-        let config = apalis_sqlite::Config::default().queue(name);
+            .map_err(|e| unavailable(&e))?;
+        let config = apalis_sqlite::Config::default()
+            .queue(name)
+            .heartbeat_interval(SQLITE_HEARTBEAT)
+            .missed_heartbeats(REDIS_MISSED_HEARTBEATS);
         Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
     }
 
@@ -59,6 +86,26 @@ impl Queue {
             Queue::Redis(s) => s.clone().push(job).await.map_err(|e| e.to_string()),
         };
         result.map_err(|e| Error::Unavailable(format!("job queue: {e}")))
+    }
+
+    /// The Redis server's `run_id`, new after every restart (a restart
+    /// without persistence loses the jobs it held).
+    pub async fn redis_run_id(&self) -> Result<String> {
+        let Queue::Redis(s) = self else {
+            return Ok(String::new());
+        };
+        let mut conn = s.clone().get_connection().clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error::Unavailable(format!("redis: {e}")))?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
     }
 
     /// Redis must answer PING; the SQLite queue lives in the database already checked.

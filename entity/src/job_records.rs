@@ -19,6 +19,10 @@ pub struct Model {
     pub enqueued_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// When the record was last handed to the queue; NULL while it waits in the outbox.
+    pub dispatched_at: Option<DateTimeUtc>,
+    /// Last proof of life of the process running it.
+    pub heartbeat_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

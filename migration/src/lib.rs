@@ -12,6 +12,7 @@ mod m20261126_000007_trait_staleness;
 mod m20261126_000008_notification_webhooks;
 mod m20261126_000009_segments;
 mod m20261126_000010_one_open_scan;
+mod m20261201_000011_job_outbox;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000008_notification_webhooks::Migration),
             Box::new(m20261126_000009_segments::Migration),
             Box::new(m20261126_000010_one_open_scan::Migration),
+            Box::new(m20261201_000011_job_outbox::Migration),
         ]
     }
 }

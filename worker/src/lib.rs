@@ -1,13 +1,21 @@
 //! apalis wiring shared by `traitforge-worker` and the server's embedded worker:
 //! one handler that hands each job to `engine`, on whichever backend the queue uses.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
-use engine::{Engine, jobs::Job, queue::Queue};
+use engine::{Engine, jobs::Job, outbox::Dispatcher, queue::Queue};
+use tokio::sync::watch;
 
+pub mod health;
 pub mod settings;
+
+pub use health::WorkerHealth;
 
 /// How long in-flight jobs get to finish after a shutdown signal. Jobs still
 /// running after that are released and redelivered (handlers are idempotent).
@@ -57,11 +65,27 @@ pub fn default_identity() -> String {
     format!("{host}:{}", std::process::id())
 }
 
+/// A worker that ended without being told to stop is started again after
+/// this long, doubling per failure up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A worker that ran this long before failing starts again at [`MIN_BACKOFF`].
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// How often the outbox is handed to the queue and lost jobs are looked for.
+pub const DISPATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The label of the queue worker in [`WorkerHealth`] (and `/readyz`, `/metrics`).
+pub const QUEUE_WORKER: &str = "queue";
+
 /// Consumes jobs until `shutdown` resolves, then drains in-flight jobs.
+/// Every part is supervised: a backend error (SQLite busy, Redis gone, the
+/// database restarting) ends an apalis worker, which is then started again
+/// with a backoff, so the process never silently stops working.
 pub async fn run(
     engine: Engine,
     concurrency: usize,
     identity: String,
+    health: Arc<WorkerHealth>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let concurrency = concurrency.max(1);
@@ -69,41 +93,125 @@ pub async fn run(
         engine: engine.clone(),
         identity: identity.clone().into(),
     };
-    let signal = async move {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
         shutdown.await;
-        Ok(())
-    };
+        let _ = stop_tx.send(true);
+    });
     tracing::info!(%identity, concurrency, backend = engine.queue().backend_name(), "worker started");
+
     let every_minute: cron::Schedule = "0 * * * * *".parse().expect("valid cron expression");
     let cron_state = state.clone();
     let cron_name = format!("traitforge-refresh-{identity}");
-    let monitor = Monitor::new()
-        .shutdown_timeout(SHUTDOWN_GRACE)
-        .register(move |_| {
-            WorkerBuilder::new(cron_name.clone())
-                .backend(CronScheduler::new(every_minute.clone()))
-                .data(cron_state.clone())
+    let cron = supervise("cron", health.clone(), stop.clone(), move || {
+        let (name, schedule, state) = (cron_name.clone(), every_minute.clone(), cron_state.clone());
+        Monitor::new().register(move |_| {
+            WorkerBuilder::new(name.clone())
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(state.clone())
                 .build(refresh_tick)
-        });
-    let monitor = match engine.queue().clone() {
-        Queue::Sqlite(storage) => monitor.register(move |_| {
-            WorkerBuilder::new(format!("traitforge-{identity}"))
-                .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
-                .data(state.clone())
-                .concurrency(concurrency)
-                .build(handle)
-        }),
-        Queue::Redis(storage) => monitor.register(move |_| {
-            WorkerBuilder::new(format!("traitforge-{identity}"))
-                .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
-                .data(state.clone())
-                .concurrency(concurrency)
-                .build(handle)
-        }),
-    };
-    monitor.run_with_signal(signal).await?;
+        })
+    });
+    let queue_name = format!("traitforge-{identity}");
+    let queue = engine.queue().clone();
+    let queue = supervise(QUEUE_WORKER, health.clone(), stop.clone(), move || {
+        let (name, state) = (queue_name.clone(), state.clone());
+        match queue.clone() {
+            Queue::Sqlite(storage) => Monitor::new().register(move |_| {
+                WorkerBuilder::new(name.clone())
+                    .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
+                    .data(state.clone())
+                    .concurrency(concurrency)
+                    .build(handle)
+            }),
+            Queue::Redis(storage) => Monitor::new().register(move |_| {
+                WorkerBuilder::new(name.clone())
+                    .backend(storage.clone().poll_with_interval(POLL_INTERVAL))
+                    .data(state.clone())
+                    .concurrency(concurrency)
+                    .build(handle)
+            }),
+        }
+    });
+    let outbox = dispatch_outbox(engine, stop);
+    tokio::join!(cron, queue, outbox);
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Runs the monitor `make` builds until `stop`; whenever it ends on its own
+/// (a worker future ended with an error), builds it again after a backoff.
+async fn supervise(
+    label: &'static str,
+    health: Arc<WorkerHealth>,
+    mut stop: watch::Receiver<bool>,
+    make: impl Fn() -> Monitor,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let seen = health.clone();
+        seen.seen(label);
+        let monitor = make()
+            .on_event(move |_, _| seen.seen(label))
+            .shutdown_timeout(SHUTDOWN_GRACE);
+        let mut signal = stop.clone();
+        let started = Instant::now();
+        let outcome = monitor
+            .run_with_signal(async move {
+                let _ = signal.wait_for(|stop| *stop).await;
+                Ok(())
+            })
+            .await;
+        if *stop.borrow() {
+            return;
+        }
+        if started.elapsed() > HEALTHY_RUN {
+            backoff = MIN_BACKOFF;
+        }
+        health.restarted(label);
+        tracing::error!(
+            worker = label,
+            outcome = ?outcome,
+            backoff_ms = backoff.as_millis() as u64,
+            "worker ended without being told to stop; starting it again"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Hands the outbox to the queue and takes up jobs of dead workers, every
+/// [`DISPATCH_INTERVAL`], until `stop`. Failures (the queue or the database
+/// unreachable) are retried on the next pass; a change of state is logged once.
+async fn dispatch_outbox(engine: Engine, mut stop: watch::Receiver<bool>) {
+    let mut dispatcher = Dispatcher::default();
+    let mut failing = false;
+    loop {
+        match dispatcher.pass(&engine).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("outbox dispatch works again");
+                }
+                if n > 0 {
+                    tracing::info!(jobs = n, "outbox handed to the queue");
+                }
+                failing = false;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e.cause(), "outbox dispatch failed; retrying every second");
+                }
+                failing = true;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DISPATCH_INTERVAL) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

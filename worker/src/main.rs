@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         engine,
         cli.common.worker_concurrency,
         identity,
+        Default::default(),
         worker::shutdown_signal(),
     )
     .await

@@ -230,6 +230,13 @@ pub struct Job {
     pub enqueued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When the job was last handed to the queue. Null while it waits in the
+    /// outbox (written with the change that needs it, not yet on the queue:
+    /// the queue was unreachable, or the dispatcher has not run yet).
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// The last proof of life of the worker running it; a running job without
+    /// one for `JOB_LOST_AFTER` is taken up again.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<job_records::Model> for Job {
@@ -250,6 +257,8 @@ impl TryFrom<job_records::Model> for Job {
             enqueued_at: j.enqueued_at,
             started_at: j.started_at,
             finished_at: j.finished_at,
+            dispatched_at: j.dispatched_at,
+            heartbeat_at: j.heartbeat_at,
         })
     }
 }

@@ -121,6 +121,7 @@ pub struct Options {
     pub https: HttpsPolicy,
     pub tls: Option<api::server::TlsFiles>,
     pub max_body_bytes: usize,
+    pub worker_stall_limit: Duration,
 }
 
 impl Default for Options {
@@ -131,6 +132,7 @@ impl Default for Options {
             https: HttpsPolicy::default(),
             tls: None,
             max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
+            worker_stall_limit: worker::health::DEFAULT_STALL_LIMIT,
         }
     }
 }
@@ -157,6 +159,7 @@ impl TestApp {
                 https: opts.https,
                 embedded_worker: opts.embedded_worker.then_some(2),
                 max_body_bytes: opts.max_body_bytes,
+                worker_stall_limit: opts.worker_stall_limit,
             },
         )
         .await

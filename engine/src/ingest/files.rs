@@ -28,7 +28,17 @@ use super::{
     records::{RecordType, Row},
     sources::{FileFormat, NotificationKind, classify},
 };
-use crate::{Engine, Error, Result};
+use crate::{Engine, Error, Result, text_enum::text_enum};
+
+text_enum! {
+    /// A ledger file's lifecycle.
+    pub enum FileStatus {
+        Queued => "queued",
+        Loading => "loading",
+        Loaded => "loaded",
+        Failed => "failed",
+    }
+}
 
 /// Lines per committed batch (and checkpoint): large enough that commits are
 /// not the cost, small enough to keep memory bounded.
@@ -56,7 +66,8 @@ impl Engine {
         else {
             return Ok(());
         };
-        if file.status == "loaded" || file.status == "failed" {
+        if file.status == FileStatus::Loaded.as_str() || file.status == FileStatus::Failed.as_str()
+        {
             return Ok(());
         }
         let Some(source) = data_sources::Entity::find_by_id(file.source_id)
@@ -66,7 +77,7 @@ impl Engine {
             return Ok(());
         };
         let mut loading: source_files::ActiveModel = file.clone().into();
-        loading.status = Set("loading".into());
+        loading.status = Set(FileStatus::Loading.as_str().into());
         if file.started_at.is_none() {
             loading.started_at = Set(Some(Utc::now()));
         }
@@ -91,7 +102,7 @@ impl Engine {
         done.finished_at = Set(Some(Utc::now()));
         match outcome {
             Ok(()) => {
-                done.status = Set("loaded".into());
+                done.status = Set(FileStatus::Loaded.as_str().into());
                 if file.rows_loaded > 0
                     && let Some(t) = RecordType::parse(&file.record_type)
                 {
@@ -134,7 +145,7 @@ impl Engine {
                     message.clone(),
                 )
                 .await?;
-                done.status = Set("failed".into());
+                done.status = Set(FileStatus::Failed.as_str().into());
                 done.error = Set(Some(message));
             }
         }

@@ -2,7 +2,7 @@
 
 mod copy;
 mod decode;
-mod files;
+pub mod files;
 mod load;
 pub mod playfab;
 pub mod records;
@@ -194,12 +194,19 @@ pub(crate) fn parse_object(
 }
 
 impl Engine {
-    /// Once loaded rows are committed: traits reading them go stale (and
-    /// `on_load` ones are queued). The load itself has succeeded, so a
-    /// failure here is logged, not returned.
+    /// Once loaded rows are committed, whatever the path (post, PlayFab,
+    /// bucket file): traits reading them go stale (and `on_load` ones are
+    /// queued); events may bring new players, whom segments, personas and
+    /// predictions take in. The load itself has succeeded, so a failure here
+    /// is logged, not returned.
     pub(crate) async fn after_load(&self, workspace_id: Uuid, record_types: &[RecordType]) {
         if let Err(e) = self.data_loaded(workspace_id, record_types).await {
-            tracing::warn!(%workspace_id, error = %e, "could not mark traits stale after a load");
+            tracing::warn!(%workspace_id, error = %e.cause(), "could not mark traits stale after a load");
+        }
+        if record_types.iter().any(|t| *t != RecordType::Items)
+            && let Err(e) = self.players_loaded(workspace_id).await
+        {
+            tracing::warn!(%workspace_id, error = %e.cause(), "could not queue segment updates after a load");
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    outbox::enqueue_in,
     secrets,
     text_enum::text_enum,
     traits::runs::RunStatus,
@@ -587,9 +588,12 @@ impl Engine {
             error: Set(None),
             queued_at: Set(Utc::now()),
             finished_at: Set(None),
-        }
-        .insert(&self.db)
-        .await;
+        };
+        let inserted = self
+            .insert_with_job(source.workspace_id, inserted, |run| Work::ScanSource {
+                run_id: run.id,
+            })
+            .await;
         let run = match inserted {
             Ok(run) => run,
             // Another caller opened one in between.
@@ -598,19 +602,9 @@ impl Engine {
                     .open_scan(source.id)
                     .await?
                     .map(|r| (r, false))
-                    .ok_or(e.into());
+                    .ok_or(e);
             }
         };
-        if let Err(e) = self
-            .enqueue(
-                Some(source.workspace_id),
-                Work::ScanSource { run_id: run.id },
-            )
-            .await
-        {
-            self.close_scan(run, &e.to_string()).await?;
-            return Err(e);
-        }
         Ok((run, true))
     }
 
@@ -710,17 +704,14 @@ impl Engine {
             delivery_attempts: Set(0),
             delivery_error: Set(None),
             delivered_at: Set(None),
-        }
-        .insert(&self.db)
-        .await?;
+        };
         if webhook.is_some() {
-            self.enqueue(
-                Some(workspace_id),
-                Work::DeliverNotification {
-                    notification_id: note.id,
-                },
-            )
+            self.insert_with_job(workspace_id, note, |note| Work::DeliverNotification {
+                notification_id: note.id,
+            })
             .await?;
+        } else {
+            note.insert(&self.db).await?;
         }
         Ok(())
     }
@@ -833,7 +824,7 @@ impl Engine {
                     size: Set(meta.size as i64),
                     etag: Set(meta.e_tag.clone()),
                     last_modified: Set(Some(meta.last_modified)),
-                    status: Set("queued".into()),
+                    status: Set(super::files::FileStatus::Queued.as_str().into()),
                     rows_loaded: Set(0),
                     rows_rejected: Set(0),
                     checkpoint_line: Set(0),
@@ -843,15 +834,14 @@ impl Engine {
                     finished_at: Set(None),
                 };
                 // A concurrent scan that recorded the file first wins (unique path).
-                let Ok(file) = file.insert(&self.db).await else {
-                    continue;
-                };
-                self.enqueue(
-                    Some(source.workspace_id),
-                    Work::LoadFile { file_id: file.id },
-                )
-                .await?;
-                queued += 1;
+                let recorded = self
+                    .insert_with_job(source.workspace_id, file, |file| Work::LoadFile {
+                        file_id: file.id,
+                    })
+                    .await;
+                if recorded.is_ok() {
+                    queued += 1;
+                }
             }
         }
         Ok((found, queued, skipped))
@@ -889,20 +879,21 @@ impl Engine {
                 f.size = Set(size);
                 f.etag = Set(etag);
                 f.last_modified = Set(Some(modified));
-                f.status = Set("queued".into());
+                f.status = Set(super::files::FileStatus::Queued.as_str().into());
                 f.rows_loaded = Set(0);
                 f.rows_rejected = Set(0);
                 f.checkpoint_line = Set(0);
                 f.error = Set(None);
                 f.started_at = Set(None);
                 f.finished_at = Set(None);
-                Ok(f.update(tx).await?)
+                let file = f.update(tx).await?;
+                let work = Work::LoadFile { file_id: file.id };
+                enqueue_in(tx, Some(file.workspace_id), work).await
             })
         })
         .await?;
-        self.enqueue(Some(file.workspace_id), Work::LoadFile { file_id: file.id })
-            .await
-            .map(|_| ())
+        self.dispatch(&file).await;
+        Ok(())
     }
 
     async fn notify_overwritten(

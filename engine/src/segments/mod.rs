@@ -475,6 +475,30 @@ impl Engine {
         self.prediction_inputs_changed(t).await
     }
 
+    /// After events were loaded (by any path: post, PlayFab, bucket file):
+    /// they may bring new players, so every segment takes them in (and
+    /// clusters again), and predictions cover them once anyone completed the
+    /// survey.
+    pub(crate) async fn players_loaded(&self, ws: Uuid) -> Result<()> {
+        self.default_segment(ws).await?;
+        for segment in segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .order_by_asc(segments::Column::Id)
+            .all(&self.db)
+            .await?
+        {
+            let work = Work::ComputeSegment {
+                segment_id: segment.id,
+            };
+            self.enqueue_once(ws, work).await?;
+        }
+        if self.any_survey_complete(ws).await? {
+            self.enqueue_once(ws, Work::TrainPrediction { workspace_id: ws })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// After psych scores changed: segments reading facets recompute their
     /// members, every other segment its personas.
     pub(crate) async fn scores_changed(&self, ws: Uuid) -> Result<()> {

@@ -25,6 +25,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    outbox::enqueue_in,
     text_enum::text_enum,
 };
 
@@ -84,12 +85,11 @@ impl Engine {
         trigger: Trigger,
         p: Option<&Principal>,
     ) -> Result<trait_runs::Model> {
-        let run = new_run(t, trigger, p.map(|p| p.account_id.unwrap_or(p.key_id)))
-            .insert(&self.db)
-            .await?;
-        self.enqueue(Some(t.workspace_id), Work::EvaluateTrait { run_id: run.id })
-            .await?;
-        Ok(run)
+        let run = new_run(t, trigger, p.map(|p| p.account_id.unwrap_or(p.key_id)));
+        self.insert_with_job(t.workspace_id, run, |run| Work::EvaluateTrait {
+            run_id: run.id,
+        })
+        .await
     }
 
     /// Queues an evaluation and returns the run to poll.
@@ -205,10 +205,7 @@ impl Engine {
                 def.status_error = Set(String::new());
             }
             Err(e) => {
-                let message = match e {
-                    Error::Internal(cause) => cause.to_string(),
-                    other => other.to_string(),
-                };
+                let message = e.cause();
                 tracing::warn!(trait_id = %t.id, run_id = %run.id, error = %message, "trait run failed");
                 done.status = Set(RunStatus::Failed.as_str().into());
                 done.error = Set(Some(message.clone()));
@@ -305,6 +302,15 @@ impl Engine {
         let ids: Vec<Uuid> = traits_.iter().map(|t| t.id).collect();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
+                if backend == sea_orm::DbBackend::Postgres {
+                    // Every statement of a run reads whole tables of the
+                    // workspace. Without fresh statistics (a table just
+                    // loaded, autovacuum not yet there) PostgreSQL may pick a
+                    // nested loop for the stale-value anti join, which is
+                    // quadratic in players; hash and merge joins stay linear.
+                    tx.execute_unprepared("SET LOCAL enable_nestloop = off")
+                        .await?;
+                }
                 traits::Entity::update_many()
                     .col_expr(traits::Column::Version, Expr::col(traits::Column::Version))
                     .filter(traits::Column::Id.is_in(ids))
@@ -365,33 +371,44 @@ impl Engine {
         self.start_chain(std::slice::from_ref(t)).await
     }
 
-    /// Creates dependency runs for everything downstream of `roots` and starts the first.
+    /// Creates dependency runs for everything downstream of `roots` and
+    /// starts the first, in one transaction with its job.
     async fn start_chain(&self, roots: &[traits::Model]) -> Result<()> {
-        let mut ids = Vec::new();
-        for d in self.downstream(roots).await? {
-            ids.push(
-                new_run(&d, Trigger::Dependency, None)
-                    .insert(&self.db)
-                    .await?
-                    .id,
-            );
+        let runs: Vec<trait_runs::ActiveModel> = self
+            .downstream(roots)
+            .await?
+            .iter()
+            .map(|d| new_run(d, Trigger::Dependency, None))
+            .collect();
+        if runs.is_empty() {
+            return Ok(());
         }
-        self.continue_chain(roots[0].workspace_id, &ids).await
+        let ws = roots[0].workspace_id;
+        let job = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let mut ids = Vec::new();
+                for run in runs {
+                    ids.push(run.insert(tx).await?.id);
+                }
+                continue_chain_in(tx, ws, &ids).await
+            })
+        })
+        .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
+        }
+        Ok(())
     }
 
     async fn continue_chain(&self, workspace_id: Uuid, chain: &[Uuid]) -> Result<()> {
-        let Some((&next, rest)) = chain.split_first() else {
-            return Ok(());
-        };
-        let next_run = trait_runs::Entity::find_by_id(next)
-            .one(&self.db)
-            .await?
-            .ok_or(Error::NotFound { what: "trait run" })?;
-        let mut active: trait_runs::ActiveModel = next_run.into();
-        active.chain = Set(Some(serde_json::to_value(rest).map_err(Error::internal)?));
-        active.update(&self.db).await?;
-        self.enqueue(Some(workspace_id), Work::EvaluateTrait { run_id: next })
-            .await?;
+        let chain = chain.to_vec();
+        let job = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move { continue_chain_in(tx, workspace_id, &chain).await })
+        })
+        .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
+        }
         Ok(())
     }
 
@@ -424,19 +441,29 @@ impl Engine {
         }
         let mut runs = Vec::new();
         for (_, members) in groups {
-            let mut ids = Vec::new();
-            for t in &members {
-                let run = new_run(t, Trigger::Refresh, Some(p.account_id.unwrap_or(p.key_id)))
-                    .insert(&self.db)
-                    .await?;
-                ids.push(run.id);
-                runs.push(run);
-            }
-            let work = match ids.as_slice() {
-                [one] => Work::EvaluateTrait { run_id: *one },
-                _ => Work::EvaluateTraits { run_ids: ids },
-            };
-            self.enqueue(Some(p.workspace_id), work).await?;
+            let new: Vec<trait_runs::ActiveModel> = members
+                .iter()
+                .map(|t| new_run(t, Trigger::Refresh, Some(p.account_id.unwrap_or(p.key_id))))
+                .collect();
+            let ws = p.workspace_id;
+            let (inserted, job) = crate::db::write_tx(&self.db, |tx| {
+                Box::pin(async move {
+                    let mut inserted = Vec::new();
+                    for run in new {
+                        inserted.push(run.insert(tx).await?);
+                    }
+                    let work = match inserted.as_slice() {
+                        [one] => Work::EvaluateTrait { run_id: one.id },
+                        _ => Work::EvaluateTraits {
+                            run_ids: inserted.iter().map(|r| r.id).collect(),
+                        },
+                    };
+                    Ok((inserted, enqueue_in(tx, Some(ws), work).await?))
+                })
+            })
+            .await?;
+            self.dispatch(&job).await;
+            runs.extend(inserted);
         }
         Ok(runs)
     }
@@ -543,6 +570,27 @@ impl Engine {
         }
         Ok(queued)
     }
+}
+
+/// Hands the first run of `chain` its job and the rest of the chain, on `tx`.
+async fn continue_chain_in(
+    tx: &sea_orm::DatabaseTransaction,
+    workspace_id: Uuid,
+    chain: &[Uuid],
+) -> Result<Option<entity::job_records::Model>> {
+    let Some((&next, rest)) = chain.split_first() else {
+        return Ok(None);
+    };
+    let next_run = trait_runs::Entity::find_by_id(next)
+        .one(tx)
+        .await?
+        .ok_or(Error::NotFound { what: "trait run" })?;
+    let mut active: trait_runs::ActiveModel = next_run.into();
+    active.chain = Set(Some(serde_json::to_value(rest).map_err(Error::internal)?));
+    active.update(tx).await?;
+    Ok(Some(
+        enqueue_in(tx, Some(workspace_id), Work::EvaluateTrait { run_id: next }).await?,
+    ))
 }
 
 /// Writes one trait's values: a plain insert the first time, otherwise an
