@@ -103,7 +103,8 @@ pub async fn run(
     let every_minute: cron::Schedule = "0 * * * * *".parse().expect("valid cron expression");
     let cron_state = state.clone();
     let cron_name = format!("traitforge-refresh-{identity}");
-    let cron = supervise("cron", health.clone(), stop.clone(), move || {
+    // The cron worker has no heartbeat to watch: it is supervised, not probed.
+    let cron = supervise("cron", None, stop.clone(), move || {
         let (name, schedule, state) = (cron_name.clone(), every_minute.clone(), cron_state.clone());
         Monitor::new().register(move |_| {
             WorkerBuilder::new(name.clone())
@@ -114,7 +115,7 @@ pub async fn run(
     });
     let queue_name = format!("traitforge-{identity}");
     let queue = engine.queue().clone();
-    let queue = supervise(QUEUE_WORKER, health.clone(), stop.clone(), move || {
+    let queue = supervise(QUEUE_WORKER, Some(health), stop.clone(), move || {
         let (name, state) = (queue_name.clone(), state.clone());
         match queue.clone() {
             Queue::Sqlite(storage) => Monitor::new().register(move |_| {
@@ -143,17 +144,17 @@ pub async fn run(
 /// (a worker future ended with an error), builds it again after a backoff.
 async fn supervise(
     label: &'static str,
-    health: Arc<WorkerHealth>,
+    health: Option<Arc<WorkerHealth>>,
     mut stop: watch::Receiver<bool>,
     make: impl Fn() -> Monitor,
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        let seen = health.clone();
-        seen.seen(label);
-        let monitor = make()
-            .on_event(move |_, _| seen.seen(label))
-            .shutdown_timeout(SHUTDOWN_GRACE);
+        let mut monitor = make().shutdown_timeout(SHUTDOWN_GRACE);
+        if let Some(seen) = health.clone() {
+            seen.seen(label);
+            monitor = monitor.on_event(move |_, _| seen.seen(label));
+        }
         let mut signal = stop.clone();
         let started = Instant::now();
         let outcome = monitor
@@ -168,7 +169,9 @@ async fn supervise(
         if started.elapsed() > HEALTHY_RUN {
             backoff = MIN_BACKOFF;
         }
-        health.restarted(label);
+        if let Some(health) = &health {
+            health.restarted(label);
+        }
         tracing::error!(
             worker = label,
             outcome = ?outcome,

@@ -6,6 +6,7 @@ mod catalog;
 mod cli;
 mod crash;
 mod erasure;
+mod faults;
 mod fixtures;
 mod graphql_limits;
 mod ingest;

@@ -85,11 +85,13 @@ pub fn local_source_root() -> PathBuf {
 }
 
 pub fn queue_config(db: &TestDb, use_redis: bool) -> EngineConfig {
-    let redis_url = if use_redis || postgres_admin_url().is_some() {
-        Some(require_redis())
-    } else {
-        None
-    };
+    queue_config_on(db, use_redis.then(require_redis))
+}
+
+/// With `redis`, the queue lives there; without it, on the test's Redis
+/// where PostgreSQL needs one, else in the SQLite file.
+pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
+    let redis_url = redis.or_else(|| postgres_admin_url().map(|_| require_redis()));
     EngineConfig {
         database_url: db.url.clone(),
         redis_url,
@@ -122,6 +124,8 @@ pub struct Options {
     pub tls: Option<api::server::TlsFiles>,
     pub max_body_bytes: usize,
     pub worker_stall_limit: Duration,
+    /// The queue on this Redis instead of `TEST_REDIS_URL`.
+    pub redis_url: Option<String>,
 }
 
 impl Default for Options {
@@ -133,6 +137,7 @@ impl Default for Options {
             tls: None,
             max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
             worker_stall_limit: worker::health::DEFAULT_STALL_LIMIT,
+            redis_url: None,
         }
     }
 }
@@ -144,7 +149,10 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> TestApp {
         let db = fresh_db().await;
-        let config = queue_config(&db, opts.redis_queue);
+        let redis = opts
+            .redis_url
+            .or_else(|| opts.redis_queue.then(require_redis));
+        let config = queue_config_on(&db, redis);
         let engine = Engine::open(&config).await.expect("open engine");
         engine.migrate().await.expect("migrate");
         let created = engine

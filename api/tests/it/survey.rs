@@ -168,6 +168,11 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
 
 /// A varied, attentive response: passes the attention checks, never straight-lines.
 pub fn attentive(instrument: &Value) -> impl Fn(&str) -> i16 + use<> {
+    attentive_as(instrument, 7)
+}
+
+/// [`attentive`], answering differently for each `seed` (another respondent).
+pub fn attentive_as(instrument: &Value, seed: u32) -> impl Fn(&str) -> i16 + use<> {
     let checks: HashMap<String, i16> = instrument["items"]
         .as_array()
         .unwrap()
@@ -184,7 +189,7 @@ pub fn attentive(instrument: &Value) -> impl Fn(&str) -> i16 + use<> {
         checks.get(id).copied().unwrap_or_else(|| {
             let h = id
                 .bytes()
-                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+                .fold(seed, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
             1 + (h % 5) as i16
         })
     }
