@@ -18,12 +18,21 @@ use crate::{
 const LINES: i64 = 60_000;
 
 fn spawn_worker(app: &TestApp, worker_id: &str) -> tokio::process::Child {
+    spawn_worker_with(app, worker_id, 1)
+}
+
+/// `traitforge-worker` on the test's database and queue, running `concurrency` jobs at once.
+pub(crate) fn spawn_worker_with(
+    app: &TestApp,
+    worker_id: &str,
+    concurrency: usize,
+) -> tokio::process::Child {
     tokio::process::Command::new(worker_bin())
         .env("DATABASE_URL", &app.config.database_url)
         .env("REDIS_URL", app.config.redis_url.as_deref().unwrap())
         .env("QUEUE_NAME", &app.config.queue_name)
         .env("WORKER_ID", worker_id)
-        .env("WORKER_CONCURRENCY", "1")
+        .env("WORKER_CONCURRENCY", concurrency.to_string())
         .env(
             "LOCAL_SOURCE_ROOT",
             app.config.local_source_root.as_deref().unwrap(),
