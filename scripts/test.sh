@@ -96,6 +96,8 @@ done
 export TEST_GCS_ENDPOINT="http://127.0.0.1:$GCS_PORT"
 export TEST_AZURE_ENDPOINT="http://127.0.0.1:$AZURE_PORT/devstoreaccount1"
 POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+# The PostgreSQL restart test runs a private server of its own with these binaries.
+export TEST_PG_BIN="$PG_BIN"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

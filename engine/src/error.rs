@@ -72,6 +72,24 @@ impl Error {
         }
     }
 
+    /// A failure of the database itself (unreachable, restarting, busy, a
+    /// dropped connection) rather than of the work: a job that meets one is
+    /// run again instead of failing its domain rows.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable(message) => message.starts_with(DATABASE),
+            Error::Internal(cause) => {
+                cause
+                    .downcast_ref::<sea_orm::DbErr>()
+                    .is_some_and(db_err_is_transient)
+                    || cause
+                        .downcast_ref::<sqlx::Error>()
+                        .is_some_and(sqlx_is_transient)
+            }
+            _ => false,
+        }
+    }
+
     /// The full message for logs and background records (job records, runs,
     /// the ledger): unlike `Display`, an internal error keeps its cause.
     pub fn cause(&self) -> String {
@@ -86,11 +104,43 @@ impl Error {
     }
 }
 
+/// How `Unavailable` messages about the database begin (see [`Error::is_transient`]).
+pub(crate) const DATABASE: &str = "database";
+
+fn db_err_is_transient(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            sqlx_is_transient(s)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // SQLite: busy, locked, busy snapshot.
+            Some("5" | "6" | "517")
+            // PostgreSQL: shutting down or starting, connection failure,
+            // serialization failure, deadlock.
+            | Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "40001" | "40P01")
+        ),
+        _ => false,
+    }
+}
+
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
         match e {
             sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-                Error::Unavailable(format!("database: {e}"))
+                Error::Unavailable(format!("{DATABASE}: {e}"))
             }
             e => Error::Internal(Box::new(e)),
         }

@@ -13,7 +13,7 @@ use entity::job_records;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    outbox::{enqueue_in, enqueue_once_in},
+    outbox::{MAX_ATTEMPTS, enqueue_in, enqueue_once_in},
     pagination::{Page, PageRequest, paginate},
     text_enum::text_enum,
 };
@@ -185,6 +185,14 @@ impl Engine {
             _ => None,
         };
         let outcome = self.run_work(&job.work).instrument(span.clone()).await;
+        if let Err(e) = &outcome
+            && e.is_transient()
+            && record.attempts < MAX_ATTEMPTS
+        {
+            let cause = e.cause();
+            span.in_scope(|| tracing::warn!(error = %cause, "the database failed under the job; it runs again"));
+            return self.retry(record.id, record.attempts, &cause).await;
+        }
         let failure = outcome.as_ref().err().map(|e| {
             let cause = e.cause();
             span.in_scope(|| tracing::warn!(error = %cause, "job failed"));

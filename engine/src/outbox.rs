@@ -228,6 +228,30 @@ impl Engine {
             .await?)
     }
 
+    /// Puts a running record back in the outbox after a transient failure. If
+    /// this write fails too (the database is still away), the record stays
+    /// `running` without heartbeats and is taken up after [`JOB_LOST_AFTER`].
+    pub(crate) async fn retry(&self, record_id: Uuid, attempt: i32, cause: &str) -> Result<()> {
+        job_records::Entity::update_many()
+            .col_expr(
+                job_records::Column::Status,
+                Expr::value(JobStatus::Queued.as_str()),
+            )
+            .col_expr(
+                job_records::Column::DispatchedAt,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
+            .col_expr(
+                job_records::Column::Error,
+                Expr::value(Some(format!("attempt {attempt}: {cause}; running again"))),
+            )
+            .filter(job_records::Column::Id.eq(record_id))
+            .filter(job_records::Column::Status.eq(JobStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     /// Registers the job as running here and writes its heartbeat until dropped.
     pub(crate) fn keep_alive(&self, record_id: Uuid) -> KeepAlive {
         self.local_jobs

@@ -130,10 +130,12 @@ impl Engine {
     pub async fn execute_prediction(&self, ws: Uuid) -> Result<()> {
         let completes = self.survey_completes(ws).await?;
         let outcome = self.train_and_predict(ws, &completes).await;
-        if let Err(e) = &outcome {
+        if let Err(e) = &outcome
+            && !e.is_transient()
+        {
             let (status, message) = match e {
                 Error::Conflict(m) => (PredictionStatus::Insufficient, m.clone()),
-                e => (PredictionStatus::Failed, e.to_string()),
+                e => (PredictionStatus::Failed, e.cause()),
             };
             let completes = completes.len() as i64;
             let required = self.prediction_min_completes as i64;

@@ -664,3 +664,209 @@ async fn a_trait_rerun_over_fresh_unanalyzed_tables_stays_linear() {
     );
     app.stop().await;
 }
+
+/// A private PostgreSQL server the test can restart (the suite's shared one
+/// serves every other test). Run as `postgres` when the test runs as root.
+struct PrivatePostgres {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+fn as_postgres(command: &str) {
+    let status = if is_root() {
+        std::process::Command::new("su")
+            .args(["postgres", "-s", "/bin/sh", "-c", command])
+            .status()
+    } else {
+        std::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+    }
+    .unwrap();
+    assert!(status.success(), "{command}");
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+impl PrivatePostgres {
+    fn start(bin: &str) -> PrivatePostgres {
+        let dir = std::env::temp_dir().join(format!("tf-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        if is_root() {
+            let chown = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let pg = PrivatePostgres {
+            bin: bin.into(),
+            dir,
+            port: free_port(),
+        };
+        as_postgres(&format!(
+            "'{}/initdb' -D '{}/data' -U postgres -A trust --no-sync >/dev/null",
+            pg.bin.display(),
+            pg.dir.display()
+        ));
+        pg.ctl("start -w");
+        pg
+    }
+
+    fn ctl(&self, action: &str) {
+        as_postgres(&format!(
+            "'{bin}/pg_ctl' -D '{dir}/data' -l '{dir}/server.log' -o \"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off\" {action} >/dev/null",
+            bin = self.bin.display(),
+            dir = self.dir.display(),
+            port = self.port
+        ));
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        as_postgres(&format!(
+            "'{}/pg_ctl' -D '{}/data' -m immediate stop >/dev/null 2>&1 || true",
+            self.bin.display(),
+            self.dir.display()
+        ));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// PostgreSQL restarts while `traitforge-worker` loads a large file: the load
+/// resumes from its checkpoint and every line is loaded exactly once.
+#[tokio::test]
+async fn postgres_restarted_during_a_file_load_resumes_from_the_checkpoint() {
+    let Some(bin) = std::env::var("TEST_PG_BIN").ok().filter(|b| !b.is_empty()) else {
+        return; // scripts/test.sh names the PostgreSQL binaries
+    };
+    if crate::support::redis_url().is_none() {
+        return;
+    }
+    const LINES: i64 = 60_000;
+    let pg = PrivatePostgres::start(&bin);
+    let app = TestApp::spawn_with(Options {
+        embedded_worker: false,
+        redis_queue: true,
+        postgres_admin_url: Some(pg.admin_url()),
+        ..Options::default()
+    })
+    .await;
+    let (dir, name) = folder();
+    write(
+        &dir,
+        "purchases/big.ndjson",
+        purchases(1000, LINES as usize / 1000).as_bytes(),
+    );
+    let (_, created) = app.local_source(&name).await;
+    let source = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    app.gql(
+        "mutation($id: ID!) { scanDataSource(id: $id) { id } }",
+        json!({ "id": source }),
+    )
+    .await;
+    let mut worker = crate::crash::spawn_worker_with(
+        &app,
+        &format!("pg-restart-{}", uuid::Uuid::new_v4().simple()),
+        1,
+    );
+    let file = || async {
+        engine::entity::source_files::Entity::find()
+            .one(app.engine.db())
+            .await
+            .ok()
+            .flatten()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if file().await.is_some_and(|f| f.checkpoint_line > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Hold the loader inside its next batch's transaction, then restart the
+    // server under it: that transaction is lost and the job must resume.
+    let holder = Database::connect(&app.config.database_url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE purchases IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting = holder
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the loader never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.ctl("-m immediate restart -w");
+    drop(lock);
+    drop(holder);
+    let at_restart = file().await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let done = loop {
+        if let Some(f) = file().await
+            && (f.status == "loaded" || f.status == "failed")
+        {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never finished: {:?}",
+            file().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done.status, "loaded", "{done:?}");
+    assert!(
+        at_restart.is_some_and(|f| f.checkpoint_line < LINES),
+        "the file was loaded before the restart; the test needs a larger file"
+    );
+    assert_eq!(done.rows_loaded, LINES);
+    assert_eq!(
+        table_count(&app, "purchases").await,
+        LINES,
+        "every line once"
+    );
+    let load = job_records::Entity::find()
+        .filter(job_records::Column::Kind.eq("load_file"))
+        .one(app.engine.db())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        load.attempts >= 2,
+        "the restart interrupted the load: {load:?}"
+    );
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

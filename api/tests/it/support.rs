@@ -51,8 +51,13 @@ pub fn require_redis() -> String {
 
 /// A brand-new empty database on the backend under test.
 pub async fn fresh_db() -> TestDb {
+    fresh_db_on(postgres_admin_url()).await
+}
+
+/// A brand-new database on the PostgreSQL server of `admin`, or a SQLite file.
+pub async fn fresh_db_on(admin: Option<String>) -> TestDb {
     let name = format!("tf_test_{}", Uuid::new_v4().simple());
-    match postgres_admin_url() {
+    match admin {
         Some(admin) => {
             let conn = Database::connect(&admin)
                 .await
@@ -126,6 +131,8 @@ pub struct Options {
     pub worker_stall_limit: Duration,
     /// The queue on this Redis instead of `TEST_REDIS_URL`.
     pub redis_url: Option<String>,
+    /// The database on this PostgreSQL server instead of `TEST_POSTGRES_URL`.
+    pub postgres_admin_url: Option<String>,
 }
 
 impl Default for Options {
@@ -138,6 +145,7 @@ impl Default for Options {
             max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
             worker_stall_limit: worker::health::DEFAULT_STALL_LIMIT,
             redis_url: None,
+            postgres_admin_url: None,
         }
     }
 }
@@ -148,7 +156,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
-        let db = fresh_db().await;
+        let db = match opts.postgres_admin_url {
+            Some(admin) => fresh_db_on(Some(admin)).await,
+            None => fresh_db().await,
+        };
         let redis = opts
             .redis_url
             .or_else(|| opts.redis_queue.then(require_redis));

@@ -131,8 +131,10 @@ impl Engine {
                     .await?;
                 }
             }
+            // The database failed, not the file: the job runs again from the checkpoint.
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
-                let message = e.to_string();
+                let message = e.cause();
                 let kind = match e {
                     Error::Unavailable(_) => NotificationKind::StorageUnreachable,
                     _ => NotificationKind::InvalidFormat,

@@ -753,6 +753,8 @@ impl Engine {
                 src.status = Set("ok".into());
                 src.last_error = Set(None);
             }
+            // The database failed, not the bucket: the job lists it again.
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 let message = e.to_string();
                 self.notify(

@@ -547,6 +547,11 @@ impl Engine {
                 Err(e) => Err(e),
             },
         };
+        if let Err(e) = &outcome
+            && e.is_transient()
+        {
+            return outcome; // the database failed, not the filter: run again
+        }
         let mut done: segments::ActiveModel = segment.into();
         done.members_computed_at = Set(Some(Utc::now()));
         match &outcome {
@@ -556,7 +561,7 @@ impl Engine {
             }
             Err(e) => {
                 done.members_status = Set(ComputeStatus::Failed.as_str().into());
-                done.members_error = Set(Some(e.to_string()));
+                done.members_error = Set(Some(e.cause()));
             }
         }
         done.update(&self.db).await?;

@@ -212,9 +212,11 @@ impl Engine {
                 done.update(&self.db).await?;
                 return Ok(());
             }
+            // The database failed, not the clustering: run again.
+            Err(e) if e.is_transient() => {}
             Err(e) => {
                 done.personas_status = Set(ComputeStatus::Failed.as_str().into());
-                done.personas_error = Set(Some(e.to_string()));
+                done.personas_error = Set(Some(e.cause()));
                 done.update(&self.db).await?;
             }
         }

@@ -152,6 +152,13 @@ impl Engine {
         let now = Utc::now();
         let traits: Vec<traits::Model> = pending.iter().map(|(_, t)| t.clone()).collect();
         let outcomes = self.evaluate(&traits, now).await;
+        if let Err(e) = &outcomes
+            && e.is_transient()
+        {
+            // The database failed, not the definition: the runs stay
+            // `running` and the job runs again (see `Engine::execute`).
+            return outcomes.map(|_| ());
+        }
         let duration_ms = clock.elapsed().as_millis() as i64;
         let mut succeeded = Vec::new();
         for (i, (run, t)) in pending.iter().enumerate() {
