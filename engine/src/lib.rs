@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod models;
+pub mod outbound;
 pub mod outbox;
 pub mod pagination;
 pub mod prediction;
@@ -47,6 +48,11 @@ pub struct EngineConfig {
     pub secrets_key: Option<String>,
     /// `SECRETS_KEY_PREVIOUS`: the key being rotated away from (opens only).
     pub secrets_key_previous: Option<String>,
+    /// `OUTBOUND_ALLOW`: ranges and hosts a workspace may make the server call
+    /// although private or loopback (see `outbound`).
+    pub outbound_allow: Option<String>,
+    /// `STORAGE_TIMEOUT`: the longest one request to a bucket may take.
+    pub storage_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -63,6 +69,8 @@ impl std::fmt::Debug for EngineConfig {
                 "secrets_key_previous",
                 &self.secrets_key_previous.as_ref().map(|_| "…"),
             )
+            .field("outbound_allow", &self.outbound_allow)
+            .field("storage_timeout", &self.storage_timeout)
             .finish()
     }
 }
@@ -82,6 +90,9 @@ pub struct Engine {
     local_jobs: std::sync::Arc<outbox::LocalJobs>,
     /// SQLite: one write-heavy job at a time (see `Work::is_heavy`).
     heavy_jobs: Option<std::sync::Arc<tokio::sync::Semaphore>>,
+    /// Every request made for a workspace goes through it.
+    outbound: std::sync::Arc<outbound::OutboundPolicy>,
+    storage_timeout: std::time::Duration,
 }
 
 impl Engine {
@@ -93,6 +104,7 @@ impl Engine {
             config.secrets_key_previous.as_deref(),
             &config.database_url,
         )?;
+        let outbound = outbound::OutboundPolicy::parse(config.outbound_allow.as_deref())?;
         let db = db::connect(&config.database_url).await?;
         let queue = match (&config.redis_url, db.get_database_backend()) {
             (Some(url), _) => Queue::redis(url, &config.queue_name).await?,
@@ -119,6 +131,8 @@ impl Engine {
             key_cache: Default::default(),
             local_jobs: Default::default(),
             heavy_jobs,
+            outbound: std::sync::Arc::new(outbound),
+            storage_timeout: config.storage_timeout,
         })
     }
 

@@ -53,6 +53,14 @@ pub struct CommonArgs {
         global = true
     )]
     pub secrets_key_previous: Option<String>,
+    /// Comma-separated CIDR ranges and host names a workspace may make the
+    /// server call although they are private or loopback (storage emulators,
+    /// an internal webhook receiver). Empty: none.
+    #[arg(long, env = "OUTBOUND_ALLOW", global = true)]
+    pub outbound_allow: Option<String>,
+    /// Seconds one request to a bucket may take before it fails.
+    #[arg(long, env = "STORAGE_TIMEOUT", default_value_t = engine::ingest::DEFAULT_STORAGE_TIMEOUT.as_secs(), global = true)]
+    pub storage_timeout: u64,
 }
 
 /// By hand, so that `SECRETS_KEY` never reaches a log.
@@ -77,6 +85,8 @@ impl CommonArgs {
             prediction_min_completes: self.prediction_min_completes,
             secrets_key: self.secrets_key.clone(),
             secrets_key_previous: self.secrets_key_previous.clone(),
+            outbound_allow: self.outbound_allow.clone(),
+            storage_timeout: std::time::Duration::from_secs(self.storage_timeout),
         }
     }
 

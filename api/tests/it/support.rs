@@ -107,6 +107,9 @@ pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
         prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
         secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
         secrets_key_previous: None,
+        // The storage emulators and the tests' receivers listen on loopback.
+        outbound_allow: Some("127.0.0.1/32".into()),
+        storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
     }
 }
 

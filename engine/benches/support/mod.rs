@@ -48,6 +48,8 @@ impl Bench {
             prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
             secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
             secrets_key_previous: None,
+            outbound_allow: None,
+            storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
         })
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 mod copy;
 mod decode;
 pub mod files;
+mod stores;
 mod load;
 pub mod playfab;
 pub mod records;
@@ -26,6 +27,8 @@ use crate::{
 
 /// The longest line accepted; longer ones are quarantined, never buffered further.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+/// The longest one request to a bucket may take (`STORAGE_TIMEOUT`).
+pub const DEFAULT_STORAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Errors returned in a response (all are in the quarantine).
 const REPORTED_ERRORS: usize = 20;
 const EXCERPT_CHARS: usize = 200;
