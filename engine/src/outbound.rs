@@ -206,6 +206,11 @@ impl OutboundPolicy {
 #[derive(Debug)]
 struct PolicyError(String);
 
+/// The policy's reason, when `e` is its refusal of a connection.
+pub fn refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    e.downcast_ref::<PolicyError>().map(|p| p.0.clone())
+}
+
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -221,10 +226,9 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let policy = self.0.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let ips = policy
-                .resolve(&host)
-                .await
-                .map_err(|e| Box::new(PolicyError(e)) as Box<dyn std::error::Error + Send + Sync>)?;
+            let ips = policy.resolve(&host).await.map_err(|e| {
+                Box::new(PolicyError(e)) as Box<dyn std::error::Error + Send + Sync>
+            })?;
             // Port 0: reqwest puts the URL's port in.
             let addrs: reqwest::dns::Addrs =
                 Box::new(ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0)));

@@ -59,7 +59,7 @@ async fn a_worker_killed_mid_file_and_restarted_loads_every_line_once() {
         ..Options::default()
     })
     .await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let body: String = (0..LINES)
         .map(|n| {
             format!(

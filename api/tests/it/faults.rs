@@ -230,7 +230,7 @@ async fn survey_first_players_get_personas_when_their_logins_arrive_in_a_file() 
         .await;
     assert_eq!(status, 404, "no players yet: nothing to cluster");
 
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let logins: String = users
         .iter()
         .map(|u| {
@@ -362,7 +362,7 @@ async fn redis_down_for_20s_loses_no_work() {
     )
     .await;
     app.drain().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(&dir, "purchases/late.ndjson", purchases(25, 1).as_bytes());
     let (_, created) = app.local_source(&name).await;
     let source = created["data"]["createDataSource"]["id"]
@@ -765,7 +765,7 @@ async fn postgres_restarted_during_a_file_load_resumes_from_the_checkpoint() {
         ..Options::default()
     })
     .await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "purchases/big.ndjson",

@@ -15,6 +15,7 @@ mod keys;
 mod migrations;
 mod notification_webhooks;
 mod personas;
+mod security;
 mod segments;
 mod sources;
 mod support;

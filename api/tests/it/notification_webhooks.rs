@@ -79,7 +79,7 @@ impl TestApp {
 
     /// Scans a folder holding one empty file: one invalid_format notification.
     async fn raise_notification(&self) -> std::path::PathBuf {
-        let (dir, name) = folder();
+        let (dir, name) = folder(self);
         write(&dir, "logins/empty.json", b"");
         let (_, created) = self.local_source(&name).await;
         self.scan(created["data"]["createDataSource"]["id"].as_str().unwrap())

@@ -17,9 +17,12 @@ use crate::{
     support::{TestApp, error_code, local_source_root},
 };
 
-pub(crate) fn folder() -> (PathBuf, String) {
+/// A new folder inside the app's workspace folder, and its path as a local source names it.
+pub(crate) fn folder(app: &TestApp) -> (PathBuf, String) {
     let name = format!("src-{}", Uuid::new_v4().simple());
-    let dir = local_source_root().join(&name);
+    let dir = local_source_root()
+        .join(app.workspace_id.to_string())
+        .join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     (dir, name)
 }
@@ -118,7 +121,7 @@ pub(crate) async fn table_count(app: &TestApp, table: &str) -> i64 {
 #[tokio::test]
 async fn every_record_type_loads_from_ndjson_and_csv_flat_and_partitioned_once() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let examples = reference_examples();
     for (folder, records) in &examples {
         let ndjson: String = records.iter().map(|r| format!("{r}\n")).collect();
@@ -221,7 +224,7 @@ async fn every_record_type_loads_from_ndjson_and_csv_flat_and_partitioned_once()
 #[tokio::test]
 async fn malformed_files_are_reported_and_nothing_is_half_written() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let good = r#"{"timestamp": "2019-01-01 15:04:05", "user_id": "1001", "price": 1.5}"#;
     write(&dir, "purchases/empty.json", b"");
     write(
@@ -356,7 +359,7 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
 #[tokio::test]
 async fn a_rerun_load_writes_each_line_once() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let lines: String = (0..5000)
         .map(|i| {
             format!(
@@ -419,7 +422,7 @@ async fn local_sources_stay_inside_the_root() {
 #[tokio::test]
 async fn sources_are_scanned_on_their_interval() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "level_ups/a.json",
@@ -467,7 +470,7 @@ async fn sources_are_scanned_on_their_interval() {
 #[tokio::test]
 async fn sources_over_rest_are_created_scanned_and_deleted() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "level_ups/l.json",
@@ -539,7 +542,7 @@ async fn sources_over_rest_are_created_scanned_and_deleted() {
 #[tokio::test]
 async fn sources_can_be_changed_and_reload_overwritten_files_in_place() {
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let line = |user: &str| {
         format!(
             "{{\"timestamp\": \"2020-09-14 13:22:31\", \"user_id\": \"{user}\", \"price\": 1}}\n"
@@ -625,7 +628,7 @@ async fn sources_can_be_changed_and_reload_overwritten_files_in_place() {
 async fn a_loaded_file_upserts_its_players_with_the_latest_login() {
     use engine::entity::players;
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "logins/l.json",
@@ -680,7 +683,7 @@ async fn a_loaded_file_upserts_its_players_with_the_latest_login() {
 async fn two_loaders_of_one_file_load_each_line_once() {
     use sea_orm::{ColumnTrait, QueryFilter};
     let app = TestApp::spawn().await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     let lines: String = (0..25_000)
         .map(|i| {
             format!(
@@ -744,7 +747,7 @@ async fn a_scan_asked_for_while_one_is_open_joins_it() {
         ..Default::default()
     })
     .await;
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "logins/l.json",
@@ -803,7 +806,7 @@ async fn credentials_are_sealed_at_rest() {
     let input = || SourceInput {
         name: Some("Bucket".into()),
         kind: Some("s3".into()),
-        config: Some(json!({ "bucket": "b", "region": "eu-west-1" })),
+        config: Some(json!({ "bucket": "bkt", "region": "eu-west-1" })),
         credentials: Some(plain.clone()),
         ..Default::default()
     };

@@ -107,8 +107,7 @@ pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
         prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
         secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
         secrets_key_previous: None,
-        // The storage emulators and the tests' receivers listen on loopback.
-        outbound_allow: Some("127.0.0.1/32".into()),
+        outbound_allow: None,
         storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
     }
 }
@@ -136,6 +135,9 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// The database on this PostgreSQL server instead of `TEST_POSTGRES_URL`.
     pub postgres_admin_url: Option<String>,
+    /// `OUTBOUND_ALLOW`: loopback by default, where the storage emulators and
+    /// the tests' receivers listen; `None` for the policy as shipped.
+    pub outbound_allow: Option<String>,
 }
 
 impl Default for Options {
@@ -149,6 +151,7 @@ impl Default for Options {
             worker_stall_limit: worker::health::DEFAULT_STALL_LIMIT,
             redis_url: None,
             postgres_admin_url: None,
+            outbound_allow: Some("127.0.0.1/32".into()),
         }
     }
 }
@@ -166,7 +169,10 @@ impl TestApp {
         let redis = opts
             .redis_url
             .or_else(|| opts.redis_queue.then(require_redis));
-        let config = queue_config_on(&db, redis);
+        let config = EngineConfig {
+            outbound_allow: opts.outbound_allow,
+            ..queue_config_on(&db, redis)
+        };
         let engine = Engine::open(&config).await.expect("open engine");
         engine.migrate().await.expect("migrate");
         let created = engine

@@ -133,7 +133,7 @@ async fn loads_mark_readers_stale_and_recompute_on_load_traits() {
     assert_eq!(values(&app, &reader).await["u1"], 8.0);
 
     // A file loaded from a source does the same once it has committed.
-    let (dir, name) = folder();
+    let (dir, name) = folder(&app);
     write(
         &dir,
         "purchases/p.json",

@@ -164,11 +164,26 @@ impl Engine {
             .ok_or_else(|| Error::internal("stored record type"))?;
         let (format, gzip) =
             classify(&file.path).ok_or_else(|| Error::internal("stored file name"))?;
+        if !self.readable_local_file(source, &file.path)? {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "{} is or goes through a symbolic link, which local sources never follow",
+                    file.path
+                ),
+            ));
+        }
         let store = self.object_store(source)?;
         let stream = store
             .get(&ObjectPath::from(file.path.as_str()))
             .await
-            .map_err(|e| Error::Unavailable(format!("reading {}: {e}", file.path)))?
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "reading {}: {}",
+                    file.path,
+                    super::stores::store_failure(&e)
+                ))
+            })?
             .into_stream()
             .map_err(io::Error::other);
         let raw = BufReader::new(StreamReader::new(stream));

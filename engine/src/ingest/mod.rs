@@ -3,11 +3,11 @@
 mod copy;
 mod decode;
 pub mod files;
-mod stores;
 mod load;
 pub mod playfab;
 pub mod records;
 pub mod sources;
+mod stores;
 pub mod webhooks;
 
 pub use load::Rejected;

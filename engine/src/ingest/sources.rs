@@ -16,7 +16,10 @@ use uuid::Uuid;
 
 use entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files};
 
-use super::{records::RecordType, stores::config_str};
+use super::{
+    records::RecordType,
+    stores::{config_str, store_failure},
+};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -61,6 +64,9 @@ text_enum! {
 }
 
 pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
+
+/// `testDataSource` answers within this long, whatever the endpoint does.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A scan in these states is open: one per source (a unique partial index),
 /// which later requests join.
@@ -156,7 +162,6 @@ fn apply_input(source: &mut data_sources::Model, input: SourceInput) -> Result<(
     }
     Ok(())
 }
-
 
 impl Engine {
     pub async fn create_source(
@@ -264,13 +269,15 @@ impl Engine {
     /// Lists the source's root and reports what failed, precisely.
     pub async fn test_source(&self, p: &Principal, id: Uuid) -> Result<SourceCheck> {
         let source = self.source(p, id).await?;
+        p.require(Permission::Write)?;
         let check = match self.object_store(&source) {
             Err(e) => Err(e.to_string()),
-            Ok(store) => store
-                .list_with_delimiter(None)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Ok(store) => {
+                match tokio::time::timeout(TEST_TIMEOUT, store.list_with_delimiter(None)).await {
+                    Ok(listed) => listed.map(|_| ()).map_err(|e| store_failure(&e)),
+                    Err(_) => Err(format!("no answer within {} s", TEST_TIMEOUT.as_secs())),
+                }
+            }
         };
         Ok(match check {
             Ok(()) => SourceCheck {
@@ -540,10 +547,17 @@ impl Engine {
                 .list(Some(&ObjectPath::from(root.as_str())))
                 .try_collect()
                 .await
-                .map_err(|e| Error::Unavailable(format!("listing {root}/: {e}")))?;
+                .map_err(|e| {
+                    Error::Unavailable(format!("listing {root}/: {}", store_failure(&e)))
+                })?;
             for meta in objects {
                 found += 1;
                 let path = meta.location.to_string();
+                if !self.readable_local_file(source, &path)? {
+                    // A symbolic link (to a file or a folder): never followed.
+                    skipped.push(path);
+                    continue;
+                }
                 let Some((format, _)) = classify(&path) else {
                     skipped.push(path);
                     continue;

@@ -2,11 +2,15 @@
 //! policy (bucket endpoints) or confined to the workspace's own folder
 //! (local sources), and the sealing of bucket credentials.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use object_store::{ObjectStore, local::LocalFileSystem};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
+use uuid::Uuid;
 
 use entity::data_sources;
 
@@ -29,49 +33,205 @@ pub(super) fn config_str<'a>(config: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Checks a bucket, container, account or region name against its pattern:
+/// lower-case letters, digits and the separators `extra` allows, `len` long,
+/// starting and ending with a letter or digit. Names go into host names and
+/// paths, so nothing else is let through.
+fn name_field(
+    config: &Value,
+    key: &str,
+    extra: &[char],
+    len: std::ops::RangeInclusive<usize>,
+) -> Result<String> {
+    let value = config_str(config, key)
+        .ok_or_else(|| Error::invalid(format!("config.{key}"), "is required"))?;
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let fits = len.contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(&c))
+        && edge(value.chars().next())
+        && edge(value.chars().last());
+    if !fits {
+        let allowed: String = extra.iter().map(|c| format!(" `{c}`")).collect();
+        return Err(Error::invalid(
+            format!("config.{key}"),
+            format!(
+                "'{value}' is not a valid name: {}–{} lower-case letters, digits{allowed}, starting and ending with a letter or digit",
+                len.start(),
+                len.end()
+            ),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// What a workspace may read of a local folder: regular files reached
+/// without following a symbolic link (a file or any folder on the way).
+fn plain_path(folder: &Path, relative: &str) -> std::io::Result<bool> {
+    let mut at = folder.to_path_buf();
+    for part in relative.split('/').filter(|p| !p.is_empty()) {
+        at.push(part);
+        if std::fs::symlink_metadata(&at)?.file_type().is_symlink() {
+            return Ok(false);
+        }
+    }
+    Ok(std::fs::symlink_metadata(&at)?.is_file())
+}
+
+/// What a failed store request tells the workspace: the host, and the HTTP
+/// status with the provider's error code (a bare word such as `NoSuchBucket`)
+/// or the kind of transport failure, never the body the remote sent, which
+/// may come from a server the workspace should not read.
+pub(crate) fn store_failure(e: &object_store::Error) -> String {
+    use object_store::client::HttpError;
+    let (mut host, mut status, mut code, mut transport) = (None, None, None, None);
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if let Some(rest) = text.strip_prefix("Error performing ") {
+            host = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|u| reqwest::Url::parse(u).ok())
+                .and_then(|u| {
+                    u.host_str()
+                        .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+                });
+        }
+        if let Some(rest) = text.strip_prefix("Server returned non-2xx status code: ") {
+            status = rest.split(": ").next().map(str::to_owned);
+            code = provider_code(rest);
+        } else if let Some(rest) = text.strip_prefix("Server returned error response: ") {
+            status = Some("an error response".to_owned());
+            code = provider_code(rest);
+        }
+        // The outbound policy's refusal is ours to show; otherwise the kind only.
+        if let Some(reason) = crate::outbound::refusal(err) {
+            transport = Some(reason);
+        } else if let Some(http) = err.downcast_ref::<HttpError>()
+            && transport.is_none()
+        {
+            transport = Some(format!("{:?} failure", http.kind()).to_lowercase());
+        }
+        current = err.source();
+    }
+    let Some(host) = host else {
+        // No HTTP request was made (a local folder, a bad setting): our own words.
+        return e.to_string();
+    };
+    match (status, transport) {
+        (Some(status), _) => match code {
+            Some(code) => format!("{host} answered {status} ({code})"),
+            None => format!("{host} answered {status}"),
+        },
+        (None, Some(reason)) => format!("{host} could not be reached: {reason}"),
+        (None, None) => format!("{host}: the request failed"),
+    }
+}
+
+/// The error code a provider put in its error body (`<Code>…</Code>` in S3
+/// and Azure XML, `"code": "…"` in JSON), when it is one bare word.
+fn provider_code(body: &str) -> Option<String> {
+    let xml = body
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code);
+    let json = || {
+        body.split_once("\"code\"")
+            .and_then(|(_, rest)| rest.trim_start().strip_prefix(':'))
+            .and_then(|rest| rest.trim_start().strip_prefix('"'))
+            .and_then(|rest| rest.split_once('"'))
+            .map(|(code, _)| code)
+    };
+    xml.or_else(json)
+        .filter(|c| (1..=64).contains(&c.len()) && c.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+}
+
 impl Engine {
-    fn local_root(&self) -> Result<PathBuf> {
+    /// The workspace's own folder under LOCAL_SOURCE_ROOT (created when missing).
+    fn workspace_folder(&self, workspace_id: Uuid) -> Result<PathBuf> {
         let root = self.local_source_root.as_ref().ok_or_else(|| {
             Error::invalid(
                 "kind",
                 "local sources are disabled: the server has no LOCAL_SOURCE_ROOT",
             )
         })?;
-        root.canonicalize()
-            .map_err(|e| Error::Unavailable(format!("LOCAL_SOURCE_ROOT {}: {e}", root.display())))
-    }
-
-    /// The folder of a local source; anything outside LOCAL_SOURCE_ROOT is refused.
-    fn local_folder(&self, config: &Value) -> Result<PathBuf> {
-        let root = self.local_root()?;
-        let path = config_str(config, "path")
-            .ok_or_else(|| Error::invalid("config.path", "is required"))?;
-        let folder = root
-            .join(path.trim_start_matches('/'))
-            .canonicalize()
-            .map_err(|e| {
-                Error::invalid("config.path", format!("'{path}' cannot be opened: {e}"))
-            })?;
-        if !folder.starts_with(&root) || !folder.is_dir() {
-            return Err(Error::invalid(
-                "config.path",
-                format!("'{path}' is not a folder inside LOCAL_SOURCE_ROOT"),
-            ));
-        }
+        let root = root.canonicalize().map_err(|e| {
+            Error::Unavailable(format!("LOCAL_SOURCE_ROOT {}: {e}", root.display()))
+        })?;
+        let folder = root.join(workspace_id.to_string());
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            Error::Unavailable(format!("LOCAL_SOURCE_ROOT {}: {e}", folder.display()))
+        })?;
         Ok(folder)
     }
 
+    /// The folder of a local source: `path` inside the workspace's own folder
+    /// (`LOCAL_SOURCE_ROOT/<workspace id>/`); anything else is refused, and
+    /// so is a path through a symbolic link.
+    fn local_folder(&self, workspace_id: Uuid, config: &Value) -> Result<PathBuf> {
+        let own = self.workspace_folder(workspace_id)?;
+        let path = config_str(config, "path")
+            .ok_or_else(|| Error::invalid("config.path", "is required"))?;
+        let outside = || {
+            Error::invalid(
+                "config.path",
+                format!(
+                    "'{path}' is not a folder inside this workspace's folder (LOCAL_SOURCE_ROOT/{workspace_id}/)"
+                ),
+            )
+        };
+        let mut folder = own.clone();
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if part == ".." {
+                return Err(outside());
+            }
+            folder.push(part);
+            let meta = std::fs::symlink_metadata(&folder).map_err(|e| {
+                Error::invalid("config.path", format!("'{path}' cannot be opened: {e}"))
+            })?;
+            if meta.file_type().is_symlink() {
+                return Err(Error::invalid(
+                    "config.path",
+                    format!(
+                        "'{path}' goes through a symbolic link, which local sources never follow"
+                    ),
+                ));
+            }
+        }
+        let canonical = folder.canonicalize().map_err(|e| {
+            Error::invalid("config.path", format!("'{path}' cannot be opened: {e}"))
+        })?;
+        if !canonical.starts_with(&own) || !canonical.is_dir() {
+            return Err(outside());
+        }
+        Ok(canonical)
+    }
+
+    /// For a local source: whether the object at `path` (relative to its
+    /// folder) may be read; a symbolic link on the way refuses it.
+    pub(crate) fn readable_local_file(
+        &self,
+        source: &data_sources::Model,
+        path: &str,
+    ) -> Result<bool> {
+        if SourceKind::parse(&source.kind) != Some(SourceKind::Local) {
+            return Ok(true);
+        }
+        let folder = self.local_folder(source.workspace_id, &source.config)?;
+        plain_path(&folder, path).map_err(|e| Error::Unavailable(format!("{path}: {e}")))
+    }
+
     /// The object store of a source; settings it cannot work with are
-    /// refused (at creation too) with the field at fault.
+    /// refused (at creation too) with the field at fault. Bucket endpoints
+    /// go through the outbound policy, at creation and at every request.
     pub(crate) fn object_store(
         &self,
         source: &data_sources::Model,
     ) -> Result<Arc<dyn ObjectStore>> {
         let config = &source.config;
-        let required = |key: &str| {
-            config_str(config, key)
-                .ok_or_else(|| Error::invalid(format!("config.{key}"), "is required"))
-        };
         let credentials = self.open_credentials(source)?;
         let secret = |key: &str| {
             credentials
@@ -86,25 +246,35 @@ impl Engine {
         };
         // Emulators and private endpoints speak plain HTTP; public clouds never do.
         let plain_http = |url: &str| url.starts_with("http://");
+        let connector = || self.outbound.store_connector(self.storage_timeout);
+        let endpoint = |field: &str, url: &str| -> Result<String> {
+            self.outbound.check_url(field, url)?;
+            Ok(url.trim().to_owned())
+        };
         match SourceKind::parse(&source.kind) {
             Some(SourceKind::Local) => {
-                let folder = self.local_folder(config)?;
+                let folder = self.local_folder(source.workspace_id, config)?;
                 Ok(Arc::new(
                     LocalFileSystem::new_with_prefix(folder)
                         .map_err(|e| Error::Unavailable(e.to_string()))?,
                 ))
             }
             Some(SourceKind::S3) => {
+                let region = match config_str(config, "region") {
+                    Some(_) => name_field(config, "region", &['-'], 2..=32)?,
+                    None => "us-east-1".to_owned(),
+                };
                 let mut builder = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(required("bucket")?)
-                    .with_region(config_str(config, "region").unwrap_or("us-east-1"))
+                    .with_bucket_name(name_field(config, "bucket", &['-', '.'], 3..=63)?)
+                    .with_region(region)
                     .with_access_key_id(secret_str("access_key_id")?)
-                    .with_secret_access_key(secret_str("secret_access_key")?);
-                if let Some(endpoint) = config_str(config, "endpoint") {
+                    .with_secret_access_key(secret_str("secret_access_key")?)
+                    .with_http_connector(connector());
+                if let Some(url) = config_str(config, "endpoint") {
                     // S3-compatible stores and emulators; path-style addressing is the default.
                     builder = builder
-                        .with_endpoint(endpoint)
-                        .with_allow_http(plain_http(endpoint));
+                        .with_endpoint(endpoint("config.endpoint", url)?)
+                        .with_allow_http(plain_http(url));
                 }
                 built(builder.build())
             }
@@ -127,24 +297,32 @@ impl Engine {
                         ));
                     }
                 };
-                // `gcs_base_url` in the account points it at another endpoint (an emulator).
+                // `gcs_base_url` in the account points it at another endpoint
+                // (an emulator); it and the token URL are called like any endpoint.
+                for key in ["gcs_base_url", "token_uri"] {
+                    if let Some(url) = account.get(key).and_then(Value::as_str) {
+                        endpoint(&format!("credentials.service_account.{key}"), url)?;
+                    }
+                }
                 let base = account
                     .get("gcs_base_url")
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let builder = object_store::gcp::GoogleCloudStorageBuilder::new()
-                    .with_bucket_name(required("bucket")?)
+                    .with_bucket_name(name_field(config, "bucket", &['-', '.', '_'], 3..=222)?)
                     .with_service_account_key(account.to_string())
                     .with_client_options(
                         object_store::ClientOptions::new().with_allow_http(plain_http(base)),
-                    );
+                    )
+                    .with_http_connector(connector());
                 built(builder.build())
             }
             Some(SourceKind::Azure) => {
                 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
                 let mut builder = MicrosoftAzureBuilder::new()
-                    .with_account(required("account")?)
-                    .with_container_name(required("container")?);
+                    .with_account(name_field(config, "account", &[], 3..=24)?)
+                    .with_container_name(name_field(config, "container", &['-'], 3..=63)?)
+                    .with_http_connector(connector());
                 builder = match (secret("sas_token"), secret("access_key")) {
                     (Some(_), _) => builder.with_config(
                         AzureConfigKey::SasKey,
@@ -158,11 +336,11 @@ impl Engine {
                         ));
                     }
                 };
-                if let Some(endpoint) = config_str(config, "endpoint") {
+                if let Some(url) = config_str(config, "endpoint") {
                     // The account URL, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1.
                     builder = builder
-                        .with_endpoint(endpoint.to_owned())
-                        .with_allow_http(plain_http(endpoint));
+                        .with_endpoint(endpoint("config.endpoint", url)?)
+                        .with_allow_http(plain_http(url));
                 }
                 built(builder.build())
             }

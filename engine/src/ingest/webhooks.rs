@@ -21,6 +21,19 @@ pub const MAX_ATTEMPTS: i32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An error with its causes, `: `-separated (reqwest keeps the reason, such
+/// as the outbound policy's refusal, in its sources).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 impl Engine {
     /// Sets (or, with `None`, removes) the URL notifications are POSTed to.
     pub async fn set_notification_webhook(
@@ -31,11 +44,10 @@ impl Engine {
         p.require(Permission::Admin)?;
         let url = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         if let Some(u) = &url {
-            let parsed = reqwest::Url::parse(u)
-                .map_err(|e| Error::invalid("url", format!("'{u}' is not a URL: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return Err(Error::invalid("url", "must be an http(s) URL with a host"));
+            if u.len() > 2048 {
+                return Err(Error::invalid("url", "must be at most 2048 characters"));
             }
+            self.outbound.check_url("url", u)?;
         }
         let mut w: workspaces::ActiveModel = self.workspace(p.workspace_id).await?.into();
         w.notification_webhook_url = Set(url);
@@ -68,19 +80,21 @@ impl Engine {
             "message": note.message,
             "created_at": note.created_at,
         });
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .map_err(Error::internal)?;
+        let client = self.outbound.http_client(REQUEST_TIMEOUT)?;
         let mut attempts = note.delivery_attempts;
         let mut backoff = FIRST_BACKOFF;
         let (status, error) = loop {
+            // Stored before the policy, or OUTBOUND_ALLOW changed since: checked again.
+            if let Err(e) = self.outbound.check_url("url", &url) {
+                break (DeliveryStatus::Failed, Some(e.to_string()));
+            }
             attempts += 1;
             let sent = client.post(&url).json(&body).send().await;
             let error = match sent {
                 Ok(r) if r.status().is_success() => break (DeliveryStatus::Delivered, None),
+                // A redirect is not followed: it is an answer like any other.
                 Ok(r) => format!("the webhook answered {}", r.status()),
-                Err(e) => format!("the webhook could not be reached: {e}"),
+                Err(e) => format!("the webhook could not be reached: {}", causes(&e)),
             };
             if attempts >= MAX_ATTEMPTS {
                 tracing::warn!(notification = %id, %error, "notification not delivered");

@@ -1,0 +1,448 @@
+//! Attacks an editor or admin of one workspace could try: making the server
+//! call private addresses (SSRF) through bucket endpoints and the webhook,
+//! reading another workspace's folder or files outside it through symbolic
+//! links, and reading a remote body back through error messages.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::{
+    sources::{folder, write},
+    support::{Options, TestApp, error_code},
+};
+
+/// The server as shipped: no `OUTBOUND_ALLOW`.
+async fn strict_app() -> TestApp {
+    TestApp::spawn_with(Options {
+        outbound_allow: None,
+        ..Options::default()
+    })
+    .await
+}
+
+/// A socket on `addr` answering every request with `response` (nothing at
+/// all when it is empty: the connection stays open, unanswered); counts requests.
+async fn canned(addr: &str, response: String) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let (seen, response) = (seen.clone(), response.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = socket.read(&mut buf).await;
+                seen.fetch_add(1, Ordering::SeqCst);
+                if response.is_empty() {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                } else {
+                    let _ = socket.write_all(response.as_bytes()).await;
+                }
+            });
+        }
+    });
+    (base, hits)
+}
+
+fn http_response(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+async fn create_source(app: &TestApp, kind: &str, config: Value, credentials: Value) -> Value {
+    app.gql_as(
+        Some(&app.admin_key),
+        "mutation($k: String!, $c: JSON!, $s: JSON) { createDataSource(input: { name: \"b\", kind: $k, config: $c, credentials: $s }) { id } }",
+        json!({ "k": kind, "c": config, "s": credentials }),
+    )
+    .await
+    .1
+}
+
+fn s3_keys() -> Value {
+    json!({ "access_key_id": "AKIA", "secret_access_key": "s3cr3t" })
+}
+
+/// Refused with `invalid_input` naming `field`, and nothing stored.
+fn assert_refused(body: &Value, field: &str, what: &str) {
+    assert_eq!(error_code(body), "invalid_input", "{what}: {body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], field,
+        "{what}: {body}"
+    );
+}
+
+#[tokio::test]
+async fn bucket_endpoints_on_private_addresses_are_refused_in_every_spelling() {
+    let app = strict_app().await;
+    let spellings = [
+        "http://127.0.0.1:9000",
+        "http://127.1:9000",
+        "http://2130706433:9000",
+        "http://0x7f000001:9000",
+        "http://0177.0.0.1:9000",
+        "http://0.0.0.0:9000",
+        "http://169.254.169.254",
+        "http://10.0.0.1",
+        "http://192.168.0.10",
+        "http://172.16.5.4",
+        "http://100.64.0.1",
+        "http://[::1]:9000",
+        "http://[::ffff:127.0.0.1]:9000",
+        "http://[::ffff:7f00:1]:9000",
+        "http://[fe80::1]",
+        "http://[fd12::1]",
+        "http://example.com@127.0.0.1:9000",
+        "gopher://example.com",
+    ];
+    for endpoint in spellings {
+        let body = create_source(
+            &app,
+            "s3",
+            json!({ "bucket": "data", "endpoint": endpoint }),
+            s3_keys(),
+        )
+        .await;
+        assert_refused(&body, "config.endpoint", endpoint);
+        let body = create_source(
+            &app,
+            "azure",
+            json!({ "account": "studio", "container": "data", "endpoint": endpoint }),
+            json!({ "sas_token": "sv=x" }),
+        )
+        .await;
+        assert_refused(&body, "config.endpoint", endpoint);
+        let account = json!({ "gcs_base_url": endpoint, "disable_oauth": true, "client_email": "a@b", "private_key": "", "private_key_id": "" });
+        let body = create_source(
+            &app,
+            "gcs",
+            json!({ "bucket": "data" }),
+            json!({ "service_account": account }),
+        )
+        .await;
+        assert_refused(&body, "credentials.service_account.gcs_base_url", endpoint);
+    }
+    // A region or a bucket cannot smuggle a host in either.
+    for (config, field) in [
+        (
+            json!({ "bucket": "data", "region": "x@127.0.0.1:9000/" }),
+            "config.region",
+        ),
+        (json!({ "bucket": "a/../b" }), "config.bucket"),
+        (json!({ "bucket": "data@127.0.0.1" }), "config.bucket"),
+    ] {
+        let body = create_source(&app, "s3", config.clone(), s3_keys()).await;
+        assert_refused(&body, field, &config.to_string());
+    }
+    let body = create_source(
+        &app,
+        "azure",
+        json!({ "account": "evil.127.0.0.1.nip.io/", "container": "data" }),
+        json!({ "sas_token": "sv=x" }),
+    )
+    .await;
+    assert_refused(&body, "config.account", "account");
+    assert_eq!(
+        app.gql("{ dataSources { id } }", json!({})).await["dataSources"],
+        json!([]),
+        "nothing stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_when_the_server_connects() {
+    let app = strict_app().await;
+    let (base, hits) = canned("127.0.0.1:0", http_response("200 OK", "", "")).await;
+    let port = base.rsplit(':').next().unwrap();
+    // `localhost` passes the URL check (it is a name); the resolver refuses it.
+    let created = create_source(
+        &app,
+        "s3",
+        json!({ "bucket": "data", "endpoint": format!("http://localhost:{port}") }),
+        s3_keys(),
+    )
+    .await;
+    let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    let check = app
+        .gql(
+            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(check["testDataSource"]["ok"], false, "{check}");
+    let message = check["testDataSource"]["message"].as_str().unwrap();
+    assert!(message.contains("OUTBOUND_ALLOW"), "{message}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the server never connected");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_private_address_is_not_followed() {
+    // The endpoint itself is allowed (an operator's private store); where it
+    // redirects is not.
+    let app = TestApp::spawn_with(Options {
+        outbound_allow: Some("127.0.0.1/32".into()),
+        ..Options::default()
+    })
+    .await;
+    let (target, target_hits) =
+        canned("127.0.0.2:0", http_response("200 OK", "", "<secret/>")).await;
+    let (endpoint, _) = canned(
+        "127.0.0.1:0",
+        http_response(
+            "307 Temporary Redirect",
+            &format!("location: {target}/data\r\n"),
+            "",
+        ),
+    )
+    .await;
+    let created = create_source(
+        &app,
+        "s3",
+        json!({ "bucket": "data", "endpoint": endpoint }),
+        s3_keys(),
+    )
+    .await;
+    let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    let check = app
+        .gql(
+            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(check["testDataSource"]["ok"], false, "{check}");
+    assert_eq!(target_hits.load(Ordering::SeqCst), 0, "{check}");
+
+    // The webhook: a 302 is an answer, never followed.
+    app.gql(
+        "mutation($u: String) { setNotificationWebhook(url: $u) }",
+        json!({ "u": format!("{endpoint}/hook") }),
+    )
+    .await;
+    let (dir, name) = folder(&app);
+    write(&dir, "logins/empty.json", b"");
+    let (_, source) = app.local_source(&name).await;
+    app.scan(source["data"]["createDataSource"]["id"].as_str().unwrap())
+        .await;
+    let notes = app
+        .gql(
+            "{ notifications { deliveryStatus deliveryError } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        notes["notifications"][0]["deliveryStatus"], "failed",
+        "{notes}"
+    );
+    assert!(
+        notes["notifications"][0]["deliveryError"]
+            .as_str()
+            .unwrap()
+            .contains("307"),
+        "{notes}"
+    );
+    assert_eq!(target_hits.load(Ordering::SeqCst), 0);
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn remote_bodies_never_reach_messages() {
+    let app = TestApp::spawn().await;
+    let (endpoint, hits) = canned(
+        "127.0.0.1:0",
+        http_response(
+            "403 Forbidden",
+            "content-type: application/xml\r\n",
+            "<Error><Code>AccessDenied</Code><Message>INTERNAL-SECRET-42</Message></Error>",
+        ),
+    )
+    .await;
+    let created = create_source(
+        &app,
+        "s3",
+        json!({ "bucket": "data", "endpoint": endpoint }),
+        s3_keys(),
+    )
+    .await;
+    let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    let check = app
+        .gql(
+            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let message = check["testDataSource"]["message"].as_str().unwrap();
+    let host = endpoint.trim_start_matches("http://");
+    assert!(
+        message.contains(host) && message.contains("403") && message.contains("AccessDenied"),
+        "names the host, the status and the provider's code: {message}"
+    );
+    assert!(!message.contains("INTERNAL-SECRET-42"), "{message}");
+    let run = app.scan(id).await;
+    assert!(!run.to_string().contains("INTERNAL-SECRET-42"), "{run}");
+    let everything = app
+        .gql(
+            "query($id: ID!) { dataSource(id: $id) { lastError } notifications { message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(
+        !everything.to_string().contains("INTERNAL-SECRET-42"),
+        "{everything}"
+    );
+    assert!(hits.load(Ordering::SeqCst) > 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn test_data_source_answers_within_10s_and_needs_write() {
+    let app = TestApp::spawn().await;
+    let (endpoint, hits) = canned("127.0.0.1:0", String::new()).await;
+    let created = create_source(
+        &app,
+        "s3",
+        json!({ "bucket": "data", "endpoint": endpoint }),
+        s3_keys(),
+    )
+    .await;
+    let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    let (viewer, _) = app.create_key("viewer").await;
+    let (_, body) = app
+        .gql_as(
+            Some(&viewer),
+            "mutation($id: ID!) { testDataSource(id: $id) { ok } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "forbidden", "{body}");
+    let started = Instant::now();
+    let check = app
+        .gql(
+            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(check["testDataSource"]["ok"], false, "{check}");
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    assert!(hits.load(Ordering::SeqCst) > 0, "it did connect");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_on_private_addresses_are_refused() {
+    let app = strict_app().await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost.:8080@127.0.0.1/",
+        "http://example.com@127.0.0.1:8080/",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2130706433/",
+        "http://[::ffff:a9fe:a9fe]/",
+        "file:///etc/passwd",
+    ] {
+        let (_, body) = app
+            .gql_as(
+                Some(&app.admin_key),
+                "mutation($u: String) { setNotificationWebhook(url: $u) }",
+                json!({ "u": url }),
+            )
+            .await;
+        assert_refused(&body, "url", url);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn local_sources_stay_in_their_workspace_and_never_follow_links() {
+    let app = TestApp::spawn().await;
+    let other = app
+        .engine
+        .create_workspace("Rival", None)
+        .await
+        .unwrap()
+        .workspace
+        .id;
+    // The other workspace's folder, with a file of its own.
+    let theirs = crate::support::local_source_root()
+        .join(other.to_string())
+        .join("bucket");
+    write(
+        &theirs,
+        "purchases/theirs.ndjson",
+        b"{\"user_id\":\"rival-player\"}\n",
+    );
+    for path in [
+        format!("../{other}/bucket"),
+        format!("/../{other}"),
+        "..".to_owned(),
+        format!("{}/../../{other}/bucket", app.workspace_id),
+    ] {
+        let (_, body) = app.local_source(&path).await;
+        assert_refused(&body, "config.path", &path);
+    }
+
+    // Links inside our own folder, to a file and a folder outside it.
+    let secret = std::env::temp_dir().join(format!("tf-secret-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(secret.join("purchases")).unwrap();
+    std::fs::write(secret.join("outside.ndjson"), b"SECRET-LINE not json\n").unwrap();
+    std::fs::write(
+        secret.join("purchases/deep.ndjson"),
+        b"SECRET-DEEP not json\n",
+    )
+    .unwrap();
+    let (dir, name) = folder(&app);
+    write(
+        &dir,
+        "purchases/own.ndjson",
+        b"{\"timestamp\":\"2026-11-01 10:00:00\",\"user_id\":\"u1\",\"price\":1}\n",
+    );
+    std::os::unix::fs::symlink(
+        secret.join("outside.ndjson"),
+        dir.join("purchases/link.ndjson"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(secret.join("purchases"), dir.join("purchases/linked-dir")).unwrap();
+    let (_, created) = app.local_source(&name).await;
+    let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
+    let run = app.scan(id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["filesQueued"], 1, "only the plain file: {run}");
+    let skipped = run["skippedPaths"].to_string();
+    assert!(skipped.contains("link.ndjson"), "{run}");
+    let seen = app
+        .gql(
+            "{ quarantinedLines { excerpt } notifications { message } }",
+            json!({}),
+        )
+        .await;
+    assert!(!seen.to_string().contains("SECRET"), "{seen}");
+    // A link to a folder cannot be a source either.
+    std::os::unix::fs::symlink(&secret, dir.join("away")).unwrap();
+    let (_, body) = app.local_source(&format!("{name}/away")).await;
+    assert_refused(&body, "config.path", "a linked folder");
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(secret).unwrap();
+    let _ = std::fs::remove_dir_all(theirs);
+}
