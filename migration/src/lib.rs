@@ -13,6 +13,7 @@ mod m20261126_000008_notification_webhooks;
 mod m20261126_000009_segments;
 mod m20261126_000010_one_open_scan;
 mod m20261201_000011_job_outbox;
+mod m20261201_000012_typed_trait_values;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000009_segments::Migration),
             Box::new(m20261126_000010_one_open_scan::Migration),
             Box::new(m20261201_000011_job_outbox::Migration),
+            Box::new(m20261201_000012_typed_trait_values::Migration),
         ]
     }
 }

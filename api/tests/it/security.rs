@@ -446,3 +446,143 @@ async fn local_sources_stay_in_their_workspace_and_never_follow_links() {
     std::fs::remove_dir_all(secret).unwrap();
     let _ = std::fs::remove_dir_all(theirs);
 }
+
+#[tokio::test]
+async fn html_pages_forbid_scripts_and_framing() {
+    let app = TestApp::spawn().await;
+    let token = app.survey_token("p1").await;
+    for path in [
+        format!("/survey?playerid={token}"),
+        "/survey?playerid=unknown".to_owned(),
+    ] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("script-src"), "{path}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        // The page's own style block is the one the policy allows.
+        let style_hash = csp
+            .split("style-src 'sha256-")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .unwrap()
+            .to_owned();
+        let html = resp.text().await.unwrap();
+        let style = html
+            .split("<style>")
+            .nth(1)
+            .and_then(|s| s.split("</style>").next())
+            .unwrap();
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style)),
+            style_hash
+        );
+        assert!(!html.contains("<script"), "{path}");
+    }
+    app.stop().await;
+}
+
+/// An expression whose values do not fit its result type fails its run with
+/// the trait, an entity and the value named, on both backends; nothing
+/// mistyped is stored, so reading values keeps working.
+#[tokio::test]
+async fn mistyped_expression_values_fail_the_run_and_are_never_stored() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app
+        .post_events(
+            Some(&app.admin_key),
+            "logins",
+            "{\"timestamp\":\"2026-11-01 10:00:00\",\"user_id\":\"u1\",\"platform\":\"Steam\"}\n",
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.drain().await;
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    let def = |name: &str, ty: &str, config: Value, result: &str| json!({ "name": name, "parent_model_id": ctx.players, "trait_type": ty, "config": config, "result_type": result });
+    let mut failing = Vec::new();
+    for (name, body) in [
+        (
+            "text as number",
+            def(
+                "Bad number",
+                "sql",
+                json!({"sql_expression": "'abc'"}),
+                "number",
+            ),
+        ),
+        (
+            "text as boolean",
+            def(
+                "Bad flag",
+                "sql",
+                json!({"sql_expression": "'yes'"}),
+                "boolean",
+            ),
+        ),
+        (
+            "number as timestamp",
+            def(
+                "Bad time",
+                "sql",
+                json!({"sql_expression": "12345"}),
+                "timestamp",
+            ),
+        ),
+    ] {
+        let created = crate::trait_values::create(&app, body).await;
+        failing.push((name, created["id"].as_str().unwrap().to_owned()));
+    }
+    // A formula's string literal is kept as written.
+    let literal = crate::trait_values::create(
+        &app,
+        def(
+            "Literal",
+            "formula",
+            json!({"expression": "'{total}'"}),
+            "text",
+        ),
+    )
+    .await;
+    app.drain().await;
+    for (name, id) in &failing {
+        let d = app
+            .gql(
+                "query($id: ID!) { trait(id: $id) { status statusError runs { status error } values(first: 5) { nodes { entityId value } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(d["trait"]["runs"][0]["status"], "failed", "{name}: {d}");
+        assert_eq!(d["trait"]["values"]["nodes"], json!([]), "{name}: {d}");
+        if crate::support::postgres_admin_url().is_none() {
+            let error = d["trait"]["runs"][0]["error"].as_str().unwrap();
+            assert!(
+                error.contains("u1") && error.contains("trait `bad_"),
+                "{name}: {error}"
+            );
+        }
+    }
+    let values = crate::trait_values::values(&app, literal["id"].as_str().unwrap()).await;
+    assert_eq!(values["u1"], "{total}");
+    let player = app
+        .gql(
+            "{ player(userId: \"u1\") { traits { slug value } } }",
+            json!({}),
+        )
+        .await;
+    assert!(player["player"]["traits"].is_array(), "{player}");
+    app.stop().await;
+}

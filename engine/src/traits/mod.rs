@@ -6,6 +6,7 @@ pub mod runs;
 pub mod sandbox;
 pub mod service;
 mod staleness;
+mod stored_types;
 
 pub use runs::{RunStatus, Trigger};
 pub use service::{TraitInput, TraitValue};

@@ -306,6 +306,19 @@ impl Engine {
                 )
             })
             .collect();
+        // SQLite keeps whatever an expression returns: check it fits.
+        let checks: Vec<Option<(String, compiler_plan::ResultType)>> = plans
+            .iter()
+            .zip(traits_)
+            .map(|(plan, t)| {
+                let expression = matches!(
+                    plan.computation,
+                    compiler_plan::Computation::Expression { .. }
+                );
+                (expression && backend == sea_orm::DbBackend::Sqlite)
+                    .then(|| (t.slug.clone(), plan.result_type))
+            })
+            .collect();
         let ids: Vec<Uuid> = traits_.iter().map(|t| t.id).collect();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
@@ -327,8 +340,18 @@ impl Engine {
                     tx.execute_raw(create).await?;
                 }
                 let mut out = Vec::new();
-                for (workspace_id, trait_id, c) in &compiled {
+                for ((workspace_id, trait_id, c), check) in compiled.iter().zip(&checks) {
                     out.push(write_values(tx, *workspace_id, *trait_id, c).await?);
+                    if let Some((slug, result_type)) = check {
+                        super::stored_types::check(
+                            tx,
+                            *workspace_id,
+                            *trait_id,
+                            slug,
+                            *result_type,
+                        )
+                        .await?;
+                    }
                 }
                 if shared {
                     tx.execute_unprepared(&format!("DROP TABLE \"{scratch}\""))

@@ -210,33 +210,43 @@ fn strip_parser_prefix(s: &str) -> String {
 }
 
 /// `{slug}` → `"slug"`: a quoted identifier the parser reads as one name.
-/// Slugs are `[a-z0-9_]+`, so the quoting is unambiguous.
+/// Slugs are `[a-z0-9_]+`, so the quoting is unambiguous. Text inside
+/// single-quoted string literals is left as written (`'{total}'` stays a
+/// string); a doubled `''` inside one is its escaped quote.
 fn replace_references(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 8);
-    let mut rest = text;
-    while let Some(open) = rest.find(['{', '}']) {
-        if rest.as_bytes()[open] == b'}' {
-            return Err("unbalanced `}` in formula".into());
+    let mut in_string = false;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\'' => {
+                in_string = !in_string;
+                out.push(c);
+            }
+            _ if in_string => out.push(c),
+            '}' => return Err("unbalanced `}` in formula".into()),
+            '{' => {
+                let after = &text[i + 1..];
+                let close = after.find('}').ok_or("unclosed `{` in formula")?;
+                let slug = &after[..close];
+                if slug.is_empty()
+                    || !slug
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    return Err(format!(
+                        "`{{{slug}}}` is not a trait reference: use {{slug}} with lower-case letters, digits and _"
+                    ));
+                }
+                out.push('"');
+                out.push_str(slug);
+                out.push('"');
+                // Skip the slug and its closing brace.
+                while chars.next_if(|(j, _)| *j <= i + 1 + close).is_some() {}
+            }
+            _ => out.push(c),
         }
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after.find('}').ok_or("unclosed `{` in formula")?;
-        let slug = &after[..close];
-        if slug.is_empty()
-            || !slug
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(format!(
-                "`{{{slug}}}` is not a trait reference: use {{slug}} with lower-case letters, digits and _"
-            ));
-        }
-        out.push('"');
-        out.push_str(slug);
-        out.push('"');
-        rest = &after[close + 1..];
     }
-    out.push_str(rest);
     if !out.matches('"').count().is_multiple_of(2) {
         return Err("unbalanced double quote".into());
     }
@@ -605,6 +615,26 @@ mod tests {
 
     fn formula(text: &str) -> Result<Node, String> {
         parse(text, Flavor::Formula, &Players)
+    }
+
+    #[test]
+    fn string_literals_in_formulas_are_left_as_written() {
+        assert_eq!(
+            replace_references(
+                "CASE WHEN {total_revenue} > 0 THEN '{total_revenue}' ELSE 'it''s {x}' END"
+            )
+            .unwrap(),
+            "CASE WHEN \"total_revenue\" > 0 THEN '{total_revenue}' ELSE 'it''s {x}' END"
+        );
+        let f = formula("CASE WHEN {total_revenue} > 0 THEN '{total_purchases}' END").unwrap();
+        assert_eq!(
+            f.trait_refs(),
+            ["total_revenue"],
+            "the literal reads no trait"
+        );
+        assert!(replace_references("{total_revenue").is_err());
+        assert!(replace_references("total_revenue}").is_err());
+        assert!(replace_references("'}' || {Bad}").is_err());
     }
 
     #[test]
