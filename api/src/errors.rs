@@ -14,6 +14,7 @@ pub fn http_status(e: &Error) -> StatusCode {
         Error::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Expired(_) => StatusCode::GONE,
+        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -75,6 +76,19 @@ pub fn envelope_error(e: Error) -> poem::Error {
             .content_type("application/json")
             .body(body.to_string()),
     )
+}
+
+/// An error in the shape of the route family `path` belongs to: the player
+/// API's envelope under `/v1/`, GraphQL's under `/graphql`, else the plain
+/// JSON error body. For failures answered before a handler runs.
+pub fn error_for_path(path: &str, e: Error) -> Response {
+    if path.starts_with("/v1/") {
+        envelope_error(e).into_response()
+    } else if path.starts_with("/graphql") {
+        graphql_http_error(e)
+    } else {
+        json_http_error(e)
+    }
 }
 
 /// A poem error carrying the plain JSON error body (REST routes).

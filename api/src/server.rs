@@ -160,6 +160,7 @@ pub fn routes(
         .data(BodyLimit(max_body_bytes))
         .data(workers)
         .data(StallLimit(stall_limit))
+        .around(move |ep, req| crate::rest::ingest::limit_body(ep, req, max_body_bytes))
         .around(move |ep, req| enforce_https(ep, req, https.clone()))
         .around(move |ep, req| crate::metrics::measure(ep, req, measured.clone()))
 }

@@ -29,6 +29,9 @@ pub enum Error {
     /// Something that was valid for a while no longer is (a survey link).
     #[error("{0}")]
     Expired(String),
+    /// The request body is larger than the server accepts (`MAX_BODY_BYTES`).
+    #[error("the request body is larger than {limit} bytes (MAX_BODY_BYTES)")]
+    PayloadTooLarge { limit: usize },
     /// The server requires TLS and the request came over plain HTTP.
     #[error("this server only accepts HTTPS requests")]
     HttpsRequired,
@@ -51,6 +54,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::Conflict(_) => "conflict",
             Error::Expired(_) => "expired",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::HttpsRequired => "https_required",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
@@ -138,6 +142,14 @@ fn sqlx_is_transient(e: &sqlx::Error) -> bool {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
+        // Two requests creating the same thing at once: the loser of the
+        // unique index gets what a sequential caller would have (a 409).
+        if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
+            return Error::Conflict(
+                "it already exists: another request created the same name or slug at the same time"
+                    .into(),
+            );
+        }
         match e {
             sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
                 Error::Unavailable(format!("{DATABASE}: {e}"))

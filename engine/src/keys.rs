@@ -49,10 +49,7 @@ pub(crate) async fn insert_key(
     name: &str,
     role: Role,
 ) -> Result<CreatedKey> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(Error::invalid("name", "must be 1 to 200 characters"));
-    }
+    let name = crate::limits::name(name, "name")?;
     let secret = new_secret();
     let key = api_keys::ActiveModel {
         id: Set(Uuid::now_v7()),

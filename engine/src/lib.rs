@@ -9,6 +9,7 @@ mod error;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod outbound;

@@ -21,14 +21,36 @@ pub struct BodyLimit(pub usize);
 
 pub(crate) async fn read_body(body: Body, limit: usize) -> poem::Result<bytes::Bytes> {
     body.into_bytes_limit(limit).await.map_err(|e| match e {
-        ReadBodyError::PayloadTooLarge => poem::Error::from_response(
-            poem::Response::builder()
-                .status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
-                .content_type("application/json")
-                .body(json!({ "code": 413, "message": format!("the body is larger than {limit} bytes"), "data": null }).to_string()),
-        ),
+        ReadBodyError::PayloadTooLarge => envelope_error(Error::PayloadTooLarge { limit }),
         other => envelope_error(Error::BadRequest(format!("cannot read the body: {other}"))),
     })
+}
+
+/// Every request body, whatever the route, is read up to `MAX_BODY_BYTES`
+/// (bodies are parsed whole anyway); a larger one gets 413 in its route
+/// family's error shape before any handler sees it.
+pub async fn limit_body<E: poem::Endpoint>(
+    next: E,
+    mut req: Request,
+    limit: usize,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    let declared = req
+        .header(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok());
+    let path = req.uri().path().to_owned();
+    let refuse = |e: Error| Ok(crate::errors::error_for_path(&path, e));
+    if declared.is_some_and(|n| n > limit as u64) {
+        return refuse(Error::PayloadTooLarge { limit });
+    }
+    match req.take_body().into_bytes_limit(limit).await {
+        Ok(bytes) => req.set_body(bytes),
+        Err(ReadBodyError::PayloadTooLarge) => return refuse(Error::PayloadTooLarge { limit }),
+        Err(other) => {
+            return refuse(Error::BadRequest(format!("cannot read the body: {other}")));
+        }
+    }
+    next.call(req).await.map(IntoResponse::into_response)
 }
 
 pub struct IngestApi;

@@ -586,3 +586,154 @@ async fn mistyped_expression_values_fail_the_run_and_are_never_stored() {
     assert!(player["player"]["traits"].is_array(), "{player}");
     app.stop().await;
 }
+
+/// Bodies over `MAX_BODY_BYTES` get 413 in each route family's error shape,
+/// declared or streamed; long fields get 422 naming the field.
+#[tokio::test]
+async fn every_route_family_limits_its_bodies_and_fields() {
+    const LIMIT: usize = 64 * 1024;
+    let app = TestApp::spawn_with(Options {
+        max_body_bytes: LIMIT,
+        ..Options::default()
+    })
+    .await;
+    let big = "x".repeat(LIMIT + 1);
+    let send = |path: &str, body: String, chunked: bool| {
+        let req = app
+            .http
+            .post(format!("{}{path}", app.url))
+            .bearer_auth(&app.admin_key)
+            .header("X-Workspace-ID", app.workspace_id.to_string())
+            .header("Content-Type", "application/json");
+        if chunked {
+            let stream = futures::stream::iter([Ok::<_, std::io::Error>(body.into_bytes())]);
+            req.body(reqwest::Body::wrap_stream(stream)).send()
+        } else {
+            req.body(body).send()
+        }
+    };
+    let traits = format!("/api/v1/workspaces/{}/traits", app.workspace_id);
+    for chunked in [false, true] {
+        let resp = send(&traits, json!({ "name": big }).to_string(), chunked)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413, "chunked: {chunked}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+
+        let query = json!({ "query": format!("{{ viewer {{ role }} }} # {big}") }).to_string();
+        let resp = send("/graphql", query, chunked).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "payload_too_large",
+            "{body}"
+        );
+
+        let resp = send("/v1/events/logins", big.clone(), chunked)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (body["code"].as_i64(), body["data"].is_null()),
+            (Some(413), true),
+            "{body}"
+        );
+    }
+
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    for (body, field) in [
+        (
+            json!({ "name": "n".repeat(201), "parent_model_id": ctx.players, "trait_type": "sql", "config": { "sql_expression": "1" }, "result_type": "number" }),
+            "name",
+        ),
+        (
+            json!({ "name": "Long", "description": "d".repeat(5_001), "parent_model_id": ctx.players, "trait_type": "sql", "config": { "sql_expression": "1" }, "result_type": "number" }),
+            "description",
+        ),
+    ] {
+        let resp = send(&traits, body.to_string(), false).await.unwrap();
+        assert_eq!(resp.status(), 422);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    let resp = send(
+        &format!("/api/v1/workspaces/{}/segments", app.workspace_id),
+        json!({ "name": "S", "description": "d".repeat(5_001), "filter": { "trait": "x", "op": "exists" } }).to_string(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["field"],
+        "description"
+    );
+    app.stop().await;
+}
+
+/// 20 parallel creates of one name: one wins, the others get 409, never a
+/// 500; kinds without unique names create every one.
+#[tokio::test]
+async fn parallel_creates_answer_409_not_500() {
+    let app = TestApp::spawn().await;
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    let ws = app.workspace_id;
+    let kinds = [
+        (
+            "traits",
+            json!({ "name": "Spend", "parent_model_id": ctx.players, "trait_type": "sql", "config": { "sql_expression": "1" }, "result_type": "number" }),
+            true,
+        ),
+        (
+            "segments",
+            json!({ "name": "Whales", "filter": { "trait": "spend", "op": "exists" } }),
+            true,
+        ),
+        (
+            "sources",
+            json!({ "name": "Same", "kind": "local", "config": { "path": "/" } }),
+            false,
+        ),
+    ];
+    for (kind, body, unique) in kinds {
+        let path = format!("/api/v1/workspaces/{ws}/{kind}");
+        let sends = (0..20).map(|_| {
+            app.http
+                .post(format!("{}{path}", app.url))
+                .bearer_auth(&app.admin_key)
+                .header("X-Workspace-ID", ws.to_string())
+                .json(&body)
+                .send()
+        });
+        let statuses: Vec<u16> = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().status().as_u16())
+            .collect();
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        if unique {
+            assert_eq!(created, 1, "{path}: {statuses:?}");
+            assert!(
+                statuses.iter().all(|s| *s == 201 || *s == 409),
+                "{path}: {statuses:?}"
+            );
+        } else {
+            assert_eq!(created, 20, "{path}: {statuses:?}");
+        }
+    }
+    // API keys: no unique names, every create succeeds.
+    let keys = (0..20).map(|_| {
+        app.gql_as(
+            Some(&app.admin_key),
+            "mutation { createApiKey(name: \"same\", role: VIEWER) { apiKey { id } } }",
+            json!({}),
+        )
+    });
+    for (status, body) in futures::future::join_all(keys).await {
+        assert_eq!(status, 200);
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    app.stop().await;
+}

@@ -121,11 +121,7 @@ pub fn classify(path: &str) -> Option<(FileFormat, bool)> {
 /// Applies the fields present in `input`, each checked.
 fn apply_input(source: &mut data_sources::Model, input: SourceInput) -> Result<()> {
     if let Some(name) = input.name {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(Error::invalid("name", "must be 1 to 200 characters"));
-        }
-        source.name = name.to_owned();
+        source.name = crate::limits::name(&name, "name")?;
     }
     if let Some(kind) = input.kind {
         let parsed = SourceKind::parse(&kind).ok_or_else(|| {

@@ -200,6 +200,8 @@ impl Engine {
         p.require(Permission::Write)?;
         let ws = p.workspace_id;
         let name = required_name(input.name.as_deref())?;
+        let description =
+            crate::limits::description(input.description.unwrap_or_default(), "description")?;
         let slug = match input.slug.as_deref() {
             Some(s) => crate::slug::validate(s, "slug")?.to_owned(),
             None => crate::slug::slugify(&name),
@@ -213,13 +215,14 @@ impl Engine {
         let filter = input
             .filter
             .ok_or_else(|| Error::invalid("filter", "is required"))?;
+        crate::limits::filter(&filter, "filter")?;
         let tree = Node::parse(&filter, &self.vocabulary(ws).await?)?;
         self.ensure_slug_free(ws, &slug, None).await?;
         let segment = new_segment(
             ws,
             name,
             slug,
-            input.description.unwrap_or_default(),
+            description,
             Some(filter),
             input
                 .personas
@@ -259,7 +262,7 @@ impl Engine {
             active.name = Set(required_name(Some(name))?);
         }
         if let Some(description) = input.description {
-            active.description = Set(description);
+            active.description = Set(crate::limits::description(description, "description")?);
         }
         if let Some(slug) = input.slug.as_deref() {
             let slug = crate::slug::validate(slug, "slug")?;
@@ -284,6 +287,7 @@ impl Engine {
                     "the default segment has every player; it has no filter",
                 ));
             }
+            crate::limits::filter(&filter, "filter")?;
             let tree = Node::parse(&filter, &self.vocabulary(ws).await?)?;
             trait_ids = Some(tree.trait_ids());
             recompute_members = current.filter.as_ref() != Some(&filter);
@@ -684,8 +688,7 @@ fn new_segment(
 
 fn required_name(name: Option<&str>) -> Result<String> {
     match name.map(str::trim) {
-        Some(n) if !n.is_empty() && n.len() <= 200 => Ok(n.to_owned()),
-        Some(n) if !n.is_empty() => Err(Error::invalid("name", "is longer than 200 characters")),
+        Some(n) if !n.is_empty() => crate::limits::name(n, "name"),
         _ => Err(Error::invalid("name", "is required")),
     }
 }

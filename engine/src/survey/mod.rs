@@ -198,13 +198,7 @@ impl Engine {
             });
             m.status = Set(s.as_str().into());
         }
-        let text = |field: &str, v: String| -> Result<String> {
-            let v = v.trim().to_owned();
-            if v.is_empty() || v.len() > 200 {
-                return Err(Error::invalid(field, "must be 1 to 200 characters"));
-            }
-            Ok(v)
-        };
+        let text = |field: &str, v: String| crate::limits::name(&v, field);
         if let Some(v) = u.survey_type {
             m.survey_type = Set(text("type", v)?);
         }

@@ -264,14 +264,8 @@ impl Engine {
         p.require(Permission::Write)?;
         let required =
             |v: Option<String>, field: &str| v.ok_or_else(|| Error::invalid(field, "is required"));
-        let name = required(input.name.clone(), "name")?.trim().to_owned();
+        let name = crate::limits::sluggable_name(&required(input.name.clone(), "name")?, "name")?;
         let slug = slugify(&name);
-        if slug.is_empty() || name.len() > 200 {
-            return Err(Error::invalid(
-                "name",
-                "must be 1 to 200 characters with at least one letter or digit",
-            ));
-        }
         let parent_model_id = input
             .parent_model_id
             .ok_or_else(|| Error::invalid("parent_model_id", "is required"))?;
@@ -306,7 +300,10 @@ impl Engine {
             parent_model_id,
             name,
             slug,
-            description: input.description.clone().unwrap_or_default(),
+            description: crate::limits::description(
+                input.description.clone().unwrap_or_default(),
+                "description",
+            )?,
             trait_type,
             config,
             result_type,
@@ -352,18 +349,11 @@ impl Engine {
                 let before = engine.find_trait(tx, &principal, id).await?;
                 let mut after = before.clone();
                 if let Some(name) = input.name {
-                    let name = name.trim().to_owned();
-                    if slugify(&name).is_empty() || name.len() > 200 {
-                        return Err(Error::invalid(
-                            "name",
-                            "must be 1 to 200 characters with at least one letter or digit",
-                        ));
-                    }
                     // The slug stays: formulas and segments refer to it.
-                    after.name = name;
+                    after.name = crate::limits::sluggable_name(&name, "name")?;
                 }
                 if let Some(d) = input.description {
-                    after.description = d;
+                    after.description = crate::limits::description(d, "description")?;
                 }
                 if let Some(m) = input.parent_model_id {
                     after.parent_model_id = m;
