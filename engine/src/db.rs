@@ -26,7 +26,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection> {
             .min_connections(1)
             // Writers queue for the one write lock; a long load or trait run
             // holds it for seconds, so wait rather than fail at sqlx' 5 s.
-            .map_sqlx_sqlite_opts(|o| o.busy_timeout(SQLITE_BUSY_TIMEOUT));
+            .map_sqlx_sqlite_opts(|o| {
+                // Deleted rows are overwritten in the file, so an erased
+                // player's data does not linger in free pages.
+                o.busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .pragma("secure_delete", "ON")
+            });
     } else {
         opts.max_connections(20).min_connections(1);
     }

@@ -8,7 +8,8 @@ use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder,
     sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
 };
 use serde_json::json;
@@ -34,6 +35,28 @@ pub struct ErasureReport {
 
 fn col(name: &str) -> Expr {
     Expr::col(Alias::new(name))
+}
+
+/// A quarantined line that could not be parsed far enough to know its user
+/// still names them in its excerpt: as a JSON string (`"u1"`), a JSON number
+/// after `"user_id":`, or a CSV field (`,u1,`). Matched exactly, so a short
+/// id does not take every line containing its digits.
+fn names_in_excerpt(backend: DbBackend, uid: &str) -> Expr {
+    let contains = |haystack: &str| match backend {
+        DbBackend::Postgres => format!("strpos({haystack}, $1) > 0"),
+        _ => format!("instr({haystack}, ?) > 0"),
+    };
+    let forms = [
+        ("excerpt", format!("\"{uid}\"")),
+        ("excerpt", format!("\"user_id\":{uid}")),
+        ("excerpt", format!("\"user_id\": {uid}")),
+        ("',' || excerpt || ','", format!(",{uid},")),
+    ];
+    forms
+        .into_iter()
+        .map(|(haystack, needle)| Expr::cust_with_values(contains(haystack), [needle]))
+        .reduce(|a, b| a.or(b))
+        .expect("four forms")
 }
 
 /// Deletes the workspace's rows of `table` that match `cond`.
@@ -62,6 +85,7 @@ impl Engine {
         let players_traits = self.player_trait_ids(ws);
         let fingerprint = self.user_id_fingerprints(ws, &user_id).swap_remove(0);
         let key_id = p.key_id;
+        let backend = self.db.get_database_backend();
         let (audit, removed, jobs) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 let uid = user_id.as_str();
@@ -96,11 +120,15 @@ impl Engine {
                     "survey_registrations",
                     "segment_members",
                     "persona_members",
-                    "quarantined_lines",
                 ] {
                     let count = delete_rows(tx, table, ws, col("user_id").eq(uid)).await?;
                     removed.insert(table.to_owned(), count);
                 }
+                let quarantined = col("user_id").eq(uid).or(names_in_excerpt(backend, uid));
+                removed.insert(
+                    "quarantined_lines".into(),
+                    delete_rows(tx, "quarantined_lines", ws, quarantined).await?,
+                );
                 // A new stamp, so no server keeps serving a cached persona route with the id.
                 segments::Entity::update_many()
                     .col_expr(segments::Column::UpdatedAt, Expr::val(Utc::now()))
@@ -138,6 +166,19 @@ impl Engine {
         })
         .await?;
         self.route_cache.forget_workspace(ws);
+        if backend == DbBackend::Sqlite {
+            // Deleted rows are zeroed in place (`secure_delete`, on every
+            // connection); their earlier versions in the WAL go with a
+            // checkpoint. Best effort: a reader still on an old snapshot
+            // keeps the WAL until the next checkpoint.
+            if let Err(e) = self
+                .db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+            {
+                tracing::warn!(error = %e, "WAL not checkpointed after an erasure");
+            }
+        }
         for job in &jobs {
             self.dispatch(job).await;
         }

@@ -197,3 +197,63 @@ async fn erasure_needs_a_key_that_may_change_data() {
     assert_eq!(body["data"]["erasePlayer"]["totalRows"], 0, "{body}");
     app.stop().await;
 }
+
+/// A bad line that could not be parsed far enough to know its user still
+/// names them; it goes with the erasure. On SQLite the erased id is gone
+/// from the database file and its WAL too (deleted rows are zeroed).
+#[tokio::test]
+async fn erasure_leaves_no_trace_in_the_quarantine_or_the_file() {
+    const ERASED: &str = "zq-erased-7731";
+    let app = TestApp::spawn().await;
+    app.set_min_seconds(0).await;
+    let good =
+        json!({ "timestamp": "2026-11-01 10:00:00", "user_id": ERASED, "platform": "Steam" });
+    let (status, _) = app
+        .post_events(Some(&app.admin_key), "logins", format!("{good}\n"))
+        .await;
+    assert_eq!(status, 200);
+    for user in [ERASED, "zq-kept-1"] {
+        // Not JSON: the user id is only in the excerpt.
+        let broken = format!("{{\"user_id\": \"{user}\", \"timestamp\": \n");
+        let (_, res) = app
+            .post_events(Some(&app.admin_key), "logins", broken)
+            .await;
+        assert_eq!(res["data"]["rejected"], 1, "{res}");
+    }
+    let token = app.survey_token(ERASED).await;
+    let instrument = app.instrument().await;
+    app.answer_survey(&token, attentive(&instrument)).await;
+    app.drain().await;
+
+    let (status, body) = erase(&app, &app.admin_key, ERASED).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["removed"]["quarantined_lines"], 1, "{body}");
+    let left = app
+        .gql("{ quarantinedLines { excerpt } }", json!({}))
+        .await
+        .to_string();
+    assert!(!left.contains(ERASED), "{left}");
+    assert!(
+        left.contains("zq-kept-1"),
+        "another player's line stays: {left}"
+    );
+    app.drain().await;
+
+    if let Some(file) = app
+        .config
+        .database_url
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+    {
+        for path in [file.to_owned(), format!("{file}-wal")] {
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            assert!(
+                !bytes.windows(ERASED.len()).any(|w| w == ERASED.as_bytes()),
+                "{path} still holds the erased id"
+            );
+        }
+    }
+    app.stop().await;
+}
