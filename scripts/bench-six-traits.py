@@ -119,7 +119,7 @@ def main():
         purchases = models["b"]["id"]
         rel = next(r["id"] for r in models["b"]["relationships"] if r["toModelId"] == players)
 
-        path = os.path.relpath(os.path.join(root, ws, "bench"), root)
+        path = "bench"  # inside the workspace's own folder, LOCAL_SOURCE_ROOT/<workspace id>/
         source = gql(
             url,
             key,
@@ -160,14 +160,14 @@ def main():
         codes = [p.communicate()[0] for p in procs]
         print(f"six creates answered {codes} in {time.time() - started:.1f} s")
         while True:
-            traits = gql(url, key, "{ traits { name runs { status durationMs } } }")["traits"]
+            traits = gql(url, key, "{ traits { name runs { status durationMs rowsComputed } } }")["traits"]
             runs = [(t["name"], r) for t in traits for r in t["runs"]]
             if len(runs) >= 6 and all(r["status"] in ("succeeded", "failed") for _, r in runs):
                 break
             time.sleep(0.5)
         total_s = time.time() - started
         for name, r in runs:
-            print(f"run {name:14} {r['status']:9} {r['durationMs']} ms")
+            print(f"run {name:16} {r['status']:9} {r['durationMs']:>6} ms  {r['rowsComputed']} values")
         print(f"six traits: all finished {total_s:.1f} s after the creates; succeeded {sum(r['status'] == 'succeeded' for _, r in runs)}/6")
         print(f"peak RSS of the server: {peak_rss_mib(server.pid):.0f} MiB")
     finally:
