@@ -106,9 +106,7 @@ impl Engine {
         work: Work,
     ) -> Result<job_records::Model> {
         let record = enqueue_once_in(&self.db, workspace_id, work).await?;
-        if record.dispatched_at.is_none() {
-            self.dispatch(&record).await;
-        }
+        self.dispatch(&record).await;
         Ok(record)
     }
 

@@ -283,9 +283,13 @@ impl Engine {
         }
     }
 
-    /// Hands an outbox record to the queue now. If the queue is unreachable
-    /// the record stays in the outbox; the dispatcher retries it.
+    /// Hands an outbox record to the queue now (a record that is already
+    /// on it, found by `enqueue_once_in`, is left). If the queue is
+    /// unreachable the record stays in the outbox; the dispatcher retries it.
     pub async fn dispatch(&self, record: &job_records::Model) {
+        if record.dispatched_at.is_some() {
+            return;
+        }
         if let Err(e) = self.hand_over(record).await {
             tracing::warn!(record_id = %record.id, kind = %record.kind, error = %e, "job kept in the outbox; the dispatcher will retry");
         }

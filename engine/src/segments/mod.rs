@@ -24,6 +24,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    outbox::enqueue_once_in,
     text_enum::text_enum,
     traits::definition::ResultType,
 };
@@ -230,21 +231,20 @@ impl Engine {
                 .stored(),
         );
         let trait_ids = tree.trait_ids();
-        let saved = crate::db::write_tx(&self.db, |tx| {
+        // The segment and its first computation commit together (outbox).
+        let (saved, job) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 let saved = segment.insert(tx).await?;
                 write_trait_refs(tx, &saved, &trait_ids).await?;
-                Ok(saved)
+                let work = Work::ComputeSegment {
+                    segment_id: saved.id,
+                };
+                let job = enqueue_once_in(tx, ws, work).await?;
+                Ok((saved, job))
             })
         })
         .await?;
-        self.enqueue_once(
-            ws,
-            Work::ComputeSegment {
-                segment_id: saved.id,
-            },
-        )
-        .await?;
+        self.dispatch(&job).await;
         Ok(saved)
     }
 
@@ -299,32 +299,31 @@ impl Engine {
             active.persona_k = Set(k.stored());
         }
         active.updated_at = Set(Utc::now());
-        let saved = crate::db::write_tx(&self.db, |tx| {
+        // The change and the recomputation it needs commit together (outbox).
+        let (saved, job) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 let saved = active.update(tx).await?;
                 if let Some(ids) = trait_ids {
                     write_trait_refs(tx, &saved, &ids).await?;
                 }
-                Ok(saved)
+                let segment_id = saved.id;
+                let work = if recompute_members {
+                    Some(Work::ComputeSegment { segment_id })
+                } else if recluster {
+                    Some(Work::ComputePersonas { segment_id })
+                } else {
+                    None
+                };
+                let job = match work {
+                    Some(work) => Some(enqueue_once_in(tx, ws, work).await?),
+                    None => None,
+                };
+                Ok((saved, job))
             })
         })
         .await?;
-        if recompute_members {
-            self.enqueue_once(
-                ws,
-                Work::ComputeSegment {
-                    segment_id: saved.id,
-                },
-            )
-            .await?;
-        } else if recluster {
-            self.enqueue_once(
-                ws,
-                Work::ComputePersonas {
-                    segment_id: saved.id,
-                },
-            )
-            .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
         }
         Ok(saved)
     }
