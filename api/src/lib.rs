@@ -5,6 +5,7 @@ pub mod cli;
 pub mod errors;
 pub mod graphql;
 pub mod metrics;
+pub mod openapi;
 pub mod rest;
 pub mod server;
 pub mod survey_page;

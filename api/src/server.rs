@@ -7,7 +7,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use engine::Engine;
 use poem::{
-    EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, Server, get, handler,
+    EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler,
     listener::{Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener},
     web::{Data, Html, Json},
 };
@@ -133,22 +133,11 @@ pub fn routes(
     let rest = openapi();
     let http_metrics = std::sync::Arc::new(crate::metrics::HttpMetrics::default());
     let measured = http_metrics.clone();
+    let (document, docs) = crate::openapi::endpoints(rest.spec(), rest.swagger_ui_html());
     Route::new()
-        .at("/openapi.json", rest.spec_endpoint())
-        .nest("/docs", rest.swagger_ui())
-        .nest(
-            "/",
-            // poem-openapi answers unreadable bodies itself in plain text; give
-            // them the same JSON error shape as every other REST failure.
-            rest.into_endpoint().catch_error(
-                |e: poem_openapi::error::ParseRequestPayloadError| async move {
-                    json_http_error(engine::Error::BadRequest(format!(
-                        "request body: {}",
-                        e.reason
-                    )))
-                },
-            ),
-        )
+        .at("/openapi.json", document)
+        .nest("/docs", docs)
+        .nest("/", rest)
         .at("/graphql", get(graphiql).post(graphql_post))
         .at("/survey", get(survey_page::show).post(survey_page::submit))
         .at("/healthz", get(healthz))
@@ -160,6 +149,7 @@ pub fn routes(
         .data(BodyLimit(max_body_bytes))
         .data(workers)
         .data(StallLimit(stall_limit))
+        .around(crate::errors::family_errors)
         .around(move |ep, req| crate::rest::ingest::limit_body(ep, req, max_body_bytes))
         .around(move |ep, req| enforce_https(ep, req, https.clone()))
         .around(move |ep, req| crate::metrics::measure(ep, req, measured.clone()))

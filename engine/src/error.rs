@@ -32,6 +32,12 @@ pub enum Error {
     /// The request body is larger than the server accepts (`MAX_BODY_BYTES`).
     #[error("the request body is larger than {limit} bytes (MAX_BODY_BYTES)")]
     PayloadTooLarge { limit: usize },
+    /// The route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body is in a format the route does not take.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The server requires TLS and the request came over plain HTTP.
     #[error("this server only accepts HTTPS requests")]
     HttpsRequired,
@@ -55,6 +61,8 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Expired(_) => "expired",
             Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::HttpsRequired => "https_required",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",

@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod player;
 pub mod segments;
 pub mod sources;
+pub mod text;
 pub mod traits;
 
 use engine::{Engine, Error, auth::Principal};

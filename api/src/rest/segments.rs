@@ -1,6 +1,7 @@
 //! Segments over REST (`/api/v1/workspaces/{id}/segments…`), beside the
 //! traits API and with its addressing rules. `{segment}` is an id or a slug.
 
+use super::text::{Text, text};
 use engine::{
     Engine, Error,
     entity::segments,
@@ -69,9 +70,9 @@ impl SegmentObject {
 #[derive(Object)]
 #[oai(rename_all = "snake_case")]
 pub struct SegmentBody {
-    name: Option<String>,
-    slug: Option<String>,
-    description: Option<String>,
+    name: Option<Text>,
+    slug: Option<Text>,
+    description: Option<Text>,
     /// `{"and"|"or": [...]}`, `{"not": {...}}` or `{"trait"|"facet", "op", "value"}`.
     filter: Option<Value>,
     /// Persona count: 1..20 or `"auto"` (default 4).
@@ -82,9 +83,9 @@ impl TryFrom<SegmentBody> for SegmentInput {
     type Error = Error;
     fn try_from(b: SegmentBody) -> Result<Self, Error> {
         Ok(SegmentInput {
-            name: b.name,
-            slug: b.slug,
-            description: b.description,
+            name: text(b.name),
+            slug: text(b.slug),
+            description: text(b.description),
             filter: b.filter,
             personas: b.personas.as_ref().map(PersonaCount::parse).transpose()?,
         })

@@ -1,6 +1,7 @@
 //! Data sources over REST (`/api/v1/workspaces/{id}/sources…`), beside the
 //! traits API and with its addressing rules. Credentials are write-only.
 
+use super::text::{Text, text};
 use engine::{Engine, entity::data_sources, ingest::sources::SourceInput};
 use poem::{Request, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
@@ -59,8 +60,8 @@ impl From<data_sources::Model> for SourceObject {
 #[derive(Object)]
 #[oai(rename_all = "snake_case")]
 pub struct SourceBody {
-    name: Option<String>,
-    kind: Option<String>,
+    name: Option<Text>,
+    kind: Option<Text>,
     /// local: `{"path", "prefix"}`; s3: `{"bucket", "region", "endpoint", "prefix"}`;
     /// gcs: `{"bucket", "prefix"}`; azure: `{"account", "container", "endpoint", "prefix"}`.
     config: Option<Value>,
@@ -76,8 +77,8 @@ pub struct SourceBody {
 impl From<SourceBody> for SourceInput {
     fn from(b: SourceBody) -> Self {
         SourceInput {
-            name: b.name,
-            kind: b.kind,
+            name: text(b.name),
+            kind: text(b.kind),
             config: b.config,
             credentials: b.credentials,
             scan_interval_minutes: b.scan_interval_minutes,

@@ -12,7 +12,11 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{path_uuid, workspace_scope};
+use super::{
+    path_uuid,
+    text::{Text, text},
+    workspace_scope,
+};
 use crate::errors::rest_error;
 
 pub struct TraitsApi;
@@ -110,35 +114,35 @@ impl From<trait_runs::Model> for TraitRunObject {
 #[derive(Object)]
 #[oai(rename_all = "snake_case")]
 pub struct TraitBody {
-    name: Option<String>,
-    description: Option<String>,
-    parent_model_id: Option<String>,
-    trait_type: Option<String>,
+    name: Option<Text>,
+    description: Option<Text>,
+    parent_model_id: Option<Text>,
+    trait_type: Option<Text>,
     config: Option<Value>,
-    result_type: Option<String>,
+    result_type: Option<Text>,
     /// `draft` or `active` (default).
-    status: Option<String>,
-    refresh: Option<String>,
+    status: Option<Text>,
+    refresh: Option<Text>,
 }
 
 impl TraitBody {
     fn into_input(self) -> Result<TraitInput, Error> {
         let parent_model_id = self
             .parent_model_id
-            .map(|s| {
+            .map(|Text(s)| {
                 Uuid::parse_str(&s)
                     .map_err(|_| Error::invalid("parent_model_id", format!("'{s}' is not a UUID")))
             })
             .transpose()?;
         Ok(TraitInput {
-            name: self.name,
-            description: self.description,
+            name: text(self.name),
+            description: text(self.description),
             parent_model_id,
-            trait_type: self.trait_type,
+            trait_type: text(self.trait_type),
             config: self.config,
-            result_type: self.result_type,
-            status: self.status,
-            refresh: self.refresh,
+            result_type: text(self.result_type),
+            status: text(self.status),
+            refresh: text(self.refresh),
         })
     }
 }

@@ -737,3 +737,106 @@ async fn parallel_creates_answer_409_not_500() {
     }
     app.stop().await;
 }
+
+/// The REST document says how to authenticate and what errors look like,
+/// and the server keeps to it: a number is not a string, and errors before a
+/// handler runs come in the route family's JSON shape.
+#[tokio::test]
+async fn the_openapi_document_tells_the_truth() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["workspace"]["name"],
+        "X-Workspace-ID"
+    );
+    let create = &doc["paths"]["/api/v1/workspaces/{id}/traits"]["post"];
+    assert_eq!(
+        create["security"],
+        json!([{ "bearer": [], "workspace": [] }])
+    );
+    assert!(create["responses"]["422"].is_object(), "{create}");
+    assert_eq!(
+        doc["components"]["schemas"]["SegmentObject"]["properties"]["members_error"]["nullable"],
+        true
+    );
+    let docs = app
+        .http
+        .get(format!("{}/docs/", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        docs.contains("securitySchemes"),
+        "Swagger UI gets the same document"
+    );
+
+    let ws = app.workspace_id;
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/workspaces/{ws}/traits", app.url))
+        .bearer_auth(&app.admin_key)
+        .header("X-Workspace-ID", ws.to_string())
+        .json(&json!({ "name": 12345 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422, "a number is not a string");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_input", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("12345"),
+        "{body}"
+    );
+
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/v1/nowhere", 404),
+        (reqwest::Method::PATCH, "/v1/userData", 405),
+    ] {
+        let resp = app
+            .http
+            .request(method, format!("{}{path}", app.url))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], status, "the /v1 envelope: {body}");
+        assert!(body["data"].is_null());
+    }
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/workspaces/{ws}/segments", app.url))
+        .bearer_auth(&app.admin_key)
+        .header("X-Workspace-ID", ws.to_string())
+        .header("Content-Type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+    app.stop().await;
+}
