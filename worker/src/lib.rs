@@ -29,9 +29,30 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 struct WorkerState {
     engine: Engine,
     identity: Arc<str>,
+    health: Arc<WorkerHealth>,
+}
+
+/// While a job runs the worker does not poll (its slots are busy), so apalis
+/// reports no heartbeat; a running job is a sign of life too.
+const BUSY_BEAT: Duration = Duration::from_secs(2);
+
+/// Aborts the task when dropped, so a job dropped with its worker stops beating.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn handle(job: Job, state: Data<WorkerState>) -> Result<(), BoxDynError> {
+    let health = state.health.clone();
+    let _beat = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            health.seen(QUEUE_WORKER);
+            tokio::time::sleep(BUSY_BEAT).await;
+        }
+    }));
     state
         .engine
         .execute(job, &state.identity)
@@ -92,6 +113,7 @@ pub async fn run(
     let state = WorkerState {
         engine: engine.clone(),
         identity: identity.clone().into(),
+        health: health.clone(),
     };
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
