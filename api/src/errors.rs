@@ -12,7 +12,7 @@ pub fn http_status(e: &Error) -> StatusCode {
         Error::NotFound { .. } | Error::Missing(_) => StatusCode::NOT_FOUND,
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Conflict(_) | Error::Duplicate(_) => StatusCode::CONFLICT,
         Error::Expired(_) => StatusCode::GONE,
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

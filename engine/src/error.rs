@@ -26,6 +26,11 @@ pub enum Error {
     InvalidInput { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// A unique index refused a row: two requests created the same thing at
+    /// once (the same code as `Conflict`; a variant of its own so that rules
+    /// reading `Conflict` as a domain answer never mistake it for one).
+    #[error("it already exists: another request created the same name or slug at the same time")]
+    Duplicate(#[source] sea_orm::DbErr),
     /// Something that was valid for a while no longer is (a survey link).
     #[error("{0}")]
     Expired(String),
@@ -58,7 +63,7 @@ impl Error {
             Error::NotFound { .. } | Error::Missing(_) => "not_found",
             Error::BadRequest(_) => "bad_request",
             Error::InvalidInput { .. } => "invalid_input",
-            Error::Conflict(_) => "conflict",
+            Error::Conflict(_) | Error::Duplicate(_) => "conflict",
             Error::Expired(_) => "expired",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::MethodNotAllowed(_) => "method_not_allowed",
@@ -107,6 +112,7 @@ impl Error {
     pub fn cause(&self) -> String {
         match self {
             Error::Internal(cause) => cause.to_string(),
+            Error::Duplicate(cause) => format!("{self}: {cause}"),
             other => other.to_string(),
         }
     }
@@ -153,10 +159,7 @@ impl From<sea_orm::DbErr> for Error {
         // Two requests creating the same thing at once: the loser of the
         // unique index gets what a sequential caller would have (a 409).
         if let Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) = e.sql_err() {
-            return Error::Conflict(
-                "it already exists: another request created the same name or slug at the same time"
-                    .into(),
-            );
+            return Error::Duplicate(e);
         }
         match e {
             sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {

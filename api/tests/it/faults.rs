@@ -870,3 +870,34 @@ async fn postgres_restarted_during_a_file_load_resumes_from_the_checkpoint() {
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Recomputations of one segment that overlap (a trait run, a load and a
+/// survey completion each queue one) replace its members and personas one
+/// after the other instead of colliding on their keys.
+#[tokio::test]
+async fn overlapping_recomputations_of_one_segment_do_not_collide() {
+    let app = TestApp::spawn().await;
+    crate::personas::plant_clusters(&app).await;
+    app.drain().await;
+    let d = app
+        .gql("{ segment(segment: \"default\") { id } }", json!({}))
+        .await;
+    let id: uuid::Uuid = d["segment"]["id"].as_str().unwrap().parse().unwrap();
+    let personas = (0..4).map(|_| app.engine.execute_personas(id));
+    for outcome in futures::future::join_all(personas).await {
+        outcome.unwrap();
+    }
+    let members = (0..4).map(|_| app.engine.execute_segment_members(id));
+    for outcome in futures::future::join_all(members).await {
+        outcome.unwrap();
+    }
+    app.drain().await;
+    let d = app
+        .gql(
+            "{ segment(segment: \"default\") { personasStatus personasError } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["segment"]["personasStatus"], "ready", "{d}");
+    app.stop().await;
+}

@@ -82,7 +82,7 @@ async fn persona_ids(app: &TestApp, segment: &str, persona: &str) -> Vec<String>
 }
 
 /// Three groups of players with distinct profiles over six facets.
-async fn plant_clusters(
+pub(crate) async fn plant_clusters(
     app: &TestApp,
 ) -> (
     Vec<String>,

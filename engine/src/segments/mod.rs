@@ -580,6 +580,7 @@ impl Engine {
         let (ws, id) = (segment.workspace_id, segment.id);
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
+                lock_segment(tx, id).await?;
                 segment_members::Entity::delete_many()
                     .filter(segment_members::Column::SegmentId.eq(id))
                     .exec(tx)
@@ -596,6 +597,20 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Takes the segment's row lock for the rest of the transaction. Two
+/// recomputations of one segment (members or personas) then replace its
+/// rows one after the other: without it, on PostgreSQL the second one's
+/// delete cannot see the rows the first just inserted, and its inserts
+/// collide with them.
+pub(crate) async fn lock_segment(tx: &sea_orm::DatabaseTransaction, id: Uuid) -> Result<()> {
+    segments::Entity::update_many()
+        .col_expr(segments::Column::Id, Expr::col(segments::Column::Id))
+        .filter(segments::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    Ok(())
 }
 
 /// `SELECT user_id` of a segment's members: every player of the workspace

@@ -275,6 +275,7 @@ impl Engine {
         let (ws, id) = (segment.workspace_id, segment.id);
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
+                super::lock_segment(tx, id).await?;
                 delete_personas(tx, id).await?;
                 for chunk in assignments.chunks(INSERT_CHUNK) {
                     persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
