@@ -60,7 +60,11 @@ pub async fn enforce_https<E: Endpoint>(
 ) -> poem::Result<Response> {
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
     if !probe && !policy.allows(&req) {
-        return Ok(crate::errors::json_http_error(Error::HttpsRequired));
+        // In the route family's shape: the `/v1` envelope, GraphQL's errors, or the plain JSON body.
+        return Ok(crate::errors::error_for_path(
+            req.uri().path(),
+            Error::HttpsRequired,
+        ));
     }
     Ok(next.call(req).await?.into_response())
 }

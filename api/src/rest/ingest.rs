@@ -121,6 +121,7 @@ impl IngestApi {
             "data": {
                 "accepted": summary.accepted,
                 "duplicate": summary.duplicate,
+                "ignored": summary.ignored,
                 "rejected": summary.rejected,
                 "errors": errors,
             },

@@ -351,9 +351,10 @@ async fn playfab_events_become_actions_and_typed_rows_once() {
     assert_eq!(status, StatusCode::OK, "{resp}");
     assert_eq!(
         resp["data"],
-        json!({ "accepted": 4, "duplicate": 0, "rejected": 2, "errors": resp["data"]["errors"] })
+        json!({ "accepted": 4, "duplicate": 0, "ignored": 1, "rejected": 1, "errors": resp["data"]["errors"] })
     );
-    assert_eq!(resp["data"]["errors"][0]["event"], 5);
+    // The title event is ignored, not an error; the event without an id is one.
+    assert_eq!(resp["data"]["errors"][0]["event"], 6);
 
     // Redelivery: all duplicates, nothing written twice. A single object is accepted too.
     let (_, again) = app.post_playfab(Some(&ingest), batch[1].to_string()).await;
@@ -458,5 +459,118 @@ async fn the_line_limit_is_configurable() {
     // The default engine takes the same line.
     let (_, res) = app.post_events(Some(&app.admin_key), "logins", long).await;
     assert_eq!(res["data"]["accepted"], 1, "{res}");
+    app.stop().await;
+}
+
+/// A PlayStream batch of every mapped event, each built from the properties
+/// PlayFab's event reference lists for it, with a redelivery, a title event,
+/// a character event and a typed part that does not map.
+#[tokio::test]
+async fn playstream_events_map_as_playfab_documents_them() {
+    let app = TestApp::spawn().await;
+    let (ingest, _) = app.create_key("ingest").await;
+    let batch = json!([
+        playfab_event("player_logged_in", "l1", json!({ "Platform": "Steam", "PlatformUserId": "7656", "PlatformUserName": "kim", "Location": { "CountryCode": "DE", "City": "Berlin" } })),
+        playfab_event("player_realmoney_purchase", "r1", json!({ "OrderId": "o1", "OrderTotal": 998, "PaymentProvider": "Stripe", "PaymentType": "Card", "PurchasedProduct": ["gems_100", "starter_pack"], "TransactionCurrency": "EUR", "TransactionId": "t1", "TransactionTotal": 899 })),
+        playfab_event("player_vc_item_purchased", "v1", json!({ "CatalogVersion": "1", "CurrencyCode": "GO", "ItemId": "sword", "PurchaseId": "p1", "Quantity": 2, "StoreId": "main", "UnitPrice": 120 })),
+        playfab_event("player_inventory_item_added", "i1", json!({ "Annotation": "gift", "BundleContents": [], "CatalogVersion": "1", "Class": "weapon", "CouponCode": null, "DisplayName": "Sword", "Expiration": null, "InstanceId": "in1", "ItemId": "sword", "RemainingUses": 3 })),
+        playfab_event("player_statistic_changed", "s1", json!({ "AggregationMethod": "Last", "StatisticId": 4, "StatisticName": "fights_won", "StatisticPreviousValue": 9, "StatisticValue": 10, "Version": 0 })),
+        // Its typed part does not map (a text value): the event is kept as an action.
+        playfab_event("player_statistic_changed", "s2", json!({ "StatisticName": "rank", "StatisticValue": "gold" })),
+        playfab_event("player_logged_in", "l1", json!({})),
+        { "EventName": "title_statistic_version_changed", "EventId": "t9", "EntityType": "title", "EntityId": "A1B2", "Timestamp": "2026-11-01T10:00:00Z", "StatisticName": "fights_won", "StatisticVersion": 2 },
+        { "EventName": "character_statistic_changed", "EventId": "c9", "EntityType": "character", "EntityId": "C1", "PlayerId": "6F3A2B1C", "Timestamp": "2026-11-01T10:00:00Z" },
+    ]);
+    let (status, resp) = app.post_playfab(Some(&ingest), batch.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    let data = &resp["data"];
+    assert_eq!(
+        (
+            &data["accepted"],
+            &data["duplicate"],
+            &data["ignored"],
+            &data["rejected"]
+        ),
+        (&json!(6), &json!(1), &json!(2), &json!(0)),
+        "{resp}"
+    );
+    let db = app.engine.db();
+    assert_eq!(crate::sources::table_count(&app, "actions").await, 6);
+    let mut purchases = engine::entity::purchases::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    purchases.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+    let bought: Vec<_> = purchases
+        .iter()
+        .map(|p| {
+            (
+                p.item_id.as_deref(),
+                p.price,
+                p.count,
+                p.platform.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bought,
+        [
+            (Some("gems_100"), Some(499.0), Some(1), Some("Stripe")),
+            (Some("starter_pack"), Some(499.0), Some(1), Some("Stripe")),
+        ]
+    );
+    let logins = engine::entity::logins::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(logins.len(), 1);
+    assert_eq!(
+        (logins[0].platform.as_deref(), logins[0].country.as_deref()),
+        (Some("Steam"), Some("DE"))
+    );
+    let vp = engine::entity::virtual_purchases::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            vp[0].item_id.as_deref(),
+            vp[0].count,
+            vp[0].virtual_price,
+            vp[0].currency.as_deref()
+        ),
+        (Some("sword"), Some(2), Some(120.0), Some("GO"))
+    );
+    let items = engine::entity::items::Entity::find().all(db).await.unwrap();
+    assert_eq!(
+        (
+            items[0].item_id.as_str(),
+            items[0].name.as_deref(),
+            items[0].r#type.as_deref()
+        ),
+        ("sword", Some("Sword"), Some("weapon"))
+    );
+    let kpis = engine::entity::kpis::Entity::find().all(db).await.unwrap();
+    assert_eq!(kpis.len(), 1);
+    assert_eq!(
+        (kpis[0].kpi_id.as_str(), kpis[0].value),
+        ("fights_won", 10.0)
+    );
+    let quarantined = engine::entity::quarantined_lines::Entity::find()
+        .all(db)
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert!(
+        quarantined[0].message.contains("kpis row not kept"),
+        "{quarantined:?}"
+    );
+
+    // The whole batch again: every player event a duplicate, nothing written twice.
+    let (_, again) = app.post_playfab(Some(&ingest), batch.to_string()).await;
+    assert_eq!(again["data"]["accepted"], 0, "{again}");
+    assert_eq!(again["data"]["duplicate"], 7, "{again}");
+    assert_eq!(crate::sources::table_count(&app, "actions").await, 6);
+    assert_eq!(crate::sources::table_count(&app, "purchases").await, 2);
     app.stop().await;
 }

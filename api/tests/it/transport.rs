@@ -112,9 +112,34 @@ async fn require_https_refuses_plain_http_unless_a_trusted_proxy_vouches() {
     let refused = post(None).await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(
-        refused.json::<Value>().await.unwrap()["error"]["code"],
-        "https_required"
+        refused.json::<Value>().await.unwrap()["errors"][0]["extensions"]["code"],
+        "https_required",
+        "GraphQL's error shape"
     );
+    // The player API refuses in its envelope, the traits API in its error body.
+    for (path, envelope) in [
+        ("/v1/assessment/user/status?id=x", true),
+        ("/api/v1/workspaces/x/traits", false),
+    ] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.url))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body: Value = resp.json().await.unwrap();
+        if envelope {
+            assert_eq!(
+                (body["code"].as_i64(), body["data"].is_null()),
+                (Some(403), true),
+                "{body}"
+            );
+        } else {
+            assert_eq!(body["error"]["code"], "https_required", "{body}");
+        }
+    }
     assert_eq!(
         post(Some("http")).await.unwrap().status(),
         StatusCode::FORBIDDEN

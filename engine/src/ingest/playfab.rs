@@ -1,7 +1,8 @@
 //! PlayFab webhook events (PlayStream JSON). Every player event is kept as an
 //! action (`action_name` = `EventName`, the other top-level scalar fields as
-//! parameters); well-known events also fill their typed table. Redelivered
-//! events (same `EventId`) are ignored.
+//! parameters); documented events also fill their typed tables. Redelivered
+//! events (same `EventId`) are duplicates; title and character events are
+//! counted as ignored.
 
 use std::collections::HashSet;
 
@@ -25,13 +26,19 @@ use crate::{
 pub struct PlayFabSummary {
     pub accepted: u64,
     pub duplicate: u64,
+    /// Title and character events: valid, not about a player, not kept.
+    pub ignored: u64,
     pub rejected: u64,
     /// Why events were rejected (the first 20), by position in the body.
     pub errors: Vec<Rejected>,
 }
 
-/// The typed table a well-known event also fills, and how its fields map.
-fn typed(event_name: &str, event: &Map<String, Value>) -> Option<(RecordType, Map<String, Value>)> {
+/// The typed rows a documented PlayStream event also fills, with its
+/// properties mapped as PlayFab's event reference names them (the README has
+/// the table). A purchase of several catalog items is one purchases row per
+/// item, the order's `OrderTotal` (PlayFab's unit: the title's system
+/// currency) split evenly between them, so a player's spend sums to it.
+fn typed(event_name: &str, event: &Map<String, Value>) -> Vec<(RecordType, Map<String, Value>)> {
     let pick = |pairs: &[(&str, &str)]| -> Map<String, Value> {
         pairs
             .iter()
@@ -45,29 +52,60 @@ fn typed(event_name: &str, event: &Map<String, Value>) -> Option<(RecordType, Ma
     };
     match event_name {
         "player_logged_in" => {
-            let mut m = pick(&[("platform", "Platform"), ("device", "DeviceType")]);
+            let mut m = pick(&[("platform", "Platform")]);
             if let Some(country) = event.get("Location").and_then(|l| l.get("CountryCode")) {
                 m.insert("country".into(), country.clone());
             }
-            Some((RecordType::Logins, m))
+            vec![(RecordType::Logins, m)]
         }
-        "player_realmoney_purchase" => Some((
-            RecordType::Purchases,
-            pick(&[
-                ("price", "OrderTotal"),
-                ("platform", "PaymentProvider"),
-                ("item_id", "PurchasedProduct"),
-            ]),
-        )),
-        "player_vc_item_purchased" => Some((
+        "player_realmoney_purchase" => {
+            let products: Vec<Value> = match event.get("PurchasedProduct") {
+                Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+                Some(one @ Value::String(_)) => vec![one.clone()],
+                _ => vec![Value::Null],
+            };
+            let share = event
+                .get("OrderTotal")
+                .and_then(Value::as_f64)
+                .map(|total| total / products.len() as f64);
+            products
+                .into_iter()
+                .map(|product| {
+                    let mut m = pick(&[("platform", "PaymentProvider")]);
+                    m.insert("count".into(), json!(1));
+                    if !product.is_null() {
+                        m.insert("item_id".into(), product);
+                    }
+                    if let Some(share) = share {
+                        m.insert("price".into(), json!(share));
+                    }
+                    (RecordType::Purchases, m)
+                })
+                .collect()
+        }
+        "player_vc_item_purchased" => vec![(
             RecordType::VirtualPurchases,
             pick(&[
                 ("item_id", "ItemId"),
+                ("count", "Quantity"),
                 ("virtual_price", "UnitPrice"),
                 ("currency", "CurrencyCode"),
             ]),
-        )),
-        _ => None,
+        )],
+        // The catalog: which items exist, their names and classes.
+        "player_inventory_item_added" => vec![(
+            RecordType::Items,
+            pick(&[
+                ("item_id", "ItemId"),
+                ("name", "DisplayName"),
+                ("type", "Class"),
+            ]),
+        )],
+        "player_statistic_changed" => vec![(
+            RecordType::Kpis,
+            pick(&[("kpi_id", "StatisticName"), ("value", "StatisticValue")]),
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -97,6 +135,7 @@ impl Engine {
         let mut summary = PlayFabSummary::default();
         let mut rows: Vec<Row> = Vec::new();
         let mut rejected = Vec::new();
+        let mut quarantined = Vec::new();
         let mut event_ids: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
         for (i, event) in events.into_iter().enumerate() {
@@ -128,10 +167,7 @@ impl Engine {
                 continue;
             };
             if text("EntityType").as_deref() != Some("player") {
-                rejected.push(reject(
-                    Some("EntityType"),
-                    format!("`{name}` is not a player event"),
-                ));
+                summary.ignored += 1;
                 continue;
             }
             let Some(user) = text("EntityId") else {
@@ -174,14 +210,22 @@ impl Engine {
                     continue;
                 }
             }
-            if let Some((record_type, mut fields)) = typed(&name, &event) {
-                fields.insert("timestamp".into(), timestamp);
-                fields.insert("user_id".into(), Value::String(user));
+            // A typed row that does not map is quarantined with its reason;
+            // the event itself (its action) is kept either way.
+            for (record_type, mut fields) in typed(&name, &event) {
+                if record_type != RecordType::Items {
+                    fields.insert("timestamp".into(), timestamp.clone());
+                    fields.insert("user_id".into(), Value::String(user.clone()));
+                }
                 match records::parse(record_type, p.workspace_id, fields, now) {
                     Ok(row) => event_rows.push(row),
                     Err(e) => {
-                        rejected.push(reject(e.field.as_deref(), e.message));
-                        continue;
+                        let mut typed_part = reject(
+                            e.field.as_deref(),
+                            format!("{} row not kept: {}", record_type.as_str(), e.message),
+                        );
+                        typed_part.user_id = Some(user.clone());
+                        quarantined.push((event_id.clone(), typed_part));
                     }
                 }
             }
@@ -190,10 +234,13 @@ impl Engine {
         }
         summary.rejected = rejected.len() as u64;
         let workspace_id = p.workspace_id;
+        // Rejected events, and the typed parts that did not map of events not
+        // received before, are quarantined together.
+        let rejected_events = rejected.clone();
+        let typed_parts = quarantined.clone();
         let mut loaded_types: Vec<RecordType> = rows.iter().map(Row::record_type).collect();
         loaded_types.sort_by_key(|t| t.as_str());
         loaded_types.dedup();
-        let to_quarantine = rejected.clone();
         let (accepted, duplicate) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 // Events received before (another delivery) are dropped with their rows.
@@ -208,6 +255,13 @@ impl Engine {
                 let new_ids: Vec<&String> =
                     event_ids.iter().filter(|id| !known.contains(*id)).collect();
                 let fresh = drop_known(rows, &event_ids, &known);
+                let mut to_quarantine = rejected_events;
+                to_quarantine.extend(
+                    typed_parts
+                        .into_iter()
+                        .filter(|(id, _)| !known.contains(id))
+                        .map(|(_, r)| r),
+                );
                 for chunk in new_ids.chunks(500) {
                     playfab_events::Entity::insert_many(chunk.iter().map(|id| {
                         playfab_events::ActiveModel {
@@ -238,13 +292,14 @@ impl Engine {
         }
         summary.accepted = accepted;
         summary.duplicate += duplicate;
+        rejected.extend(quarantined.into_iter().map(|(_, r)| r));
         rejected.truncate(20);
         summary.errors = rejected;
         Ok(summary)
     }
 }
 
-/// Rows are pushed per event in order: its action, then maybe its typed row.
+/// Rows are pushed per event in order: its action, then its typed rows.
 /// Removes the rows of events received before.
 fn drop_known(rows: Vec<Row>, event_ids: &[String], known: &HashSet<String>) -> Vec<Row> {
     if known.is_empty() {
