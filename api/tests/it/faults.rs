@@ -644,23 +644,32 @@ async fn a_trait_rerun_over_fresh_unanalyzed_tables_stays_linear() {
     )
     .await;
     app.drain().await;
-    app.gql(
-        "mutation($id: ID!) { triggerTrait(id: $id) { id } }",
-        json!({ "id": spend["id"] }),
-    )
-    .await;
-    app.drain().await;
+    // Three re-runs, the fastest compared: a load spike on a shared CI
+    // machine must not decide; a quadratic plan is slow every time.
+    for _ in 0..3 {
+        app.gql(
+            "mutation($id: ID!) { triggerTrait(id: $id) { id } }",
+            json!({ "id": spend["id"] }),
+        )
+        .await;
+        app.drain().await;
+    }
     let runs = trait_runs::Entity::find()
         .order_by_asc(trait_runs::Column::Id)
         .all(db)
         .await
         .unwrap();
-    assert_eq!(runs.len(), 2);
+    assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r.status == "succeeded"), "{runs:?}");
-    let (first, again) = (runs[0].duration_ms.unwrap(), runs[1].duration_ms.unwrap());
+    let first = runs[0].duration_ms.unwrap();
+    let again = runs[1..]
+        .iter()
+        .filter_map(|r| r.duration_ms)
+        .min()
+        .unwrap();
     assert!(
         again < 2 * first.max(50),
-        "the re-run took {again} ms, the first run {first} ms"
+        "the fastest re-run took {again} ms, the first run {first} ms"
     );
     app.stop().await;
 }
