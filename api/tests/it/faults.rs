@@ -910,3 +910,146 @@ async fn overlapping_recomputations_of_one_segment_do_not_collide() {
     assert_eq!(d["segment"]["personasStatus"], "ready", "{d}");
     app.stop().await;
 }
+
+/// Renames `table` away (a statement on it fails), runs `during`, renames it back.
+async fn without_table<F: std::future::Future<Output = ()>>(app: &TestApp, table: &str, during: F) {
+    let db = app.engine.db();
+    db.execute_unprepared(&format!("ALTER TABLE {table} RENAME TO {table}_away"))
+        .await
+        .unwrap();
+    during.await;
+    db.execute_unprepared(&format!("ALTER TABLE {table}_away RENAME TO {table}"))
+        .await
+        .unwrap();
+}
+
+/// Background failures keep their cause: a trait run, a segment, a persona
+/// computation and a file load whose table is gone say which table, in
+/// GraphQL, instead of "internal error".
+#[tokio::test]
+async fn background_failures_show_their_cause() {
+    let app = TestApp::spawn().await;
+    let (users, _, _) = crate::personas::plant_clusters(&app).await;
+    let buys: String = users
+        .iter()
+        .map(|u| {
+            format!(
+                "{}\n",
+                json!({ "timestamp": "2026-11-14 13:22:31", "user_id": u, "price": 1.5 })
+            )
+        })
+        .collect();
+    let (status, _) = app
+        .post_events(Some(&app.admin_key), "purchases", buys)
+        .await;
+    assert_eq!(status, 200);
+    let ctx = catalog_ids(&app).await;
+    let count = create(
+        &app,
+        aggregation(&ctx, "Buys", json!({ "aggregation": "count" })),
+    )
+    .await;
+    let segment = app
+        .gql(
+            "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { id } }",
+            json!({ "i": { "name": "Buyers", "filter": { "trait": count["slug"], "op": ">=", "value": 1 }, "personaCount": 2 } }),
+        )
+        .await["createSegment"]["id"]
+        .clone();
+    app.drain().await;
+
+    without_table(&app, "trait_values", async {
+        app.gql(
+            "mutation($id: ID!) { triggerTrait(id: $id) { id } }",
+            json!({ "id": count["id"] }),
+        )
+        .await;
+        app.drain().await;
+    })
+    .await;
+    let runs = app
+        .gql(
+            "query($id: ID!) { trait(id: $id) { runs { status error } } }",
+            json!({ "id": count["id"] }),
+        )
+        .await;
+    let last = &runs["trait"]["runs"][0];
+    assert_eq!(last["status"], "failed", "{runs}");
+    assert!(
+        last["error"].as_str().unwrap().contains("trait_values"),
+        "{runs}"
+    );
+
+    let status = || async {
+        app.gql(
+            "query($s: String!) { segment(segment: $s) { membersStatus membersError personasStatus personasError } }",
+            json!({ "s": segment }),
+        )
+        .await["segment"]
+            .clone()
+    };
+    without_table(&app, "segment_members", async {
+        app.gql(
+            "mutation($s: String!) { refreshSegment(segment: $s) { id } }",
+            json!({ "s": segment }),
+        )
+        .await;
+        app.drain().await;
+    })
+    .await;
+    let s = status().await;
+    assert_eq!(s["membersStatus"], "failed", "{s}");
+    assert!(
+        s["membersError"]
+            .as_str()
+            .unwrap()
+            .contains("segment_members"),
+        "{s}"
+    );
+
+    app.gql(
+        "mutation($s: String!) { refreshSegment(segment: $s) { id } }",
+        json!({ "s": segment }),
+    )
+    .await;
+    app.drain().await;
+    without_table(&app, "persona_members", async {
+        app.gql(
+            "mutation($s: String!) { refreshSegment(segment: $s) { id } }",
+            json!({ "s": segment }),
+        )
+        .await;
+        app.drain().await;
+    })
+    .await;
+    let s = status().await;
+    assert_eq!(s["personasStatus"], "failed", "{s}");
+    assert!(
+        s["personasError"]
+            .as_str()
+            .unwrap()
+            .contains("persona_members"),
+        "{s}"
+    );
+
+    let (dir, name) = folder(&app);
+    write(&dir, "purchases/day.ndjson", purchases(3, 1).as_bytes());
+    let (_, created) = app.local_source(&name).await;
+    let source = created["data"]["createDataSource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    without_table(&app, "purchases", async {
+        app.scan(&source).await;
+        app.drain().await;
+    })
+    .await;
+    let files = app.files(&source).await;
+    assert_eq!(files[0]["status"], "failed", "{files:?}");
+    assert!(
+        files[0]["error"].as_str().unwrap().contains("purchases"),
+        "{files:?}"
+    );
+    app.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
