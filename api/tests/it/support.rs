@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub struct TestDb {
     pub url: String,
     file: Option<PathBuf>,
+    /// PostgreSQL: the server's admin URL and the test database's name.
+    postgres: Option<(String, String)>,
 }
 
 impl Drop for TestDb {
@@ -28,6 +30,22 @@ impl Drop for TestDb {
             for suffix in ["", "-wal", "-shm", ".secrets-key"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
             }
+        }
+        // Dropped on a thread of its own: this may run inside the test's runtime.
+        if let Some((admin, name)) = self.postgres.take() {
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let conn = Database::connect(&admin).await.ok()?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    conn.execute_unprepared(&sql).await.ok()?;
+                    conn.close().await.ok()
+                })
+            });
+            let _ = dropped.join();
         }
     }
 }
@@ -70,6 +88,7 @@ pub async fn fresh_db_on(admin: Option<String>) -> TestDb {
             TestDb {
                 url: format!("{base}/{name}"),
                 file: None,
+                postgres: Some((admin.clone(), name)),
             }
         }
         None => {
@@ -77,6 +96,7 @@ pub async fn fresh_db_on(admin: Option<String>) -> TestDb {
             TestDb {
                 url: format!("sqlite://{}?mode=rwc", file.display()),
                 file: Some(file),
+                postgres: None,
             }
         }
     }
@@ -162,6 +182,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> TestApp {
+        show_logs();
         let db = match opts.postgres_admin_url {
             Some(admin) => fresh_db_on(Some(admin)).await,
             None => fresh_db().await,
@@ -269,6 +290,23 @@ impl TestApp {
         if let Some(s) = self.server.take() {
             s.stop().await.unwrap();
         }
+    }
+}
+
+/// `TEST_LOG=1` (or a filter such as `TEST_LOG=engine=debug`) prints the
+/// server's logs with a test's output, so a failing test shows what the
+/// server did; cargo shows them for failing tests only.
+fn show_logs() {
+    if let Some(filter) = std::env::var("TEST_LOG").ok().filter(|v| !v.is_empty()) {
+        let filter = if filter == "1" {
+            "info".to_owned()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
