@@ -2,13 +2,15 @@
 //! action (`action_name` = `EventName`, the other top-level scalar fields as
 //! parameters); documented events also fill their typed tables. Redelivered
 //! events (same `EventId`) are duplicates; title and character events are
-//! counted as ignored.
+//! counted as ignored. Each event is parsed into its own group of rows, so an
+//! event received before is dropped with exactly its rows.
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use entity::playfab_events;
 
@@ -117,6 +119,113 @@ const ENVELOPE_FIELDS: [&str; 5] = [
     "Timestamp",
 ];
 
+/// What one PlayStream event of a delivery is.
+enum Parsed {
+    /// A player event: its rows (its action first, then its typed rows) and
+    /// the typed parts that did not map (quarantined, the event kept).
+    Kept {
+        event_id: String,
+        rows: Vec<Row>,
+        typed_failures: Vec<Rejected>,
+    },
+    /// A title or character event: valid, not about a player.
+    Ignored,
+    Rejected(Rejected),
+}
+
+/// The `position`-th event (from 1) of a delivery.
+fn parse_event(position: usize, event: Value, workspace_id: Uuid, now: DateTime<Utc>) -> Parsed {
+    let raw = event.to_string();
+    let reject = |field: Option<&str>, message: String| Rejected {
+        line_number: position as i64,
+        byte_offset: 0,
+        field: field.map(str::to_owned),
+        message,
+        excerpt: excerpt(raw.as_bytes()),
+        user_id: None,
+    };
+    let Value::Object(event) = event else {
+        return Parsed::Rejected(reject(None, "an event must be a JSON object".into()));
+    };
+    let text = |k: &str| {
+        event
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(name), Some(event_id)) = (text("EventName"), text("EventId")) else {
+        let message = "EventName and EventId are required".into();
+        return Parsed::Rejected(reject(Some("EventId"), message));
+    };
+    if text("EntityType").as_deref() != Some("player") {
+        return Parsed::Ignored;
+    }
+    let Some(user) = text("EntityId") else {
+        return Parsed::Rejected(reject(Some("EntityId"), "is required".into()));
+    };
+    let timestamp = event.get("Timestamp").cloned().unwrap_or(Value::Null);
+    let params: Vec<Value> = event
+        .iter()
+        .filter(|(k, v)| {
+            !ENVELOPE_FIELDS.contains(&k.as_str())
+                && !v.is_object()
+                && !v.is_array()
+                && !v.is_null()
+        })
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect();
+    let mut action = Map::new();
+    action.insert("timestamp".into(), timestamp.clone());
+    action.insert("user_id".into(), Value::String(user.clone()));
+    action.insert("action_id".into(), Value::String(event_id.clone()));
+    action.insert("action_name".into(), Value::String(name.clone()));
+    action.insert("action_params".into(), Value::Array(params));
+    let mut rows = match records::parse(RecordType::Actions, workspace_id, action, now) {
+        Ok(row) => vec![row],
+        Err(e) => {
+            let field = e.field.map(|f| {
+                if f == "timestamp" {
+                    "Timestamp".to_owned()
+                } else {
+                    f
+                }
+            });
+            return Parsed::Rejected(reject(field.as_deref(), e.message));
+        }
+    };
+    // A typed row that does not map is quarantined with its reason; the
+    // event itself (its action) is kept either way.
+    let mut typed_failures = Vec::new();
+    for (record_type, mut fields) in typed(&name, &event) {
+        if record_type != RecordType::Items {
+            fields.insert("timestamp".into(), timestamp.clone());
+            fields.insert("user_id".into(), Value::String(user.clone()));
+        }
+        match records::parse(record_type, workspace_id, fields, now) {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                let message = format!("{} row not kept: {}", record_type.as_str(), e.message);
+                let mut failure = reject(e.field.as_deref(), message);
+                failure.user_id = Some(user.clone());
+                typed_failures.push(failure);
+            }
+        }
+    }
+    Parsed::Kept {
+        event_id,
+        rows,
+        typed_failures,
+    }
+}
+
+/// A player event of a delivery, kept unless an earlier delivery had it.
+struct Event {
+    id: String,
+    rows: Vec<Row>,
+    typed_failures: Vec<Rejected>,
+}
+
 impl Engine {
     pub async fn ingest_playfab(&self, p: &Principal, body: &[u8]) -> Result<PlayFabSummary> {
         p.require(Permission::Ingest)?;
@@ -132,158 +241,85 @@ impl Engine {
             }
         };
         let now = Utc::now();
+        let workspace_id = p.workspace_id;
         let mut summary = PlayFabSummary::default();
-        let mut rows: Vec<Row> = Vec::new();
         let mut rejected = Vec::new();
-        let mut quarantined = Vec::new();
-        let mut event_ids: Vec<String> = Vec::new();
+        let mut kept: Vec<Event> = Vec::new();
         let mut seen = HashSet::new();
         for (i, event) in events.into_iter().enumerate() {
-            let raw = event.to_string();
-            let reject = |field: Option<&str>, message: String| Rejected {
-                line_number: i as i64 + 1,
-                byte_offset: 0,
-                field: field.map(str::to_owned),
-                message,
-                excerpt: excerpt(raw.as_bytes()),
-                user_id: None,
-            };
-            let Value::Object(event) = event else {
-                rejected.push(reject(None, "an event must be a JSON object".into()));
-                continue;
-            };
-            let text = |k: &str| {
-                event
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .filter(|s| !s.is_empty())
-            };
-            let (Some(name), Some(event_id)) = (text("EventName"), text("EventId")) else {
-                rejected.push(reject(
-                    Some("EventId"),
-                    "EventName and EventId are required".into(),
-                ));
-                continue;
-            };
-            if text("EntityType").as_deref() != Some("player") {
-                summary.ignored += 1;
-                continue;
-            }
-            let Some(user) = text("EntityId") else {
-                rejected.push(reject(Some("EntityId"), "is required".into()));
-                continue;
-            };
-            if !seen.insert(event_id.clone()) {
-                summary.duplicate += 1;
-                continue;
-            }
-            let timestamp = event.get("Timestamp").cloned().unwrap_or(Value::Null);
-            let params: Vec<Value> = event
-                .iter()
-                .filter(|(k, v)| {
-                    !ENVELOPE_FIELDS.contains(&k.as_str())
-                        && !v.is_object()
-                        && !v.is_array()
-                        && !v.is_null()
-                })
-                .map(|(k, v)| json!({ "key": k, "value": v }))
-                .collect();
-            let mut action = Map::new();
-            action.insert("timestamp".into(), timestamp.clone());
-            action.insert("user_id".into(), Value::String(user.clone()));
-            action.insert("action_id".into(), Value::String(event_id.clone()));
-            action.insert("action_name".into(), Value::String(name.clone()));
-            action.insert("action_params".into(), Value::Array(params));
-            let mut event_rows = Vec::new();
-            match records::parse(RecordType::Actions, p.workspace_id, action, now) {
-                Ok(row) => event_rows.push(row),
-                Err(e) => {
-                    let field = e.field.map(|f| {
-                        if f == "timestamp" {
-                            "Timestamp".to_owned()
-                        } else {
-                            f
-                        }
-                    });
-                    rejected.push(reject(field.as_deref(), e.message));
-                    continue;
+            match parse_event(i + 1, event, workspace_id, now) {
+                Parsed::Ignored => summary.ignored += 1,
+                Parsed::Rejected(r) => rejected.push(r),
+                Parsed::Kept { event_id, .. } if !seen.insert(event_id.clone()) => {
+                    summary.duplicate += 1;
                 }
+                Parsed::Kept {
+                    event_id,
+                    rows,
+                    typed_failures,
+                } => kept.push(Event {
+                    id: event_id,
+                    rows,
+                    typed_failures,
+                }),
             }
-            // A typed row that does not map is quarantined with its reason;
-            // the event itself (its action) is kept either way.
-            for (record_type, mut fields) in typed(&name, &event) {
-                if record_type != RecordType::Items {
-                    fields.insert("timestamp".into(), timestamp.clone());
-                    fields.insert("user_id".into(), Value::String(user.clone()));
-                }
-                match records::parse(record_type, p.workspace_id, fields, now) {
-                    Ok(row) => event_rows.push(row),
-                    Err(e) => {
-                        let mut typed_part = reject(
-                            e.field.as_deref(),
-                            format!("{} row not kept: {}", record_type.as_str(), e.message),
-                        );
-                        typed_part.user_id = Some(user.clone());
-                        quarantined.push((event_id.clone(), typed_part));
-                    }
-                }
-            }
-            rows.extend(event_rows);
-            event_ids.push(event_id);
         }
         summary.rejected = rejected.len() as u64;
-        let workspace_id = p.workspace_id;
-        // Rejected events, and the typed parts that did not map of events not
-        // received before, are quarantined together.
-        let rejected_events = rejected.clone();
-        let typed_parts = quarantined.clone();
-        let mut loaded_types: Vec<RecordType> = rows.iter().map(Row::record_type).collect();
+        let mut loaded_types: Vec<RecordType> = kept
+            .iter()
+            .flat_map(|e| e.rows.iter().map(Row::record_type))
+            .collect();
         loaded_types.sort_by_key(|t| t.as_str());
         loaded_types.dedup();
-        let (accepted, duplicate) = crate::db::write_tx(&self.db, |tx| {
+        let rejected_events = rejected.clone();
+        let (accepted, duplicate, typed_failures) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 // Events received before (another delivery) are dropped with their rows.
+                let ids: Vec<String> = kept.iter().map(|e| e.id.clone()).collect();
                 let known: HashSet<String> = playfab_events::Entity::find()
                     .filter(playfab_events::Column::WorkspaceId.eq(workspace_id))
-                    .filter(playfab_events::Column::EventId.is_in(event_ids.clone()))
+                    .filter(playfab_events::Column::EventId.is_in(ids))
                     .all(tx)
                     .await?
                     .into_iter()
                     .map(|e| e.event_id)
                     .collect();
-                let new_ids: Vec<&String> =
-                    event_ids.iter().filter(|id| !known.contains(*id)).collect();
-                let fresh = drop_known(rows, &event_ids, &known);
-                let mut to_quarantine = rejected_events;
-                to_quarantine.extend(
-                    typed_parts
-                        .into_iter()
-                        .filter(|(id, _)| !known.contains(id))
-                        .map(|(_, r)| r),
-                );
-                for chunk in new_ids.chunks(500) {
-                    playfab_events::Entity::insert_many(chunk.iter().map(|id| {
+                let fresh: Vec<Event> = kept
+                    .into_iter()
+                    .filter(|e| !known.contains(&e.id))
+                    .collect();
+                for chunk in fresh.chunks(500) {
+                    playfab_events::Entity::insert_many(chunk.iter().map(|e| {
                         playfab_events::ActiveModel {
                             workspace_id: Set(workspace_id),
-                            event_id: Set((*id).clone()),
+                            event_id: Set(e.id.clone()),
                             received_at: Set(now),
                         }
                     }))
                     .exec_without_returning(tx)
                     .await?;
                 }
+                let accepted = fresh.len() as u64;
+                let mut rows = Vec::new();
+                let mut typed_failures = Vec::new();
+                for event in fresh {
+                    rows.extend(event.rows);
+                    typed_failures.extend(event.typed_failures);
+                }
+                // Rejected events and the typed parts that did not map, quarantined together.
+                let mut quarantine = rejected_events;
+                quarantine.extend(typed_failures.iter().cloned());
                 load::write(
                     tx,
                     workspace_id,
                     RecordType::Actions,
                     Origin::PlayFab,
-                    fresh,
-                    &to_quarantine,
+                    rows,
+                    &quarantine,
                     now,
                 )
                 .await?;
-                Ok((new_ids.len() as u64, known.len() as u64))
+                Ok((accepted, known.len() as u64, typed_failures))
             })
         })
         .await?;
@@ -292,33 +328,9 @@ impl Engine {
         }
         summary.accepted = accepted;
         summary.duplicate += duplicate;
-        rejected.extend(quarantined.into_iter().map(|(_, r)| r));
+        rejected.extend(typed_failures);
         rejected.truncate(20);
         summary.errors = rejected;
         Ok(summary)
     }
-}
-
-/// Rows are pushed per event in order: its action, then its typed rows.
-/// Removes the rows of events received before.
-fn drop_known(rows: Vec<Row>, event_ids: &[String], known: &HashSet<String>) -> Vec<Row> {
-    if known.is_empty() {
-        return rows;
-    }
-    let mut out = Vec::with_capacity(rows.len());
-    let mut current_known = false;
-    let mut ids = event_ids.iter();
-    for row in rows {
-        match &row {
-            Row::Action(_) => {
-                current_known = ids.next().is_some_and(|id| known.contains(id));
-                if !current_known {
-                    out.push(row);
-                }
-            }
-            _ if !current_known => out.push(row),
-            _ => {}
-        }
-    }
-    out
 }
