@@ -149,6 +149,29 @@ fn provider_code(body: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A source's credentials in clear, read by name (empty values are absent).
+#[derive(Clone, Copy)]
+struct Secrets<'a>(Option<&'a Value>);
+
+impl<'a> Secrets<'a> {
+    fn get(self, key: &str) -> Option<&'a Value> {
+        self.0
+            .and_then(|c| c.get(key))
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
+    }
+
+    fn text(self, key: &str) -> Result<&'a str> {
+        self.get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(format!("credentials.{key}"), "is required"))
+    }
+}
+
+/// Emulators and private endpoints speak plain HTTP; public clouds never do.
+fn plain_http(url: &str) -> bool {
+    url.starts_with("http://")
+}
+
 impl Engine {
     /// The workspace's own folder under LOCAL_SOURCE_ROOT (created when missing).
     fn workspace_folder(&self, workspace_id: Uuid) -> Result<PathBuf> {
@@ -233,24 +256,7 @@ impl Engine {
     ) -> Result<Arc<dyn ObjectStore>> {
         let config = &source.config;
         let credentials = self.open_credentials(source)?;
-        let secret = |key: &str| {
-            credentials
-                .as_ref()
-                .and_then(|c| c.get(key))
-                .filter(|v| !v.is_null() && v.as_str() != Some(""))
-        };
-        let secret_str = |key: &str| {
-            secret(key)
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::invalid(format!("credentials.{key}"), "is required"))
-        };
-        // Emulators and private endpoints speak plain HTTP; public clouds never do.
-        let plain_http = |url: &str| url.starts_with("http://");
-        let connector = || self.outbound.store_connector(self.storage_timeout);
-        let endpoint = |field: &str, url: &str| -> Result<String> {
-            self.outbound.check_url(field, url)?;
-            Ok(url.trim().to_owned())
-        };
+        let secrets = Secrets(credentials.as_ref());
         match SourceKind::parse(&source.kind) {
             Some(SourceKind::Local) => {
                 let folder = self.local_folder(source.workspace_id, config)?;
@@ -259,91 +265,9 @@ impl Engine {
                         .map_err(|e| Error::Unavailable(e.to_string()))?,
                 ))
             }
-            Some(SourceKind::S3) => {
-                let region = match config_str(config, "region") {
-                    Some(_) => name_field(config, "region", &['-'], 2..=32)?,
-                    None => "us-east-1".to_owned(),
-                };
-                let mut builder = object_store::aws::AmazonS3Builder::new()
-                    .with_bucket_name(name_field(config, "bucket", &['-', '.'], 3..=63)?)
-                    .with_region(region)
-                    .with_access_key_id(secret_str("access_key_id")?)
-                    .with_secret_access_key(secret_str("secret_access_key")?)
-                    .with_http_connector(connector());
-                if let Some(url) = config_str(config, "endpoint") {
-                    // S3-compatible stores and emulators; path-style addressing is the default.
-                    builder = builder
-                        .with_endpoint(endpoint("config.endpoint", url)?)
-                        .with_allow_http(plain_http(url));
-                }
-                built(builder.build())
-            }
-            Some(SourceKind::Gcs) => {
-                // The service-account JSON, as an object or as its text.
-                let account = match secret("service_account") {
-                    Some(Value::String(text)) => {
-                        serde_json::from_str::<Value>(text).map_err(|e| {
-                            Error::invalid(
-                                "credentials.service_account",
-                                format!("is not JSON: {e}"),
-                            )
-                        })?
-                    }
-                    Some(v @ Value::Object(_)) => v.clone(),
-                    _ => {
-                        return Err(Error::invalid(
-                            "credentials.service_account",
-                            "is required (the service-account JSON)",
-                        ));
-                    }
-                };
-                // `gcs_base_url` in the account points it at another endpoint
-                // (an emulator); it and the token URL are called like any endpoint.
-                for key in ["gcs_base_url", "token_uri"] {
-                    if let Some(url) = account.get(key).and_then(Value::as_str) {
-                        endpoint(&format!("credentials.service_account.{key}"), url)?;
-                    }
-                }
-                let base = account
-                    .get("gcs_base_url")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let builder = object_store::gcp::GoogleCloudStorageBuilder::new()
-                    .with_bucket_name(name_field(config, "bucket", &['-', '.', '_'], 3..=222)?)
-                    .with_service_account_key(account.to_string())
-                    .with_client_options(
-                        object_store::ClientOptions::new().with_allow_http(plain_http(base)),
-                    )
-                    .with_http_connector(connector());
-                built(builder.build())
-            }
-            Some(SourceKind::Azure) => {
-                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-                let mut builder = MicrosoftAzureBuilder::new()
-                    .with_account(name_field(config, "account", &[], 3..=24)?)
-                    .with_container_name(name_field(config, "container", &['-'], 3..=63)?)
-                    .with_http_connector(connector());
-                builder = match (secret("sas_token"), secret("access_key")) {
-                    (Some(_), _) => builder.with_config(
-                        AzureConfigKey::SasKey,
-                        secret_str("sas_token")?.trim_start_matches('?'),
-                    ),
-                    (None, Some(_)) => builder.with_access_key(secret_str("access_key")?),
-                    (None, None) => {
-                        return Err(Error::invalid(
-                            "credentials.sas_token",
-                            "is required (or credentials.access_key)",
-                        ));
-                    }
-                };
-                if let Some(url) = config_str(config, "endpoint") {
-                    // The account URL, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1.
-                    builder = builder
-                        .with_endpoint(endpoint("config.endpoint", url)?)
-                        .with_allow_http(plain_http(url));
-                }
-                built(builder.build())
-            }
+            Some(SourceKind::S3) => self.s3_store(config, secrets),
+            Some(SourceKind::Gcs) => self.gcs_store(config, secrets),
+            Some(SourceKind::Azure) => self.azure_store(config, secrets),
             None => Err(Error::invalid(
                 "kind",
                 format!(
@@ -353,6 +277,95 @@ impl Engine {
                 ),
             )),
         }
+    }
+
+    /// A workspace's endpoint URL, checked by the outbound policy.
+    fn endpoint(&self, field: &str, url: &str) -> Result<String> {
+        self.outbound.check_url(field, url)?;
+        Ok(url.trim().to_owned())
+    }
+
+    fn s3_store(&self, config: &Value, secrets: Secrets<'_>) -> Result<Arc<dyn ObjectStore>> {
+        let region = match config_str(config, "region") {
+            Some(_) => name_field(config, "region", &['-'], 2..=32)?,
+            None => "us-east-1".to_owned(),
+        };
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(name_field(config, "bucket", &['-', '.'], 3..=63)?)
+            .with_region(region)
+            .with_access_key_id(secrets.text("access_key_id")?)
+            .with_secret_access_key(secrets.text("secret_access_key")?)
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+        if let Some(url) = config_str(config, "endpoint") {
+            // S3-compatible stores and emulators; path-style addressing is the default.
+            builder = builder
+                .with_endpoint(self.endpoint("config.endpoint", url)?)
+                .with_allow_http(plain_http(url));
+        }
+        built(builder.build())
+    }
+
+    fn gcs_store(&self, config: &Value, secrets: Secrets<'_>) -> Result<Arc<dyn ObjectStore>> {
+        // The service-account JSON, as an object or as its text.
+        let account = match secrets.get("service_account") {
+            Some(Value::String(text)) => serde_json::from_str::<Value>(text).map_err(|e| {
+                Error::invalid("credentials.service_account", format!("is not JSON: {e}"))
+            })?,
+            Some(v @ Value::Object(_)) => v.clone(),
+            _ => {
+                return Err(Error::invalid(
+                    "credentials.service_account",
+                    "is required (the service-account JSON)",
+                ));
+            }
+        };
+        // `gcs_base_url` in the account points it at another endpoint
+        // (an emulator); it and the token URL are called like any endpoint.
+        for key in ["gcs_base_url", "token_uri"] {
+            if let Some(url) = account.get(key).and_then(Value::as_str) {
+                self.endpoint(&format!("credentials.service_account.{key}"), url)?;
+            }
+        }
+        let base = account
+            .get("gcs_base_url")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let builder = object_store::gcp::GoogleCloudStorageBuilder::new()
+            .with_bucket_name(name_field(config, "bucket", &['-', '.', '_'], 3..=222)?)
+            .with_service_account_key(account.to_string())
+            .with_client_options(
+                object_store::ClientOptions::new().with_allow_http(plain_http(base)),
+            )
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+        built(builder.build())
+    }
+
+    fn azure_store(&self, config: &Value, secrets: Secrets<'_>) -> Result<Arc<dyn ObjectStore>> {
+        use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+        let mut builder = MicrosoftAzureBuilder::new()
+            .with_account(name_field(config, "account", &[], 3..=24)?)
+            .with_container_name(name_field(config, "container", &['-'], 3..=63)?)
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+        builder = match (secrets.get("sas_token"), secrets.get("access_key")) {
+            (Some(_), _) => builder.with_config(
+                AzureConfigKey::SasKey,
+                secrets.text("sas_token")?.trim_start_matches('?'),
+            ),
+            (None, Some(_)) => builder.with_access_key(secrets.text("access_key")?),
+            (None, None) => {
+                return Err(Error::invalid(
+                    "credentials.sas_token",
+                    "is required (or credentials.access_key)",
+                ));
+            }
+        };
+        if let Some(url) = config_str(config, "endpoint") {
+            // The account URL, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1.
+            builder = builder
+                .with_endpoint(self.endpoint("config.endpoint", url)?)
+                .with_allow_http(plain_http(url));
+        }
+        built(builder.build())
     }
 
     /// The source's credentials in clear, for building its store only.
