@@ -4,21 +4,22 @@
 //! built-in `default` segment of all players.
 
 pub mod filter;
+mod members;
 pub mod personas;
 pub mod route_cache;
 
+pub use members::membership_statement;
+pub(crate) use members::{lock_segment, members_query};
+
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait,
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query, SelectStatement},
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, sea_query::OnConflict,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use entity::{players, segment_members, segment_traits, segments, traits};
+use entity::{segment_traits, segments, traits};
 
 use crate::{
     Engine, Error, Result,
@@ -361,63 +362,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Members in user-id order, after the cursor.
-    pub async fn segment_members(
-        &self,
-        p: &Principal,
-        reference: &str,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<MemberPage> {
-        p.require(Permission::Read)?;
-        let segment = self.find_segment(p.workspace_id, reference).await?;
-        self.user_id_page(members_query(&segment), first, after)
-            .await
-    }
-
-    /// `SELECT user_id …` in user-id order, one page after the cursor.
-    pub(crate) async fn user_id_page(
-        &self,
-        mut query: SelectStatement,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<MemberPage> {
-        let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
-        if let Some(after) = after {
-            query.and_where(Expr::col(Alias::new("user_id")).gt(after));
-        }
-        query.limit(limit + 1);
-        let mut user_ids = self.user_ids(query).await?;
-        let has_next_page = user_ids.len() as u64 > limit;
-        user_ids.truncate(limit as usize);
-        Ok(MemberPage {
-            user_ids,
-            has_next_page,
-        })
-    }
-
-    /// Every user id `SELECT user_id …` returns, in order.
-    pub(crate) async fn user_ids(&self, mut query: SelectStatement) -> Result<Vec<String>> {
-        query.order_by(Alias::new("user_id"), Order::Asc);
-        self.db
-            .query_all(&query)
-            .await?
-            .iter()
-            .map(|row| Ok(row.try_get_by_index::<String>(0)?))
-            .collect()
-    }
-
-    /// Live member count of the default segment (all players); stored for the others.
-    pub async fn segment_member_count(&self, segment: &segments::Model) -> Result<i64> {
-        if !segment.builtin {
-            return Ok(segment.member_count);
-        }
-        Ok(players::Entity::find()
-            .filter(players::Column::WorkspaceId.eq(segment.workspace_id))
-            .count(&self.db)
-            .await? as i64)
-    }
-
     async fn ensure_slug_free(&self, ws: Uuid, slug: &str, except: Option<Uuid>) -> Result<()> {
         let mut q = segments::Entity::find()
             .filter(segments::Column::WorkspaceId.eq(ws))
@@ -460,203 +404,6 @@ impl Engine {
         slugs.sort();
         Ok(slugs)
     }
-
-    /// After a trait's values changed: its segments recompute their members.
-    pub(crate) async fn trait_values_changed(&self, t: &traits::Model) -> Result<()> {
-        let ids: Vec<Uuid> = segment_traits::Entity::find()
-            .filter(segment_traits::Column::WorkspaceId.eq(t.workspace_id))
-            .filter(segment_traits::Column::TraitId.eq(t.id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| r.segment_id)
-            .collect();
-        for segment_id in ids {
-            self.enqueue_once(t.workspace_id, Work::ComputeSegment { segment_id })
-                .await?;
-        }
-        self.prediction_inputs_changed(t).await
-    }
-
-    /// After events were loaded (by any path: post, PlayFab, bucket file):
-    /// they may bring new players, so every segment takes them in (and
-    /// clusters again), and predictions cover them once anyone completed the
-    /// survey.
-    pub(crate) async fn players_loaded(&self, ws: Uuid) -> Result<()> {
-        self.default_segment(ws).await?;
-        for segment in segments::Entity::find()
-            .filter(segments::Column::WorkspaceId.eq(ws))
-            .order_by_asc(segments::Column::Id)
-            .all(&self.db)
-            .await?
-        {
-            let work = Work::ComputeSegment {
-                segment_id: segment.id,
-            };
-            self.enqueue_once(ws, work).await?;
-        }
-        if self.any_survey_complete(ws).await? {
-            self.enqueue_once(ws, Work::TrainPrediction { workspace_id: ws })
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// After psych scores changed: segments reading facets recompute their
-    /// members, every other segment its personas.
-    pub(crate) async fn scores_changed(&self, ws: Uuid) -> Result<()> {
-        self.default_segment(ws).await?;
-        let vocabulary = self.vocabulary(ws).await?;
-        for segment in segments::Entity::find()
-            .filter(segments::Column::WorkspaceId.eq(ws))
-            .order_by_asc(segments::Column::Id)
-            .all(&self.db)
-            .await?
-        {
-            let reads_facets = match &segment.filter {
-                Some(f) => Node::parse(f, &vocabulary)
-                    .map(|t| t.reads_facets())
-                    .unwrap_or(false),
-                None => false,
-            };
-            let work = if reads_facets {
-                Work::ComputeSegment {
-                    segment_id: segment.id,
-                }
-            } else {
-                Work::ComputePersonas {
-                    segment_id: segment.id,
-                }
-            };
-            self.enqueue_once(ws, work).await?;
-        }
-        Ok(())
-    }
-
-    /// The body of the `ComputeSegment` job: members replaced in one
-    /// transaction by one set-based statement, then personas queued.
-    pub async fn execute_segment_members(&self, segment_id: Uuid) -> Result<()> {
-        let Some(segment) = segments::Entity::find_by_id(segment_id)
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(()); // deleted since
-        };
-        let ws = segment.workspace_id;
-        let outcome = match &segment.filter {
-            None => Ok(()),
-            Some(filter) => match Node::parse(filter, &self.vocabulary(ws).await?) {
-                Ok(tree) => self.materialize_members(&segment, &tree).await,
-                Err(e) => Err(e),
-            },
-        };
-        if let Err(e) = &outcome
-            && e.is_transient()
-        {
-            return outcome; // the database failed, not the filter: run again
-        }
-        let mut done: segments::ActiveModel = segment.into();
-        done.members_computed_at = Set(Some(Utc::now()));
-        match &outcome {
-            Ok(()) => {
-                done.members_status = Set(ComputeStatus::Ready.as_str().into());
-                done.members_error = Set(None);
-            }
-            Err(e) => {
-                done.members_status = Set(ComputeStatus::Failed.as_str().into());
-                done.members_error = Set(Some(e.cause()));
-            }
-        }
-        done.update(&self.db).await?;
-        outcome?;
-        self.enqueue_once(ws, Work::ComputePersonas { segment_id })
-            .await?;
-        Ok(())
-    }
-
-    async fn materialize_members(&self, segment: &segments::Model, tree: &Node) -> Result<()> {
-        let backend = self.db.get_database_backend();
-        let insert = membership_statement(backend, segment.workspace_id, segment.id, tree);
-        let (ws, id) = (segment.workspace_id, segment.id);
-        crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                lock_segment(tx, id).await?;
-                segment_members::Entity::delete_many()
-                    .filter(segment_members::Column::SegmentId.eq(id))
-                    .exec(tx)
-                    .await?;
-                let inserted = tx.execute(&insert).await?.rows_affected();
-                segments::Entity::update_many()
-                    .col_expr(segments::Column::MemberCount, Expr::val(inserted as i64))
-                    .filter(segments::Column::Id.eq(id))
-                    .filter(segments::Column::WorkspaceId.eq(ws))
-                    .exec(tx)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-}
-
-/// Takes the segment's row lock for the rest of the transaction. Two
-/// recomputations of one segment (members or personas) then replace its
-/// rows one after the other: without it, on PostgreSQL the second one's
-/// delete cannot see the rows the first just inserted, and its inserts
-/// collide with them.
-pub(crate) async fn lock_segment(tx: &sea_orm::DatabaseTransaction, id: Uuid) -> Result<()> {
-    segments::Entity::update_many()
-        .col_expr(segments::Column::Id, Expr::col(segments::Column::Id))
-        .filter(segments::Column::Id.eq(id))
-        .exec(tx)
-        .await?;
-    Ok(())
-}
-
-/// `SELECT user_id` of a segment's members: every player of the workspace
-/// for the built-in segment, the materialized members otherwise.
-pub(crate) fn members_query(segment: &segments::Model) -> SelectStatement {
-    if segment.builtin {
-        Query::select()
-            .column(players::Column::UserId)
-            .from(players::Entity)
-            .and_where(Expr::col(players::Column::WorkspaceId).eq(segment.workspace_id))
-            .to_owned()
-    } else {
-        Query::select()
-            .column(segment_members::Column::UserId)
-            .from(segment_members::Entity)
-            .and_where(Expr::col(segment_members::Column::SegmentId).eq(segment.id))
-            .to_owned()
-    }
-}
-
-/// `INSERT INTO segment_members … SELECT` every player of the workspace the tree holds for.
-pub fn membership_statement(
-    backend: sea_orm::DbBackend,
-    ws: Uuid,
-    segment_id: Uuid,
-    tree: &Node,
-) -> sea_orm::sea_query::InsertStatement {
-    let p = Alias::new("p");
-    let select = Query::select()
-        .expr(Expr::val(ws))
-        .expr(Expr::val(segment_id))
-        .column((p.clone(), Alias::new("user_id")))
-        .from_as(Alias::new("players"), p.clone())
-        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
-        .cond_where(tree.condition(backend, ws))
-        .to_owned();
-    Query::insert()
-        .into_table(Alias::new("segment_members"))
-        .columns([
-            Alias::new("workspace_id"),
-            Alias::new("segment_id"),
-            Alias::new("user_id"),
-        ])
-        .select_from(select)
-        .expect("three columns, three values")
-        .to_owned()
 }
 
 /// A new segment with nothing computed yet; without a filter it is the

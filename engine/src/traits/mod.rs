@@ -7,6 +7,8 @@ pub mod sandbox;
 pub mod service;
 mod staleness;
 mod stored_types;
+mod values;
 
 pub use runs::{RunStatus, Trigger};
-pub use service::{TraitInput, TraitValue};
+pub use service::TraitInput;
+pub use values::TraitValue;

@@ -1,5 +1,5 @@
-//! Trait definitions: create, read, update (with history), delete (refused
-//! while others depend on it), and their values.
+//! Trait definitions: create, read, update (with history) and delete
+//! (refused while others depend on it). Their values are read in `values`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +22,6 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     catalog::{DataType, ModelKind},
-    pagination::{Page, PageRequest},
     slug::slugify,
 };
 
@@ -41,27 +40,7 @@ pub struct TraitInput {
     pub refresh: Option<String>,
 }
 
-/// One entity's value, as JSON of the trait's result type.
-#[derive(Clone, Debug)]
-pub struct TraitValue {
-    pub entity_id: String,
-    pub value: Value,
-    pub updated_at: chrono::DateTime<Utc>,
-}
-
-pub(crate) fn value_json(result_type: ResultType, v: &trait_values::Model) -> Value {
-    match result_type {
-        ResultType::Number => v.value_number.map_or(Value::Null, |n| json!(n)),
-        ResultType::Text => v.value_text.clone().map_or(Value::Null, Value::String),
-        ResultType::Boolean => v.value_boolean.map_or(Value::Null, Value::Bool),
-        ResultType::Timestamp => v
-            .value_timestamp
-            .map_or(Value::Null, |t| json!(t.to_rfc3339())),
-        ResultType::Array => v.value_json.clone().unwrap_or(Value::Null),
-    }
-}
-
-pub(crate) fn result_type_of(t: &traits::Model) -> Result<ResultType> {
+pub(super) fn result_type_of(t: &traits::Model) -> Result<ResultType> {
     ResultType::parse(&t.result_type)
         .ok_or_else(|| Error::internal(format!("stored result type '{}'", t.result_type)))
 }
@@ -227,7 +206,7 @@ impl Engine {
         )
     }
 
-    async fn find_trait(
+    pub(super) async fn find_trait(
         &self,
         db: &impl ConnectionTrait,
         p: &Principal,
@@ -518,89 +497,6 @@ impl Engine {
             .order_by_desc(trait_versions::Column::Version)
             .all(&self.db)
             .await?)
-    }
-
-    /// One trait's values, paged by entity id.
-    pub async fn trait_values(
-        &self,
-        p: &Principal,
-        id: Uuid,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<Page<TraitValue>> {
-        p.require(Permission::Read)?;
-        let t = self.find_trait(&self.db, p, id).await?;
-        let rt = result_type_of(&t)?;
-        let limit = PageRequest { first, after: None }.limit()?;
-        let mut q = trait_values::Entity::find()
-            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(trait_values::Column::TraitId.eq(id))
-            .order_by_asc(trait_values::Column::EntityId);
-        if let Some(a) = &after {
-            q = q.filter(trait_values::Column::EntityId.gt(a.clone()));
-        }
-        let mut rows = sea_orm::QuerySelect::limit(q, limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_next_page = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows
-                .iter()
-                .map(|v| TraitValue {
-                    entity_id: v.entity_id.clone(),
-                    value: value_json(rt, v),
-                    updated_at: v.updated_at,
-                })
-                .collect(),
-            has_next_page,
-            has_previous_page: after.is_some(),
-        })
-    }
-
-    /// Every trait value of one entity of the players model.
-    pub async fn player_traits(
-        &self,
-        p: &Principal,
-        user_id: &str,
-    ) -> Result<Vec<(traits::Model, TraitValue)>> {
-        p.require(Permission::Read)?;
-        let players = self
-            .model(p, crate::models::ModelRef::Slug("players"))
-            .await?
-            .model
-            .id;
-        let defs: HashMap<Uuid, traits::Model> = traits::Entity::find()
-            .filter(traits::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(traits::Column::ParentModelId.eq(players))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
-            .collect();
-        // Primary-key lookups: (workspace, trait, entity) for each trait of the model.
-        let values = trait_values::Entity::find()
-            .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(trait_values::Column::TraitId.is_in(defs.keys().copied()))
-            .filter(trait_values::Column::EntityId.eq(user_id))
-            .all(&self.db)
-            .await?;
-        let mut out = Vec::new();
-        for v in values {
-            if let Some(t) = defs.get(&v.trait_id) {
-                let rt = result_type_of(t)?;
-                out.push((
-                    t.clone(),
-                    TraitValue {
-                        entity_id: v.entity_id.clone(),
-                        value: value_json(rt, &v),
-                        updated_at: v.updated_at,
-                    },
-                ));
-            }
-        }
-        out.sort_by(|a, b| a.0.slug.cmp(&b.0.slug));
-        Ok(out)
     }
 }
 
