@@ -1,0 +1,137 @@
+//! Tests of the trait compiler: generated SQL pinned by snapshots (in `snapshots/`, named for `traits::compiler::tests`).
+
+use chrono::TimeZone;
+use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+
+use super::*;
+use crate::traits::definition::{FilterPlan, TraitRef};
+
+fn fixed() -> (Uuid, Uuid, DateTime<Utc>) {
+    (
+        Uuid::parse_str("00000000-0000-0000-0000-0000000000aa").unwrap(),
+        Uuid::parse_str("00000000-0000-0000-0000-0000000000bb").unwrap(),
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+fn sql(plan: &Plan) -> String {
+    let (ws, t, now) = fixed();
+    let mut out = String::new();
+    for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+        let c = compile(plan, backend, ws, t, now);
+        let text = match backend {
+            DbBackend::Postgres => c.upsert.to_string(PostgresQueryBuilder),
+            _ => c.upsert.to_string(SqliteQueryBuilder),
+        };
+        out.push_str(&format!("-- {backend:?}\n{text}\n"));
+    }
+    out
+}
+
+fn source(
+    op: SourceOp,
+    value: Option<ValueRef>,
+    filters: Vec<FilterPlan>,
+    window: Option<(String, u32)>,
+) -> Plan {
+    Plan {
+        parent_table: "players".into(),
+        parent_key: "user_id".into(),
+        result_type: match op {
+            SourceOp::Exists => ResultType::Boolean,
+            SourceOp::List { .. } => ResultType::Array,
+            _ => ResultType::Number,
+        },
+        computation: Computation::Source(SourcePlan {
+            source_table: "actions".into(),
+            source_column: "user_id".into(),
+            parent_column: "user_id".into(),
+            op,
+            value,
+            filters,
+            window,
+        }),
+    }
+}
+
+#[test]
+fn aggregation_with_a_parameter_path_filter_and_window() {
+    let damage = ValueRef {
+        column: "action_params".into(),
+        data_type: DataType::Json,
+        param_key: Some("damage".into()),
+        cast: Some(DataType::Number),
+    };
+    let name = ValueRef {
+        column: "action_name".into(),
+        data_type: DataType::Text,
+        param_key: None,
+        cast: None,
+    };
+    let plan = source(
+        SourceOp::Sum,
+        Some(damage),
+        vec![FilterPlan {
+            target: name,
+            op: FilterOp::Eq,
+            values: vec![Literal::Text("fight_won".into())],
+        }],
+        Some(("timestamp".into(), 30)),
+    );
+    insta::assert_snapshot!(sql(&plan));
+}
+
+#[test]
+fn list_of_distinct_values_capped() {
+    let name = ValueRef {
+        column: "action_name".into(),
+        data_type: DataType::Text,
+        param_key: None,
+        cast: None,
+    };
+    insta::assert_snapshot!(sql(&source(
+        SourceOp::List { limit: 5 },
+        Some(name),
+        vec![],
+        None
+    )));
+}
+
+#[test]
+fn formula_over_other_traits() {
+    let refs = vec![
+        TraitRef {
+            id: Uuid::from_u128(1),
+            slug: "total_revenue".into(),
+            result_type: ResultType::Number,
+        },
+        TraitRef {
+            id: Uuid::from_u128(2),
+            slug: "total_purchases".into(),
+            result_type: ResultType::Number,
+        },
+    ];
+    let scope = |slug: &str| refs.iter().any(|r| r.slug == slug);
+    struct S<'a>(&'a dyn Fn(&str) -> bool);
+    impl crate::traits::sandbox::Scope for S<'_> {
+        fn is_column(&self, _: &str) -> bool {
+            false
+        }
+        fn is_trait(&self, slug: &str) -> bool {
+            (self.0)(slug)
+        }
+    }
+    let node = crate::traits::sandbox::parse(
+        "ROUND({total_revenue} / NULLIF({total_purchases}, 0), 2)",
+        crate::traits::sandbox::Flavor::Formula,
+        &S(&scope),
+    )
+    .unwrap();
+    let plan = Plan {
+        parent_table: "players".into(),
+        parent_key: "user_id".into(),
+        result_type: ResultType::Number,
+        computation: Computation::Expression { node, refs },
+    };
+    insta::assert_snapshot!(sql(&plan));
+}
