@@ -164,35 +164,7 @@ impl Engine {
             .ok_or_else(|| Error::internal("stored record type"))?;
         let (format, gzip) =
             classify(&file.path).ok_or_else(|| Error::internal("stored file name"))?;
-        if !self.readable_local_file(source, &file.path)? {
-            return Err(Error::invalid(
-                "file",
-                format!(
-                    "{} is or goes through a symbolic link, which local sources never follow",
-                    file.path
-                ),
-            ));
-        }
-        let store = self.object_store(source)?;
-        let stream = store
-            .get(&ObjectPath::from(file.path.as_str()))
-            .await
-            .map_err(|e| {
-                Error::Unavailable(format!(
-                    "reading {}: {}",
-                    file.path,
-                    super::stores::store_failure(&e)
-                ))
-            })?
-            .into_stream()
-            .map_err(io::Error::other);
-        let raw = BufReader::new(StreamReader::new(stream));
-        let reader: Box<dyn AsyncBufRead + Unpin + Send> = if gzip {
-            Box::new(BufReader::new(GzipDecoder::new(raw)))
-        } else {
-            Box::new(raw)
-        };
-        let mut lines = LineReader::new(reader, self.max_line_bytes, 0);
+        let mut lines = self.open_lines(source, file, gzip).await?;
         let io_error =
             |e: io::Error| Error::invalid("file", format!("{} cannot be decoded: {e}", file.path));
 
@@ -273,7 +245,58 @@ impl Engine {
         read?;
         self.commit_batch(file, record_type, &mut batch, now)
             .await?;
-        if batch.last_line - file.checkpoint_line as u64 >= ANALYZE_AFTER_LINES
+        self.file_loaded(file, record_type, batch.last_line, now)
+            .await
+    }
+
+    /// The file's lines, streamed (and decompressed) from its store; a local
+    /// file reached through a symbolic link is refused.
+    async fn open_lines(
+        &self,
+        source: &data_sources::Model,
+        file: &source_files::Model,
+        gzip: bool,
+    ) -> Result<LineReader<Box<dyn AsyncBufRead + Unpin + Send>>> {
+        if !self.readable_local_file(source, &file.path)? {
+            return Err(Error::invalid(
+                "file",
+                format!(
+                    "{} is or goes through a symbolic link, which local sources never follow",
+                    file.path
+                ),
+            ));
+        }
+        let store = self.object_store(source)?;
+        let stream = store
+            .get(&ObjectPath::from(file.path.as_str()))
+            .await
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "reading {}: {}",
+                    file.path,
+                    super::stores::store_failure(&e)
+                ))
+            })?
+            .into_stream()
+            .map_err(io::Error::other);
+        let raw = BufReader::new(StreamReader::new(stream));
+        let reader: Box<dyn AsyncBufRead + Unpin + Send> = if gzip {
+            Box::new(BufReader::new(GzipDecoder::new(raw)))
+        } else {
+            Box::new(raw)
+        };
+        Ok(LineReader::new(reader, self.max_line_bytes, 0))
+    }
+
+    /// After the last batch: statistics for a large file, then the file's players.
+    async fn file_loaded(
+        &self,
+        file: &source_files::Model,
+        record_type: RecordType,
+        last_line: u64,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        if last_line - file.checkpoint_line as u64 >= ANALYZE_AFTER_LINES
             && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
         {
             // Fresh statistics, so the players aggregate below (and the next

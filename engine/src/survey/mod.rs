@@ -404,8 +404,90 @@ impl Engine {
             return Err(Error::invalid(first.clone(), "please choose an answer"));
         }
         let now = Utc::now();
-        let reg_id = reg.id;
-        let (ws, uid) = (reg.workspace_id, reg.user_id.clone());
+        let (reg_id, ws) = (reg.id, reg.workspace_id);
+        self.save_answers(&reg, values, now).await?;
+
+        let answers = self.answers_of(&reg).await?;
+        if let Some(next) = instrument.next_page(&answers) {
+            return Ok(PageOutcome::Next { page: next });
+        }
+        let seconds = (now - reg.started_at.unwrap_or(now)).num_seconds();
+        let verdict = instrument.disqualification(&answers, seconds, i64::from(survey.min_seconds));
+        let status = if verdict.is_some() {
+            ResponseStatus::Disqualified
+        } else {
+            ResponseStatus::Complete
+        };
+        let scores = if verdict.is_none() {
+            instrument.score(&answers)
+        } else {
+            Vec::new()
+        };
+        let reason = verdict.map(|d| d.to_string());
+        let uid = reg.user_id.clone();
+        // The scores and the prediction they call for commit together (outbox).
+        let job = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                psych_scores::Entity::delete_many()
+                    .filter(psych_scores::Column::WorkspaceId.eq(ws))
+                    .filter(psych_scores::Column::UserId.eq(&uid))
+                    .exec(tx)
+                    .await?;
+                if !scores.is_empty() {
+                    psych_scores::Entity::insert_many(scores.into_iter().map(|s| {
+                        psych_scores::ActiveModel {
+                            workspace_id: Set(ws),
+                            user_id: Set(uid.clone()),
+                            category: Set(s.category),
+                            facet: Set(s.facet),
+                            score: Set(s.score),
+                            source: Set("survey".into()),
+                            computed_at: Set(now),
+                        }
+                    }))
+                    .exec(tx)
+                    .await?;
+                }
+                survey_registrations::Entity::update_many()
+                    .col_expr(
+                        survey_registrations::Column::Status,
+                        Expr::val(status.as_str()),
+                    )
+                    .col_expr(
+                        survey_registrations::Column::DisqualifiedReason,
+                        Expr::val(reason),
+                    )
+                    .col_expr(
+                        survey_registrations::Column::CompletedAt,
+                        Expr::val(Some(now)),
+                    )
+                    .filter(survey_registrations::Column::Id.eq(reg_id))
+                    .exec(tx)
+                    .await?;
+                if status != ResponseStatus::Complete {
+                    return Ok(None);
+                }
+                // New survey scores: train the predictions again (personas follow).
+                let work = crate::jobs::Work::TrainPrediction { workspace_id: ws };
+                Ok(Some(crate::outbox::enqueue_once_in(tx, ws, work).await?))
+            })
+        })
+        .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
+        }
+        Ok(PageOutcome::Finished { status })
+    }
+
+    /// A page's answers (upserted: a page answered again replaces them); the
+    /// registration becomes `partial` and remembers when it started.
+    async fn save_answers(
+        &self,
+        reg: &survey_registrations::Model,
+        values: Vec<(String, i16)>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        let (reg_id, ws, uid) = (reg.id, reg.workspace_id, reg.user_id.clone());
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 let rows = values
@@ -447,74 +529,7 @@ impl Engine {
                 Ok(())
             })
         })
-        .await?;
-
-        let answers = self.answers_of(&reg).await?;
-        if let Some(next) = instrument.next_page(&answers) {
-            return Ok(PageOutcome::Next { page: next });
-        }
-        let seconds = (now - reg.started_at.unwrap_or(now)).num_seconds();
-        let verdict = instrument.disqualification(&answers, seconds, i64::from(survey.min_seconds));
-        let status = if verdict.is_some() {
-            ResponseStatus::Disqualified
-        } else {
-            ResponseStatus::Complete
-        };
-        let scores = if verdict.is_none() {
-            instrument.score(&answers)
-        } else {
-            Vec::new()
-        };
-        let reason = verdict.map(|d| d.to_string());
-        let uid = reg.user_id.clone();
-        crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                psych_scores::Entity::delete_many()
-                    .filter(psych_scores::Column::WorkspaceId.eq(ws))
-                    .filter(psych_scores::Column::UserId.eq(&uid))
-                    .exec(tx)
-                    .await?;
-                if !scores.is_empty() {
-                    psych_scores::Entity::insert_many(scores.into_iter().map(|s| {
-                        psych_scores::ActiveModel {
-                            workspace_id: Set(ws),
-                            user_id: Set(uid.clone()),
-                            category: Set(s.category),
-                            facet: Set(s.facet),
-                            score: Set(s.score),
-                            source: Set("survey".into()),
-                            computed_at: Set(now),
-                        }
-                    }))
-                    .exec(tx)
-                    .await?;
-                }
-                survey_registrations::Entity::update_many()
-                    .col_expr(
-                        survey_registrations::Column::Status,
-                        Expr::val(status.as_str()),
-                    )
-                    .col_expr(
-                        survey_registrations::Column::DisqualifiedReason,
-                        Expr::val(reason),
-                    )
-                    .col_expr(
-                        survey_registrations::Column::CompletedAt,
-                        Expr::val(Some(now)),
-                    )
-                    .filter(survey_registrations::Column::Id.eq(reg_id))
-                    .exec(tx)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await?;
-        if status == ResponseStatus::Complete {
-            // New survey scores: train the predictions again (personas follow).
-            self.enqueue_once(ws, crate::jobs::Work::TrainPrediction { workspace_id: ws })
-                .await?;
-        }
-        Ok(PageOutcome::Finished { status })
+        .await
     }
 
     /// A player's psychological scores (survey or predicted).

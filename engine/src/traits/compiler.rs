@@ -328,6 +328,37 @@ pub enum Aggregate<'a> {
     Shared { table: &'a str, index: usize },
 }
 
+/// `x op y`, parenthesized explicitly: the user's grouping must survive re-emission.
+fn binary(backend: DbBackend, x: Expr, op: &BinOp, y: Expr) -> Expr {
+    let op = match op {
+        BinOp::Add => BinOper::Add,
+        BinOp::Sub => BinOper::Sub,
+        BinOp::Mul => BinOper::Mul,
+        BinOp::Div => BinOper::Div,
+        BinOp::Mod => BinOper::Mod,
+        BinOp::Eq => BinOper::Equal,
+        BinOp::NotEq => BinOper::NotEqual,
+        BinOp::Lt => BinOper::SmallerThan,
+        BinOp::LtEq => BinOper::SmallerThanOrEqual,
+        BinOp::Gt => BinOper::GreaterThan,
+        BinOp::GtEq => BinOper::GreaterThanOrEqual,
+        BinOp::And => BinOper::And,
+        BinOp::Or => BinOper::Or,
+        BinOp::Concat => {
+            return template(
+                backend,
+                "(CAST($1 AS TEXT) || CAST($2 AS TEXT))",
+                vec![x, y],
+            );
+        }
+    };
+    template(
+        backend,
+        "($1)",
+        vec![Expr::Binary(Box::new(x), op, Box::new(y))],
+    )
+}
+
 /// Renders a sandboxed expression. `trait_col(slug)` gives the joined value column of a trait.
 pub fn render(backend: DbBackend, n: &Node, trait_col: &dyn Fn(&str) -> Expr) -> Expr {
     let r = |n: &Node| render(backend, n, trait_col);
@@ -341,36 +372,7 @@ pub fn render(backend: DbBackend, n: &Node, trait_col: &dyn Fn(&str) -> Expr) ->
         Node::Null => null(),
         Node::Not(x) => Expr::Unary(UnOper::Not, Box::new(r(x))),
         Node::Neg(x) => template(backend, "(-($1))", vec![r(x)]),
-        Node::Binary(x, op, y) => {
-            let op = match op {
-                BinOp::Add => BinOper::Add,
-                BinOp::Sub => BinOper::Sub,
-                BinOp::Mul => BinOper::Mul,
-                BinOp::Div => BinOper::Div,
-                BinOp::Mod => BinOper::Mod,
-                BinOp::Eq => BinOper::Equal,
-                BinOp::NotEq => BinOper::NotEqual,
-                BinOp::Lt => BinOper::SmallerThan,
-                BinOp::LtEq => BinOper::SmallerThanOrEqual,
-                BinOp::Gt => BinOper::GreaterThan,
-                BinOp::GtEq => BinOper::GreaterThanOrEqual,
-                BinOp::And => BinOper::And,
-                BinOp::Or => BinOper::Or,
-                BinOp::Concat => {
-                    return template(
-                        backend,
-                        "(CAST($1 AS TEXT) || CAST($2 AS TEXT))",
-                        vec![r(x), r(y)],
-                    );
-                }
-            };
-            // Parenthesize explicitly: the user's grouping must survive re-emission.
-            template(
-                backend,
-                "($1)",
-                vec![Expr::Binary(Box::new(r(x)), op, Box::new(r(y)))],
-            )
-        }
+        Node::Binary(x, op, y) => binary(backend, r(x), op, r(y)),
         Node::IsNull { expr, negated } => {
             let e = r(expr);
             template(

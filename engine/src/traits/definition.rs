@@ -363,6 +363,50 @@ fn source_plan(
     c: SourceConfig,
     result_type: ResultType,
 ) -> Result<SourcePlan> {
+    let (source, source_column, parent_column) = join(catalog, parent, &c)?;
+    let value = c
+        .column
+        .as_deref()
+        .map(|col| value_ref(source, col, result_type, "config.column"))
+        .transpose()?;
+    let checks = OpChecks {
+        result_type,
+        value: value.as_ref(),
+    };
+    let op = match trait_type {
+        TraitType::Aggregation => aggregation_op(&c, &checks)?,
+        TraitType::Occurrence => occurrence_op(&c, &checks)?,
+        TraitType::List => list_op(&c, &checks)?,
+        TraitType::Sql | TraitType::Formula => unreachable!("expression traits have no source"),
+    };
+    if c.limit.is_some() && !matches!(op, SourceOp::List { .. }) {
+        return Err(invalid("config.limit", "applies to list traits only"));
+    }
+    let filters = c
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| filter_plan(source, f, &format!("config.filters[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let window = window_plan(source, c.window)?;
+    Ok(SourcePlan {
+        source_table: source.table.clone(),
+        source_column,
+        parent_column,
+        op,
+        value,
+        filters,
+        window,
+    })
+}
+
+/// The source model and the columns its relationship joins on: (source,
+/// source column, parent column), in either direction of the relationship.
+fn join<'a>(
+    catalog: &'a Catalog,
+    parent: &ModelInfo,
+    c: &SourceConfig,
+) -> Result<(&'a ModelInfo, String, String)> {
     let source = catalog
         .models
         .get(&c.source_model_id)
@@ -376,39 +420,48 @@ fn source_plan(
                 "no such relationship in this workspace",
             )
         })?;
-    let (source_column, parent_column) =
-        if rel.from_model_id == source.id && rel.to_model_id == parent.id {
-            (rel.from_column.clone(), rel.to_column.clone())
-        } else if rel.from_model_id == parent.id && rel.to_model_id == source.id {
-            (rel.to_column.clone(), rel.from_column.clone())
-        } else {
-            return Err(invalid(
-                "config.relationship_id",
-                format!("does not connect `{}` to `{}`", source.slug, parent.slug),
-            ));
-        };
+    if rel.from_model_id == source.id && rel.to_model_id == parent.id {
+        Ok((source, rel.from_column.clone(), rel.to_column.clone()))
+    } else if rel.from_model_id == parent.id && rel.to_model_id == source.id {
+        Ok((source, rel.to_column.clone(), rel.from_column.clone()))
+    } else {
+        Err(invalid(
+            "config.relationship_id",
+            format!("does not connect `{}` to `{}`", source.slug, parent.slug),
+        ))
+    }
+}
 
-    let value = c
-        .column
-        .as_deref()
-        .map(|col| value_ref(source, col, result_type, "config.column"))
-        .transpose()?;
-    let need = |what: &str| invalid("config.column", format!("is required for {what}"));
-    let expect = |want: ResultType, what: &str| {
-        if result_type == want {
-            Ok(())
-        } else {
-            Err(invalid(
-                "result_type",
-                format!(
-                    "{what} computes {}, not {}",
-                    want.as_str(),
-                    result_type.as_str()
-                ),
-            ))
+/// What every source operation checks of the trait's column and result type.
+struct OpChecks<'a> {
+    result_type: ResultType,
+    value: Option<&'a ValueRef>,
+}
+
+impl<'a> OpChecks<'a> {
+    /// The column an operation reads (`config.column` is required for it).
+    fn column(&self, what: &str) -> Result<&'a ValueRef> {
+        self.value
+            .ok_or_else(|| invalid("config.column", format!("is required for {what}")))
+    }
+
+    /// The trait's `result_type` must be what the operation computes.
+    fn computes(&self, want: ResultType, what: &str) -> Result<()> {
+        if self.result_type == want {
+            return Ok(());
         }
-    };
-    let orderable = |v: &ValueRef, what: &str| -> Result<ResultType> {
+        Err(invalid(
+            "result_type",
+            format!(
+                "{what} computes {}, not {}",
+                want.as_str(),
+                self.result_type.as_str()
+            ),
+        ))
+    }
+
+    /// What ordering `v` computes (min, max, first, last).
+    fn orderable(v: &ValueRef, what: &str) -> Result<ResultType> {
         match v.cast.unwrap_or(v.data_type) {
             DataType::Number => Ok(ResultType::Number),
             DataType::Timestamp | DataType::Date => Ok(ResultType::Timestamp),
@@ -422,137 +475,129 @@ fn source_plan(
                 ),
             )),
         }
-    };
-    let op = match trait_type {
-        TraitType::Aggregation => {
-            let name = c.aggregation.as_deref().ok_or_else(|| {
-                invalid(
-                    "config.aggregation",
-                    format!("is required ({})", Aggregation::expected()),
-                )
-            })?;
-            let agg = Aggregation::parse(name).ok_or_else(|| {
-                invalid(
-                    "config.aggregation",
-                    format!("unknown aggregation '{name}' ({})", Aggregation::expected()),
-                )
-            })?;
-            match agg {
-                Aggregation::Count => {
-                    expect(ResultType::Number, "count")?;
-                    SourceOp::Count
-                }
-                Aggregation::Sum | Aggregation::Avg => {
-                    let v = value.as_ref().ok_or_else(|| need(agg.as_str()))?;
-                    if v.cast.unwrap_or(v.data_type) != DataType::Number {
-                        return Err(invalid(
-                            "config.column",
-                            format!(
-                                "`{}` is {}; {} needs a number column",
-                                v.column,
-                                v.data_type.as_str(),
-                                agg.as_str()
-                            ),
-                        ));
-                    }
-                    expect(ResultType::Number, agg.as_str())?;
-                    if agg == Aggregation::Sum {
-                        SourceOp::Sum
-                    } else {
-                        SourceOp::Avg
-                    }
-                }
-                Aggregation::Min | Aggregation::Max => {
-                    let v = value.as_ref().ok_or_else(|| need(agg.as_str()))?;
-                    expect(orderable(v, agg.as_str())?, agg.as_str())?;
-                    if agg == Aggregation::Min {
-                        SourceOp::Min
-                    } else {
-                        SourceOp::Max
-                    }
-                }
-            }
-        }
-        TraitType::Occurrence => {
-            let name = c.occurrence.as_deref().ok_or_else(|| {
-                invalid(
-                    "config.occurrence",
-                    format!("is required ({})", Occurrence::expected()),
-                )
-            })?;
-            let occ = Occurrence::parse(name).ok_or_else(|| {
-                invalid(
-                    "config.occurrence",
-                    format!("unknown occurrence '{name}' ({})", Occurrence::expected()),
-                )
-            })?;
-            match occ {
-                Occurrence::Exists => {
-                    expect(ResultType::Boolean, "exists")?;
-                    SourceOp::Exists
-                }
-                Occurrence::First | Occurrence::Last => {
-                    let v = value.as_ref().ok_or_else(|| need(occ.as_str()))?;
-                    expect(orderable(v, occ.as_str())?, occ.as_str())?;
-                    if occ == Occurrence::First {
-                        SourceOp::Min
-                    } else {
-                        SourceOp::Max
-                    }
-                }
-            }
-        }
-        TraitType::List => {
-            value.as_ref().ok_or_else(|| need("list"))?;
-            expect(ResultType::Array, "list")?;
-            let limit = c.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-            if limit == 0 || limit > MAX_LIST_LIMIT {
-                return Err(invalid(
-                    "config.limit",
-                    format!("must be between 1 and {MAX_LIST_LIMIT}"),
-                ));
-            }
-            SourceOp::List { limit }
-        }
-        TraitType::Sql | TraitType::Formula => unreachable!("expression traits have no source"),
-    };
-    if c.limit.is_some() && !matches!(op, SourceOp::List { .. }) {
-        return Err(invalid("config.limit", "applies to list traits only"));
     }
+}
 
-    let filters = c
-        .filters
-        .iter()
-        .enumerate()
-        .map(|(i, f)| filter_plan(source, f, &format!("config.filters[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
-    let window = match c.window {
-        None => None,
-        Some(w) => {
-            let ts = source.timestamp_column.clone().ok_or_else(|| {
-                invalid(
-                    "config.window",
-                    format!("`{}` has no timestamp column to window on", source.slug),
-                )
-            })?;
-            if w.within_days == 0 || w.within_days > 36_500 {
+/// The `name` of a text enum in `config.{field}`, required and known.
+fn config_enum<T>(
+    value: Option<&str>,
+    field: &str,
+    parse: fn(&str) -> Option<T>,
+    expected: String,
+) -> Result<T> {
+    let name = value.ok_or_else(|| {
+        invalid(
+            &format!("config.{field}"),
+            format!("is required ({expected})"),
+        )
+    })?;
+    parse(name).ok_or_else(|| {
+        invalid(
+            &format!("config.{field}"),
+            format!("unknown {field} '{name}' ({expected})"),
+        )
+    })
+}
+
+fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
+    let agg = config_enum(
+        c.aggregation.as_deref(),
+        "aggregation",
+        Aggregation::parse,
+        Aggregation::expected(),
+    )?;
+    Ok(match agg {
+        Aggregation::Count => {
+            checks.computes(ResultType::Number, "count")?;
+            SourceOp::Count
+        }
+        Aggregation::Sum | Aggregation::Avg => {
+            let v = checks.column(agg.as_str())?;
+            if v.cast.unwrap_or(v.data_type) != DataType::Number {
                 return Err(invalid(
-                    "config.window.within_days",
-                    "must be between 1 and 36500",
+                    "config.column",
+                    format!(
+                        "`{}` is {}; {} needs a number column",
+                        v.column,
+                        v.data_type.as_str(),
+                        agg.as_str()
+                    ),
                 ));
             }
-            Some((ts, w.within_days))
+            checks.computes(ResultType::Number, agg.as_str())?;
+            if agg == Aggregation::Sum {
+                SourceOp::Sum
+            } else {
+                SourceOp::Avg
+            }
         }
-    };
-    Ok(SourcePlan {
-        source_table: source.table.clone(),
-        source_column,
-        parent_column,
-        op,
-        value,
-        filters,
-        window,
+        Aggregation::Min | Aggregation::Max => {
+            let v = checks.column(agg.as_str())?;
+            checks.computes(OpChecks::orderable(v, agg.as_str())?, agg.as_str())?;
+            if agg == Aggregation::Min {
+                SourceOp::Min
+            } else {
+                SourceOp::Max
+            }
+        }
     })
+}
+
+fn occurrence_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
+    let occ = config_enum(
+        c.occurrence.as_deref(),
+        "occurrence",
+        Occurrence::parse,
+        Occurrence::expected(),
+    )?;
+    Ok(match occ {
+        Occurrence::Exists => {
+            checks.computes(ResultType::Boolean, "exists")?;
+            SourceOp::Exists
+        }
+        Occurrence::First | Occurrence::Last => {
+            let v = checks.column(occ.as_str())?;
+            checks.computes(OpChecks::orderable(v, occ.as_str())?, occ.as_str())?;
+            if occ == Occurrence::First {
+                SourceOp::Min
+            } else {
+                SourceOp::Max
+            }
+        }
+    })
+}
+
+fn list_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
+    checks.column("list")?;
+    checks.computes(ResultType::Array, "list")?;
+    let limit = c.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if limit == 0 || limit > MAX_LIST_LIMIT {
+        return Err(invalid(
+            "config.limit",
+            format!("must be between 1 and {MAX_LIST_LIMIT}"),
+        ));
+    }
+    Ok(SourceOp::List { limit })
+}
+
+/// `window` on the source's timestamp column: (column, days).
+fn window_plan(source: &ModelInfo, window: Option<WindowConfig>) -> Result<Option<(String, u32)>> {
+    let Some(w) = window else {
+        return Ok(None);
+    };
+    let ts = source.timestamp_column.clone().ok_or_else(|| {
+        invalid(
+            "config.window",
+            format!("`{}` has no timestamp column to window on", source.slug),
+        )
+    })?;
+    if w.within_days == 0 || w.within_days > 36_500 {
+        return Err(invalid(
+            "config.window.within_days",
+            "must be between 1 and 36500",
+        ));
+    }
+    Ok(Some((ts, w.within_days)))
 }
 
 /// `column` or `params_column.key`; parameter values are text and get cast by `result_type`.

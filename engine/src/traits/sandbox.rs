@@ -343,32 +343,12 @@ impl Converter<'_> {
                 conditions,
                 else_result,
                 ..
-            } => {
-                let operand = operand
-                    .as_deref()
-                    .map(|o| self.convert(o, depth + 1))
-                    .transpose()?;
-                let whens = conditions
-                    .iter()
-                    .map(|w| {
-                        let cond = self.convert(&w.condition, depth + 1)?;
-                        // Simple CASE `CASE x WHEN 1` becomes searched `CASE WHEN x = 1`.
-                        let cond = match &operand {
-                            Some(o) => Node::Binary(Box::new(o.clone()), BinOp::Eq, Box::new(cond)),
-                            None => cond,
-                        };
-                        Ok((cond, self.convert(&w.result, depth + 1)?))
-                    })
-                    .collect::<Result<Vec<_>, String>>()?;
-                Node::Case {
-                    whens,
-                    otherwise: else_result
-                        .as_deref()
-                        .map(|e| self.convert(e, depth + 1))
-                        .transpose()?
-                        .map(Box::new),
-                }
-            }
+            } => self.case(
+                operand.as_deref(),
+                conditions,
+                else_result.as_deref(),
+                depth,
+            )?,
             Expr::Function(f) => self.function(f, depth)?,
             Expr::Cast {
                 kind: CastKind::Cast,
@@ -387,6 +367,35 @@ impl Converter<'_> {
                 return Err("subqueries are not allowed".into());
             }
             other => return Err(format!("`{other}` is not allowed in a trait expression")),
+        })
+    }
+
+    fn case(
+        &self,
+        operand: Option<&Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&Expr>,
+        depth: usize,
+    ) -> Result<Node, String> {
+        let operand = operand.map(|o| self.convert(o, depth + 1)).transpose()?;
+        let whens = conditions
+            .iter()
+            .map(|w| {
+                let cond = self.convert(&w.condition, depth + 1)?;
+                // Simple CASE `CASE x WHEN 1` becomes searched `CASE WHEN x = 1`.
+                let cond = match &operand {
+                    Some(o) => Node::Binary(Box::new(o.clone()), BinOp::Eq, Box::new(cond)),
+                    None => cond,
+                };
+                Ok((cond, self.convert(&w.result, depth + 1)?))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Node::Case {
+            whens,
+            otherwise: else_result
+                .map(|e| self.convert(e, depth + 1))
+                .transpose()?
+                .map(Box::new),
         })
     }
 
