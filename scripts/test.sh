@@ -133,9 +133,10 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$API_PORT/healthz" >/dev/null
 API_KEY="$(sed -n 's/.*store it now): //p' "$WORK/openapi/out.txt")"
 API_WS="$(sed -n 's/.*Created workspace "default": //p' "$WORK/openapi/out.txt")"
 printf '[parameters]\nid = "%s"\n' "$API_WS" >"$WORK/openapi/schemathesis.toml"
-python3 -m schemathesis.cli --config-file "$WORK/openapi/schemathesis.toml" run "http://127.0.0.1:$API_PORT/openapi.json" \
+# Run from the temporary folder: schemathesis keeps a cache in its working directory.
+(cd "$WORK/openapi" && python3 -m schemathesis.cli --config-file schemathesis.toml run "http://127.0.0.1:$API_PORT/openapi.json" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  -H "Authorization: Bearer $API_KEY" -H "X-Workspace-ID: $API_WS" --max-examples 10 --seed 1 --no-color
+  -H "Authorization: Bearer $API_KEY" -H "X-Workspace-ID: $API_WS" --max-examples 10 --seed 1 --no-color)
 kill "$API_PID"
 
 log "all checks passed"

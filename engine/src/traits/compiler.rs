@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::{
     definition::{
-        Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, SourceOp, SourcePlan,
-        ValueRef,
+        Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, ScalarOp, SourceOp,
+        SourcePlan, ValueRef,
     },
     sandbox::{BinOp, CastType, Function, Node},
 };
@@ -177,55 +177,44 @@ fn aggregate(
         rows.and_where(col("s", ts).gte(now - Duration::days(i64::from(*days))));
     }
     let key = col("s", &p.source_column);
-    let value = p.value.as_ref().map(|v| source_value(backend, v));
-
-    if let SourceOp::List { limit } = p.op {
-        let v = value.expect("validated: list has a column");
-        // Distinct non-null values per entity, numbered in order, capped, then aggregated in order.
-        rows.distinct()
-            .expr_as(key, a("k"))
-            .expr_as(v.clone(), a("v"))
-            .and_where(v.is_not_null());
-        let mut ranked = Query::select();
-        ranked
-            .column(a("k"))
-            .column(a("v"))
-            .expr_as(
-                Expr::cust("ROW_NUMBER() OVER (PARTITION BY \"k\" ORDER BY \"v\")"),
-                a("rn"),
-            )
-            .from_subquery(rows, a("d"));
-        if backend != DbBackend::Postgres {
-            // SQLite aggregates in input order.
+    let op = match &p.op {
+        SourceOp::Scalar(op) => op,
+        SourceOp::List { value, limit } => {
+            let v = source_value(backend, value);
+            // Distinct non-null values per entity, numbered in order, capped, then aggregated in order.
+            rows.distinct()
+                .expr_as(key, a("k"))
+                .expr_as(v.clone(), a("v"))
+                .and_where(v.is_not_null());
+            let mut ranked = Query::select();
             ranked
-                .order_by(a("k"), Order::Asc)
-                .order_by(a("v"), Order::Asc);
+                .column(a("k"))
+                .column(a("v"))
+                .expr_as(
+                    Expr::cust("ROW_NUMBER() OVER (PARTITION BY \"k\" ORDER BY \"v\")"),
+                    a("rn"),
+                )
+                .from_subquery(rows, a("d"));
+            if backend != DbBackend::Postgres {
+                // SQLite aggregates in input order.
+                ranked
+                    .order_by(a("k"), Order::Asc)
+                    .order_by(a("v"), Order::Asc);
+            }
+            let agg = match backend {
+                DbBackend::Postgres => Expr::cust("jsonb_agg(\"v\" ORDER BY \"v\")"),
+                _ => Expr::cust("json_group_array(\"v\")"),
+            };
+            let mut out = Query::select();
+            out.column(a("k"))
+                .expr_as(agg, a("v"))
+                .from_subquery(ranked, a("r"))
+                .and_where(Expr::col(a("rn")).lte(i64::from(*limit)))
+                .group_by_col(a("k"));
+            return out;
         }
-        let agg = match backend {
-            DbBackend::Postgres => Expr::cust("jsonb_agg(\"v\" ORDER BY \"v\")"),
-            _ => Expr::cust("json_group_array(\"v\")"),
-        };
-        let mut out = Query::select();
-        out.column(a("k"))
-            .expr_as(agg, a("v"))
-            .from_subquery(ranked, a("r"))
-            .and_where(Expr::col(a("rn")).lte(i64::from(limit)))
-            .group_by_col(a("k"));
-        return out;
-    }
-
-    let agg: Expr = match p.op {
-        SourceOp::Count => match value {
-            Some(v) => Func::count(v).into(),
-            None => Func::count(Expr::cust("*")).into(),
-        },
-        SourceOp::Exists => Func::count(Expr::cust("*")).into(),
-        SourceOp::Sum => Func::sum(value.expect("validated")).into(),
-        SourceOp::Avg => Func::avg(value.expect("validated")).into(),
-        SourceOp::Min => Func::min(value.expect("validated")).into(),
-        SourceOp::Max => Func::max(value.expect("validated")).into(),
-        SourceOp::List { .. } => unreachable!(),
     };
+    let agg = scalar_aggregate(backend, op, Expr::cust("*"), &|e| e);
     rows.expr_as(key.clone(), a("k"))
         .expr_as(agg, a("v"))
         .add_group_by([key]);
@@ -242,8 +231,8 @@ fn source_result(
     exists: Expr,
 ) -> Expr {
     match p.op {
-        SourceOp::Count => Func::coalesce([v, Expr::val(0i64)]).into(),
-        SourceOp::Exists => exists,
+        SourceOp::Scalar(ScalarOp::Count(_)) => Func::coalesce([v, Expr::val(0i64)]).into(),
+        SourceOp::Scalar(ScalarOp::Exists) => exists,
         _ if result == ResultType::Timestamp && backend != DbBackend::Postgres => {
             // SQLite: dates ('YYYY-MM-DD') become midnight UTC in the stored timestamp format.
             template(
@@ -304,20 +293,34 @@ pub fn shared_aggregate(
                 e
             }
         };
-        let value = p.value.as_ref().map(|v| source_value(backend, v));
-        let agg: Expr = match p.op {
-            SourceOp::Count => Func::count(guard(value.unwrap_or_else(|| Expr::val(1)))).into(),
-            SourceOp::Exists => Func::count(guard(Expr::val(1))).into(),
-            SourceOp::Sum => Func::sum(guard(value.expect("validated"))).into(),
-            SourceOp::Avg => Func::avg(guard(value.expect("validated"))).into(),
-            SourceOp::Min => Func::min(guard(value.expect("validated"))).into(),
-            SourceOp::Max => Func::max(guard(value.expect("validated"))).into(),
-            SourceOp::List { .. } => unreachable!("lists do not share scans"),
+        let SourceOp::Scalar(op) = &p.op else {
+            unreachable!("lists have no scan_key, so they never share a scan")
         };
+        let agg = scalar_aggregate(backend, op, guard(Expr::val(1)), &guard);
         rows.expr_as(agg, a(&format!("v{i}")));
     }
     rows.add_group_by([key]);
     rows
+}
+
+/// The aggregate of a scalar operation: `every_row` is what counting rows
+/// counts, and `guard` wraps each value read (a shared scan folds each
+/// trait's filters in there).
+fn scalar_aggregate(
+    backend: DbBackend,
+    op: &ScalarOp,
+    every_row: Expr,
+    guard: &dyn Fn(Expr) -> Expr,
+) -> Expr {
+    let v = |r: &ValueRef| guard(source_value(backend, r));
+    match op {
+        ScalarOp::Count(None) | ScalarOp::Exists => Func::count(every_row).into(),
+        ScalarOp::Count(Some(r)) => Func::count(v(r)).into(),
+        ScalarOp::Sum(r) => Func::sum(v(r)).into(),
+        ScalarOp::Avg(r) => Func::avg(v(r)).into(),
+        ScalarOp::Min(r) => Func::min(v(r)).into(),
+        ScalarOp::Max(r) => Func::max(v(r)).into(),
+    }
 }
 
 /// Where a source trait's aggregate comes from.

@@ -28,17 +28,12 @@ fn sql(plan: &Plan) -> String {
     out
 }
 
-fn source(
-    op: SourceOp,
-    value: Option<ValueRef>,
-    filters: Vec<FilterPlan>,
-    window: Option<(String, u32)>,
-) -> Plan {
+fn source(op: SourceOp, filters: Vec<FilterPlan>, window: Option<(String, u32)>) -> Plan {
     Plan {
         parent_table: "players".into(),
         parent_key: "user_id".into(),
         result_type: match op {
-            SourceOp::Exists => ResultType::Boolean,
+            SourceOp::Scalar(ScalarOp::Exists) => ResultType::Boolean,
             SourceOp::List { .. } => ResultType::Array,
             _ => ResultType::Number,
         },
@@ -47,7 +42,6 @@ fn source(
             source_column: "user_id".into(),
             parent_column: "user_id".into(),
             op,
-            value,
             filters,
             window,
         }),
@@ -69,8 +63,7 @@ fn aggregation_with_a_parameter_path_filter_and_window() {
         cast: None,
     };
     let plan = source(
-        SourceOp::Sum,
-        Some(damage),
+        SourceOp::Scalar(ScalarOp::Sum(damage)),
         vec![FilterPlan {
             target: name,
             op: FilterOp::Eq,
@@ -90,8 +83,10 @@ fn list_of_distinct_values_capped() {
         cast: None,
     };
     insta::assert_snapshot!(sql(&source(
-        SourceOp::List { limit: 5 },
-        Some(name),
+        SourceOp::List {
+            value: name,
+            limit: 5
+        },
         vec![],
         None
     )));

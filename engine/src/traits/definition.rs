@@ -196,15 +196,28 @@ pub struct FilterPlan {
     pub values: Vec<Literal>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a source trait computes from its source rows, each operation with
+/// the value it reads: a plan that sums nothing cannot be built.
+#[derive(Clone, Debug, PartialEq)]
 pub enum SourceOp {
-    Count,
-    Sum,
-    Avg,
-    Min,
-    Max,
+    /// One value per entity.
+    Scalar(ScalarOp),
+    /// The entity's distinct non-null values, in order, at most `limit`.
+    List { value: ValueRef, limit: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScalarOp {
+    /// Rows, or the non-null values of a column when one is named.
+    Count(Option<ValueRef>),
+    Sum(ValueRef),
+    Avg(ValueRef),
+    /// Also `first` (of an orderable column).
+    Min(ValueRef),
+    /// Also `last`.
+    Max(ValueRef),
+    /// Whether any row matches.
     Exists,
-    List { limit: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -214,7 +227,6 @@ pub struct SourcePlan {
     pub source_column: String,
     pub parent_column: String,
     pub op: SourceOp,
-    pub value: Option<ValueRef>,
     pub filters: Vec<FilterPlan>,
     /// (timestamp column, days)
     pub window: Option<(String, u32)>,
@@ -394,7 +406,6 @@ fn source_plan(
         source_column,
         parent_column,
         op,
-        value,
         filters,
         window,
     })
@@ -506,10 +517,10 @@ fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
         Aggregation::parse,
         Aggregation::expected(),
     )?;
-    Ok(match agg {
+    Ok(SourceOp::Scalar(match agg {
         Aggregation::Count => {
             checks.computes(ResultType::Number, "count")?;
-            SourceOp::Count
+            ScalarOp::Count(checks.value.cloned())
         }
         Aggregation::Sum | Aggregation::Avg => {
             let v = checks.column(agg.as_str())?;
@@ -526,21 +537,21 @@ fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
             }
             checks.computes(ResultType::Number, agg.as_str())?;
             if agg == Aggregation::Sum {
-                SourceOp::Sum
+                ScalarOp::Sum(v.clone())
             } else {
-                SourceOp::Avg
+                ScalarOp::Avg(v.clone())
             }
         }
         Aggregation::Min | Aggregation::Max => {
             let v = checks.column(agg.as_str())?;
             checks.computes(OpChecks::orderable(v, agg.as_str())?, agg.as_str())?;
             if agg == Aggregation::Min {
-                SourceOp::Min
+                ScalarOp::Min(v.clone())
             } else {
-                SourceOp::Max
+                ScalarOp::Max(v.clone())
             }
         }
-    })
+    }))
 }
 
 fn occurrence_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
@@ -550,25 +561,25 @@ fn occurrence_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
         Occurrence::parse,
         Occurrence::expected(),
     )?;
-    Ok(match occ {
+    Ok(SourceOp::Scalar(match occ {
         Occurrence::Exists => {
             checks.computes(ResultType::Boolean, "exists")?;
-            SourceOp::Exists
+            ScalarOp::Exists
         }
         Occurrence::First | Occurrence::Last => {
             let v = checks.column(occ.as_str())?;
             checks.computes(OpChecks::orderable(v, occ.as_str())?, occ.as_str())?;
             if occ == Occurrence::First {
-                SourceOp::Min
+                ScalarOp::Min(v.clone())
             } else {
-                SourceOp::Max
+                ScalarOp::Max(v.clone())
             }
         }
-    })
+    }))
 }
 
 fn list_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
-    checks.column("list")?;
+    let value = checks.column("list")?.clone();
     checks.computes(ResultType::Array, "list")?;
     let limit = c.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if limit == 0 || limit > MAX_LIST_LIMIT {
@@ -577,7 +588,7 @@ fn list_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
             format!("must be between 1 and {MAX_LIST_LIMIT}"),
         ));
     }
-    Ok(SourceOp::List { limit })
+    Ok(SourceOp::List { value, limit })
 }
 
 /// `window` on the source's timestamp column: (column, days).
