@@ -167,6 +167,22 @@ impl<'a> Secrets<'a> {
     }
 }
 
+/// A failing store request (a 5xx, a dropped connection) is tried again a
+/// few times within 8 s — long enough for a passing fault, short enough
+/// that `testDataSource` (10 s) reports the store's own answer, and the
+/// next scan tries again anyway. object_store's default retries for minutes.
+fn store_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(8),
+    }
+}
+
 /// Emulators and private endpoints speak plain HTTP; public clouds never do.
 fn plain_http(url: &str) -> bool {
     url.starts_with("http://")
@@ -295,7 +311,8 @@ impl Engine {
             .with_region(region)
             .with_access_key_id(secrets.text("access_key_id")?)
             .with_secret_access_key(secrets.text("secret_access_key")?)
-            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout))
+            .with_retry(store_retries());
         if let Some(url) = config_str(config, "endpoint") {
             // S3-compatible stores and emulators; path-style addressing is the default.
             builder = builder
@@ -336,7 +353,8 @@ impl Engine {
             .with_client_options(
                 object_store::ClientOptions::new().with_allow_http(plain_http(base)),
             )
-            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout))
+            .with_retry(store_retries());
         built(builder.build())
     }
 
@@ -345,7 +363,8 @@ impl Engine {
         let mut builder = MicrosoftAzureBuilder::new()
             .with_account(name_field(config, "account", &[], 3..=24)?)
             .with_container_name(name_field(config, "container", &['-'], 3..=63)?)
-            .with_http_connector(self.outbound.store_connector(self.storage_timeout));
+            .with_http_connector(self.outbound.store_connector(self.storage_timeout))
+            .with_retry(store_retries());
         builder = match (secrets.get("sas_token"), secrets.get("access_key")) {
             (Some(_), _) => builder.with_config(
                 AzureConfigKey::SasKey,
