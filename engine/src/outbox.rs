@@ -506,24 +506,20 @@ impl Engine {
                     .exec(&self.db)
                     .await?;
             }
-            Work::ComputeSegment { segment_id } => {
-                segments::Entity::update_many()
-                    .col_expr(
+            Work::ComputeSegment { segment_id } | Work::ComputePersonas { segment_id } => {
+                let (status, error) = match work {
+                    Work::ComputeSegment { .. } => (
                         segments::Column::MembersStatus,
-                        Expr::value(ComputeStatus::Failed.as_str()),
-                    )
-                    .col_expr(segments::Column::MembersError, Expr::value(Some(reason)))
-                    .filter(segments::Column::Id.eq(*segment_id))
-                    .exec(&self.db)
-                    .await?;
-            }
-            Work::ComputePersonas { segment_id } => {
-                segments::Entity::update_many()
-                    .col_expr(
+                        segments::Column::MembersError,
+                    ),
+                    _ => (
                         segments::Column::PersonasStatus,
-                        Expr::value(ComputeStatus::Failed.as_str()),
-                    )
-                    .col_expr(segments::Column::PersonasError, Expr::value(Some(reason)))
+                        segments::Column::PersonasError,
+                    ),
+                };
+                segments::Entity::update_many()
+                    .col_expr(status, Expr::value(ComputeStatus::Failed.as_str()))
+                    .col_expr(error, Expr::value(Some(reason)))
                     .filter(segments::Column::Id.eq(*segment_id))
                     .exec(&self.db)
                     .await?;

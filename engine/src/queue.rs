@@ -45,7 +45,8 @@ impl Queue {
                 .map_err(|e| unavailable(&e))?
                 .busy_timeout(SQLITE_QUEUE_BUSY_TIMEOUT);
             sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(2)
+                // The worker's fetches and heartbeats beside the pushes of requests.
+                .max_connections(4)
                 .connect_with(options)
                 .await
                 .map_err(|e| unavailable(&e))?
