@@ -21,6 +21,8 @@ pub mod secrets;
 pub mod segments;
 pub mod slug;
 pub mod survey;
+#[cfg(test)]
+mod test_engine;
 mod text_enum;
 pub mod traits;
 pub mod workspaces;
