@@ -144,9 +144,88 @@ pub async fn family_errors<E: poem::Endpoint>(
     Ok(error_for_path(&path, mapped))
 }
 
-/// A poem error carrying the plain JSON error body (REST routes).
-pub fn rest_error(e: Error) -> poem::Error {
-    poem::Error::from_response(json_http_error(e))
+/// The error body of the traits, sources and segments API.
+#[derive(poem_openapi::Object)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(poem_openapi::Object)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `invalid_input`.
+    pub code: String,
+    pub message: String,
+    /// The input at fault (`invalid_input`).
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
+}
+
+/// Every error of the traits, sources and segments API, one variant per
+/// status, so the OpenAPI document lists them with their body. Handlers
+/// answer `Result<_, RestError>` and use `?` on engine results.
+#[derive(poem_openapi::ApiResponse)]
+pub enum RestError {
+    /// Malformed request: a missing header, an unreadable body.
+    #[oai(status = 400)]
+    BadRequest(poem_openapi::payload::Json<ErrorBody>),
+    /// No API key, or an unknown or revoked one.
+    #[oai(status = 401)]
+    Unauthenticated(poem_openapi::payload::Json<ErrorBody>),
+    /// The key's role does not allow this, or HTTPS is required.
+    #[oai(status = 403)]
+    Forbidden(poem_openapi::payload::Json<ErrorBody>),
+    /// Not found (also for another workspace's objects).
+    #[oai(status = 404)]
+    NotFound(poem_openapi::payload::Json<ErrorBody>),
+    #[oai(status = 405)]
+    MethodNotAllowed(poem_openapi::payload::Json<ErrorBody>),
+    /// Conflicts with the current state (a slug taken, a trait in use).
+    #[oai(status = 409)]
+    Conflict(poem_openapi::payload::Json<ErrorBody>),
+    #[oai(status = 410)]
+    Gone(poem_openapi::payload::Json<ErrorBody>),
+    /// The body is larger than MAX_BODY_BYTES.
+    #[oai(status = 413)]
+    PayloadTooLarge(poem_openapi::payload::Json<ErrorBody>),
+    #[oai(status = 415)]
+    UnsupportedMediaType(poem_openapi::payload::Json<ErrorBody>),
+    /// A field is invalid; `field` names it.
+    #[oai(status = 422)]
+    Invalid(poem_openapi::payload::Json<ErrorBody>),
+    /// An internal error; details are in the server log.
+    #[oai(status = 500)]
+    Internal(poem_openapi::payload::Json<ErrorBody>),
+    /// A dependency (database, queue, storage) is unavailable.
+    #[oai(status = 503)]
+    Unavailable(poem_openapi::payload::Json<ErrorBody>),
+}
+
+impl From<Error> for RestError {
+    fn from(e: Error) -> Self {
+        log(&e);
+        let status = http_status(&e);
+        let body = poem_openapi::payload::Json(ErrorBody {
+            error: ErrorDetail {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+                field: e.field().map(str::to_owned),
+            },
+        });
+        match status.as_u16() {
+            400 => RestError::BadRequest(body),
+            401 => RestError::Unauthenticated(body),
+            403 => RestError::Forbidden(body),
+            404 => RestError::NotFound(body),
+            405 => RestError::MethodNotAllowed(body),
+            409 => RestError::Conflict(body),
+            410 => RestError::Gone(body),
+            413 => RestError::PayloadTooLarge(body),
+            415 => RestError::UnsupportedMediaType(body),
+            422 => RestError::Invalid(body),
+            503 => RestError::Unavailable(body),
+            _ => RestError::Internal(body),
+        }
+    }
 }
 
 /// The plain JSON error body of non-GraphQL routes: `{"error":{"code","message"}}`.

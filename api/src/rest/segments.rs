@@ -15,7 +15,7 @@ use super::{
     traits::{Deleted, iso},
     workspace_scope,
 };
-use crate::errors::rest_error;
+use crate::errors::RestError;
 
 pub struct SegmentsApi;
 
@@ -107,8 +107,8 @@ pub enum CreatedSegment {
     Created(Json<SegmentObject>),
 }
 
-async fn render(engine: &Engine, s: segments::Model) -> poem::Result<SegmentObject> {
-    let count = engine.segment_member_count(&s).await.map_err(rest_error)?;
+async fn render(engine: &Engine, s: segments::Model) -> Result<SegmentObject, RestError> {
+    let count = engine.segment_member_count(&s).await?;
     Ok(SegmentObject::new(s, count))
 }
 
@@ -121,10 +121,10 @@ impl SegmentsApi {
         engine: Data<&Engine>,
         req: &Request,
         id: Path<String>,
-    ) -> poem::Result<Json<Vec<SegmentObject>>> {
+    ) -> Result<Json<Vec<SegmentObject>>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let mut out = Vec::new();
-        for s in engine.list_segments(&p).await.map_err(rest_error)? {
+        for s in engine.list_segments(&p).await? {
             out.push(render(&engine, s).await?);
         }
         Ok(Json(out))
@@ -138,10 +138,10 @@ impl SegmentsApi {
         req: &Request,
         id: Path<String>,
         body: Json<SegmentBody>,
-    ) -> poem::Result<CreatedSegment> {
+    ) -> Result<CreatedSegment, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let input = SegmentInput::try_from(body.0).map_err(rest_error)?;
-        let s = engine.create_segment(&p, input).await.map_err(rest_error)?;
+        let input = SegmentInput::try_from(body.0)?;
+        let s = engine.create_segment(&p, input).await?;
         Ok(CreatedSegment::Created(Json(render(&engine, s).await?)))
     }
 
@@ -153,9 +153,9 @@ impl SegmentsApi {
         req: &Request,
         id: Path<String>,
         segment: Path<String>,
-    ) -> poem::Result<Json<SegmentObject>> {
+    ) -> Result<Json<SegmentObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let s = engine.segment(&p, &segment).await.map_err(rest_error)?;
+        let s = engine.segment(&p, &segment).await?;
         Ok(Json(render(&engine, s).await?))
     }
 
@@ -168,13 +168,10 @@ impl SegmentsApi {
         id: Path<String>,
         segment: Path<String>,
         body: Json<SegmentBody>,
-    ) -> poem::Result<Json<SegmentObject>> {
+    ) -> Result<Json<SegmentObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let input = SegmentInput::try_from(body.0).map_err(rest_error)?;
-        let s = engine
-            .update_segment(&p, &segment, input)
-            .await
-            .map_err(rest_error)?;
+        let input = SegmentInput::try_from(body.0)?;
+        let s = engine.update_segment(&p, &segment, input).await?;
         Ok(Json(render(&engine, s).await?))
     }
 
@@ -186,12 +183,9 @@ impl SegmentsApi {
         req: &Request,
         id: Path<String>,
         segment: Path<String>,
-    ) -> poem::Result<Json<Deleted>> {
+    ) -> Result<Json<Deleted>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        engine
-            .delete_segment(&p, &segment)
-            .await
-            .map_err(rest_error)?;
+        engine.delete_segment(&p, &segment).await?;
         Ok(Json(Deleted::status_deleted()))
     }
 
@@ -208,12 +202,11 @@ impl SegmentsApi {
         segment: Path<String>,
         limit: Query<Option<u64>>,
         after: Query<Option<String>>,
-    ) -> poem::Result<Json<MembersObject>> {
+    ) -> Result<Json<MembersObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let page = engine
             .segment_members(&p, &segment, limit.0, after.0)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(MembersObject {
             next_cursor: page
                 .has_next_page

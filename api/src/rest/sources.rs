@@ -12,7 +12,7 @@ use super::{
     traits::{Deleted, iso},
     workspace_scope,
 };
-use crate::errors::rest_error;
+use crate::errors::RestError;
 
 pub struct SourcesApi;
 
@@ -118,9 +118,9 @@ impl SourcesApi {
         engine: Data<&Engine>,
         req: &Request,
         id: Path<String>,
-    ) -> poem::Result<Json<Vec<SourceObject>>> {
+    ) -> Result<Json<Vec<SourceObject>>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let list = engine.list_sources(&p).await.map_err(rest_error)?;
+        let list = engine.list_sources(&p).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
@@ -132,12 +132,9 @@ impl SourcesApi {
         req: &Request,
         id: Path<String>,
         body: Json<SourceBody>,
-    ) -> poem::Result<CreatedSource> {
+    ) -> Result<CreatedSource, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let source = engine
-            .create_source(&p, body.0.into())
-            .await
-            .map_err(rest_error)?;
+        let source = engine.create_source(&p, body.0.into()).await?;
         Ok(CreatedSource::Created(Json(source.into())))
     }
 
@@ -150,12 +147,11 @@ impl SourcesApi {
         id: Path<String>,
         source_id: Path<String>,
         body: Json<SourceBody>,
-    ) -> poem::Result<Json<SourceObject>> {
+    ) -> Result<Json<SourceObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let source = engine
             .update_source(&p, path_uuid(&source_id, "data source")?, body.0.into())
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(source.into()))
     }
 
@@ -167,12 +163,11 @@ impl SourcesApi {
         req: &Request,
         id: Path<String>,
         source_id: Path<String>,
-    ) -> poem::Result<Json<SourceObject>> {
+    ) -> Result<Json<SourceObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let source = engine
             .source(&p, path_uuid(&source_id, "data source")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(source.into()))
     }
 
@@ -184,12 +179,11 @@ impl SourcesApi {
         req: &Request,
         id: Path<String>,
         source_id: Path<String>,
-    ) -> poem::Result<Json<Deleted>> {
+    ) -> Result<Json<Deleted>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         engine
             .delete_source(&p, path_uuid(&source_id, "data source")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(Deleted::status_deleted()))
     }
 
@@ -204,12 +198,11 @@ impl SourcesApi {
         req: &Request,
         id: Path<String>,
         source_id: Path<String>,
-    ) -> poem::Result<QueuedScan> {
+    ) -> Result<QueuedScan, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let run = engine
             .scan_source(&p, path_uuid(&source_id, "data source")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(QueuedScan::Accepted(Json(ScanObject {
             id: run.id.to_string(),
             source_id: run.source_id.to_string(),

@@ -17,7 +17,7 @@ use super::{
     text::{Text, text},
     workspace_scope,
 };
-use crate::errors::rest_error;
+use crate::errors::RestError;
 
 pub struct TraitsApi;
 
@@ -181,9 +181,9 @@ impl TraitsApi {
         engine: Data<&Engine>,
         req: &Request,
         id: Path<String>,
-    ) -> poem::Result<Json<Vec<TraitObject>>> {
+    ) -> Result<Json<Vec<TraitObject>>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let list = engine.list_traits(&p, None).await.map_err(rest_error)?;
+        let list = engine.list_traits(&p, None).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
@@ -195,10 +195,10 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         body: Json<TraitBody>,
-    ) -> poem::Result<CreatedTrait> {
+    ) -> Result<CreatedTrait, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let input = body.0.into_input().map_err(rest_error)?;
-        let t = engine.create_trait(&p, input).await.map_err(rest_error)?;
+        let input = body.0.into_input()?;
+        let t = engine.create_trait(&p, input).await?;
         Ok(CreatedTrait::Created(Json(t.into())))
     }
 
@@ -210,12 +210,9 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         trait_id: Path<String>,
-    ) -> poem::Result<Json<TraitObject>> {
+    ) -> Result<Json<TraitObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let t = engine
-            .get_trait(&p, path_uuid(&trait_id, "trait")?)
-            .await
-            .map_err(rest_error)?;
+        let t = engine.get_trait(&p, path_uuid(&trait_id, "trait")?).await?;
         Ok(Json(t.into()))
     }
 
@@ -228,13 +225,12 @@ impl TraitsApi {
         id: Path<String>,
         trait_id: Path<String>,
         body: Json<TraitBody>,
-    ) -> poem::Result<Json<TraitObject>> {
+    ) -> Result<Json<TraitObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
-        let input = body.0.into_input().map_err(rest_error)?;
+        let input = body.0.into_input()?;
         let t = engine
             .update_trait(&p, path_uuid(&trait_id, "trait")?, input)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(t.into()))
     }
 
@@ -246,12 +242,11 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         trait_id: Path<String>,
-    ) -> poem::Result<Json<Deleted>> {
+    ) -> Result<Json<Deleted>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         engine
             .delete_trait(&p, path_uuid(&trait_id, "trait")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(Deleted::status_deleted()))
     }
 
@@ -266,12 +261,11 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         model_id: Path<String>,
-    ) -> poem::Result<Json<Vec<TraitObject>>> {
+    ) -> Result<Json<Vec<TraitObject>>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let list = engine
             .list_traits(&p, Some(path_uuid(&model_id, "model")?))
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
@@ -286,12 +280,11 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         trait_id: Path<String>,
-    ) -> poem::Result<CreatedRun> {
+    ) -> Result<CreatedRun, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let run = engine
             .trigger_trait(&p, path_uuid(&trait_id, "trait")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(CreatedRun::Created(Json(run.into())))
     }
 
@@ -303,12 +296,11 @@ impl TraitsApi {
         req: &Request,
         id: Path<String>,
         trait_id: Path<String>,
-    ) -> poem::Result<Json<Vec<TraitRunObject>>> {
+    ) -> Result<Json<Vec<TraitRunObject>>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let runs = engine
             .trait_runs(&p, path_uuid(&trait_id, "trait")?)
-            .await
-            .map_err(rest_error)?;
+            .await?;
         Ok(Json(runs.into_iter().map(Into::into).collect()))
     }
 }
