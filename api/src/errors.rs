@@ -67,17 +67,75 @@ pub fn graphql_http_error(e: Error) -> Response {
         .body(json!({ "data": null, "errors": [error] }).to_string())
 }
 
-/// The player API's envelope, also on errors: `{"code": <HTTP status>, "message", "data": null}`.
+/// The player API's envelope on errors: `{"code": <HTTP status>, "message", "data": null}`.
+#[derive(poem_openapi::Object)]
+pub struct EnvelopeBody {
+    /// The HTTP status.
+    pub code: u16,
+    pub message: String,
+    /// Always null on errors.
+    pub data: Option<serde_json::Value>,
+}
+
+/// Every error of the player API (`/v1`), one variant per status, in its
+/// envelope. Handlers answer `Result<_, EnvelopeError>` and use `?`.
+#[derive(poem_openapi::ApiResponse)]
+pub enum EnvelopeError {
+    #[oai(status = 400)]
+    BadRequest(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 401)]
+    Unauthenticated(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 403)]
+    Forbidden(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 404)]
+    NotFound(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 405)]
+    MethodNotAllowed(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 409)]
+    Conflict(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 410)]
+    Gone(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 413)]
+    PayloadTooLarge(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 415)]
+    UnsupportedMediaType(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 422)]
+    Invalid(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 500)]
+    Internal(poem_openapi::payload::Json<EnvelopeBody>),
+    #[oai(status = 503)]
+    Unavailable(poem_openapi::payload::Json<EnvelopeBody>),
+}
+
+impl From<Error> for EnvelopeError {
+    fn from(e: Error) -> Self {
+        log(&e);
+        let status = http_status(&e);
+        let body = poem_openapi::payload::Json(EnvelopeBody {
+            code: status.as_u16(),
+            message: e.to_string(),
+            data: None,
+        });
+        match status.as_u16() {
+            400 => EnvelopeError::BadRequest(body),
+            401 => EnvelopeError::Unauthenticated(body),
+            403 => EnvelopeError::Forbidden(body),
+            404 => EnvelopeError::NotFound(body),
+            405 => EnvelopeError::MethodNotAllowed(body),
+            409 => EnvelopeError::Conflict(body),
+            410 => EnvelopeError::Gone(body),
+            413 => EnvelopeError::PayloadTooLarge(body),
+            415 => EnvelopeError::UnsupportedMediaType(body),
+            422 => EnvelopeError::Invalid(body),
+            503 => EnvelopeError::Unavailable(body),
+            _ => EnvelopeError::Internal(body),
+        }
+    }
+}
+
+/// The envelope error as a poem error (answers made outside a handler).
 pub fn envelope_error(e: Error) -> poem::Error {
-    log(&e);
-    let status = http_status(&e);
-    let body = json!({ "code": status.as_u16(), "message": e.to_string(), "data": null });
-    poem::Error::from_response(
-        Response::builder()
-            .status(status)
-            .content_type("application/json")
-            .body(body.to_string()),
-    )
+    EnvelopeError::from(e).into()
 }
 
 /// An error in the shape of the route family `path` belongs to: the player

@@ -10,7 +10,7 @@ use poem_openapi::{
 };
 use serde_json::{Value, json};
 
-use crate::{auth::authenticate, errors::envelope_error};
+use crate::{auth::authenticate, errors::EnvelopeError};
 
 /// The default limit of `MAX_BODY_BYTES`: larger bodies get 413 (bulk loads go through sources).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -19,10 +19,10 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
-pub(crate) async fn read_body(body: Body, limit: usize) -> poem::Result<bytes::Bytes> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, EnvelopeError> {
     body.into_bytes_limit(limit).await.map_err(|e| match e {
-        ReadBodyError::PayloadTooLarge => envelope_error(Error::PayloadTooLarge { limit }),
-        other => envelope_error(Error::BadRequest(format!("cannot read the body: {other}"))),
+        ReadBodyError::PayloadTooLarge => EnvelopeError::from(Error::PayloadTooLarge { limit }),
+        other => EnvelopeError::from(Error::BadRequest(format!("cannot read the body: {other}"))),
     })
 }
 
@@ -69,13 +69,10 @@ impl IngestApi {
         req: &Request,
         record_type: Path<String>,
         body: Binary<Body>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+    ) -> Result<Json<Value>, EnvelopeError> {
+        let p = authenticate(&engine, req).await?;
         let bytes = read_body(body.0, limit.0.0).await?;
-        let summary = engine
-            .ingest_ndjson(&p, &record_type, &bytes)
-            .await
-            .map_err(envelope_error)?;
+        let summary = engine.ingest_ndjson(&p, &record_type, &bytes).await?;
         let errors: Vec<Value> = summary
             .errors
             .iter()
@@ -98,18 +95,15 @@ impl IngestApi {
         limit: Data<&BodyLimit>,
         api_key: Query<Option<String>>,
         body: Binary<Body>,
-    ) -> poem::Result<Json<Value>> {
+    ) -> Result<Json<Value>, EnvelopeError> {
         let key = api_key.0.filter(|k| !k.is_empty()).ok_or_else(|| {
-            envelope_error(Error::Unauthenticated(
+            EnvelopeError::from(Error::Unauthenticated(
                 "missing API key: add ?api_key=<key> to the webhook URL".into(),
             ))
         })?;
-        let p = engine.authenticate(&key).await.map_err(envelope_error)?;
+        let p = engine.authenticate(&key).await?;
         let bytes = read_body(body.0, limit.0.0).await?;
-        let summary = engine
-            .ingest_playfab(&p, &bytes)
-            .await
-            .map_err(envelope_error)?;
+        let summary = engine.ingest_playfab(&p, &bytes).await?;
         let errors: Vec<Value> = summary
             .errors
             .iter()

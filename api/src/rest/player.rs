@@ -11,17 +11,17 @@ use poem_openapi::{
 use serde_json::{Value, json};
 
 use super::ingest::{BodyLimit, read_body};
-use crate::{auth::authenticate, errors::envelope_error};
+use crate::{auth::authenticate, errors::EnvelopeError};
 
 fn envelope(message: &str, data: Value) -> Json<Value> {
     Json(json!({ "code": 200, "message": message, "data": data }))
 }
 
 /// The `id` of a `{"id": "..."}` body.
-async fn id_from_body(body: Body, limit: usize) -> poem::Result<String> {
+async fn id_from_body(body: Body, limit: usize) -> Result<String, EnvelopeError> {
     let bytes = read_body(body, limit).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        envelope_error(Error::BadRequest(format!(
+        EnvelopeError::from(Error::BadRequest(format!(
             "the body is not JSON ({e}): send {{\"id\": \"<user id>\"}}"
         )))
     })?;
@@ -29,7 +29,7 @@ async fn id_from_body(body: Body, limit: usize) -> poem::Result<String> {
         Some(Value::String(s)) => Ok(s.clone()),
         // Numeric ids are common in game backends; they name the same player as their text.
         Some(Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(envelope_error(Error::invalid(
+        _ => Err(EnvelopeError::from(Error::invalid(
             "id",
             "is required: send {\"id\": \"<user id>\"}",
         ))),
@@ -43,12 +43,9 @@ async fn persona_route(
     segment: &str,
     persona: &str,
     route: PersonaRoute,
-) -> poem::Result<JsonBytes> {
-    let p = authenticate(engine, req).await.map_err(envelope_error)?;
-    let rendered = engine
-        .persona_route(&p, segment, persona, route)
-        .await
-        .map_err(envelope_error)?;
+) -> Result<JsonBytes, EnvelopeError> {
+    let p = authenticate(engine, req).await?;
+    let rendered = engine.persona_route(&p, segment, persona, route).await?;
     let vary = "Accept-Encoding".to_owned();
     Ok(
         if rendered.plain().len() >= GZIP_MIN_BYTES && accepts_gzip(req) {
@@ -113,13 +110,10 @@ impl PlayerApi {
         limit: Data<&BodyLimit>,
         req: &Request,
         body: Binary<Body>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+    ) -> Result<Json<Value>, EnvelopeError> {
+        let p = authenticate(&engine, req).await?;
         let id = id_from_body(body.0, limit.0.0).await?;
-        let reg = engine
-            .register_for_survey(&p, &id)
-            .await
-            .map_err(envelope_error)?;
+        let reg = engine.register_for_survey(&p, &id).await?;
         Ok(envelope(
             "",
             json!({ "expires_at": reg.expires_at.timestamp(), "token": reg.token, "status": reg.status }),
@@ -133,17 +127,14 @@ impl PlayerApi {
         engine: Data<&Engine>,
         req: &Request,
         id: Query<Option<String>>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+    ) -> Result<Json<Value>, EnvelopeError> {
+        let p = authenticate(&engine, req).await?;
         let id = id.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            envelope_error(Error::BadRequest(
+            EnvelopeError::from(Error::BadRequest(
                 "the id query parameter is required: ?id=<user id>".into(),
             ))
         })?;
-        let reg = engine
-            .survey_response(&p, &id)
-            .await
-            .map_err(envelope_error)?;
+        let reg = engine.survey_response(&p, &id).await?;
         Ok(envelope(
             "",
             json!({ "completed": reg.completed_at.is_some(), "completed_at": unix_or_zero(reg.completed_at) }),
@@ -152,10 +143,14 @@ impl PlayerApi {
 
     /// The survey's status, titles and response statistics.
     #[oai(path = "/v1/assessment", method = "get")]
-    async fn details(&self, engine: Data<&Engine>, req: &Request) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
-        let survey = engine.survey(&p).await.map_err(envelope_error)?;
-        let stats = engine.survey_statistics(&p).await.map_err(envelope_error)?;
+    async fn details(
+        &self,
+        engine: Data<&Engine>,
+        req: &Request,
+    ) -> Result<Json<Value>, EnvelopeError> {
+        let p = authenticate(&engine, req).await?;
+        let survey = engine.survey(&p).await?;
+        let stats = engine.survey_statistics(&p).await?;
         let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
         Ok(envelope(
             "survey details",
@@ -191,7 +186,7 @@ impl PlayerApi {
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
-    ) -> poem::Result<JsonBytes> {
+    ) -> Result<JsonBytes, EnvelopeError> {
         persona_route(&engine, req, &segment_id, &persona, PersonaRoute::UserIds).await
     }
 
@@ -206,7 +201,7 @@ impl PlayerApi {
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
-    ) -> poem::Result<JsonBytes> {
+    ) -> Result<JsonBytes, EnvelopeError> {
         persona_route(&engine, req, &segment_id, &persona, PersonaRoute::Traits).await
     }
 
@@ -219,10 +214,10 @@ impl PlayerApi {
         limit: Data<&BodyLimit>,
         req: &Request,
         body: Binary<Body>,
-    ) -> poem::Result<Json<Value>> {
-        let p = authenticate(&engine, req).await.map_err(envelope_error)?;
+    ) -> Result<Json<Value>, EnvelopeError> {
+        let p = authenticate(&engine, req).await?;
         let id = id_from_body(body.0, limit.0.0).await?;
-        let report = engine.erase_player(&p, &id).await.map_err(envelope_error)?;
+        let report = engine.erase_player(&p, &id).await?;
         Ok(envelope(
             "user data removed",
             json!({ "removed": report.rows_removed, "total": report.audit.total_rows, "audit_id": report.audit.id }),
