@@ -67,6 +67,27 @@ pub fn graphql_http_error(e: Error) -> Response {
         .body(json!({ "data": null, "errors": [error] }).to_string())
 }
 
+/// The variant of a REST family's error enum for an HTTP status (both
+/// families answer the same statuses, each in its own body).
+macro_rules! by_status {
+    ($family:ident, $status:expr, $body:expr) => {
+        match $status {
+            400 => $family::BadRequest($body),
+            401 => $family::Unauthenticated($body),
+            403 => $family::Forbidden($body),
+            404 => $family::NotFound($body),
+            405 => $family::MethodNotAllowed($body),
+            409 => $family::Conflict($body),
+            410 => $family::Gone($body),
+            413 => $family::PayloadTooLarge($body),
+            415 => $family::UnsupportedMediaType($body),
+            422 => $family::Invalid($body),
+            503 => $family::Unavailable($body),
+            _ => $family::Internal($body),
+        }
+    };
+}
+
 /// The player API's envelope on errors: `{"code": <HTTP status>, "message", "data": null}`.
 #[derive(poem_openapi::Object)]
 pub struct EnvelopeBody {
@@ -116,20 +137,7 @@ impl From<Error> for EnvelopeError {
             message: e.to_string(),
             data: None,
         });
-        match status.as_u16() {
-            400 => EnvelopeError::BadRequest(body),
-            401 => EnvelopeError::Unauthenticated(body),
-            403 => EnvelopeError::Forbidden(body),
-            404 => EnvelopeError::NotFound(body),
-            405 => EnvelopeError::MethodNotAllowed(body),
-            409 => EnvelopeError::Conflict(body),
-            410 => EnvelopeError::Gone(body),
-            413 => EnvelopeError::PayloadTooLarge(body),
-            415 => EnvelopeError::UnsupportedMediaType(body),
-            422 => EnvelopeError::Invalid(body),
-            503 => EnvelopeError::Unavailable(body),
-            _ => EnvelopeError::Internal(body),
-        }
+        by_status!(EnvelopeError, status.as_u16(), body)
     }
 }
 
@@ -269,20 +277,7 @@ impl From<Error> for RestError {
                 field: e.field().map(str::to_owned),
             },
         });
-        match status.as_u16() {
-            400 => RestError::BadRequest(body),
-            401 => RestError::Unauthenticated(body),
-            403 => RestError::Forbidden(body),
-            404 => RestError::NotFound(body),
-            405 => RestError::MethodNotAllowed(body),
-            409 => RestError::Conflict(body),
-            410 => RestError::Gone(body),
-            413 => RestError::PayloadTooLarge(body),
-            415 => RestError::UnsupportedMediaType(body),
-            422 => RestError::Invalid(body),
-            503 => RestError::Unavailable(body),
-            _ => RestError::Internal(body),
-        }
+        by_status!(RestError, status.as_u16(), body)
     }
 }
 
