@@ -40,6 +40,15 @@ fn aggregation(ctx: &Ctx, name: &str, config: Value) -> Value {
     json!({ "name": name, "parent_model_id": ctx.players, "trait_type": "aggregation", "config": c, "result_type": "number" })
 }
 
+/// Spend: the sum of the purchases' prices.
+fn spend_trait(ctx: &Ctx) -> Value {
+    aggregation(
+        ctx,
+        "Spend",
+        json!({ "aggregation": "sum", "column": "price" }),
+    )
+}
+
 /// The six aggregations the issue creates at once.
 fn six_traits(ctx: &Ctx) -> Vec<Value> {
     [
@@ -354,15 +363,7 @@ async fn redis_down_for_20s_loses_no_work() {
         .await;
     assert_eq!(status, 200);
     let ctx = catalog_ids(&app).await;
-    let spend = create(
-        &app,
-        aggregation(
-            &ctx,
-            "Spend",
-            json!({ "aggregation": "sum", "column": "price" }),
-        ),
-    )
-    .await;
+    let spend = create(&app, spend_trait(&ctx)).await;
     app.drain().await;
     let (dir, name) = folder(&app);
     write(&dir, "purchases/late.ndjson", purchases(25, 1).as_bytes());
@@ -636,15 +637,7 @@ async fn a_trait_rerun_over_fresh_unanalyzed_tables_stays_linear() {
     .await
     .unwrap();
     let ctx = catalog_ids(&app).await;
-    let spend = create(
-        &app,
-        aggregation(
-            &ctx,
-            "Spend",
-            json!({ "aggregation": "sum", "column": "price" }),
-        ),
-    )
-    .await;
+    let spend = create(&app, spend_trait(&ctx)).await;
     app.drain().await;
     // Three re-runs, the fastest compared: a load spike on a shared CI
     // machine must not decide; a quadratic plan is slow every time.

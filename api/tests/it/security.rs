@@ -76,6 +76,15 @@ async fn create_source(app: &TestApp, kind: &str, config: Value, credentials: Va
     .1
 }
 
+/// `testDataSource` as the admin: `{ testDataSource { ok message } }`.
+async fn test_source(app: &TestApp, id: &str) -> Value {
+    app.gql(
+        "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
+        json!({ "id": id }),
+    )
+    .await
+}
+
 fn s3_keys() -> Value {
     json!({ "access_key_id": "AKIA", "secret_access_key": "s3cr3t" })
 }
@@ -181,12 +190,7 @@ async fn a_name_resolving_to_loopback_is_refused_when_the_server_connects() {
     )
     .await;
     let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
-    let check = app
-        .gql(
-            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
-            json!({ "id": id }),
-        )
-        .await;
+    let check = test_source(&app, id).await;
     assert_eq!(check["testDataSource"]["ok"], false, "{check}");
     let message = check["testDataSource"]["message"].as_str().unwrap();
     assert!(message.contains("OUTBOUND_ALLOW"), "{message}");
@@ -222,12 +226,7 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
     )
     .await;
     let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
-    let check = app
-        .gql(
-            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
-            json!({ "id": id }),
-        )
-        .await;
+    let check = test_source(&app, id).await;
     assert_eq!(check["testDataSource"]["ok"], false, "{check}");
     assert_eq!(target_hits.load(Ordering::SeqCst), 0, "{check}");
 
@@ -284,12 +283,7 @@ async fn remote_bodies_never_reach_messages() {
     )
     .await;
     let id = created["data"]["createDataSource"]["id"].as_str().unwrap();
-    let check = app
-        .gql(
-            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
-            json!({ "id": id }),
-        )
-        .await;
+    let check = test_source(&app, id).await;
     let message = check["testDataSource"]["message"].as_str().unwrap();
     let host = endpoint.trim_start_matches("http://");
     assert!(
@@ -335,12 +329,7 @@ async fn test_data_source_answers_within_10s_and_needs_write() {
         .await;
     assert_eq!(error_code(&body), "forbidden", "{body}");
     let started = Instant::now();
-    let check = app
-        .gql(
-            "mutation($id: ID!) { testDataSource(id: $id) { ok message } }",
-            json!({ "id": id }),
-        )
-        .await;
+    let check = test_source(&app, id).await;
     let took = started.elapsed();
     assert_eq!(check["testDataSource"]["ok"], false, "{check}");
     assert!(took < Duration::from_secs(12), "took {took:?}");
