@@ -50,7 +50,7 @@ async fn rows(app: &TestApp, table: &str, column: &str, user: &str) -> i64 {
 }
 
 /// `DELETE /v1/userData` for `user` with `key`.
-async fn erase(app: &TestApp, key: &str, user: &str) -> (reqwest::StatusCode, Value) {
+pub(crate) async fn erase(app: &TestApp, key: &str, user: &str) -> (reqwest::StatusCode, Value) {
     app.v1(
         reqwest::Method::DELETE,
         "/v1/userData",

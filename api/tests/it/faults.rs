@@ -16,6 +16,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::{
+    erasure::erase,
     sources::{folder, table_count, write},
     support::{Options, TestApp, postgres_admin_url},
     trait_values::{Ctx, catalog_ids, create},
@@ -394,14 +395,7 @@ async fn redis_down_for_20s_loses_no_work() {
             json!({ "id": spend["id"] }),
         )
         .await;
-    let (status, body) = app
-        .v1(
-            reqwest::Method::DELETE,
-            "/v1/userData",
-            Some(&app.admin_key),
-            Some(&json!({ "id": "p001" }).to_string()),
-        )
-        .await;
+    let (status, body) = erase(&app, &app.admin_key, "p001").await;
     assert_eq!(status, 200, "erasure does not need the queue: {body}");
     let waiting = job_records::Entity::find()
         .filter(job_records::Column::DispatchedAt.is_null())
@@ -462,39 +456,21 @@ async fn an_erasure_that_fails_midway_changes_nothing_and_a_retry_erases_all() {
     assert_eq!(status, 200);
     app.drain().await;
     let before = table_count(&app, "purchases").await;
-    // Make a late statement of the erasure fail: its table is gone for now.
     let db = app.engine.db();
-    db.execute_unprepared("ALTER TABLE quarantined_lines RENAME TO quarantined_lines_away")
-        .await
-        .unwrap();
-    let (status, _) = app
-        .v1(
-            reqwest::Method::DELETE,
-            "/v1/userData",
-            Some(&app.admin_key),
-            Some(&json!({ "id": "p001" }).to_string()),
-        )
-        .await;
-    assert_eq!(status, 500);
-    assert_eq!(
-        table_count(&app, "purchases").await,
-        before,
-        "nothing erased"
-    );
-    assert_eq!(table_count(&app, "players").await, 5);
-    assert_eq!(erasures::Entity::find().count(db).await.unwrap(), 0);
-
-    db.execute_unprepared("ALTER TABLE quarantined_lines_away RENAME TO quarantined_lines")
-        .await
-        .unwrap();
-    let (status, body) = app
-        .v1(
-            reqwest::Method::DELETE,
-            "/v1/userData",
-            Some(&app.admin_key),
-            Some(&json!({ "id": "p001" }).to_string()),
-        )
-        .await;
+    // Make a late statement of the erasure fail: its table is gone for now.
+    without_table(&app, "quarantined_lines", async {
+        let (status, _) = erase(&app, &app.admin_key, "p001").await;
+        assert_eq!(status, 500);
+        assert_eq!(
+            table_count(&app, "purchases").await,
+            before,
+            "nothing erased"
+        );
+        assert_eq!(table_count(&app, "players").await, 5);
+        assert_eq!(erasures::Entity::find().count(db).await.unwrap(), 0);
+    })
+    .await;
+    let (status, body) = erase(&app, &app.admin_key, "p001").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(table_count(&app, "purchases").await, before - 2);
     assert_eq!(table_count(&app, "players").await, 4);
