@@ -23,6 +23,7 @@ use crate::{
     graphql::{self, AppSchema},
     rest::{
         ingest::{BodyLimit, IngestApi},
+        models::ModelsApi,
         player::PlayerApi,
         segments::SegmentsApi,
         sources::SourcesApi,
@@ -114,9 +115,25 @@ async fn readyz(
 }
 
 /// Both REST families in one OpenAPI document.
-pub fn openapi() -> OpenApiService<(TraitsApi, SourcesApi, SegmentsApi, IngestApi, PlayerApi), ()> {
+type RestApis = (
+    TraitsApi,
+    ModelsApi,
+    SourcesApi,
+    SegmentsApi,
+    IngestApi,
+    PlayerApi,
+);
+
+pub fn openapi() -> OpenApiService<RestApis, ()> {
     OpenApiService::new(
-        (TraitsApi, SourcesApi, SegmentsApi, IngestApi, PlayerApi),
+        (
+            TraitsApi,
+            ModelsApi,
+            SourcesApi,
+            SegmentsApi,
+            IngestApi,
+            PlayerApi,
+        ),
         "Traitforge REST API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -214,6 +214,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait, workspace_id: Uuid) -> Resul
             table_name: Set(spec.slug.into()),
             primary_key: Set(spec.primary_key.into()),
             timestamp_column: Set(spec.timestamp_column.map(Into::into)),
+            user_column: Set((spec.slug != "items").then(|| "user_id".into())),
             built_in: Set(true),
             created_at: Set(now),
         });

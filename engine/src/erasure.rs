@@ -103,6 +103,18 @@ impl Engine {
                     }
                     removed.insert(table.to_owned(), delete_rows(tx, table, ws, cond).await?);
                 }
+                // The workspace's own models whose rows name a player.
+                for m in models::Entity::find()
+                    .filter(models::Column::WorkspaceId.eq(ws))
+                    .filter(models::Column::BuiltIn.eq(false))
+                    .filter(models::Column::UserColumn.is_not_null())
+                    .all(tx)
+                    .await?
+                {
+                    let user_col = m.user_column.as_deref().unwrap_or("user_id");
+                    let count = delete_rows(tx, &m.table_name, ws, col(user_col).eq(uid)).await?;
+                    removed.insert(m.slug, count);
+                }
                 // Every trait value computed for the player, then the player.
                 let values = col("entity_id")
                     .eq(uid)
@@ -200,7 +212,13 @@ impl Engine {
                     .equals((traits::Entity, traits::Column::ParentModelId)),
             )
             .and_where(Expr::col((traits::Entity, traits::Column::WorkspaceId)).eq(ws))
-            .and_where(Expr::col((models::Entity, models::Column::Slug)).eq("players"))
+            // Players, and models keyed by the player's user id.
+            .and_where(
+                Expr::col((models::Entity, models::Column::Slug))
+                    .eq("players")
+                    .or(Expr::col((models::Entity, models::Column::UserColumn))
+                        .equals((models::Entity, models::Column::PrimaryKey))),
+            )
             .to_owned()
     }
 

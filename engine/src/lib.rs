@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod custom_models;
 pub mod db;
 pub mod erasure;
 mod error;

@@ -40,6 +40,17 @@ impl Engine {
         })
     }
 
+    /// Every model of the workspace, oldest first (a workspace has tens, not thousands).
+    pub async fn all_models(&self, p: &Principal) -> Result<Vec<ModelView>> {
+        p.require(Permission::Read)?;
+        let models = models::Entity::find()
+            .filter(models::Column::WorkspaceId.eq(p.workspace_id))
+            .order_by_asc(models::Column::Id)
+            .all(&self.db)
+            .await?;
+        self.attach(p.workspace_id, models).await
+    }
+
     pub async fn model(&self, p: &Principal, r: ModelRef<'_>) -> Result<ModelView> {
         p.require(Permission::Read)?;
         let q = models::Entity::find().filter(models::Column::WorkspaceId.eq(p.workspace_id));

@@ -15,6 +15,8 @@ pub struct Model {
     pub table_name: String,
     pub primary_key: String,
     pub timestamp_column: Option<String>,
+    /// The column holding the player's user id (None: rows are not a player's).
+    pub user_column: Option<String>,
     pub built_in: bool,
     pub created_at: DateTimeUtc,
 }

@@ -1,6 +1,7 @@
 //! The GraphQL API: thin resolvers over `engine` services.
 
 mod connection;
+mod models;
 mod mutation;
 mod player;
 mod query;
@@ -30,6 +31,7 @@ pub struct MutationRoot(
     sources::SourceMutation,
     survey::SurveyMutation,
     segments::SegmentMutation,
+    models::ModelMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

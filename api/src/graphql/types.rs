@@ -149,6 +149,8 @@ pub struct Model {
     pub table: String,
     pub primary_key: String,
     pub timestamp_column: Option<String>,
+    /// The column holding the player's user id, when rows belong to players.
+    pub user_id_column: Option<String>,
     pub built_in: bool,
     pub columns: Vec<Column>,
     pub relationships: Vec<Relationship>,
@@ -167,6 +169,7 @@ impl TryFrom<ModelView> for Model {
             table: m.table_name,
             primary_key: m.primary_key,
             timestamp_column: m.timestamp_column,
+            user_id_column: m.user_column,
             built_in: m.built_in,
             columns: v
                 .columns

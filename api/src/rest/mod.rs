@@ -2,6 +2,7 @@
 //! `/openapi.json` and Swagger UI at `/docs` describe them.
 
 pub mod ingest;
+pub mod models;
 pub mod player;
 pub mod segments;
 pub mod sources;

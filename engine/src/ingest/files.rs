@@ -26,6 +26,7 @@ use super::{
     load::{self, Origin},
     parse_line, parse_object,
     records::{RecordType, Row},
+    target::{self, Target},
     sources::{FileFormat, NotificationKind, classify},
 };
 use crate::{Engine, Error, Result, text_enum::text_enum};
@@ -104,7 +105,8 @@ impl Engine {
             Ok(()) => {
                 done.status = Set(FileStatus::Loaded.as_str().into());
                 if file.rows_loaded > 0
-                    && let Some(t) = RecordType::parse(&file.record_type)
+                    && let Ok(t) =
+                        target::resolve(&self.db, file.workspace_id, &file.record_type).await
                 {
                     self.after_load(file.workspace_id, &[t]).await;
                 }
@@ -160,8 +162,16 @@ impl Engine {
         source: &data_sources::Model,
         file: &source_files::Model,
     ) -> Result<()> {
-        let record_type = RecordType::parse(&file.record_type)
-            .ok_or_else(|| Error::internal("stored record type"))?;
+        // A custom model deleted since the file was found: the load fails with that reason.
+        let target = target::resolve(&self.db, file.workspace_id, &file.record_type)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::invalid(
+                    "file",
+                    format!("the model `{}` no longer exists", file.record_type),
+                ),
+                e => e,
+            })?;
         let (format, gzip) =
             classify(&file.path).ok_or_else(|| Error::internal("stored file name"))?;
         let mut lines = self.open_lines(source, file, gzip).await?;
@@ -169,7 +179,7 @@ impl Engine {
             |e: io::Error| Error::invalid("file", format!("{} cannot be decoded: {e}", file.path));
 
         let mut header: Option<Vec<String>> = None;
-        let fresh = !self.rows_beyond_checkpoint(record_type, file).await?;
+        let fresh = !self.rows_beyond_checkpoint(&target, file).await?;
         let mut batch = Batch {
             rows: Vec::new(),
             rejected: Vec::new(),
@@ -198,7 +208,7 @@ impl Engine {
                     other => other,
                 };
                 if format == FileFormat::Csv && header.is_none() {
-                    header = Some(csv_header(record_type, &line, &file.path)?);
+                    header = Some(csv_header(&target, &line, &file.path)?);
                     continue;
                 }
                 if number <= file.checkpoint_line as u64 {
@@ -209,9 +219,9 @@ impl Engine {
                 }
                 let parsed = match (format, &header) {
                     (FileFormat::Csv, Some(h)) => {
-                        csv_row(record_type, file.workspace_id, h, line, number, offset, now)
+                        csv_row(&target, file.workspace_id, h, line, number, offset, now)
                     }
-                    _ => parse_line(record_type, file.workspace_id, line, number, offset, now),
+                    _ => parse_line(&target, file.workspace_id, line, number, offset, now),
                 };
                 match parsed {
                     Ok(mut row) => {
@@ -222,7 +232,7 @@ impl Engine {
                 }
                 batch.last_line = number;
                 if batch.rows.len() + batch.rejected.len() >= FILE_BATCH {
-                    let commit = self.commit_batch(file, record_type, &mut batch, now);
+                    let commit = self.commit_batch(file, &target, &mut batch, now);
                     if let Some(previous) = in_flight.take() {
                         joined(previous.await)?;
                     }
@@ -243,10 +253,8 @@ impl Engine {
             joined(previous.await)?;
         }
         read?;
-        self.commit_batch(file, record_type, &mut batch, now)
-            .await?;
-        self.file_loaded(file, record_type, batch.last_line, now)
-            .await
+        self.commit_batch(file, &target, &mut batch, now).await?;
+        self.file_loaded(file, &target, batch.last_line, now).await
     }
 
     /// The file's lines, streamed (and decompressed) from its store; a local
@@ -292,7 +300,7 @@ impl Engine {
     async fn file_loaded(
         &self,
         file: &source_files::Model,
-        record_type: RecordType,
+        target: &Target,
         last_line: u64,
         now: chrono::DateTime<Utc>,
     ) -> Result<()> {
@@ -303,12 +311,13 @@ impl Engine {
             // trait runs) plan for the rows just added, not for an empty table.
             use sea_orm::ConnectionTrait;
             self.db
-                .execute_unprepared(&format!("ANALYZE \"{}\"", record_type.as_str()))
+                .execute_unprepared(&format!("ANALYZE \"{}\"", target.table()))
                 .await?;
         }
         // Every line is in: the file's players, in one statement.
         let ws = file.workspace_id;
         let file_id = file.id;
+        let target = target.clone();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 use sea_orm::ConnectionTrait;
@@ -317,7 +326,7 @@ impl Engine {
                     // memory instead of spilling at the default 4 MB.
                     tx.execute_unprepared("SET LOCAL work_mem = '64MB'").await?;
                 }
-                load::players_from_file(tx, ws, record_type, file_id, now).await
+                load::players_from_file(tx, ws, &target, file_id, now).await
             })
         })
         .await
@@ -331,7 +340,7 @@ impl Engine {
     fn commit_batch(
         &self,
         file: &source_files::Model,
-        record_type: RecordType,
+        target: &Target,
         batch: &mut Batch,
         now: chrono::DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send + 'static {
@@ -345,10 +354,10 @@ impl Engine {
         let db = self.db.clone();
         // No line of this file is past the checkpoint: COPY, no conflict
         // handling needed. The rows are rendered here, in the reading task.
-        let copy = (fresh
-            && record_type != RecordType::Items
-            && db.get_database_backend() == sea_orm::DbBackend::Postgres)
-            .then(|| {
+        let copy_type = target.record_type().filter(|t| *t != RecordType::Items);
+        let copy = copy_type
+            .filter(|_| fresh && db.get_database_backend() == sea_orm::DbBackend::Postgres)
+            .map(|record_type| {
                 super::copy::prepare(super::copy::Batch {
                     workspace_id,
                     file_id,
@@ -361,6 +370,7 @@ impl Engine {
                     now,
                 })
             });
+        let target = target.clone();
         async move {
             if let Some(prepared) = copy {
                 return super::copy::commit(db.get_postgres_connection_pool(), prepared?).await;
@@ -382,7 +392,7 @@ impl Engine {
                         fresh,
                     };
                     let accepted =
-                        load::write(tx, workspace_id, record_type, origin, rows, &rejected, now)
+                        load::write(tx, workspace_id, &target, origin, rows, &rejected, now)
                             .await?;
                     let mut f: source_files::ActiveModel = current.clone().into();
                     f.checkpoint_line = Set(checkpoint);
@@ -400,20 +410,20 @@ impl Engine {
     /// checkpoint was rewound by hand: commits carry rows and checkpoint together).
     async fn rows_beyond_checkpoint(
         &self,
-        record_type: RecordType,
+        target: &Target,
         file: &source_files::Model,
     ) -> Result<bool> {
         use sea_orm::{
             ConnectionTrait,
             sea_query::{Alias, Expr, ExprTrait, Query},
         };
-        if record_type == RecordType::Items {
-            // Items are upserts by item_id: loading a line twice changes nothing.
+        if target.upserts() {
+            // Items and custom models are upserts by key: loading a line twice changes nothing.
             return Ok(false);
         }
         let q = Query::select()
             .expr(Expr::val(1))
-            .from(Alias::new(record_type.as_str()))
+            .from(Alias::new(target.table()))
             .and_where(Expr::col(Alias::new("workspace_id")).eq(file.workspace_id))
             .and_where(Expr::col(Alias::new("source_file_id")).eq(file.id))
             .and_where(Expr::col(Alias::new("line_number")).gt(file.checkpoint_line))
@@ -430,7 +440,7 @@ fn joined(outcome: std::result::Result<Result<()>, tokio::task::JoinError>) -> R
 }
 
 /// The header row: names the columns, and must name the type's required ones.
-fn csv_header(record_type: RecordType, line: &Line, path: &str) -> Result<Vec<String>> {
+fn csv_header(target: &Target, line: &Line, path: &str) -> Result<Vec<String>> {
     let Line::Text(t) = line else {
         return Err(Error::invalid(
             "file",
@@ -442,10 +452,11 @@ fn csv_header(record_type: RecordType, line: &Line, path: &str) -> Result<Vec<St
         .into_iter()
         .map(|n| n.trim().to_owned())
         .collect();
-    let required: &[&str] = match record_type {
-        RecordType::Items => &["item_id"],
-        RecordType::Kpis => &["timestamp", "user_id", "kpi_id", "value"],
-        _ => &["timestamp", "user_id"],
+    let required: Vec<&str> = match target {
+        Target::Record(RecordType::Items) => vec!["item_id"],
+        Target::Record(RecordType::Kpis) => vec!["timestamp", "user_id", "kpi_id", "value"],
+        Target::Record(_) => vec!["timestamp", "user_id"],
+        Target::Custom(m) => m.required_fields(),
     };
     let missing: Vec<&str> = required
         .iter()
@@ -465,7 +476,7 @@ fn csv_header(record_type: RecordType, line: &Line, path: &str) -> Result<Vec<St
 }
 
 fn csv_row(
-    record_type: RecordType,
+    target: &Target,
     workspace_id: Uuid,
     header: &[String],
     line: Line,
@@ -475,7 +486,7 @@ fn csv_row(
 ) -> std::result::Result<Row, Rejected> {
     let text = match line {
         Line::Text(t) => t,
-        too_long => return parse_line(record_type, workspace_id, too_long, number, offset, now),
+        too_long => return parse_line(target, workspace_id, too_long, number, offset, now),
     };
     let reject = |field: Option<String>, message: String, user_id: Option<String>| Rejected {
         line_number: number as i64,
@@ -505,5 +516,5 @@ fn csv_row(
         .cloned()
         .zip(fields.into_iter().map(Value::String))
         .collect();
-    parse_object(record_type, workspace_id, object, now).map_err(|(f, m, u)| reject(f, m, u))
+    parse_object(target, workspace_id, object, now).map_err(|(f, m, u)| reject(f, m, u))
 }

@@ -16,7 +16,10 @@ use entity::{
     virtual_purchases,
 };
 
-use super::records::{RecordType, Row};
+use super::{
+    records::{RecordType, Row},
+    target::{CustomModel, CustomRow, Target},
+};
 use crate::Result;
 
 /// Bound parameters per multi-row INSERT: under SQLite's 32766 (PostgreSQL
@@ -181,7 +184,7 @@ where
 pub(crate) async fn write(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
-    record_type: RecordType,
+    target: &Target,
     origin: Origin<'_>,
     rows: Vec<Row>,
     rejected: &[Rejected],
@@ -193,6 +196,8 @@ pub(crate) async fn write(
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // The last row of an item wins; one upsert may not touch a key twice.
     let mut item_rows: HashMap<String, items::ActiveModel> = HashMap::new();
+    // The same for a custom model's rows, by primary key.
+    let mut custom_rows: HashMap<String, CustomRow> = HashMap::new();
     for row in rows {
         macro_rules! touch {
             ($m:expr) => {
@@ -251,7 +256,17 @@ pub(crate) async fn write(
                     item_rows.insert(id.clone(), m);
                 }
             }
+            Row::Custom(r) => {
+                if let (Some(user), Some(at)) = (&r.user_id, r.at) {
+                    touches.entry(user.clone()).or_default().saw(at);
+                }
+                custom_rows.insert(r.key.clone(), r);
+            }
         }
+    }
+    if let Target::Custom(model) = target {
+        let rows: Vec<CustomRow> = custom_rows.into_values().collect();
+        upsert_custom(db, workspace_id, model, &rows, now).await?;
     }
     insert_batches!(db, origin, purchases::Entity, p);
     insert_batches!(db, origin, logins::Entity, l);
@@ -281,11 +296,11 @@ pub(crate) async fn write(
             .await?;
     }
     // A file's players are upserted once, set-based, when it is done (`players_from_file`).
-    if !matches!(origin, Origin::File { .. }) {
+    if !matches!(origin, Origin::File { .. }) || matches!(target, Target::Custom(_)) {
         upsert_players(db, workspace_id, touches, now).await?;
     }
 
-    let quarantined = quarantine_rows(workspace_id, record_type, &origin, rejected, now);
+    let quarantined = quarantine_rows(workspace_id, target.slug(), &origin, rejected, now);
     insert_batches!(db, origin, quarantined_lines::Entity, quarantined);
     Ok(accepted)
 }
@@ -293,7 +308,7 @@ pub(crate) async fn write(
 /// The quarantine rows of rejected lines.
 pub(crate) fn quarantine_rows(
     workspace_id: Uuid,
-    record_type: RecordType,
+    record_type: &str,
     origin: &Origin<'_>,
     rejected: &[Rejected],
     now: DateTime<Utc>,
@@ -304,7 +319,7 @@ pub(crate) fn quarantine_rows(
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace_id),
             origin: Set(origin.name().to_owned()),
-            record_type: Set(record_type.as_str().to_owned()),
+            record_type: Set(record_type.to_owned()),
             source_file_id: Set(match origin {
                 Origin::File { id, .. } => Some(*id),
                 Origin::Post | Origin::PlayFab => None,
@@ -401,6 +416,49 @@ fn player_conflict() -> OnConflict {
     on_conflict
 }
 
+/// A custom model's rows, upserted by primary key: a line loaded again (a
+/// retried batch, a redelivered post) replaces its row instead of adding one.
+async fn upsert_custom(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    model: &CustomModel,
+    rows: &[CustomRow],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut names: Vec<&str> = vec!["workspace_id"];
+    names.extend(model.columns.iter().map(|(n, _, _)| n.as_str()));
+    names.extend(["extra", "source_file_id", "line_number", "loaded_at"]);
+    let columns: Vec<Alias> = names.iter().map(|n| Alias::new(*n)).collect();
+    let updated: Vec<Alias> = names[1..]
+        .iter()
+        .filter(|n| **n != model.primary_key)
+        .map(|n| Alias::new(*n))
+        .collect();
+    for chunk in rows.chunks(rows_per_statement(columns.len())) {
+        let mut q = Query::insert();
+        q.into_table(Alias::new(&model.table))
+            .columns(columns.clone());
+        for r in chunk {
+            let mut values = vec![Expr::val(workspace_id)];
+            values.extend(r.values.iter().cloned().map(Expr::val));
+            values.extend([
+                Expr::val(r.extra.clone()),
+                Expr::val(r.source_file_id),
+                Expr::val(r.line_number),
+                Expr::val(now),
+            ]);
+            q.values_panic(values);
+        }
+        q.on_conflict(
+            OnConflict::columns([Alias::new("workspace_id"), Alias::new(&model.primary_key)])
+                .update_columns(updated.clone())
+                .to_owned(),
+        );
+        db.execute(&q).await?;
+    }
+    Ok(())
+}
+
 /// First/last seen widen; the latest login's attributes replace older ones.
 async fn upsert_players(
     db: &impl ConnectionTrait,
@@ -443,10 +501,14 @@ async fn upsert_players(
 pub(crate) async fn players_from_file(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
-    record_type: RecordType,
+    target: &Target,
     file_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // Custom models' players are upserted with each batch (their rows are upserts).
+    let Target::Record(record_type) = *target else {
+        return Ok(());
+    };
     if record_type == RecordType::Items {
         return Ok(());
     }

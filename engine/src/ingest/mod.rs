@@ -8,10 +8,12 @@ pub mod playfab;
 pub mod records;
 pub mod sources;
 mod stores;
+pub mod target;
 pub mod webhooks;
 
 pub use load::Rejected;
 pub use records::RecordType;
+pub use target::Target;
 
 use decode::Line;
 use serde_json::Map;
@@ -59,9 +61,7 @@ impl Engine {
         body: &[u8],
     ) -> Result<LoadSummary> {
         p.require(Permission::Ingest)?;
-        let record_type = RecordType::parse(record_type).ok_or_else(|| Error::NotFound {
-            what: "record type",
-        })?;
+        let target = target::resolve(&self.db, p.workspace_id, record_type).await?;
         // A UTF-8 byte order mark is skipped; offsets still count it, so they
         // point into the body exactly as it was sent.
         let (body, mut offset) = match body.strip_prefix(b"\xEF\xBB\xBF") {
@@ -89,19 +89,20 @@ impl Engine {
             } else {
                 Line::Text(line.to_vec())
             };
-            match parse_line(record_type, p.workspace_id, line, number, at, now) {
+            match parse_line(&target, p.workspace_id, line, number, at, now) {
                 Ok(row) => rows.push(row),
                 Err(r) => rejected.push(r),
             }
         }
         let workspace_id = p.workspace_id;
         let to_quarantine = rejected.clone();
+        let written = target.clone();
         let accepted = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 load::write(
                     tx,
                     workspace_id,
-                    record_type,
+                    &written,
                     load::Origin::Post,
                     rows,
                     &to_quarantine,
@@ -112,7 +113,7 @@ impl Engine {
         })
         .await?;
         if accepted > 0 {
-            self.after_load(workspace_id, &[record_type]).await;
+            self.after_load(workspace_id, &[target]).await;
         }
         let rejected_count = rejected.len() as u64;
         rejected.truncate(REPORTED_ERRORS);
@@ -137,7 +138,7 @@ fn too_long(len: usize, line_number: u64, byte_offset: u64) -> Rejected {
 
 /// One NDJSON line to a row, or the reason it is refused.
 pub(crate) fn parse_line(
-    record_type: RecordType,
+    target: &Target,
     workspace_id: Uuid,
     line: Line,
     line_number: u64,
@@ -174,7 +175,7 @@ pub(crate) fn parse_line(
         }
         Err(e) => return Err(reject(None, format!("not valid JSON: {e}"), None)),
     };
-    parse_object(record_type, workspace_id, object, now)
+    parse_object(target, workspace_id, object, now)
         .map_err(|(field, message, user)| reject(field, message, user))
 }
 
@@ -182,17 +183,14 @@ pub(crate) fn parse_line(
 pub(crate) type ObjectError = (Option<String>, String, Option<String>);
 
 pub(crate) fn parse_object(
-    record_type: RecordType,
+    target: &Target,
     workspace_id: Uuid,
     object: Map<String, Value>,
     now: chrono::DateTime<Utc>,
 ) -> std::result::Result<records::Row, ObjectError> {
-    let user_id = object.get("user_id").and_then(|u| match u {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    });
-    records::parse(record_type, workspace_id, object, now)
+    let user_id = target.user_id_of(&object);
+    target
+        .parse(workspace_id, object, now)
         .map_err(|e| (e.field, e.message, user_id))
 }
 
@@ -202,11 +200,11 @@ impl Engine {
     /// queued); events may bring new players, whom segments, personas and
     /// predictions take in. The load itself has succeeded, so a failure here
     /// is logged, not returned.
-    pub(crate) async fn after_load(&self, workspace_id: Uuid, record_types: &[RecordType]) {
-        if let Err(e) = self.data_loaded(workspace_id, record_types).await {
+    pub(crate) async fn after_load(&self, workspace_id: Uuid, targets: &[Target]) {
+        if let Err(e) = self.data_loaded(workspace_id, targets).await {
             tracing::warn!(%workspace_id, error = %e.cause(), "could not mark traits stale after a load");
         }
-        if record_types.iter().any(|t| *t != RecordType::Items)
+        if targets.iter().any(Target::touches_players)
             && let Err(e) = self.players_loaded(workspace_id).await
         {
             tracing::warn!(%workspace_id, error = %e.cause(), "could not queue segment updates after a load");

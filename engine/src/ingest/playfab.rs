@@ -18,6 +18,7 @@ use super::{
     Rejected, excerpt,
     load::{self, Origin},
     records::{self, RecordType, Row},
+    target::Target,
 };
 use crate::{
     Engine, Error, Result,
@@ -267,10 +268,11 @@ impl Engine {
         summary.rejected = rejected.len() as u64;
         let mut loaded_types: Vec<RecordType> = kept
             .iter()
-            .flat_map(|e| e.rows.iter().map(Row::record_type))
+            .flat_map(|e| e.rows.iter().filter_map(Row::record_type))
             .collect();
         loaded_types.sort_by_key(|t| t.as_str());
         loaded_types.dedup();
+        let loaded_types: Vec<Target> = loaded_types.into_iter().map(Target::Record).collect();
         let rejected_events = rejected.clone();
         let (accepted, duplicate, typed_failures) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
@@ -312,7 +314,7 @@ impl Engine {
                 load::write(
                     tx,
                     workspace_id,
-                    RecordType::Actions,
+                    &Target::Record(RecordType::Actions),
                     Origin::PlayFab,
                     rows,
                     &quarantine,

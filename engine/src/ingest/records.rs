@@ -35,7 +35,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn at(field: &str, message: impl Into<String>) -> Self {
+    pub(super) fn at(field: &str, message: impl Into<String>) -> Self {
         FieldError {
             field: Some(field.to_owned()),
             message: message.into(),
@@ -54,11 +54,14 @@ pub enum Row {
     LevelUp(level_ups::ActiveModel),
     Item(items::ActiveModel),
     SocialDynamic(social_dynamics::ActiveModel),
+    /// A row of a workspace's own model.
+    Custom(super::target::CustomRow),
 }
 
 impl Row {
-    pub fn record_type(&self) -> RecordType {
-        match self {
+    /// The built-in record type of the row (None for a custom model's row).
+    pub fn record_type(&self) -> Option<RecordType> {
+        Some(match self {
             Row::Purchase(_) => RecordType::Purchases,
             Row::Login(_) => RecordType::Logins,
             Row::Action(_) => RecordType::Actions,
@@ -67,7 +70,8 @@ impl Row {
             Row::LevelUp(_) => RecordType::LevelUps,
             Row::Item(_) => RecordType::Items,
             Row::SocialDynamic(_) => RecordType::SocialDynamics,
-        }
+            Row::Custom(_) => return None,
+        })
     }
 
     /// Marks an event row with the file line it came from (items are upserts and need no mark).
@@ -86,14 +90,18 @@ impl Row {
             Row::VirtualPurchase(m) => stamp!(m),
             Row::LevelUp(m) => stamp!(m),
             Row::SocialDynamic(m) => stamp!(m),
+            Row::Custom(r) => {
+                r.source_file_id = Some(file_id);
+                r.line_number = Some(line);
+            }
             Row::Item(_) => {}
         }
     }
 }
 
 /// Reads fields out of one record, remembering which were used.
-struct Fields {
-    map: Map<String, Value>,
+pub(super) struct Fields {
+    pub(super) map: Map<String, Value>,
 }
 
 const TIMESTAMP_FORMATS: &str =
@@ -101,7 +109,7 @@ const TIMESTAMP_FORMATS: &str =
 
 impl Fields {
     /// Present and not an empty string (empty strings mean null, e.g. `churn_date: ""`).
-    fn take(&mut self, name: &str) -> Option<Value> {
+    pub(super) fn take(&mut self, name: &str) -> Option<Value> {
         match self.map.remove(name) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -109,7 +117,7 @@ impl Fields {
         }
     }
 
-    fn text(&mut self, name: &str) -> Result<Option<String>, FieldError> {
+    pub(super) fn text(&mut self, name: &str) -> Result<Option<String>, FieldError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -122,12 +130,12 @@ impl Fields {
         }
     }
 
-    fn required_text(&mut self, name: &str) -> Result<String, FieldError> {
+    pub(super) fn required_text(&mut self, name: &str) -> Result<String, FieldError> {
         self.text(name)?
             .ok_or_else(|| FieldError::at(name, "is required"))
     }
 
-    fn float(&mut self, name: &str) -> Result<Option<f64>, FieldError> {
+    pub(super) fn float(&mut self, name: &str) -> Result<Option<f64>, FieldError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Number(n)) => n
@@ -148,7 +156,7 @@ impl Fields {
         }
     }
 
-    fn int(&mut self, name: &str) -> Result<Option<i64>, FieldError> {
+    pub(super) fn int(&mut self, name: &str) -> Result<Option<i64>, FieldError> {
         match self.float(name)? {
             None => Ok(None),
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
@@ -156,7 +164,7 @@ impl Fields {
         }
     }
 
-    fn timestamp(&mut self, name: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
+    pub(super) fn timestamp(&mut self, name: &str) -> Result<Option<DateTime<Utc>>, FieldError> {
         let bad = |shown: &str| {
             FieldError::at(
                 name,
@@ -180,12 +188,12 @@ impl Fields {
         Ok(Some(parsed))
     }
 
-    fn required_timestamp(&mut self, name: &str) -> Result<DateTime<Utc>, FieldError> {
+    pub(super) fn required_timestamp(&mut self, name: &str) -> Result<DateTime<Utc>, FieldError> {
         self.timestamp(name)?
             .ok_or_else(|| FieldError::at(name, "is required"))
     }
 
-    fn date(&mut self, name: &str) -> Result<Option<NaiveDate>, FieldError> {
+    pub(super) fn date(&mut self, name: &str) -> Result<Option<NaiveDate>, FieldError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::String(s)) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
@@ -199,7 +207,7 @@ impl Fields {
     }
 
     /// A key/value parameter list: `[{"key": …, "value": …}]`, or that list as JSON text (CSV).
-    fn params(&mut self, name: &str) -> Result<Option<Value>, FieldError> {
+    pub(super) fn params(&mut self, name: &str) -> Result<Option<Value>, FieldError> {
         let list = match self.take(name) {
             None => return Ok(None),
             Some(Value::String(s)) => serde_json::from_str::<Value>(&s)
@@ -250,13 +258,13 @@ impl Fields {
     }
 
     /// Whatever was not part of the schema.
-    fn extra(self) -> Option<Value> {
+    pub(super) fn extra(self) -> Option<Value> {
         let empty = self.map.is_empty();
         (!empty).then_some(Value::Object(self.map))
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -18,6 +18,7 @@ use entity::{data_sources, ingestion_runs, notifications, quarantined_lines, sou
 
 use super::{
     records::RecordType,
+    target::Target,
     stores::{config_str, store_failure},
 };
 use crate::{
@@ -534,10 +535,13 @@ impl Engine {
         let store = self.object_store(source)?;
         let prefix = config_str(&source.config, "prefix").map(|p| p.trim_matches('/').to_owned());
         let (mut found, mut queued, mut skipped) = (0, 0, Vec::new());
-        for record_type in RecordType::ALL {
+        // One root folder per built-in record type and per custom model, named by its slug.
+        let mut targets: Vec<Target> = RecordType::ALL.iter().copied().map(Target::Record).collect();
+        targets.extend(super::target::custom_targets(&self.db, source.workspace_id).await?);
+        for target in &targets {
             let root = match &prefix {
-                Some(p) => format!("{p}/{}", record_type.as_str()),
-                None => record_type.as_str().to_owned(),
+                Some(p) => format!("{p}/{}", target.slug()),
+                None => target.slug().to_owned(),
             };
             let objects: Vec<_> = store
                 .list(Some(&ObjectPath::from(root.as_str())))
@@ -570,7 +574,7 @@ impl Engine {
                         self.notify_overwritten(source, &path, &known, meta.size)
                             .await?;
                         if source.reload_overwritten {
-                            self.reload_file(known, *record_type, &meta).await?;
+                            self.reload_file(known, target, &meta).await?;
                             queued += 1;
                         }
                     }
@@ -581,7 +585,7 @@ impl Engine {
                     workspace_id: Set(source.workspace_id),
                     source_id: Set(source.id),
                     path: Set(path.clone()),
-                    record_type: Set(record_type.as_str().into()),
+                    record_type: Set(target.slug().into()),
                     format: Set(format.as_str().into()),
                     size: Set(meta.size as i64),
                     etag: Set(meta.e_tag.clone()),
@@ -616,17 +620,18 @@ impl Engine {
     async fn reload_file(
         &self,
         known: source_files::Model,
-        record_type: RecordType,
+        target: &Target,
         meta: &object_store::ObjectMeta,
     ) -> Result<()> {
         use sea_orm::sea_query::ExprTrait;
-        let table = record_type.as_str();
+        let table = target.table().to_owned();
+        let keeps_rows = target.record_type() == Some(RecordType::Items);
         let (size, etag, modified) = (meta.size as i64, meta.e_tag.clone(), meta.last_modified);
         let file = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                if record_type != RecordType::Items {
+                if !keeps_rows {
                     let q = Query::delete()
-                        .from_table(Alias::new(table))
+                        .from_table(Alias::new(&table))
                         .and_where(Expr::col(Alias::new("workspace_id")).eq(known.workspace_id))
                         .and_where(Expr::col(Alias::new("source_file_id")).eq(known.id))
                         .to_owned();

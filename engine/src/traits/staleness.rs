@@ -15,18 +15,18 @@ use super::{
     runs::{RunStatus, Trigger},
     service::REFRESH_ON_LOAD,
 };
-use crate::{Engine, Result, ingest::records::RecordType};
+use crate::{Engine, Result, ingest::Target};
 
 impl Engine {
-    /// Called after a load committed rows of `record_types`. Every event also
+    /// Called after a load committed rows of `targets`. Every event also
     /// upserts its player, so the players model counts as changed too.
     pub(crate) async fn data_loaded(
         &self,
         workspace_id: Uuid,
-        record_types: &[RecordType],
+        targets: &[Target],
     ) -> Result<()> {
-        let mut slugs: Vec<&str> = record_types.iter().map(|t| t.as_str()).collect();
-        if record_types.iter().any(|t| *t != RecordType::Items) {
+        let mut slugs: Vec<&str> = targets.iter().map(Target::slug).collect();
+        if targets.iter().any(Target::touches_players) {
             slugs.push("players");
         }
         let changed: HashSet<Uuid> = models::Entity::find()

@@ -1,0 +1,669 @@
+//! Models a workspace defines itself beside the built-in ones: a catalog
+//! entry (model, columns, relationships) and a real table of its own, created,
+//! changed and dropped in the same transaction as the catalog. Trait
+//! evaluation reads the table like a built-in one (one set-based statement);
+//! ingestion fills it through `ingest::target`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    sea_query::{Alias, ColumnDef, Index, Table},
+};
+use uuid::Uuid;
+
+use entity::{model_columns, models, relationships, traits};
+
+use crate::{
+    Engine, Error, Result,
+    auth::{Permission, Principal},
+    catalog::{Cardinality, DataType, ModelKind},
+    limits,
+    models::{ModelRef, ModelView},
+    slug::{slugify, validate},
+};
+
+/// Columns every custom table has besides the declared ones.
+const RESERVED_COLUMNS: [&str; 5] = [
+    "workspace_id",
+    "extra",
+    "source_file_id",
+    "line_number",
+    "loaded_at",
+];
+const MAX_COLUMNS: usize = 200;
+const MAX_COLUMN_NAME: usize = 63;
+
+#[derive(Clone, Debug)]
+pub struct ColumnInput {
+    pub name: String,
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// `column` of the new model refers to `to_column` (default: its primary key)
+/// of the model `to_model` (an id or a slug).
+#[derive(Clone, Debug)]
+pub struct RelationshipInput {
+    pub column: String,
+    pub to_model: String,
+    pub to_column: Option<String>,
+}
+
+/// Create: name, columns and primary key are required. Update: name and
+/// columns (the whole new list) may change.
+#[derive(Clone, Debug, Default)]
+pub struct ModelInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub columns: Option<Vec<ColumnInput>>,
+    pub primary_key: Option<String>,
+    pub user_id_column: Option<String>,
+    pub timestamp_column: Option<String>,
+    pub relationships: Option<Vec<RelationshipInput>>,
+}
+
+struct Column {
+    name: String,
+    data_type: DataType,
+    nullable: bool,
+}
+
+fn column_name(name: &str, field: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_COLUMN_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "`{name}` must be lower-case letters, digits and `_`, starting with a letter (at most {MAX_COLUMN_NAME})"
+            ),
+        ));
+    }
+    if RESERVED_COLUMNS.contains(&name) {
+        return Err(Error::invalid(
+            field,
+            format!("`{name}` is reserved ({})", RESERVED_COLUMNS.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+fn columns(input: Vec<ColumnInput>) -> Result<Vec<Column>> {
+    if input.is_empty() || input.len() > MAX_COLUMNS {
+        return Err(Error::invalid(
+            "columns",
+            format!("must list 1 to {MAX_COLUMNS} columns"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    input
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let field = format!("columns[{i}]");
+            column_name(&c.name, &format!("{field}.name"))?;
+            if !seen.insert(c.name.clone()) {
+                return Err(Error::invalid(
+                    format!("{field}.name"),
+                    format!("`{}` is listed twice", c.name),
+                ));
+            }
+            let data_type = DataType::parse(&c.data_type).ok_or_else(|| {
+                Error::invalid(
+                    format!("{field}.data_type"),
+                    format!("must be one of {}", DataType::expected()),
+                )
+            })?;
+            Ok(Column {
+                name: c.name,
+                data_type,
+                nullable: c.nullable,
+            })
+        })
+        .collect()
+}
+
+/// The column `name` names, of the type `want` (any when None).
+fn declared<'a>(
+    cols: &'a [Column],
+    name: &str,
+    field: &str,
+    want: &[DataType],
+) -> Result<&'a Column> {
+    let c = cols
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| Error::invalid(field, format!("`{name}` is not one of the columns")))?;
+    if !want.is_empty() && !want.contains(&c.data_type) {
+        let names: Vec<&str> = want.iter().map(|t| t.as_str()).collect();
+        return Err(Error::invalid(
+            field,
+            format!("`{name}` must be of type {}", names.join(" or ")),
+        ));
+    }
+    Ok(c)
+}
+
+fn column_def(c: &Column) -> ColumnDef {
+    let mut def = ColumnDef::new(Alias::new(&c.name));
+    match c.data_type {
+        DataType::Text => def.string(),
+        DataType::Number => def.double(),
+        DataType::Boolean => def.boolean(),
+        DataType::Timestamp => def.timestamp_with_time_zone(),
+        DataType::Date => def.date(),
+        DataType::Json => def.json_binary(),
+    };
+    if c.nullable {
+        def.null();
+    } else {
+        def.not_null();
+    }
+    def
+}
+
+fn create_table_sql(
+    table: &str,
+    cols: &[Column],
+    pk: &str,
+    user: Option<&str>,
+    ts: Option<&str>,
+) -> (sea_orm::sea_query::TableCreateStatement, Option<sea_orm::sea_query::IndexCreateStatement>) {
+    let t = Alias::new(table);
+    let mut create = Table::create();
+    create
+        .table(t.clone())
+        .col(ColumnDef::new(Alias::new("workspace_id")).uuid().not_null());
+    for c in cols {
+        create.col(column_def(c));
+    }
+    create
+        .col(ColumnDef::new(Alias::new("extra")).json_binary().null())
+        .col(ColumnDef::new(Alias::new("source_file_id")).uuid().null())
+        .col(ColumnDef::new(Alias::new("line_number")).big_integer().null())
+        .col(
+            ColumnDef::new(Alias::new("loaded_at"))
+                .timestamp_with_time_zone()
+                .not_null(),
+        )
+        .primary_key(
+            Index::create()
+                .col(Alias::new("workspace_id"))
+                .col(Alias::new(pk)),
+        );
+    // Trait evaluation groups by player and windows by time, as on the built-in tables.
+    let index = user.filter(|u| *u != pk).map(|u| {
+        let mut i = Index::create();
+        i.name(format!("idx_{table}_user_time"))
+            .table(t)
+            .col(Alias::new("workspace_id"))
+            .col(Alias::new(u));
+        if let Some(ts) = ts {
+            i.col(Alias::new(ts));
+        }
+        i.to_owned()
+    });
+    (create.to_owned(), index)
+}
+
+impl Engine {
+    /// Defines a model with its own table (`createModel`, `POST …/models`).
+    pub async fn create_model(&self, p: &Principal, input: ModelInput) -> Result<ModelView> {
+        p.require(Permission::Write)?;
+        let name = limits::sluggable_name(
+            input
+                .name
+                .as_deref()
+                .ok_or_else(|| Error::invalid("name", "is required"))?,
+            "name",
+        )?;
+        let slug = match input.slug.as_deref() {
+            Some(s) => validate(s, "slug")?.to_owned(),
+            None => slugify(&name),
+        };
+        let cols = columns(
+            input
+                .columns
+                .ok_or_else(|| Error::invalid("columns", "is required"))?,
+        )?;
+        let pk = input
+            .primary_key
+            .ok_or_else(|| Error::invalid("primary_key", "is required"))?;
+        declared(&cols, &pk, "primary_key", &[DataType::Text, DataType::Number])?;
+        let cols: Vec<Column> = cols
+            .into_iter()
+            .map(|c| Column {
+                nullable: c.nullable && c.name != pk,
+                ..c
+            })
+            .collect();
+        if let Some(u) = &input.user_id_column {
+            declared(&cols, u, "user_id_column", &[DataType::Text])?;
+        }
+        if let Some(ts) = &input.timestamp_column {
+            declared(&cols, ts, "timestamp_column", &[DataType::Timestamp])?;
+        }
+        let rels_in = input.relationships.unwrap_or_default();
+        for (i, r) in rels_in.iter().enumerate() {
+            declared(&cols, &r.column, &format!("relationships[{i}].column"), &[])?;
+        }
+        let ws = p.workspace_id;
+        let id = Uuid::now_v7();
+        let table = format!("custom_{}", id.simple());
+        let (user, ts) = (input.user_id_column, input.timestamp_column);
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let now = Utc::now();
+                models::Entity::insert(models::ActiveModel {
+                    id: Set(id),
+                    workspace_id: Set(ws),
+                    name: Set(name),
+                    slug: Set(slug),
+                    kind: Set(if ts.is_some() {
+                        ModelKind::Event
+                    } else {
+                        ModelKind::Entity
+                    }
+                    .as_str()
+                    .into()),
+                    table_name: Set(table.clone()),
+                    primary_key: Set(pk.clone()),
+                    timestamp_column: Set(ts.clone()),
+                    user_column: Set(user.clone()),
+                    built_in: Set(false),
+                    created_at: Set(now),
+                })
+                .exec_without_returning(tx)
+                .await?;
+                insert_columns(tx, ws, id, &cols, 0).await?;
+                let mut rels = Vec::new();
+                if let Some(u) = &user {
+                    let players = model_by(tx, ws, "players").await?;
+                    let one = *u == pk;
+                    rels.push((u.clone(), players.id, "user_id".to_owned(), one));
+                }
+                for (i, r) in rels_in.iter().enumerate() {
+                    let field = format!("relationships[{i}]");
+                    let to = model_by(tx, ws, &r.to_model)
+                        .await
+                        .map_err(|_| {
+                            Error::invalid(
+                                format!("{field}.to_model"),
+                                format!("no model `{}` in this workspace", r.to_model),
+                            )
+                        })?;
+                    let to_column = r.to_column.clone().unwrap_or(to.primary_key.clone());
+                    let from_type = cols.iter().find(|c| c.name == r.column).map(|c| c.data_type);
+                    let to_type = column_type(tx, ws, to.id, &to_column).await?;
+                    if to_type.is_none() {
+                        return Err(Error::invalid(
+                            format!("{field}.to_column"),
+                            format!("`{to_column}` is not a column of `{}`", to.slug),
+                        ));
+                    }
+                    if to_type != from_type {
+                        return Err(Error::invalid(
+                            format!("{field}.column"),
+                            format!("`{}` and `{}.{to_column}` have different types", r.column, to.slug),
+                        ));
+                    }
+                    let one = r.column == pk && to_column == to.primary_key;
+                    rels.push((r.column.clone(), to.id, to_column, one));
+                }
+                for (column, to_model, to_column, one) in rels {
+                    relationships::Entity::insert(relationships::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        workspace_id: Set(ws),
+                        from_model_id: Set(id),
+                        to_model_id: Set(to_model),
+                        from_column: Set(column),
+                        to_column: Set(to_column),
+                        cardinality: Set(if one {
+                            Cardinality::OneToOne
+                        } else {
+                            Cardinality::ManyToOne
+                        }
+                        .as_str()
+                        .into()),
+                        created_at: Set(now),
+                    })
+                    .exec_without_returning(tx)
+                    .await?;
+                }
+                let (create, index) =
+                    create_table_sql(&table, &cols, &pk, user.as_deref(), ts.as_deref());
+                tx.execute(&create).await?;
+                if let Some(index) = index {
+                    tx.execute(&index).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.model(p, ModelRef::Id(id)).await
+    }
+
+    /// Renames a model or changes its columns: new columns must be nullable
+    /// (rows already loaded have no value); a removed column may not be the
+    /// primary key, user or timestamp column, nor read by a trait (409 naming them).
+    pub async fn update_model(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        input: ModelInput,
+    ) -> Result<ModelView> {
+        p.require(Permission::Write)?;
+        let view = self.model(p, ModelRef::Id(id)).await?;
+        let model = view.model.clone();
+        if model.built_in {
+            return Err(Error::Conflict(format!(
+                "`{}` is a built-in model and cannot be changed",
+                model.slug
+            )));
+        }
+        for (field, sent) in [
+            ("slug", input.slug.is_some()),
+            ("primary_key", input.primary_key.is_some()),
+            ("user_id_column", input.user_id_column.is_some()),
+            ("timestamp_column", input.timestamp_column.is_some()),
+            ("relationships", input.relationships.is_some()),
+        ] {
+            if sent {
+                return Err(Error::invalid(
+                    field,
+                    "cannot change after creation (define a new model)",
+                ));
+            }
+        }
+        let name = input
+            .name
+            .as_deref()
+            .map(|n| limits::sluggable_name(n, "name"))
+            .transpose()?;
+        let change = match input.columns {
+            Some(new) => Some(column_change(&model, &view.columns, columns(new)?)?),
+            None => None,
+        };
+        let ws = p.workspace_id;
+        let engine = self.clone();
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                if let Some(name) = name {
+                    let mut m: models::ActiveModel = model.clone().into();
+                    m.name = Set(name);
+                    sea_orm::ActiveModelTrait::update(m, tx).await?;
+                }
+                let Some(change) = change else {
+                    return Ok(());
+                };
+                let table = Alias::new(&model.table_name);
+                if !change.removed.is_empty() {
+                    model_columns::Entity::delete_many()
+                        .filter(model_columns::Column::WorkspaceId.eq(ws))
+                        .filter(model_columns::Column::ModelId.eq(id))
+                        .filter(model_columns::Column::Name.is_in(change.removed.clone()))
+                        .exec(tx)
+                        .await?;
+                    let broken = engine.traits_broken_by(tx, ws, id).await?;
+                    if !broken.is_empty() {
+                        return Err(Error::Conflict(format!(
+                            "{} read by {}: {}",
+                            change
+                                .removed
+                                .iter()
+                                .map(|c| format!("`{c}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if broken.len() == 1 { "trait" } else { "traits" },
+                            broken.join(", ")
+                        )));
+                    }
+                    for c in &change.removed {
+                        let drop = Table::alter()
+                            .table(table.clone())
+                            .drop_column(Alias::new(c))
+                            .to_owned();
+                        tx.execute(&drop).await?;
+                    }
+                }
+                insert_columns(tx, ws, id, &change.added, change.next_position).await?;
+                for c in &change.added {
+                    let add = Table::alter()
+                        .table(table.clone())
+                        .add_column(column_def(c))
+                        .to_owned();
+                    tx.execute(&add).await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.model(p, ModelRef::Id(id)).await
+    }
+
+    /// Drops a model, its table and its relationships; refused (409) while
+    /// a trait reads it or another model refers to it.
+    pub async fn delete_model(&self, p: &Principal, id: Uuid) -> Result<()> {
+        p.require(Permission::Write)?;
+        let view = self.model(p, ModelRef::Id(id)).await?;
+        let model = view.model;
+        if model.built_in {
+            return Err(Error::Conflict(format!(
+                "`{}` is a built-in model and cannot be deleted",
+                model.slug
+            )));
+        }
+        let ws = p.workspace_id;
+        let readers = self.traits_reading_model(&self.db, ws, id).await?;
+        if !readers.is_empty() {
+            let slugs: Vec<String> = readers.into_iter().map(|t| t.slug).collect();
+            return Err(Error::Conflict(format!(
+                "model `{}` is used by {}: {}",
+                model.slug,
+                if slugs.len() == 1 { "trait" } else { "traits" },
+                slugs.join(", ")
+            )));
+        }
+        if let Some(r) = view.relationships.iter().find(|r| r.to_model_id == id) {
+            let from = models::Entity::find_by_id(r.from_model_id)
+                .one(&self.db)
+                .await?
+                .map(|m| m.slug)
+                .unwrap_or_default();
+            return Err(Error::Conflict(format!(
+                "model `{}` is referred to by model `{from}`",
+                model.slug
+            )));
+        }
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                relationships::Entity::delete_many()
+                    .filter(relationships::Column::WorkspaceId.eq(ws))
+                    .filter(relationships::Column::FromModelId.eq(id))
+                    .exec(tx)
+                    .await?;
+                model_columns::Entity::delete_many()
+                    .filter(model_columns::Column::WorkspaceId.eq(ws))
+                    .filter(model_columns::Column::ModelId.eq(id))
+                    .exec(tx)
+                    .await?;
+                models::Entity::delete_by_id(id).exec(tx).await?;
+                let drop = Table::drop()
+                    .table(Alias::new(&model.table_name))
+                    .to_owned();
+                tx.execute(&drop).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Traits whose parent or source is the model.
+    async fn traits_reading_model(
+        &self,
+        db: &impl ConnectionTrait,
+        ws: Uuid,
+        model_id: Uuid,
+    ) -> Result<Vec<traits::Model>> {
+        let source = model_id.to_string();
+        let mut out: Vec<traits::Model> = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(ws))
+            .all(db)
+            .await?
+            .into_iter()
+            .filter(|t| {
+                t.parent_model_id == model_id
+                    || t.config.get("source_model_id").and_then(|v| v.as_str())
+                        == Some(source.as_str())
+            })
+            .collect();
+        out.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(out)
+    }
+
+    /// Slugs of the traits of the model that no longer validate against the
+    /// catalog as it stands in `tx` (after columns were removed).
+    async fn traits_broken_by(
+        &self,
+        tx: &DatabaseTransaction,
+        ws: Uuid,
+        model_id: Uuid,
+    ) -> Result<Vec<String>> {
+        let mut broken = Vec::new();
+        for t in self.traits_reading_model(tx, ws, model_id).await? {
+            match self.plan_trait(tx, &t).await {
+                Ok(_) => {}
+                Err(Error::InvalidInput { .. }) => broken.push(t.slug),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(broken)
+    }
+}
+
+/// What an update does to the columns.
+struct ColumnChange {
+    added: Vec<Column>,
+    removed: Vec<String>,
+    next_position: i32,
+}
+
+fn column_change(
+    model: &models::Model,
+    old: &[model_columns::Model],
+    new: Vec<Column>,
+) -> Result<ColumnChange> {
+    let old_by_name: HashMap<&str, &model_columns::Model> =
+        old.iter().map(|c| (c.name.as_str(), c)).collect();
+    let listed: HashSet<String> = new.iter().map(|c| c.name.clone()).collect();
+    let mut added = Vec::new();
+    for (i, c) in new.into_iter().enumerate() {
+        match old_by_name.get(c.name.as_str()) {
+            Some(o) if o.data_type != c.data_type.as_str() || o.nullable != c.nullable => {
+                return Err(Error::invalid(
+                    format!("columns[{i}]"),
+                    format!(
+                        "`{}` is {} ({}); a column's type cannot change (add a new column)",
+                        c.name,
+                        o.data_type,
+                        if o.nullable { "nullable" } else { "required" }
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None if !c.nullable => {
+                return Err(Error::invalid(
+                    format!("columns[{i}].nullable"),
+                    format!(
+                        "new column `{}` must be nullable: rows already loaded have no value",
+                        c.name
+                    ),
+                ));
+            }
+            None => added.push(c),
+        }
+    }
+    let removed: Vec<String> = old
+        .iter()
+        .map(|c| c.name.clone())
+        .filter(|n| !listed.contains(n))
+        .collect();
+    for key in [
+        Some(&model.primary_key),
+        model.user_column.as_ref(),
+        model.timestamp_column.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if removed.contains(key) {
+            return Err(Error::invalid(
+                "columns",
+                format!("`{key}` is the model's key, user or timestamp column and cannot be removed"),
+            ));
+        }
+    }
+    Ok(ColumnChange {
+        next_position: old.iter().map(|c| c.position + 1).max().unwrap_or(0),
+        added,
+        removed,
+    })
+}
+
+async fn insert_columns(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    model_id: Uuid,
+    cols: &[Column],
+    first_position: i32,
+) -> Result<()> {
+    if cols.is_empty() {
+        return Ok(());
+    }
+    model_columns::Entity::insert_many(cols.iter().enumerate().map(|(i, c)| {
+        model_columns::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(ws),
+            model_id: Set(model_id),
+            name: Set(c.name.clone()),
+            data_type: Set(c.data_type.as_str().into()),
+            nullable: Set(c.nullable),
+            position: Set(first_position + i as i32),
+        }
+    }))
+    .exec_without_returning(tx)
+    .await?;
+    Ok(())
+}
+
+/// A model of the workspace by id or slug.
+async fn model_by(tx: &DatabaseTransaction, ws: Uuid, reference: &str) -> Result<models::Model> {
+    let q = models::Entity::find().filter(models::Column::WorkspaceId.eq(ws));
+    let q = match Uuid::parse_str(reference) {
+        Ok(id) => q.filter(models::Column::Id.eq(id)),
+        Err(_) => q.filter(models::Column::Slug.eq(reference)),
+    };
+    q.one(tx).await?.ok_or(Error::NotFound { what: "model" })
+}
+
+async fn column_type(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    model_id: Uuid,
+    name: &str,
+) -> Result<Option<DataType>> {
+    Ok(model_columns::Entity::find()
+        .filter(model_columns::Column::WorkspaceId.eq(ws))
+        .filter(model_columns::Column::ModelId.eq(model_id))
+        .filter(model_columns::Column::Name.eq(name))
+        .one(tx)
+        .await?
+        .and_then(|c| DataType::parse(&c.data_type)))
+}
