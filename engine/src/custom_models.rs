@@ -175,7 +175,10 @@ fn create_table_sql(
     pk: &str,
     user: Option<&str>,
     ts: Option<&str>,
-) -> (sea_orm::sea_query::TableCreateStatement, Option<sea_orm::sea_query::IndexCreateStatement>) {
+) -> (
+    sea_orm::sea_query::TableCreateStatement,
+    Option<sea_orm::sea_query::IndexCreateStatement>,
+) {
     let t = Alias::new(table);
     let mut create = Table::create();
     create
@@ -187,7 +190,11 @@ fn create_table_sql(
     create
         .col(ColumnDef::new(Alias::new("extra")).json_binary().null())
         .col(ColumnDef::new(Alias::new("source_file_id")).uuid().null())
-        .col(ColumnDef::new(Alias::new("line_number")).big_integer().null())
+        .col(
+            ColumnDef::new(Alias::new("line_number"))
+                .big_integer()
+                .null(),
+        )
         .col(
             ColumnDef::new(Alias::new("loaded_at"))
                 .timestamp_with_time_zone()
@@ -236,7 +243,12 @@ impl Engine {
         let pk = input
             .primary_key
             .ok_or_else(|| Error::invalid("primary_key", "is required"))?;
-        declared(&cols, &pk, "primary_key", &[DataType::Text, DataType::Number])?;
+        declared(
+            &cols,
+            &pk,
+            "primary_key",
+            &[DataType::Text, DataType::Number],
+        )?;
         let cols: Vec<Column> = cols
             .into_iter()
             .map(|c| Column {
@@ -291,16 +303,17 @@ impl Engine {
                 }
                 for (i, r) in rels_in.iter().enumerate() {
                     let field = format!("relationships[{i}]");
-                    let to = model_by(tx, ws, &r.to_model)
-                        .await
-                        .map_err(|_| {
-                            Error::invalid(
-                                format!("{field}.to_model"),
-                                format!("no model `{}` in this workspace", r.to_model),
-                            )
-                        })?;
+                    let to = model_by(tx, ws, &r.to_model).await.map_err(|_| {
+                        Error::invalid(
+                            format!("{field}.to_model"),
+                            format!("no model `{}` in this workspace", r.to_model),
+                        )
+                    })?;
                     let to_column = r.to_column.clone().unwrap_or(to.primary_key.clone());
-                    let from_type = cols.iter().find(|c| c.name == r.column).map(|c| c.data_type);
+                    let from_type = cols
+                        .iter()
+                        .find(|c| c.name == r.column)
+                        .map(|c| c.data_type);
                     let to_type = column_type(tx, ws, to.id, &to_column).await?;
                     if to_type.is_none() {
                         return Err(Error::invalid(
@@ -311,7 +324,10 @@ impl Engine {
                     if to_type != from_type {
                         return Err(Error::invalid(
                             format!("{field}.column"),
-                            format!("`{}` and `{}.{to_column}` have different types", r.column, to.slug),
+                            format!(
+                                "`{}` and `{}.{to_column}` have different types",
+                                r.column, to.slug
+                            ),
                         ));
                     }
                     let one = r.column == pk && to_column == to.primary_key;
@@ -606,7 +622,9 @@ fn column_change(
         if removed.contains(key) {
             return Err(Error::invalid(
                 "columns",
-                format!("`{key}` is the model's key, user or timestamp column and cannot be removed"),
+                format!(
+                    "`{key}` is the model's key, user or timestamp column and cannot be removed"
+                ),
             ));
         }
     }

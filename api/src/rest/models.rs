@@ -222,7 +222,9 @@ impl ModelsApi {
     ) -> Result<Json<ModelObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let id = path_uuid(&model_id, "model")?;
-        Ok(Json(engine.update_model(&p, id, body.0.into()).await?.into()))
+        Ok(Json(
+            engine.update_model(&p, id, body.0.into()).await?.into(),
+        ))
     }
 
     /// Delete a model and its rows (409 while traits or other models use it).

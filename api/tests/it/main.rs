@@ -5,6 +5,7 @@ mod bucket_sources;
 mod catalog;
 mod cli;
 mod crash;
+mod custom_models;
 mod erasure;
 mod faults;
 mod fixtures;

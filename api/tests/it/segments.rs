@@ -156,11 +156,11 @@ pub async fn typed_traits(app: &TestApp) -> HashMap<&'static str, String> {
     ids
 }
 
-async fn create_segment(app: &TestApp, body: Value) -> (reqwest::StatusCode, Value) {
+pub(crate) async fn create_segment(app: &TestApp, body: Value) -> (reqwest::StatusCode, Value) {
     app.rest(Method::POST, "/segments", Some(body)).await
 }
 
-async fn members(app: &TestApp, segment: &str) -> BTreeSet<String> {
+pub(crate) async fn members(app: &TestApp, segment: &str) -> BTreeSet<String> {
     let (status, body) = app
         .rest(
             Method::GET,

@@ -13,8 +13,10 @@ use uuid::Uuid;
 use crate::{fixtures, support::TestApp};
 
 /// The reference's examples read an `orders` model (order_id, order_total,
-/// order_date, category). There is no model-creation API yet, so the test
-/// registers one in the catalog over a view of the purchases table.
+/// order_date, category). These tests register one in the catalog over a view
+/// of the purchases table, so that the fixtures' independent computations
+/// apply; `custom_models.rs` runs the same examples on a model created through
+/// the API with a table of its own.
 async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
     let db = app.engine.db();
     db.execute_unprepared(
@@ -41,6 +43,8 @@ async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
         table_name: Set("orders".into()),
         primary_key: Set("id".into()),
         timestamp_column: Set(Some("order_date".into())),
+        // A view: erasure and loads leave it alone.
+        user_column: Set(None),
         built_in: Set(false),
         created_at: Set(Utc::now()),
     })
@@ -85,8 +89,18 @@ async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
     (players.id, orders, rel)
 }
 
+/// The curl example of "Create Trait", then each trait type's example body, verbatim.
+pub(crate) const REFERENCE_EXAMPLES: [&str; 6] = [
+    r#"{"name": "Total Purchases", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "aggregation", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "aggregation": "count", "column": "order_id"}, "result_type": "number"}"#,
+    r#"{"name": "Total Revenue", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "aggregation", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "aggregation": "sum", "column": "order_total"}, "result_type": "number"}"#,
+    r#"{"name": "Last Purchase Date", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "occurrence", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "occurrence": "last", "column": "order_date"}, "result_type": "timestamp"}"#,
+    r#"{"name": "Product Categories", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "list", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "column": "category"}, "result_type": "array"}"#,
+    r#"{"name": "Customer Tier", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "sql", "config": {"sql_expression": "CASE WHEN lifetime_value > 10000 THEN 'platinum' WHEN lifetime_value > 1000 THEN 'gold' ELSE 'standard' END"}, "result_type": "text"}"#,
+    r#"{"name": "Average Order Value", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "formula", "config": {"expression": "{total_revenue} / NULLIF({total_purchases}, 0)"}, "result_type": "number"}"#,
+];
+
 /// The reference's example text with its placeholder ids replaced.
-fn substitute(text: &str, parent: Uuid, source: Uuid, rel: Uuid) -> Value {
+pub(crate) fn substitute(text: &str, parent: Uuid, source: Uuid, rel: Uuid) -> Value {
     let text = text
         .replace("770e8400-e29b-41d4-a716-446655440000", &parent.to_string())
         .replace("880e8400-e29b-41d4-a716-446655440000", &source.to_string())
@@ -155,15 +169,7 @@ async fn the_reference_examples_work_as_written() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{ltv}");
 
-    // The curl example of "Create Trait", then each trait type's example body.
-    let examples = [
-        r#"{"name": "Total Purchases", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "aggregation", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "aggregation": "count", "column": "order_id"}, "result_type": "number"}"#,
-        r#"{"name": "Total Revenue", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "aggregation", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "aggregation": "sum", "column": "order_total"}, "result_type": "number"}"#,
-        r#"{"name": "Last Purchase Date", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "occurrence", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "occurrence": "last", "column": "order_date"}, "result_type": "timestamp"}"#,
-        r#"{"name": "Product Categories", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "list", "config": {"source_model_id": "880e8400-e29b-41d4-a716-446655440000", "relationship_id": "990e8400-e29b-41d4-a716-446655440000", "column": "category"}, "result_type": "array"}"#,
-        r#"{"name": "Customer Tier", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "sql", "config": {"sql_expression": "CASE WHEN lifetime_value > 10000 THEN 'platinum' WHEN lifetime_value > 1000 THEN 'gold' ELSE 'standard' END"}, "result_type": "text"}"#,
-        r#"{"name": "Average Order Value", "parent_model_id": "770e8400-e29b-41d4-a716-446655440000", "trait_type": "formula", "config": {"expression": "{total_revenue} / NULLIF({total_purchases}, 0)"}, "result_type": "number"}"#,
-    ];
+    let examples = REFERENCE_EXAMPLES;
     let mut created = Vec::new();
     for text in examples {
         let (status, body) = app

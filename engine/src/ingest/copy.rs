@@ -87,7 +87,13 @@ pub(crate) fn prepare(b: Batch<'_>) -> Result<Prepared> {
         path: b.path,
         fresh: true,
     };
-    let quarantined = quarantine_rows(b.workspace_id, b.record_type.as_str(), &origin, &b.rejected, b.now);
+    let quarantined = quarantine_rows(
+        b.workspace_id,
+        b.record_type.as_str(),
+        &origin,
+        &b.rejected,
+        b.now,
+    );
     copies.extend(copy_input::<quarantined_lines::Entity>(
         quarantined.into_iter(),
     )?);

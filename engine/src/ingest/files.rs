@@ -26,8 +26,8 @@ use super::{
     load::{self, Origin},
     parse_line, parse_object,
     records::{RecordType, Row},
-    target::{self, Target},
     sources::{FileFormat, NotificationKind, classify},
+    target::{self, Target},
 };
 use crate::{Engine, Error, Result, text_enum::text_enum};
 

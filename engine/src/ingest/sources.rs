@@ -18,8 +18,8 @@ use entity::{data_sources, ingestion_runs, notifications, quarantined_lines, sou
 
 use super::{
     records::RecordType,
-    target::Target,
     stores::{config_str, store_failure},
+    target::Target,
 };
 use crate::{
     Engine, Error, Result,
@@ -536,7 +536,11 @@ impl Engine {
         let prefix = config_str(&source.config, "prefix").map(|p| p.trim_matches('/').to_owned());
         let (mut found, mut queued, mut skipped) = (0, 0, Vec::new());
         // One root folder per built-in record type and per custom model, named by its slug.
-        let mut targets: Vec<Target> = RecordType::ALL.iter().copied().map(Target::Record).collect();
+        let mut targets: Vec<Target> = RecordType::ALL
+            .iter()
+            .copied()
+            .map(Target::Record)
+            .collect();
         targets.extend(super::target::custom_targets(&self.db, source.workspace_id).await?);
         for target in &targets {
             let root = match &prefix {

@@ -20,11 +20,7 @@ use crate::{Engine, Result, ingest::Target};
 impl Engine {
     /// Called after a load committed rows of `targets`. Every event also
     /// upserts its player, so the players model counts as changed too.
-    pub(crate) async fn data_loaded(
-        &self,
-        workspace_id: Uuid,
-        targets: &[Target],
-    ) -> Result<()> {
+    pub(crate) async fn data_loaded(&self, workspace_id: Uuid, targets: &[Target]) -> Result<()> {
         let mut slugs: Vec<&str> = targets.iter().map(Target::slug).collect();
         if targets.iter().any(Target::touches_players) {
             slugs.push("players");
