@@ -14,50 +14,12 @@ duration and status, and the server's peak RSS (VmHWM).
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def call(url, key, path, body=None, method=None, headers=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer " + key)
-    req.add_header("Content-Type", "application/json")
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    with urllib.request.urlopen(req, timeout=600) as resp:
-        return json.loads(resp.read())
-
-
-def gql(url, key, query, variables=None):
-    out = call(url, key, "/graphql", {"query": query, "variables": variables or {}})
-    if out.get("errors"):
-        sys.exit(f"GraphQL error: {out['errors']}")
-    return out["data"]
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from benchlib import Server, peak_rss_mib
 
 
 def main():
@@ -68,44 +30,11 @@ def main():
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="tf-bench-")
-    root = os.path.join(work, "sources")
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"sqlite://{work}/bench.db?mode=rwc",
-        BIND=f"127.0.0.1:{port}",
-        LOCAL_SOURCE_ROOT=root,
-        RUST_LOG="warn",
-    )
-    env.pop("REDIS_URL", None)
-    server = subprocess.Popen(
-        [os.environ.get("TRAITFORGE_BIN", os.path.join(ROOT, "target/release/traitforge"))],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=open(os.path.join(work, "server.log"), "w"),
-        text=True,
-    )
+    server = Server(work)
+    url, key, ws = server.url, server.key, server.ws
     try:
-        ws = key = None
-        while key is None:
-            line = server.stdout.readline()
-            if not line:
-                sys.exit("server ended before printing its key: see " + work)
-            if m := re.search(r'Created workspace "default": (\S+)', line):
-                ws = m.group(1)
-            if m := re.search(r"store it now\): (\S+)", line):
-                key = m.group(1)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-
         # The workspace's folder, then the purchases in files of equal size.
-        folder = os.path.join(root, ws, "bench", "purchases")
-        os.makedirs(folder)
+        folder = server.folder("bench", "purchases")
         per_file = args.purchases // args.files
         for f in range(args.files):
             with open(os.path.join(folder, f"part-{f:03}.ndjson"), "w") as out:
@@ -114,26 +43,12 @@ def main():
                         '{"timestamp":"2026-11-%02d 12:00:00","user_id":"p%06d","price":%d.5,"platform":"Steam"}\n'
                         % (1 + n % 28, n % args.players, n % 50)
                     )
-        models = gql(url, key, '{ p: model(slug: "players") { id } b: model(slug: "purchases") { id relationships { id toModelId } } }')
+        models = server.gql('{ p: model(slug: "players") { id } b: model(slug: "purchases") { id relationships { id toModelId } } }')
         players = models["p"]["id"]
         purchases = models["b"]["id"]
         rel = next(r["id"] for r in models["b"]["relationships"] if r["toModelId"] == players)
 
-        path = "bench"  # inside the workspace's own folder, LOCAL_SOURCE_ROOT/<workspace id>/
-        source = gql(
-            url,
-            key,
-            'mutation($c: JSON!) { createDataSource(input: { name: "bench", kind: "local", config: $c }) { id } }',
-            {"c": {"path": path}},
-        )["createDataSource"]["id"]
-        started = time.time()
-        gql(url, key, "mutation($id: ID!) { scanDataSource(id: $id) { id } }", {"id": source})
-        while True:
-            files = gql(url, key, "query($id: ID!) { dataSource(id: $id) { files { status rowsLoaded } } }", {"id": source})["dataSource"]["files"]
-            if len(files) == args.files and all(f["status"] in ("loaded", "failed") for f in files):
-                break
-            time.sleep(0.5)
-        load_s = time.time() - started
+        files, load_s = server.load_folder("bench", args.files)
         loaded = sum(f["rowsLoaded"] for f in files)
         print(f"load: {loaded} rows in {args.files} files, {load_s:.1f} s ({loaded / load_s:,.0f} rows/s); statuses {sorted(set(f['status'] for f in files))}")
 
@@ -160,7 +75,7 @@ def main():
         codes = [p.communicate()[0] for p in procs]
         print(f"six creates answered {codes} in {time.time() - started:.1f} s")
         while True:
-            traits = gql(url, key, "{ traits { name runs { status durationMs rowsComputed } } }")["traits"]
+            traits = server.gql("{ traits { name runs { status durationMs rowsComputed } } }")["traits"]
             runs = [(t["name"], r) for t in traits for r in t["runs"]]
             if len(runs) >= 6 and all(r["status"] in ("succeeded", "failed") for _, r in runs):
                 break
@@ -169,10 +84,9 @@ def main():
         for name, r in runs:
             print(f"run {name:16} {r['status']:9} {r['durationMs']:>6} ms  {r['rowsComputed']} values")
         print(f"six traits: all finished {total_s:.1f} s after the creates; succeeded {sum(r['status'] == 'succeeded' for _, r in runs)}/6")
-        print(f"peak RSS of the server: {peak_rss_mib(server.pid):.0f} MiB")
+        print(f"peak RSS of the server: {peak_rss_mib(server.process.pid):.0f} MiB")
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
