@@ -108,7 +108,7 @@ class Server:
     def load_folder(self, name, expect_files):
         """Scans a local source over `name` until its files are loaded; returns them and the time."""
         source = self.gql(
-            'mutation($n: String!, $c: JSON!) { createDataSource(input: { name: $n, kind: "local", config: $c }) { id } }',
+            'mutation($n: String!, $c: JSON!) { createDataSource(input: { name: $n, kind: local, config: $c }) { id } }',
             {"n": name, "c": {"path": name}},
         )["createDataSource"]["id"]
         started = time.time()

@@ -61,17 +61,36 @@ impl Work {
     }
 
     pub fn kind(&self) -> &'static str {
+        self.job_kind().as_str()
+    }
+
+    pub fn job_kind(&self) -> JobKind {
         match self {
-            Work::Diagnostic { .. } => "diagnostic",
-            Work::EvaluateTrait { .. } => "evaluate_trait",
-            Work::EvaluateTraits { .. } => "evaluate_traits",
-            Work::ScanSource { .. } => "scan_source",
-            Work::LoadFile { .. } => "load_file",
-            Work::DeliverNotification { .. } => "deliver_notification",
-            Work::ComputeSegment { .. } => "compute_segment",
-            Work::ComputePersonas { .. } => "compute_personas",
-            Work::TrainPrediction { .. } => "train_prediction",
+            Work::Diagnostic { .. } => JobKind::Diagnostic,
+            Work::EvaluateTrait { .. } => JobKind::EvaluateTrait,
+            Work::EvaluateTraits { .. } => JobKind::EvaluateTraits,
+            Work::ScanSource { .. } => JobKind::ScanSource,
+            Work::LoadFile { .. } => JobKind::LoadFile,
+            Work::DeliverNotification { .. } => JobKind::DeliverNotification,
+            Work::ComputeSegment { .. } => JobKind::ComputeSegment,
+            Work::ComputePersonas { .. } => JobKind::ComputePersonas,
+            Work::TrainPrediction { .. } => JobKind::TrainPrediction,
         }
+    }
+}
+
+text_enum! {
+    /// What a job record does (its `kind` column).
+    pub enum JobKind {
+        Diagnostic => "diagnostic",
+        EvaluateTrait => "evaluate_trait",
+        EvaluateTraits => "evaluate_traits",
+        ScanSource => "scan_source",
+        LoadFile => "load_file",
+        DeliverNotification => "deliver_notification",
+        ComputeSegment => "compute_segment",
+        ComputePersonas => "compute_personas",
+        TrainPrediction => "train_prediction",
     }
 }
 

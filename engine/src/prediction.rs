@@ -40,6 +40,14 @@ const PENALTY: f64 = 0.01;
 const SWEEPS: u32 = 200;
 
 text_enum! {
+    /// Where a psych score comes from: the player's own answers, or the model.
+    pub enum ScoreSource {
+        Survey => "survey",
+        Predicted => "predicted",
+    }
+}
+
+text_enum! {
     pub enum PredictionStatus {
         Trained => "trained",
         /// Fewer completes than required, or no traits to learn from.
@@ -120,7 +128,7 @@ impl Engine {
     pub(crate) async fn any_survey_complete(&self, ws: Uuid) -> Result<bool> {
         Ok(psych_scores::Entity::find()
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq("survey"))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
             .one(&self.db)
             .await?
             .is_some())
@@ -162,7 +170,7 @@ impl Engine {
             .column(psych_scores::Column::UserId)
             .distinct()
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq("survey"))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
             .order_by_asc(psych_scores::Column::UserId)
             .into_tuple()
             .all(&self.db)
@@ -208,7 +216,7 @@ impl Engine {
             .column(psych_scores::Column::UserId)
             .from(psych_scores::Entity)
             .and_where(Expr::col(psych_scores::Column::WorkspaceId).eq(ws))
-            .and_where(Expr::col(psych_scores::Column::Source).eq("survey"))
+            .and_where(Expr::col(psych_scores::Column::Source).eq(ScoreSource::Survey.as_str()))
             .to_owned();
         let mut x = Array2::from_elem((completes.len(), features.len()), f64::NAN);
         for (entity, trait_id, number, boolean) in trait_values::Entity::find()
@@ -238,7 +246,7 @@ impl Engine {
             .column(psych_scores::Column::Facet)
             .column(psych_scores::Column::Score)
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq("survey"))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -347,7 +355,7 @@ fn predict_statement(
 async fn clear_predictions(tx: &DatabaseTransaction, ws: Uuid) -> Result<()> {
     psych_scores::Entity::delete_many()
         .filter(psych_scores::Column::WorkspaceId.eq(ws))
-        .filter(psych_scores::Column::Source.eq("predicted"))
+        .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted.as_str()))
         .exec(tx)
         .await?;
     prediction_weights::Entity::delete_many()

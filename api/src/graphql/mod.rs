@@ -1,6 +1,7 @@
 //! The GraphQL API: thin resolvers over `engine` services.
 
 mod connection;
+mod enums;
 mod models;
 mod mutation;
 mod player;

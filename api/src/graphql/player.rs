@@ -4,7 +4,13 @@
 use async_graphql::{Context, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{query::scope, survey::PsychScore};
+use engine::survey::ResponseStatus as EngineResponseStatus;
+
+use super::{
+    enums::{ResponseStatus, typed},
+    query::scope,
+    survey::PsychScore,
+};
 use crate::errors::GqlResultExt;
 
 #[derive(Default)]
@@ -23,8 +29,7 @@ pub struct PlayerTrait {
 /// A player's survey response.
 #[derive(SimpleObject)]
 pub struct SurveyResponse {
-    /// requested, partial, complete or disqualified.
-    pub status: String,
+    pub status: ResponseStatus,
     pub disqualified_reason: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -65,8 +70,9 @@ impl Player {
             .await
             .gql()?
             .into_iter()
-            .map(Into::into)
-            .collect())
+            .map(PsychScore::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 
     /// The player's survey response, if they were registered.
@@ -74,7 +80,12 @@ impl Player {
         let (engine, p) = scope(ctx)?;
         match engine.survey_response(p, &self.user_id).await {
             Ok(r) => Ok(Some(SurveyResponse {
-                status: r.status,
+                status: typed(
+                    EngineResponseStatus::parse(&r.status),
+                    "response status",
+                    &r.status,
+                )
+                .gql()?,
                 disqualified_reason: r.disqualified_reason,
                 registered_at: r.registered_at,
                 completed_at: r.completed_at,

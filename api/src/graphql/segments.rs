@@ -8,10 +8,17 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{personas, prediction_models, prediction_status, segments},
-    segments::{PersonaCount as EnginePersonaCount, SegmentInput},
+    prediction::PredictionStatus as EnginePredictionStatus,
+    segments::{
+        ComputeStatus as EngineComputeStatus, PersonaCount as EnginePersonaCount, SegmentInput,
+    },
 };
 
-use super::{query::scope, types::Job};
+use super::{
+    enums::{ComputeStatus, PredictionStatus, typed},
+    query::scope,
+    types::Job,
+};
 use crate::errors::GqlResultExt;
 
 #[derive(Default)]
@@ -93,9 +100,9 @@ impl Segment {
             None => EnginePersonaCount::Auto,
         })
     }
-    /// pending, ready or failed.
-    async fn members_status(&self) -> &str {
-        &self.0.members_status
+    async fn members_status(&self) -> Result<ComputeStatus> {
+        let s = &self.0.members_status;
+        typed(EngineComputeStatus::parse(s), "members status", s).gql()
     }
     async fn members_error(&self) -> Option<&str> {
         self.0.members_error.as_deref()
@@ -122,9 +129,10 @@ impl Segment {
             .gql()?
             .into())
     }
-    /// pending, ready, insufficient (too few scored members) or failed.
-    async fn personas_status(&self) -> &str {
-        &self.0.personas_status
+    /// `insufficient`: too few scored members to cluster.
+    async fn personas_status(&self) -> Result<ComputeStatus> {
+        let s = &self.0.personas_status;
+        typed(EngineComputeStatus::parse(s), "personas status", s).gql()
     }
     async fn personas_error(&self) -> Option<&str> {
         self.0.personas_error.as_deref()
@@ -191,8 +199,7 @@ impl Persona {
 /// The latest training of psych-score predictions.
 #[derive(SimpleObject)]
 pub struct Prediction {
-    /// trained, insufficient or failed.
-    pub status: String,
+    pub status: PredictionStatus,
     pub message: String,
     /// Players who completed the survey (the training set).
     pub completes: i64,
@@ -229,16 +236,20 @@ impl From<prediction_models::Model> for FacetModel {
 fn prediction(
     status: prediction_status::Model,
     facets: Vec<prediction_models::Model>,
-) -> Prediction {
-    Prediction {
-        status: status.status,
+) -> Result<Prediction, engine::Error> {
+    Ok(Prediction {
+        status: typed(
+            EnginePredictionStatus::parse(&status.status),
+            "prediction status",
+            &status.status,
+        )?,
         message: status.message,
         completes: status.completes,
         required: status.required,
         predicted_players: status.predicted_players,
         finished_at: status.finished_at,
         facets: facets.into_iter().map(Into::into).collect(),
-    }
+    })
 }
 
 #[derive(InputObject)]
@@ -290,7 +301,7 @@ impl SegmentQuery {
             return Ok(None);
         };
         let facets = engine.prediction_models(p).await.gql()?;
-        Ok(Some(prediction(status, facets)))
+        Ok(Some(prediction(status, facets).gql()?))
     }
 }
 

@@ -5,10 +5,26 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files},
-    ingest::sources::SourceInput,
+    ingest::{
+        LineOrigin as EngineLineOrigin,
+        files::FileStatus as EngineFileStatus,
+        sources::{
+            DeliveryStatus as EngineDeliveryStatus, FileFormat as EngineFileFormat,
+            NotificationKind as EngineNotificationKind, SourceInput,
+            SourceKind as EngineSourceKind, SourceStatus as EngineSourceStatus,
+        },
+    },
+    traits::RunStatus as EngineRunStatus,
 };
 
-use super::{connection::parse_id, query::scope};
+use super::{
+    connection::parse_id,
+    enums::{
+        DeliveryStatus, FileFormat, FileStatus, LineOrigin, NotificationKind, RunStatus,
+        SourceKind, SourceStatus, typed,
+    },
+    query::scope,
+};
 use crate::errors::GqlResultExt;
 
 #[derive(Default)]
@@ -28,9 +44,13 @@ impl DataSource {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// local, s3, gcs or azure.
-    async fn kind(&self) -> &str {
-        &self.0.kind
+    async fn kind(&self) -> Result<SourceKind> {
+        typed(
+            EngineSourceKind::parse(&self.0.kind),
+            "source kind",
+            &self.0.kind,
+        )
+        .gql()
     }
     /// Kind-specific settings, without credentials.
     async fn config(&self) -> Json<serde_json::Value> {
@@ -50,9 +70,14 @@ impl DataSource {
     async fn reload_overwritten(&self) -> bool {
         self.0.reload_overwritten
     }
-    /// new, ok or error (until a scan succeeds).
-    async fn status(&self) -> &str {
-        &self.0.status
+    /// `new`, then `ok` or `error` (until a scan succeeds).
+    async fn status(&self) -> Result<SourceStatus> {
+        typed(
+            EngineSourceStatus::parse(&self.0.status),
+            "source status",
+            &self.0.status,
+        )
+        .gql()
     }
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
@@ -68,8 +93,9 @@ impl DataSource {
             .await
             .gql()?
             .into_iter()
-            .map(SourceFile::from)
-            .collect())
+            .map(SourceFile::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 }
 
@@ -77,12 +103,11 @@ impl DataSource {
 pub struct SourceFile {
     pub id: ID,
     pub path: String,
+    /// A built-in record type or a custom model's slug.
     pub record_type: String,
-    /// ndjson or csv.
-    pub format: String,
+    pub format: FileFormat,
     pub size: i64,
-    /// queued, loading, loaded or failed.
-    pub status: String,
+    pub status: FileStatus,
     pub rows_loaded: i64,
     pub rows_rejected: i64,
     pub error: Option<String>,
@@ -90,21 +115,22 @@ pub struct SourceFile {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<source_files::Model> for SourceFile {
-    fn from(f: source_files::Model) -> Self {
-        SourceFile {
+impl TryFrom<source_files::Model> for SourceFile {
+    type Error = engine::Error;
+    fn try_from(f: source_files::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(SourceFile {
             id: f.id.into(),
             path: f.path,
             record_type: f.record_type,
-            format: f.format,
+            format: typed(EngineFileFormat::parse(&f.format), "file format", &f.format)?,
             size: f.size,
-            status: f.status,
+            status: typed(EngineFileStatus::parse(&f.status), "file status", &f.status)?,
             rows_loaded: f.rows_loaded,
             rows_rejected: f.rows_rejected,
             error: f.error,
             discovered_at: f.discovered_at,
             finished_at: f.finished_at,
-        }
+        })
     }
 }
 
@@ -113,8 +139,7 @@ impl From<source_files::Model> for SourceFile {
 pub struct IngestionRun {
     pub id: ID,
     pub source_id: ID,
-    /// queued, running, succeeded or failed.
-    pub status: String,
+    pub status: RunStatus,
     pub files_found: i32,
     pub files_queued: i32,
     pub files_skipped: i32,
@@ -125,12 +150,13 @@ pub struct IngestionRun {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<ingestion_runs::Model> for IngestionRun {
-    fn from(r: ingestion_runs::Model) -> Self {
-        IngestionRun {
+impl TryFrom<ingestion_runs::Model> for IngestionRun {
+    type Error = engine::Error;
+    fn try_from(r: ingestion_runs::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(IngestionRun {
             id: r.id.into(),
             source_id: r.source_id.into(),
-            status: r.status,
+            status: typed(EngineRunStatus::parse(&r.status), "scan status", &r.status)?,
             files_found: r.files_found,
             files_queued: r.files_queued,
             files_skipped: r.files_skipped,
@@ -138,7 +164,7 @@ impl From<ingestion_runs::Model> for IngestionRun {
             error: r.error,
             queued_at: r.queued_at,
             finished_at: r.finished_at,
-        }
+        })
     }
 }
 
@@ -146,33 +172,41 @@ impl From<ingestion_runs::Model> for IngestionRun {
 pub struct Notification {
     pub id: ID,
     pub source_id: Option<ID>,
-    /// storage_unreachable, invalid_format or file_overwritten.
-    pub kind: String,
+    pub kind: NotificationKind,
     pub path: Option<String>,
     pub message: String,
     pub created_at: DateTime<Utc>,
     /// Delivery to the workspace's webhook: null when none was set, else
     /// pending, delivered or failed (after the last of its attempts).
-    pub delivery_status: Option<String>,
+    pub delivery_status: Option<DeliveryStatus>,
     pub delivery_attempts: i32,
     pub delivery_error: Option<String>,
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-impl From<notifications::Model> for Notification {
-    fn from(n: notifications::Model) -> Self {
-        Notification {
+impl TryFrom<notifications::Model> for Notification {
+    type Error = engine::Error;
+    fn try_from(n: notifications::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(Notification {
             id: n.id.into(),
             source_id: n.source_id.map(Into::into),
-            kind: n.kind,
+            kind: typed(
+                EngineNotificationKind::parse(&n.kind),
+                "notification kind",
+                &n.kind,
+            )?,
             path: n.path,
             message: n.message,
             created_at: n.created_at,
-            delivery_status: n.delivery_status,
+            delivery_status: n
+                .delivery_status
+                .as_deref()
+                .map(|d| typed(EngineDeliveryStatus::parse(d), "delivery status", d))
+                .transpose()?,
             delivery_attempts: n.delivery_attempts,
             delivery_error: n.delivery_error,
             delivered_at: n.delivered_at,
-        }
+        })
     }
 }
 
@@ -180,8 +214,8 @@ impl From<notifications::Model> for Notification {
 #[derive(SimpleObject)]
 pub struct QuarantinedLine {
     pub id: ID,
-    /// post, file or playfab.
-    pub origin: String,
+    pub origin: LineOrigin,
+    /// A built-in record type or a custom model's slug.
     pub record_type: String,
     pub path: Option<String>,
     pub line_number: i64,
@@ -192,11 +226,12 @@ pub struct QuarantinedLine {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<quarantined_lines::Model> for QuarantinedLine {
-    fn from(q: quarantined_lines::Model) -> Self {
-        QuarantinedLine {
+impl TryFrom<quarantined_lines::Model> for QuarantinedLine {
+    type Error = engine::Error;
+    fn try_from(q: quarantined_lines::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(QuarantinedLine {
             id: q.id.into(),
-            origin: q.origin,
+            origin: typed(EngineLineOrigin::parse(&q.origin), "line origin", &q.origin)?,
             record_type: q.record_type,
             path: q.path,
             line_number: q.line_number,
@@ -205,7 +240,7 @@ impl From<quarantined_lines::Model> for QuarantinedLine {
             message: q.message,
             excerpt: q.excerpt,
             created_at: q.created_at,
-        }
+        })
     }
 }
 
@@ -218,8 +253,7 @@ pub struct SourceCheck {
 #[derive(InputObject)]
 pub struct CreateDataSourceInput {
     pub name: String,
-    /// local, s3, gcs or azure.
-    pub kind: String,
+    pub kind: SourceKind,
     /// local: `{"path": "<folder below LOCAL_SOURCE_ROOT>", "prefix": "<optional>"}`;
     /// s3: `{"bucket", "region", "endpoint": "<optional, S3-compatible>", "prefix"}`;
     /// gcs: `{"bucket", "prefix"}`; azure: `{"account", "container", "endpoint": "<optional account URL>", "prefix"}`.
@@ -238,7 +272,7 @@ impl From<CreateDataSourceInput> for SourceInput {
     fn from(i: CreateDataSourceInput) -> Self {
         SourceInput {
             name: Some(i.name),
-            kind: Some(i.kind),
+            kind: Some(EngineSourceKind::from(i.kind).as_str().to_owned()),
             config: Some(i.config.0),
             credentials: i.credentials.map(|c| c.0),
             scan_interval_minutes: i.scan_interval_minutes,
@@ -296,11 +330,13 @@ impl SourceQuery {
 
     async fn ingestion_run(&self, ctx: &Context<'_>, id: ID) -> Result<IngestionRun> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .ingestion_run(p, parse_id("id", &id).gql()?)
-            .await
-            .gql()?
-            .into())
+        IngestionRun::try_from(
+            engine
+                .ingestion_run(p, parse_id("id", &id).gql()?)
+                .await
+                .gql()?,
+        )
+        .gql()
     }
 
     /// Newest first (at most `last`, default 100).
@@ -316,8 +352,9 @@ impl SourceQuery {
             .await
             .gql()?
             .into_iter()
-            .map(Notification::from)
-            .collect())
+            .map(Notification::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 
     /// Newest first (at most `last`, default 100).
@@ -333,8 +370,9 @@ impl SourceQuery {
             .await
             .gql()?
             .into_iter()
-            .map(QuarantinedLine::from)
-            .collect())
+            .map(QuarantinedLine::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 }
 
@@ -391,11 +429,13 @@ impl SourceMutation {
     /// is queued or running (by schedule or by request), that run is returned.
     async fn scan_data_source(&self, ctx: &Context<'_>, id: ID) -> Result<IngestionRun> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .scan_source(p, parse_id("id", &id).gql()?)
-            .await
-            .gql()?
-            .into())
+        IngestionRun::try_from(
+            engine
+                .scan_source(p, parse_id("id", &id).gql()?)
+                .await
+                .gql()?,
+        )
+        .gql()
     }
 
     /// Sets the URL every new notification is POSTed to as JSON (retried with

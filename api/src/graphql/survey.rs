@@ -5,10 +5,14 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{erasures, psych_scores, surveys},
-    survey::SurveyUpdate,
+    prediction::ScoreSource as EngineScoreSource,
+    survey::{SurveyStatus as EngineSurveyStatus, SurveyUpdate},
 };
 
-use super::query::scope;
+use super::{
+    enums::{ScoreSource, SurveyStatus, typed},
+    query::scope,
+};
 use crate::errors::GqlResultExt;
 
 #[derive(Default)]
@@ -29,9 +33,13 @@ pub struct SurveyStatistics {
 
 #[Object]
 impl Survey {
-    /// Launched, Closed or Deleted.
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<SurveyStatus> {
+        typed(
+            EngineSurveyStatus::parse(&self.0.status),
+            "survey status",
+            &self.0.status,
+        )
+        .gql()
     }
     #[graphql(name = "type")]
     async fn survey_type(&self) -> &str {
@@ -82,20 +90,24 @@ pub struct PsychScore {
     pub category: String,
     pub facet: String,
     pub score: f64,
-    /// survey or predicted.
-    pub source: String,
+    pub source: ScoreSource,
     pub computed_at: DateTime<Utc>,
 }
 
-impl From<psych_scores::Model> for PsychScore {
-    fn from(m: psych_scores::Model) -> Self {
-        PsychScore {
+impl TryFrom<psych_scores::Model> for PsychScore {
+    type Error = engine::Error;
+    fn try_from(m: psych_scores::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(PsychScore {
+            source: typed(
+                EngineScoreSource::parse(&m.source),
+                "score source",
+                &m.source,
+            )?,
             category: m.category,
             facet: m.facet,
             score: m.score,
-            source: m.source,
             computed_at: m.computed_at,
-        }
+        })
     }
 }
 
@@ -132,7 +144,7 @@ impl From<erasures::Model> for Erasure {
 #[derive(InputObject, Default)]
 pub struct UpdateSurveyInput {
     /// Launched, Closed or Deleted.
-    pub status: Option<String>,
+    pub status: Option<SurveyStatus>,
     #[graphql(name = "type")]
     pub survey_type: Option<String>,
     pub title: Option<String>,
@@ -169,7 +181,9 @@ impl SurveyMutation {
     async fn update_survey(&self, ctx: &Context<'_>, input: UpdateSurveyInput) -> Result<Survey> {
         let (engine, p) = scope(ctx)?;
         let update = SurveyUpdate {
-            status: input.status,
+            status: input
+                .status
+                .map(|s| EngineSurveyStatus::from(s).as_str().to_owned()),
             survey_type: input.survey_type,
             title: input.title,
             internal_title: input.internal_title,

@@ -6,11 +6,18 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{trait_runs, trait_versions, traits},
-    traits::TraitInput,
+    traits::{
+        RunStatus as EngineRunStatus, TraitInput, Trigger,
+        definition::{
+            ResultType as EngineResultType, TraitStatus as EngineTraitStatus,
+            TraitType as EngineTraitType,
+        },
+    },
 };
 
 use super::{
     connection::{Conn, parse_id},
+    enums::{ResultType, RunStatus, RunTrigger, TraitStatus, TraitType, typed},
     query::scope,
 };
 use crate::errors::GqlResultExt;
@@ -41,20 +48,32 @@ impl Trait {
     async fn description(&self) -> &str {
         &self.0.description
     }
-    /// aggregation, occurrence, list, sql or formula.
-    async fn trait_type(&self) -> &str {
-        &self.0.trait_type
+    async fn trait_type(&self) -> Result<TraitType> {
+        typed(
+            EngineTraitType::parse(&self.0.trait_type),
+            "trait type",
+            &self.0.trait_type,
+        )
+        .gql()
     }
     async fn config(&self) -> Json<serde_json::Value> {
         Json(self.0.config.clone())
     }
-    /// text, number, boolean, timestamp or array.
-    async fn result_type(&self) -> &str {
-        &self.0.result_type
+    async fn result_type(&self) -> Result<ResultType> {
+        typed(
+            EngineResultType::parse(&self.0.result_type),
+            "result type",
+            &self.0.result_type,
+        )
+        .gql()
     }
-    /// draft, active or error.
-    async fn status(&self) -> &str {
-        &self.0.status
+    async fn status(&self) -> Result<TraitStatus> {
+        typed(
+            EngineTraitStatus::parse(&self.0.status),
+            "trait status",
+            &self.0.status,
+        )
+        .gql()
     }
     async fn status_error(&self) -> &str {
         &self.0.status_error
@@ -115,8 +134,9 @@ impl Trait {
             .await
             .gql()?
             .into_iter()
-            .map(TraitRun::from)
-            .collect())
+            .map(TraitRun::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 
     /// Earlier definitions, newest first: who changed what, and when.
@@ -144,10 +164,8 @@ pub struct TraitValue {
 pub struct TraitRun {
     pub id: ID,
     pub trait_id: ID,
-    /// queued, running, succeeded or failed.
-    pub status: String,
-    /// manual, dependency, schedule, definition, refresh or data.
-    pub trigger: String,
+    pub status: RunStatus,
+    pub trigger: RunTrigger,
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -157,13 +175,14 @@ pub struct TraitRun {
     pub error: Option<String>,
 }
 
-impl From<trait_runs::Model> for TraitRun {
-    fn from(r: trait_runs::Model) -> Self {
-        TraitRun {
+impl TryFrom<trait_runs::Model> for TraitRun {
+    type Error = engine::Error;
+    fn try_from(r: trait_runs::Model) -> std::result::Result<Self, engine::Error> {
+        Ok(TraitRun {
             id: r.id.into(),
             trait_id: r.trait_id.into(),
-            status: r.status,
-            trigger: r.trigger,
+            status: typed(EngineRunStatus::parse(&r.status), "run status", &r.status)?,
+            trigger: typed(Trigger::parse(&r.trigger), "run trigger", &r.trigger)?,
             queued_at: r.queued_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -171,7 +190,7 @@ impl From<trait_runs::Model> for TraitRun {
             rows_computed: r.rows_computed,
             rows_changed: r.rows_changed,
             error: r.error,
-        }
+        })
     }
 }
 
@@ -203,11 +222,11 @@ pub struct CreateTraitInput {
     pub name: String,
     pub description: Option<String>,
     pub parent_model_id: ID,
-    pub trait_type: String,
+    pub trait_type: TraitType,
     pub config: Json<serde_json::Value>,
-    pub result_type: String,
+    pub result_type: ResultType,
     /// draft or active (default).
-    pub status: Option<String>,
+    pub status: Option<TraitStatus>,
     pub refresh: Option<String>,
 }
 
@@ -217,10 +236,10 @@ pub struct UpdateTraitInput {
     pub name: Option<String>,
     pub description: Option<String>,
     pub parent_model_id: Option<ID>,
-    pub trait_type: Option<String>,
+    pub trait_type: Option<TraitType>,
     pub config: Option<Json<serde_json::Value>>,
-    pub result_type: Option<String>,
-    pub status: Option<String>,
+    pub result_type: Option<ResultType>,
+    pub status: Option<TraitStatus>,
     pub refresh: Option<String>,
 }
 
@@ -262,10 +281,12 @@ impl TraitMutation {
             name: Some(input.name),
             description: input.description,
             parent_model_id: Some(parse_id("parentModelId", &input.parent_model_id).gql()?),
-            trait_type: Some(input.trait_type),
+            trait_type: Some(EngineTraitType::from(input.trait_type).as_str().into()),
             config: Some(input.config.0),
-            result_type: Some(input.result_type),
-            status: input.status,
+            result_type: Some(EngineResultType::from(input.result_type).as_str().into()),
+            status: input
+                .status
+                .map(|s| EngineTraitStatus::from(s).as_str().into()),
             refresh: input.refresh,
         };
         Ok(Trait(engine.create_trait(p, input).await.gql()?))
@@ -286,10 +307,16 @@ impl TraitMutation {
                 .map(|m| parse_id("parentModelId", &m))
                 .transpose()
                 .gql()?,
-            trait_type: input.trait_type,
+            trait_type: input
+                .trait_type
+                .map(|t| EngineTraitType::from(t).as_str().into()),
             config: input.config.map(|c| c.0),
-            result_type: input.result_type,
-            status: input.status,
+            result_type: input
+                .result_type
+                .map(|t| EngineResultType::from(t).as_str().into()),
+            status: input
+                .status
+                .map(|s| EngineTraitStatus::from(s).as_str().into()),
             refresh: input.refresh,
         };
         Ok(Trait(
@@ -324,17 +351,20 @@ impl TraitMutation {
             .await
             .gql()?
             .into_iter()
-            .map(TraitRun::from)
-            .collect())
+            .map(TraitRun::try_from)
+            .collect::<std::result::Result<Vec<_>, engine::Error>>()
+            .gql()?)
     }
 
     /// Queues an evaluation; poll the returned run.
     async fn trigger_trait(&self, ctx: &Context<'_>, id: ID) -> Result<TraitRun> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .trigger_trait(p, parse_id("id", &id).gql()?)
-            .await
-            .gql()?
-            .into())
+        TraitRun::try_from(
+            engine
+                .trigger_trait(p, parse_id("id", &id).gql()?)
+                .await
+                .gql()?,
+        )
+        .gql()
     }
 }

@@ -8,8 +8,11 @@ use engine::{
         Cardinality as EngineCardinality, DataType as EngineDataType, ModelKind as EngineKind,
     },
     entity::{api_keys, job_records, model_columns, relationships, workspaces},
+    jobs::JobKind as EngineJobKind,
     models::ModelView,
 };
+
+use super::enums::JobKind;
 
 /// Decodes an enum stored as text; a value outside the enum is a bug, not bad input.
 fn stored<T>(value: Option<T>, what: &str, raw: &str) -> Result<T, Error> {
@@ -224,7 +227,7 @@ pub struct CreatedApiKey {
 #[derive(SimpleObject)]
 pub struct Job {
     pub id: ID,
-    pub kind: String,
+    pub kind: JobKind,
     pub status: JobStatus,
     pub attempts: i32,
     pub error: Option<String>,
@@ -253,7 +256,7 @@ impl TryFrom<job_records::Model> for Job {
             )?
             .into(),
             id: j.id.into(),
-            kind: j.kind,
+            kind: super::enums::typed(EngineJobKind::parse(&j.kind), "job kind", &j.kind)?,
             attempts: j.attempts,
             error: j.error,
             worker: j.worker,

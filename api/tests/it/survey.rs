@@ -372,7 +372,7 @@ async fn errors_come_in_the_envelope_with_their_status() {
 
     // A closed survey refuses registrations.
     app.gql(
-        "mutation { updateSurvey(input: { status: \"Closed\" }) { status closedAt } }",
+        "mutation { updateSurvey(input: { status: Closed }) { status closedAt } }",
         json!({}),
     )
     .await;

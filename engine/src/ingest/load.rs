@@ -92,13 +92,23 @@ impl Origin<'_> {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// Where a quarantined line came from (its `origin` column).
+    pub enum LineOrigin {
+        Post => "post",
+        Playfab => "playfab",
+        File => "file",
+    }
+}
+
 impl Origin<'_> {
     fn name(&self) -> &'static str {
         match self {
-            Origin::Post => "post",
-            Origin::PlayFab => "playfab",
-            Origin::File { .. } => "file",
+            Origin::Post => LineOrigin::Post,
+            Origin::PlayFab => LineOrigin::Playfab,
+            Origin::File { .. } => LineOrigin::File,
         }
+        .as_str()
     }
 }
 

@@ -11,7 +11,7 @@ mod stores;
 pub mod target;
 pub mod webhooks;
 
-pub use load::Rejected;
+pub use load::{LineOrigin, Rejected};
 pub use records::RecordType;
 pub use target::Target;
 

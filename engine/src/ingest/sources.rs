@@ -31,6 +31,15 @@ use crate::{
 };
 
 text_enum! {
+    /// A source's health: `new` until its first scan, then the last scan's outcome.
+    pub enum SourceStatus {
+        New => "new",
+        Ok => "ok",
+        Error => "error",
+    }
+}
+
+text_enum! {
     pub enum SourceKind {
         Local => "local",
         S3 => "s3",
@@ -184,7 +193,7 @@ impl Engine {
             scan_interval_minutes: DEFAULT_SCAN_INTERVAL_MINUTES,
             enabled: true,
             reload_overwritten: false,
-            status: "new".into(),
+            status: SourceStatus::New.as_str().into(),
             last_error: None,
             last_scan_at: None,
             created_at: now,
@@ -504,7 +513,7 @@ impl Engine {
                 done.files_queued = Set(queued);
                 done.files_skipped = Set(skipped.len() as i32);
                 done.skipped_paths = Set(json!(skipped));
-                src.status = Set("ok".into());
+                src.status = Set(SourceStatus::Ok.as_str().into());
                 src.last_error = Set(None);
             }
             // The database failed, not the bucket: the job lists it again.
@@ -521,7 +530,7 @@ impl Engine {
                 .await?;
                 done.status = Set(RunStatus::Failed.as_str().into());
                 done.error = Set(Some(message.clone()));
-                src.status = Set("error".into());
+                src.status = Set(SourceStatus::Error.as_str().into());
                 src.last_error = Set(Some(message));
             }
         }

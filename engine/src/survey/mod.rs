@@ -441,7 +441,7 @@ impl Engine {
                             category: Set(s.category),
                             facet: Set(s.facet),
                             score: Set(s.score),
-                            source: Set("survey".into()),
+                            source: Set(crate::prediction::ScoreSource::Survey.as_str().into()),
                             computed_at: Set(now),
                         }
                     }))
