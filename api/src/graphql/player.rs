@@ -65,14 +65,14 @@ impl Player {
     /// T-scores per category and facet, from the survey or predicted.
     async fn psych_scores(&self, ctx: &Context<'_>) -> Result<Vec<PsychScore>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
+        engine
             .psych_scores(p, &self.user_id)
             .await
             .gql()?
             .into_iter()
             .map(PsychScore::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 
     /// The player's survey response, if they were registered.

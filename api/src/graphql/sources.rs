@@ -88,14 +88,14 @@ impl DataSource {
     /// The ledger: every file seen, with its load status.
     async fn files(&self, ctx: &Context<'_>) -> Result<Vec<SourceFile>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
+        engine
             .source_files(p, self.0.id)
             .await
             .gql()?
             .into_iter()
             .map(SourceFile::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 }
 
@@ -347,14 +347,14 @@ impl SourceQuery {
     ) -> Result<Vec<Notification>> {
         let (engine, p) = scope(ctx)?;
         let limit = last.unwrap_or(100).max(1) as u64;
-        Ok(engine
+        engine
             .notifications(p, limit)
             .await
             .gql()?
             .into_iter()
             .map(Notification::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 
     /// Newest first (at most `last`, default 100).
@@ -365,14 +365,14 @@ impl SourceQuery {
     ) -> Result<Vec<QuarantinedLine>> {
         let (engine, p) = scope(ctx)?;
         let limit = last.unwrap_or(100).max(1) as u64;
-        Ok(engine
+        engine
             .quarantine(p, limit)
             .await
             .gql()?
             .into_iter()
             .map(QuarantinedLine::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 }
 

@@ -129,14 +129,14 @@ impl Trait {
     /// Evaluation history, newest first.
     async fn runs(&self, ctx: &Context<'_>) -> Result<Vec<TraitRun>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
+        engine
             .trait_runs(p, self.0.id)
             .await
             .gql()?
             .into_iter()
             .map(TraitRun::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 
     /// Earlier definitions, newest first: who changed what, and when.
@@ -346,14 +346,14 @@ impl TraitMutation {
     ) -> Result<Vec<TraitRun>> {
         let (engine, p) = scope(ctx)?;
         let parent = parse_id("parentModelId", &parent_model_id).gql()?;
-        Ok(engine
+        engine
             .refresh_traits(p, parent)
             .await
             .gql()?
             .into_iter()
             .map(TraitRun::try_from)
             .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()?)
+            .gql()
     }
 
     /// Queues an evaluation; poll the returned run.
