@@ -75,8 +75,8 @@ def main():
         codes = [p.communicate()[0] for p in procs]
         print(f"six creates answered {codes} in {time.time() - started:.1f} s")
         while True:
-            traits = server.gql("{ traits { name runs { status durationMs rowsComputed } } }")["traits"]
-            runs = [(t["name"], r) for t in traits for r in t["runs"]]
+            traits = server.gql("{ traits { nodes { name runs { nodes { status durationMs rowsComputed } } } } }")["traits"]["nodes"]
+            runs = [(t["name"], r) for t in traits for r in t["runs"]["nodes"]]
             if len(runs) >= 6 and all(r["status"] in ("succeeded", "failed") for _, r in runs):
                 break
             time.sleep(0.5)

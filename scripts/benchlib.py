@@ -115,8 +115,8 @@ class Server:
         self.gql("mutation($id: ID!) { scanDataSource(id: $id) { id } }", {"id": source})
         while True:
             files = self.gql(
-                "query($id: ID!) { dataSource(id: $id) { files { status rowsLoaded } } }", {"id": source}
-            )["dataSource"]["files"]
+                "query($id: ID!) { dataSource(id: $id) { files { nodes { status rowsLoaded } } } }", {"id": source}
+            )["dataSource"]["files"]["nodes"]
             if len(files) == expect_files and all(f["status"] in ("loaded", "failed") for f in files):
                 return files, time.time() - started
             time.sleep(0.5)

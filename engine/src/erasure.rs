@@ -9,7 +9,6 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder,
     sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
 };
 use serde_json::json;
@@ -17,6 +16,7 @@ use uuid::Uuid;
 
 use entity::{erasures, models, segments, traits};
 
+use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -229,18 +229,18 @@ impl Engine {
         &self,
         p: &Principal,
         user_id: Option<&str>,
-    ) -> Result<Vec<erasures::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<erasures::Model>> {
         p.require(Permission::Admin)?;
-        let mut q = erasures::Entity::find()
-            .filter(erasures::Column::WorkspaceId.eq(p.workspace_id))
-            .order_by_desc(erasures::Column::Id);
+        let mut q =
+            erasures::Entity::find().filter(erasures::Column::WorkspaceId.eq(p.workspace_id));
         if let Some(user_id) = user_id {
             q = q.filter(
                 erasures::Column::UserIdHash
                     .is_in(self.user_id_fingerprints(p.workspace_id, user_id)),
             );
         }
-        Ok(q.all(&self.db).await?)
+        paginate(&self.db, q, erasures::Column::Id, Direction::Backward, page).await
     }
 
     /// What the audit keeps of a user id: a keyed fingerprint under

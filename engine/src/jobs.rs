@@ -14,7 +14,7 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     outbox::{MAX_ATTEMPTS, enqueue_in, enqueue_once_in},
-    pagination::{Page, PageRequest, paginate},
+    pagination::{Direction, Page, PageRequest, paginate},
     text_enum::text_enum,
 };
 
@@ -164,7 +164,14 @@ impl Engine {
         p.require(Permission::Read)?;
         let q =
             job_records::Entity::find().filter(job_records::Column::WorkspaceId.eq(p.workspace_id));
-        paginate(&self.db, q, job_records::Column::Id, page).await
+        paginate(
+            &self.db,
+            q,
+            job_records::Column::Id,
+            Direction::Forward,
+            page,
+        )
+        .await
     }
 
     /// Jobs not yet finished, across workspaces (tests drain on this; metrics report it).

@@ -13,7 +13,7 @@ use entity::api_keys;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal, Role},
-    pagination::{Page, PageRequest, paginate},
+    pagination::{Direction, Page, PageRequest, paginate},
 };
 
 const SECRET_PREFIX: &str = "tf_";
@@ -97,7 +97,7 @@ impl Engine {
     ) -> Result<Page<api_keys::Model>> {
         p.require(Permission::Admin)?;
         let q = api_keys::Entity::find().filter(api_keys::Column::WorkspaceId.eq(p.workspace_id));
-        paginate(&self.db, q, api_keys::Column::Id, page).await
+        paginate(&self.db, q, api_keys::Column::Id, Direction::Forward, page).await
     }
 
     /// Revokes a key; revoking twice is harmless and keeps the first revocation time.

@@ -10,7 +10,7 @@ use entity::{model_columns, models, relationships};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    pagination::{Page, PageRequest, paginate},
+    pagination::{Direction, Page, PageRequest, paginate},
 };
 
 /// A model with what callers almost always want beside it, loaded in batches.
@@ -31,7 +31,7 @@ impl Engine {
     pub async fn list_models(&self, p: &Principal, page: PageRequest) -> Result<Page<ModelView>> {
         p.require(Permission::Read)?;
         let q = models::Entity::find().filter(models::Column::WorkspaceId.eq(p.workspace_id));
-        let page = paginate(&self.db, q, models::Column::Id, page).await?;
+        let page = paginate(&self.db, q, models::Column::Id, Direction::Forward, page).await?;
         let views = self.attach(p.workspace_id, page.items.clone()).await?;
         Ok(Page {
             items: views,
@@ -74,7 +74,14 @@ impl Engine {
         p.require(Permission::Read)?;
         let q = relationships::Entity::find()
             .filter(relationships::Column::WorkspaceId.eq(p.workspace_id));
-        paginate(&self.db, q, relationships::Column::Id, page).await
+        paginate(
+            &self.db,
+            q,
+            relationships::Column::Id,
+            Direction::Forward,
+            page,
+        )
+        .await
     }
 
     /// Two queries for any number of models: their columns, then their relationships.

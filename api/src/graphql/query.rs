@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object, Result};
 use engine::{Engine, Error, auth::Principal, models::ModelRef};
 
 use super::{
-    connection::{Conn, connection, page_request, parse_id},
+    connection::{Conn, connection, id_cursor, page_request, parse_id},
     types::{ApiKey, Job, Model, Relationship, Viewer},
 };
 use crate::errors::GqlResultExt;
@@ -40,7 +40,7 @@ impl CoreQuery {
             .list_models(p, page_request(first, after).gql()?)
             .await
             .gql()?;
-        connection(page, |m| m.model.id, Model::try_from).gql()
+        connection(page, |m| id_cursor(m.model.id), Model::try_from).gql()
     }
 
     /// One model, by `id` or by `slug` (exactly one of them).
@@ -70,7 +70,7 @@ impl CoreQuery {
             .list_relationships(p, page_request(first, after).gql()?)
             .await
             .gql()?;
-        connection(page, |r| r.id, Relationship::try_from).gql()
+        connection(page, |r| id_cursor(r.id), Relationship::try_from).gql()
     }
 
     /// Keys of this workspace (admin only). Secrets are never returned.
@@ -85,7 +85,7 @@ impl CoreQuery {
             .list_api_keys(p, page_request(first, after).gql()?)
             .await
             .gql()?;
-        connection(page, |k| k.id, ApiKey::try_from).gql()
+        connection(page, |k| id_cursor(k.id), ApiKey::try_from).gql()
     }
 
     async fn job(&self, ctx: &Context<'_>, id: ID) -> Result<Job> {
@@ -104,6 +104,6 @@ impl CoreQuery {
             .list_jobs(p, page_request(first, after).gql()?)
             .await
             .gql()?;
-        connection(page, |j| j.id, Job::try_from).gql()
+        connection(page, |j| id_cursor(j.id), Job::try_from).gql()
     }
 }

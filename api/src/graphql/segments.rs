@@ -15,6 +15,7 @@ use engine::{
 };
 
 use super::{
+    connection::{Conn, connection, id_cursor, page_request},
     enums::{ComputeStatus, PredictionStatus, typed},
     query::scope,
     types::Job,
@@ -51,25 +52,18 @@ impl ScalarType for PersonaCount {
     }
 }
 
-/// One page of member user ids; pass `endCursor` as `after` for the next.
-#[derive(SimpleObject)]
-pub struct MemberPage {
-    pub user_ids: Vec<String>,
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
+/// A member of a segment or persona.
+#[derive(SimpleObject, Clone)]
+pub struct Member {
+    pub user_id: String,
 }
 
-impl From<engine::segments::MemberPage> for MemberPage {
-    fn from(p: engine::segments::MemberPage) -> Self {
-        MemberPage {
-            end_cursor: p.user_ids.last().cloned(),
-            user_ids: p.user_ids,
-            has_next_page: p.has_next_page,
-        }
-    }
+fn members(page: engine::pagination::Page<String>) -> Result<Conn<Member>> {
+    connection(page, Clone::clone, |user_id| Ok(Member { user_id })).gql()
 }
 
 /// A filter tree over traits and psych facets; `default` is every player.
+#[derive(Clone)]
 pub struct Segment(segments::Model);
 
 #[Object]
@@ -118,16 +112,13 @@ impl Segment {
     async fn members(
         &self,
         ctx: &Context<'_>,
-        first: Option<u64>,
+        first: Option<i32>,
         after: Option<String>,
-    ) -> Result<MemberPage> {
+    ) -> Result<Conn<Member>> {
         let (engine, p) = scope(ctx)?;
         let id = self.0.id.to_string();
-        Ok(engine
-            .segment_members(p, &id, first, after)
-            .await
-            .gql()?
-            .into())
+        let page = page_request(first, after).gql()?;
+        members(engine.segment_members(p, &id, page).await.gql()?)
     }
     /// `insufficient`: too few scored members to cluster.
     async fn personas_status(&self) -> Result<ComputeStatus> {
@@ -181,18 +172,22 @@ impl Persona {
     async fn computed_at(&self) -> DateTime<Utc> {
         self.0.computed_at
     }
+    /// Members in user-id order.
     async fn members(
         &self,
         ctx: &Context<'_>,
-        first: Option<u64>,
+        first: Option<i32>,
         after: Option<String>,
-    ) -> Result<MemberPage> {
+    ) -> Result<Conn<Member>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .persona_members(p, self.0.segment_id, self.0.persona_index, first, after)
-            .await
-            .gql()?
-            .into())
+        let page = page_request(first, after).gql()?;
+        let (segment, index) = (self.0.segment_id, self.0.persona_index);
+        members(
+            engine
+                .persona_members(p, segment, index, page)
+                .await
+                .gql()?,
+        )
     }
 }
 
@@ -276,16 +271,17 @@ pub struct UpdateSegmentInput {
 
 #[Object]
 impl SegmentQuery {
-    /// Every segment, the built-in `default` first.
-    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<Segment>> {
+    /// The workspace's segments, oldest first.
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Segment>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .list_segments(p)
-            .await
-            .gql()?
-            .into_iter()
-            .map(Segment)
-            .collect())
+        let page = page_request(first, after).gql()?;
+        let page = engine.segments_page(p, page).await.gql()?;
+        connection(page, |s| id_cursor(s.id), |s| Ok(Segment(s))).gql()
     }
 
     /// A segment by id or slug (`default`: all players).

@@ -18,7 +18,7 @@ use engine::{
 };
 
 use super::{
-    connection::parse_id,
+    connection::{Conn, connection, id_cursor, page_request, parse_id},
     enums::{
         DeliveryStatus, FileFormat, FileStatus, LineOrigin, NotificationKind, RunStatus,
         SourceKind, SourceStatus, typed,
@@ -34,6 +34,7 @@ pub struct SourceQuery;
 pub struct SourceMutation;
 
 /// A folder or bucket the workspace's files are loaded from.
+#[derive(Clone)]
 pub struct DataSource(data_sources::Model);
 
 #[Object]
@@ -85,21 +86,21 @@ impl DataSource {
     async fn last_scan_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_scan_at
     }
-    /// The ledger: every file seen, with its load status.
-    async fn files(&self, ctx: &Context<'_>) -> Result<Vec<SourceFile>> {
+    /// The ledger: every file seen, with its load status, in path order.
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<SourceFile>> {
         let (engine, p) = scope(ctx)?;
-        engine
-            .source_files(p, self.0.id)
-            .await
-            .gql()?
-            .into_iter()
-            .map(SourceFile::try_from)
-            .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()
+        let page = page_request(first, after).gql()?;
+        let page = engine.source_files(p, self.0.id, page).await.gql()?;
+        connection(page, |f| f.path.clone(), SourceFile::try_from).gql()
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct SourceFile {
     pub id: ID,
     pub path: String,
@@ -135,7 +136,7 @@ impl TryFrom<source_files::Model> for SourceFile {
 }
 
 /// One scan of a source.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct IngestionRun {
     pub id: ID,
     pub source_id: ID,
@@ -168,7 +169,7 @@ impl TryFrom<ingestion_runs::Model> for IngestionRun {
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Notification {
     pub id: ID,
     pub source_id: Option<ID>,
@@ -211,7 +212,7 @@ impl TryFrom<notifications::Model> for Notification {
 }
 
 /// A line that could not be loaded.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct QuarantinedLine {
     pub id: ID,
     pub origin: LineOrigin,
@@ -310,15 +311,17 @@ impl From<UpdateDataSourceInput> for SourceInput {
 
 #[Object]
 impl SourceQuery {
-    async fn data_sources(&self, ctx: &Context<'_>) -> Result<Vec<DataSource>> {
+    /// The workspace's sources, oldest first.
+    async fn data_sources(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<DataSource>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .list_sources(p)
-            .await
-            .gql()?
-            .into_iter()
-            .map(DataSource)
-            .collect())
+        let page = page_request(first, after).gql()?;
+        let page = engine.sources_page(p, page).await.gql()?;
+        connection(page, |s| id_cursor(s.id), |s| Ok(DataSource(s))).gql()
     }
 
     async fn data_source(&self, ctx: &Context<'_>, id: ID) -> Result<DataSource> {
@@ -339,40 +342,30 @@ impl SourceQuery {
         .gql()
     }
 
-    /// Newest first (at most `last`, default 100).
+    /// Newest first.
     async fn notifications(
         &self,
         ctx: &Context<'_>,
-        last: Option<i32>,
-    ) -> Result<Vec<Notification>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Notification>> {
         let (engine, p) = scope(ctx)?;
-        let limit = last.unwrap_or(100).max(1) as u64;
-        engine
-            .notifications(p, limit)
-            .await
-            .gql()?
-            .into_iter()
-            .map(Notification::try_from)
-            .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()
+        let page = page_request(first, after).gql()?;
+        let page = engine.notifications(p, page).await.gql()?;
+        connection(page, |n| id_cursor(n.id), Notification::try_from).gql()
     }
 
-    /// Newest first (at most `last`, default 100).
+    /// Newest first.
     async fn quarantined_lines(
         &self,
         ctx: &Context<'_>,
-        last: Option<i32>,
-    ) -> Result<Vec<QuarantinedLine>> {
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<QuarantinedLine>> {
         let (engine, p) = scope(ctx)?;
-        let limit = last.unwrap_or(100).max(1) as u64;
-        engine
-            .quarantine(p, limit)
-            .await
-            .gql()?
-            .into_iter()
-            .map(QuarantinedLine::try_from)
-            .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()
+        let page = page_request(first, after).gql()?;
+        let page = engine.quarantine(p, page).await.gql()?;
+        connection(page, |q| id_cursor(q.id), QuarantinedLine::try_from).gql()
     }
 }
 

@@ -10,6 +10,7 @@ use engine::{
 };
 
 use super::{
+    connection::{Conn, connection, id_cursor, page_request},
     enums::{ScoreSource, SurveyStatus, typed},
     query::scope,
 };
@@ -112,7 +113,7 @@ impl TryFrom<psych_scores::Model> for PsychScore {
 }
 
 /// The audit record of one erasure (the user id itself is not kept).
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Erasure {
     pub id: ID,
     /// A fingerprint of the erased user id: HMAC-SHA-256 (hex) under the
@@ -164,15 +165,17 @@ impl SurveyQuery {
 
     /// Erasures of this workspace, newest first (admin); with `userId`, only
     /// that player's.
-    async fn erasures(&self, ctx: &Context<'_>, user_id: Option<String>) -> Result<Vec<Erasure>> {
+    async fn erasures(
+        &self,
+        ctx: &Context<'_>,
+        user_id: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Erasure>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .erasures(p, user_id.as_deref())
-            .await
-            .gql()?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let page = page_request(first, after).gql()?;
+        let page = engine.erasures(p, user_id.as_deref(), page).await.gql()?;
+        connection(page, |e| id_cursor(e.id), |e| Ok(Erasure::from(e))).gql()
     }
 }
 

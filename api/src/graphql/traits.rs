@@ -1,8 +1,6 @@
 //! GraphQL for traits: definitions, history, runs, values and player profiles.
 
-use async_graphql::{
-    Context, ID, InputObject, Json, Object, Result, SimpleObject, connection::Edge,
-};
+use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{trait_runs, trait_versions, traits},
@@ -16,7 +14,7 @@ use engine::{
 };
 
 use super::{
-    connection::{Conn, parse_id},
+    connection::{Conn, connection, id_cursor, page_request, parse_id},
     enums::{ResultType, RunStatus, RunTrigger, TraitStatus, TraitType, typed},
     query::scope,
 };
@@ -29,7 +27,8 @@ pub struct TraitQuery;
 pub struct TraitMutation;
 
 /// A trait definition. `config` is type-specific, as in the REST API.
-pub struct Trait(traits::Model);
+#[derive(Clone)]
+pub struct Trait(pub(super) traits::Model);
 
 #[Object]
 impl Trait {
@@ -107,52 +106,50 @@ impl Trait {
         after: Option<String>,
     ) -> Result<Conn<TraitValue>> {
         let (engine, p) = scope(ctx)?;
-        let first = first.map(|n| n.max(0) as u64);
-        let page = engine
-            .trait_values(p, self.0.id, first, after)
-            .await
-            .gql()?;
-        let mut conn = Conn::new(page.has_previous_page, page.has_next_page);
-        for v in page.items {
-            conn.edges.push(Edge::new(
-                v.entity_id.clone(),
-                TraitValue {
+        let page = page_request(first, after).gql()?;
+        let page = engine.trait_values(p, self.0.id, page).await.gql()?;
+        connection(
+            page,
+            |v| v.entity_id.clone(),
+            |v| {
+                Ok(TraitValue {
                     entity_id: v.entity_id,
                     value: Json(v.value),
                     updated_at: v.updated_at,
-                },
-            ));
-        }
-        Ok(conn)
+                })
+            },
+        )
+        .gql()
     }
 
     /// Evaluation history, newest first.
-    async fn runs(&self, ctx: &Context<'_>) -> Result<Vec<TraitRun>> {
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<TraitRun>> {
         let (engine, p) = scope(ctx)?;
-        engine
-            .trait_runs(p, self.0.id)
-            .await
-            .gql()?
-            .into_iter()
-            .map(TraitRun::try_from)
-            .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()
+        let page = page_request(first, after).gql()?;
+        let page = engine.trait_runs_page(p, self.0.id, page).await.gql()?;
+        connection(page, |r| id_cursor(r.id), TraitRun::try_from).gql()
     }
 
     /// Earlier definitions, newest first: who changed what, and when.
-    async fn versions(&self, ctx: &Context<'_>) -> Result<Vec<TraitVersion>> {
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<TraitVersion>> {
         let (engine, p) = scope(ctx)?;
-        Ok(engine
-            .trait_versions(p, self.0.id)
-            .await
-            .gql()?
-            .into_iter()
-            .map(TraitVersion::from)
-            .collect())
+        let page = page_request(first, after).gql()?;
+        let page = engine.trait_versions(p, self.0.id, page).await.gql()?;
+        connection(page, |v| id_cursor(v.id), |v| Ok(TraitVersion::from(v))).gql()
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct TraitValue {
     pub entity_id: String,
     pub value: Json<serde_json::Value>,
@@ -160,7 +157,7 @@ pub struct TraitValue {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct TraitRun {
     pub id: ID,
     pub trait_id: ID,
@@ -194,7 +191,7 @@ impl TryFrom<trait_runs::Model> for TraitRun {
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct TraitVersion {
     /// The version this definition had before the change.
     pub version: i32,
@@ -246,19 +243,21 @@ pub struct UpdateTraitInput {
 #[Object]
 impl TraitQuery {
     /// Traits of the workspace, optionally of one parent model.
-    async fn traits(&self, ctx: &Context<'_>, parent_model_id: Option<ID>) -> Result<Vec<Trait>> {
+    async fn traits(
+        &self,
+        ctx: &Context<'_>,
+        parent_model_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<Trait>> {
         let (engine, p) = scope(ctx)?;
         let parent = parent_model_id
             .map(|id| parse_id("parentModelId", &id))
             .transpose()
             .gql()?;
-        Ok(engine
-            .list_traits(p, parent)
-            .await
-            .gql()?
-            .into_iter()
-            .map(Trait)
-            .collect())
+        let page = page_request(first, after).gql()?;
+        let page = engine.traits_page(p, parent, page).await.gql()?;
+        connection(page, |t| id_cursor(t.id), |t| Ok(Trait(t))).gql()
     }
 
     #[graphql(name = "trait")]

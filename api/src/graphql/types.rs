@@ -90,7 +90,7 @@ pub struct Viewer {
     pub key_id: ID,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Column {
     pub name: String,
     pub data_type: DataType,
@@ -113,7 +113,7 @@ impl TryFrom<model_columns::Model> for Column {
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Relationship {
     pub id: ID,
     pub from_model_id: ID,
@@ -142,7 +142,7 @@ impl TryFrom<relationships::Model> for Relationship {
     }
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Model {
     pub id: ID,
     pub name: String,
@@ -190,7 +190,7 @@ impl TryFrom<ModelView> for Model {
 }
 
 /// An API key as listed: never the secret, only its display prefix.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct ApiKey {
     pub id: ID,
     pub name: String,
@@ -224,7 +224,7 @@ pub struct CreatedApiKey {
 }
 
 /// The pollable record of a queued job.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct Job {
     pub id: ID,
     pub kind: JobKind,

@@ -2,6 +2,7 @@
 //! traits API and with its addressing rules. `{segment}` is an id or a slug.
 
 use super::text::{Text, text};
+use engine::pagination::PageRequest;
 use engine::{
     Engine, Error,
     entity::segments,
@@ -205,14 +206,14 @@ impl SegmentsApi {
     ) -> Result<Json<MembersObject>, RestError> {
         let p = workspace_scope(&engine, req, &id).await?;
         let page = engine
-            .segment_members(&p, &segment, limit.0, after.0)
+            .segment_members(&p, &segment, PageRequest::new(limit.0, after.0))
             .await?;
         Ok(Json(MembersObject {
             next_cursor: page
                 .has_next_page
-                .then(|| page.user_ids.last().cloned())
+                .then(|| page.items.last().cloned())
                 .flatten(),
-            user_ids: page.user_ids,
+            user_ids: page.items,
             has_next_page: page.has_next_page,
         }))
     }

@@ -259,7 +259,10 @@ async fn loads_every_type_once_and_never_returns_credentials(cloud: Cloud) {
 
     // Nothing in the API hands a secret back.
     let listed = app
-        .gql("{ dataSources { id config hasCredentials } }", json!({}))
+        .gql(
+            "{ dataSources { nodes { id config hasCredentials } } }",
+            json!({}),
+        )
         .await;
     assert!(!listed.to_string().contains("s3cr3t"), "{listed}");
     app.stop().await;
@@ -301,10 +304,10 @@ async fn a_missing_bucket_is_a_precise_failure(cloud: Cloud, provider_error: &st
     let run = app.scan(&id).await;
     assert_eq!(run["status"], "failed", "{run}");
     let notes = app
-        .gql("{ notifications { kind message } }", json!({}))
+        .gql("{ notifications { nodes { kind message } } }", json!({}))
         .await;
     assert_eq!(
-        notes["notifications"][0]["kind"], "storage_unreachable",
+        notes["notifications"]["nodes"][0]["kind"], "storage_unreachable",
         "{notes}"
     );
     let status = app
@@ -392,7 +395,7 @@ async fn each_kind_names_the_setting_it_is_missing() {
         );
     }
     assert_eq!(
-        app.gql("{ dataSources { id } }", json!({})).await["dataSources"],
+        app.gql("{ dataSources { nodes { id } } }", json!({})).await["dataSources"]["nodes"],
         json!([]),
         "a refused source was stored"
     );

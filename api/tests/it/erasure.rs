@@ -144,22 +144,22 @@ async fn erasing_a_player_removes_them_everywhere_and_only_them() {
     // The audit keeps a hash of the id, the calling key and the counts.
     let audit = app
         .gql(
-            "{ erasures { userIdHash apiKeyId rowsRemoved totalRows } viewer { keyId } }",
+            "{ erasures { nodes { userIdHash apiKeyId rowsRemoved totalRows } } viewer { keyId } }",
             json!({}),
         )
         .await;
-    let record = &audit["erasures"][0];
+    let record = &audit["erasures"]["nodes"][0];
     // Keyed: not the plain SHA-256 anyone could recompute from a guessed id.
     use sha2::Digest;
     let print = record["userIdHash"].as_str().unwrap();
     assert_eq!(print.len(), 64, "{record}");
     assert_ne!(print, hex::encode(sha2::Sha256::digest(b"gone")));
     // The server finds a player's erasures by their id.
-    let lookup = "query($u: String) { erasures(userId: $u) { userIdHash } }";
+    let lookup = "query($u: String) { erasures(userId: $u) { nodes { userIdHash } } }";
     let found = app.gql(lookup, json!({ "u": "gone" })).await;
-    assert_eq!(found["erasures"], json!([{ "userIdHash": print }]));
+    assert_eq!(found["erasures"]["nodes"], json!([{ "userIdHash": print }]));
     let none = app.gql(lookup, json!({ "u": "kept" })).await;
-    assert_eq!(none["erasures"], json!([]));
+    assert_eq!(none["erasures"]["nodes"], json!([]));
     assert_eq!(record["totalRows"], total);
     assert_eq!(record["apiKeyId"], audit["viewer"]["keyId"]);
     assert_eq!(&record["rowsRemoved"], removed);
@@ -172,8 +172,10 @@ async fn erasing_a_player_removes_them_everywhere_and_only_them() {
     let (status, again) = erase(&app, &app.admin_key, "gone").await;
     assert_eq!(status, 200);
     assert_eq!(again["data"]["total"], 0);
-    let list = app.gql("{ erasures { totalRows } }", json!({})).await;
-    assert_eq!(list["erasures"].as_array().unwrap().len(), 2);
+    let list = app
+        .gql("{ erasures { nodes { totalRows } } }", json!({}))
+        .await;
+    assert_eq!(list["erasures"]["nodes"].as_array().unwrap().len(), 2);
 
     // The survey status of an erased player is unknown again.
     assert_eq!(app.survey_status("gone").await.0, 404);
@@ -229,7 +231,7 @@ async fn erasure_leaves_no_trace_in_the_quarantine_or_the_file() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["removed"]["quarantined_lines"], 1, "{body}");
     let left = app
-        .gql("{ quarantinedLines { excerpt } }", json!({}))
+        .gql("{ quarantinedLines { nodes { excerpt } } }", json!({}))
         .await
         .to_string();
     assert!(!left.contains(ERASED), "{left}");

@@ -940,11 +940,11 @@ async fn background_failures_show_their_cause() {
     .await;
     let runs = app
         .gql(
-            "query($id: ID!) { trait(id: $id) { runs { status error } } }",
+            "query($id: ID!) { trait(id: $id) { runs { nodes { status error } } } }",
             json!({ "id": count["id"] }),
         )
         .await;
-    let last = &runs["trait"]["runs"][0];
+    let last = &runs["trait"]["runs"]["nodes"][0];
     assert_eq!(last["status"], "failed", "{runs}");
     assert!(
         last["error"].as_str().unwrap().contains("trait_values"),

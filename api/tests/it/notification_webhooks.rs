@@ -89,10 +89,10 @@ impl TestApp {
 
     async fn notifications(&self) -> Value {
         self.gql(
-            "{ notifications { kind path deliveryStatus deliveryAttempts deliveryError deliveredAt } }",
+            "{ notifications { nodes { kind path deliveryStatus deliveryAttempts deliveryError deliveredAt } } }",
             json!({}),
         )
-        .await["notifications"]
+        .await["notifications"]["nodes"]
             .clone()
     }
 }

@@ -283,7 +283,7 @@ async fn personas_recover_planted_clusters_and_their_profiles() {
 
     // GraphQL shows the same personas with sizes and paginated members.
     let d = app
-        .gql("{ segment(segment: \"default\") { personaCount personasStatus scoredMembers personas { index size members(first: 5) { userIds hasNextPage } } } }", json!({}))
+        .gql("{ segment(segment: \"default\") { personaCount personasStatus scoredMembers personas { index size members(first: 5) { nodes { userId } pageInfo { hasNextPage endCursor } } } } }", json!({}))
         .await;
     let s = &d["segment"];
     assert_eq!(
@@ -293,12 +293,50 @@ async fn personas_recover_planted_clusters_and_their_profiles() {
     );
     assert_eq!(s["scoredMembers"], users.len() - 1);
     assert_eq!(
-        s["personas"][0]["members"]["userIds"]
+        s["personas"][0]["members"]["nodes"]
             .as_array()
             .unwrap()
             .len(),
         5
     );
+    // Paging with `after: endCursor` until it is null visits every member once.
+    let query = "query($a: String) { segment(segment: \"default\") { personas { size members(first: 5, after: $a) { nodes { userId } pageInfo { hasNextPage endCursor } } } } }";
+    let (mut after, mut seen) = (Value::Null, Vec::new());
+    loop {
+        let d = app.gql(query, json!({ "a": after })).await;
+        let p = &d["segment"]["personas"][0];
+        let page = &p["members"];
+        seen.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["userId"].as_str().unwrap().to_owned()),
+        );
+        after = page["pageInfo"]["endCursor"].clone();
+        assert_eq!(
+            after.is_null(),
+            page["pageInfo"]["hasNextPage"] == false,
+            "{d}"
+        );
+        if after.is_null() {
+            assert_eq!(seen.len() as u64, p["size"].as_u64().unwrap(), "{d}");
+            break;
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen, "in user-id order, each once");
+    // The same limits as every list.
+    let (_, d) = app
+        .gql_as(
+            Some(&app.admin_key),
+            "{ segment(segment: \"default\") { members(first: 501) { nodes { userId } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["errors"][0]["extensions"]["field"], "first", "{d}");
     app.stop().await;
 }
 

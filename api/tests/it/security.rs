@@ -169,7 +169,7 @@ async fn bucket_endpoints_on_private_addresses_are_refused_in_every_spelling() {
     .await;
     assert_refused(&body, "config.account", "account");
     assert_eq!(
-        app.gql("{ dataSources { id } }", json!({})).await["dataSources"],
+        app.gql("{ dataSources { nodes { id } } }", json!({})).await["dataSources"]["nodes"],
         json!([]),
         "nothing stored"
     );
@@ -243,16 +243,16 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
         .await;
     let notes = app
         .gql(
-            "{ notifications { deliveryStatus deliveryError } }",
+            "{ notifications { nodes { deliveryStatus deliveryError } } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        notes["notifications"][0]["deliveryStatus"], "failed",
+        notes["notifications"]["nodes"][0]["deliveryStatus"], "failed",
         "{notes}"
     );
     assert!(
-        notes["notifications"][0]["deliveryError"]
+        notes["notifications"]["nodes"][0]["deliveryError"]
             .as_str()
             .unwrap()
             .contains("307"),
@@ -295,7 +295,7 @@ async fn remote_bodies_never_reach_messages() {
     assert!(!run.to_string().contains("INTERNAL-SECRET-42"), "{run}");
     let everything = app
         .gql(
-            "query($id: ID!) { dataSource(id: $id) { lastError } notifications { message } }",
+            "query($id: ID!) { dataSource(id: $id) { lastError } notifications { nodes { message } } }",
             json!({ "id": id }),
         )
         .await;
@@ -421,7 +421,7 @@ async fn local_sources_stay_in_their_workspace_and_never_follow_links() {
     assert!(skipped.contains("link.ndjson"), "{run}");
     let seen = app
         .gql(
-            "{ quarantinedLines { excerpt } notifications { message } }",
+            "{ quarantinedLines { nodes { excerpt } } notifications { nodes { message } } }",
             json!({}),
         )
         .await;
@@ -550,14 +550,17 @@ async fn mistyped_expression_values_fail_the_run_and_are_never_stored() {
     for (name, id) in &failing {
         let d = app
             .gql(
-                "query($id: ID!) { trait(id: $id) { status statusError runs { status error } values(first: 5) { nodes { entityId value } } } }",
+                "query($id: ID!) { trait(id: $id) { status statusError runs { nodes { status error } } values(first: 5) { nodes { entityId value } } } }",
                 json!({ "id": id }),
             )
             .await;
-        assert_eq!(d["trait"]["runs"][0]["status"], "failed", "{name}: {d}");
+        assert_eq!(
+            d["trait"]["runs"]["nodes"][0]["status"], "failed",
+            "{name}: {d}"
+        );
         assert_eq!(d["trait"]["values"]["nodes"], json!([]), "{name}: {d}");
         if crate::support::postgres_admin_url().is_none() {
-            let error = d["trait"]["runs"][0]["error"].as_str().unwrap();
+            let error = d["trait"]["runs"]["nodes"][0]["error"].as_str().unwrap();
             assert!(
                 error.contains("u1") && error.contains("trait `bad_"),
                 "{name}: {error}"

@@ -601,12 +601,12 @@ async fn segments_over_graphql() {
     app.drain().await;
     let d = app
         .gql(
-            "{ segments { slug builtin membersStatus memberCount } }",
+            "{ segments { nodes { slug builtin membersStatus memberCount } } }",
             json!({}),
         )
         .await;
-    assert_eq!(d["segments"][0]["slug"], "default");
-    assert_eq!(d["segments"][1]["membersStatus"], "ready", "{d}");
+    assert_eq!(d["segments"]["nodes"][0]["slug"], "default", "{d}");
+    assert_eq!(d["segments"]["nodes"][1]["membersStatus"], "ready", "{d}");
     // A viewer reads but does not change segments.
     let (viewer, _) = app.create_key("viewer").await;
     let (_, body) = app

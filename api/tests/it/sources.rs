@@ -94,10 +94,10 @@ impl TestApp {
 
     pub(crate) async fn files(&self, source_id: &str) -> Vec<Value> {
         self.gql(
-            "query($id: ID!) { dataSource(id: $id) { files { path format status rowsLoaded rowsRejected error } } }",
+            "query($id: ID!) { dataSource(id: $id) { files { nodes { path format status rowsLoaded rowsRejected error } } } }",
             json!({ "id": source_id }),
         )
-        .await["dataSource"]["files"]
+        .await["dataSource"]["files"]["nodes"]
             .as_array()
             .unwrap()
             .clone()
@@ -199,9 +199,12 @@ async fn every_record_type_loads_from_ndjson_and_csv_flat_and_partitioned_once()
     app.scan(&source).await;
     app.scan(&source).await;
     let notes = app
-        .gql("{ notifications { kind path message } }", json!({}))
+        .gql(
+            "{ notifications { nodes { kind path message } } }",
+            json!({}),
+        )
         .await;
-    let overwritten: Vec<&Value> = notes["notifications"]
+    let overwritten: Vec<&Value> = notes["notifications"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -299,9 +302,12 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     assert_eq!(table_count(&app, "purchases").await, 2 + 2 + 1 + 1);
 
     let notes = app
-        .gql("{ notifications { kind path message } }", json!({}))
+        .gql(
+            "{ notifications { nodes { kind path message } } }",
+            json!({}),
+        )
         .await;
-    let kinds: Vec<(String, String)> = notes["notifications"]
+    let kinds: Vec<(String, String)> = notes["notifications"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -325,11 +331,11 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     }
     let q = app
         .gql(
-            "{ quarantinedLines { path lineNumber byteOffset field message } }",
+            "{ quarantinedLines { nodes { path lineNumber byteOffset field message } } }",
             json!({}),
         )
         .await;
-    let long = q["quarantinedLines"]
+    let long = q["quarantinedLines"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -340,7 +346,7 @@ async fn malformed_files_are_reported_and_nothing_is_half_written() {
     assert_eq!(long["byteOffset"], good.len() + 1);
     assert!(long["message"].as_str().unwrap().contains("longer than"));
     // Truncated JSON, a wrong type and an impossible timestamp, each named.
-    let mixed: Vec<(i64, Value)> = q["quarantinedLines"]
+    let mixed: Vec<(i64, Value)> = q["quarantinedLines"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -604,10 +610,10 @@ async fn sources_can_be_changed_and_reload_overwritten_files_in_place() {
     let files = app.files(&id).await;
     assert_eq!(files[0]["rowsLoaded"], 3, "{files:?}");
     let notes = app
-        .gql("{ notifications { kind message } }", json!({}))
+        .gql("{ notifications { nodes { kind message } } }", json!({}))
         .await;
     assert!(
-        notes["notifications"][0]["message"]
+        notes["notifications"]["nodes"][0]["message"]
             .as_str()
             .unwrap()
             .contains("replaced"),

@@ -12,7 +12,7 @@ use crate::{
 
 async fn state(app: &TestApp, id: &str) -> Value {
     app.gql(
-        "query($id: ID!) { trait(id: $id) { staleSince runs { trigger status } } }",
+        "query($id: ID!) { trait(id: $id) { staleSince runs { nodes { trigger status } } } }",
         json!({ "id": id }),
     )
     .await["trait"]
@@ -98,7 +98,7 @@ async fn loads_mark_readers_stale_and_recompute_on_load_traits() {
     let l = state(&app, &live).await;
     assert!(l["staleSince"].is_null(), "{l}");
     assert!(
-        l["runs"]
+        l["runs"]["nodes"]
             .as_array()
             .unwrap()
             .iter()
@@ -111,7 +111,7 @@ async fn loads_mark_readers_stale_and_recompute_on_load_traits() {
         let s = state(&app, id).await;
         assert!(s["staleSince"].is_string(), "{s}");
         assert!(
-            s["runs"]
+            s["runs"]["nodes"]
                 .as_array()
                 .unwrap()
                 .iter()

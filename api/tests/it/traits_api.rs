@@ -560,12 +560,12 @@ async fn cycles_are_refused_with_the_path_and_history_is_kept() {
     app.drain().await;
     let d = app
         .gql(
-            "query($id: ID!) { trait(id: $id) { version versions { version changedFields definition changedBy changedAt } } }",
+            "query($id: ID!) { trait(id: $id) { version versions { nodes { version changedFields definition changedBy changedAt } } } }",
             json!({ "id": a_id }),
         )
         .await;
     assert_eq!(d["trait"]["version"], 2);
-    let v = &d["trait"]["versions"][0];
+    let v = &d["trait"]["versions"]["nodes"][0];
     assert_eq!(v["version"], 1);
     let mut fields: Vec<&str> = v["changedFields"]
         .as_array()

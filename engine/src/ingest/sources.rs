@@ -8,7 +8,7 @@ use object_store::path::Path as ObjectPath;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Alias, Expr, Query},
 };
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use super::{
     stores::{config_str, store_failure},
     target::Target,
 };
+use crate::pagination::{Direction, Page, PageRequest, keyset, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -230,11 +231,28 @@ impl Engine {
 
     pub async fn list_sources(&self, p: &Principal) -> Result<Vec<data_sources::Model>> {
         p.require(Permission::Read)?;
-        Ok(data_sources::Entity::find()
-            .filter(data_sources::Column::WorkspaceId.eq(p.workspace_id))
+        Ok(sources_of(p)
             .order_by_asc(data_sources::Column::Id)
             .all(&self.db)
             .await?)
+    }
+
+    /// The workspace's sources, oldest first, a page at a time.
+    pub async fn sources_page(
+        &self,
+        p: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<data_sources::Model>> {
+        p.require(Permission::Read)?;
+        let q = sources_of(p);
+        paginate(
+            &self.db,
+            q,
+            data_sources::Column::Id,
+            Direction::Forward,
+            page,
+        )
+        .await
     }
 
     pub async fn source(&self, p: &Principal, id: Uuid) -> Result<data_sources::Model> {
@@ -403,44 +421,61 @@ impl Engine {
         &self,
         p: &Principal,
         source_id: Uuid,
-    ) -> Result<Vec<source_files::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<source_files::Model>> {
         self.source(p, source_id).await?;
-        Ok(source_files::Entity::find()
+        let q = source_files::Entity::find()
             .filter(source_files::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(source_files::Column::SourceId.eq(source_id))
-            .order_by_asc(source_files::Column::Path)
-            .all(&self.db)
-            .await?)
+            .filter(source_files::Column::SourceId.eq(source_id));
+        // Paths are unique per source: the ledger reads in path order.
+        let (limit, after) = (page.limit()?, page.after);
+        keyset(
+            &self.db,
+            q,
+            source_files::Column::Path,
+            Direction::Forward,
+            after,
+            limit,
+        )
+        .await
     }
 
     /// The workspace's notifications, newest first.
     pub async fn notifications(
         &self,
         p: &Principal,
-        limit: u64,
-    ) -> Result<Vec<notifications::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<notifications::Model>> {
         p.require(Permission::Read)?;
-        Ok(notifications::Entity::find()
-            .filter(notifications::Column::WorkspaceId.eq(p.workspace_id))
-            .order_by_desc(notifications::Column::Id)
-            .limit(limit.min(1000))
-            .all(&self.db)
-            .await?)
+        let q = notifications::Entity::find()
+            .filter(notifications::Column::WorkspaceId.eq(p.workspace_id));
+        paginate(
+            &self.db,
+            q,
+            notifications::Column::Id,
+            Direction::Backward,
+            page,
+        )
+        .await
     }
 
     /// Quarantined lines, newest first.
     pub async fn quarantine(
         &self,
         p: &Principal,
-        limit: u64,
-    ) -> Result<Vec<quarantined_lines::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<quarantined_lines::Model>> {
         p.require(Permission::Read)?;
-        Ok(quarantined_lines::Entity::find()
-            .filter(quarantined_lines::Column::WorkspaceId.eq(p.workspace_id))
-            .order_by_desc(quarantined_lines::Column::Id)
-            .limit(limit.min(1000))
-            .all(&self.db)
-            .await?)
+        let q = quarantined_lines::Entity::find()
+            .filter(quarantined_lines::Column::WorkspaceId.eq(p.workspace_id));
+        paginate(
+            &self.db,
+            q,
+            quarantined_lines::Column::Id,
+            Direction::Backward,
+            page,
+        )
+        .await
     }
 
     pub(crate) async fn notify(
@@ -712,4 +747,8 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+fn sources_of(p: &Principal) -> sea_orm::Select<data_sources::Entity> {
+    data_sources::Entity::find().filter(data_sources::Column::WorkspaceId.eq(p.workspace_id))
 }

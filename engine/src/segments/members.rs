@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use entity::{players, segment_members, segment_traits, segments, traits};
 
-use super::{ComputeStatus, MemberPage, filter::Node};
+use super::{ComputeStatus, filter::Node};
+use crate::pagination::{Page, PageRequest, user_id_page};
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
@@ -26,34 +27,11 @@ impl Engine {
         &self,
         p: &Principal,
         reference: &str,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<MemberPage> {
+        page: PageRequest,
+    ) -> Result<Page<String>> {
         p.require(Permission::Read)?;
         let segment = self.find_segment(p.workspace_id, reference).await?;
-        self.user_id_page(members_query(&segment), first, after)
-            .await
-    }
-
-    /// `SELECT user_id …` in user-id order, one page after the cursor.
-    pub(crate) async fn user_id_page(
-        &self,
-        mut query: SelectStatement,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<MemberPage> {
-        let limit = crate::pagination::PageRequest { first, after: None }.limit()?;
-        if let Some(after) = after {
-            query.and_where(Expr::col(Alias::new("user_id")).gt(after));
-        }
-        query.limit(limit + 1);
-        let mut user_ids = self.user_ids(query).await?;
-        let has_next_page = user_ids.len() as u64 > limit;
-        user_ids.truncate(limit as usize);
-        Ok(MemberPage {
-            user_ids,
-            has_next_page,
-        })
+        user_id_page(&self.db, members_query(&segment), page).await
     }
 
     /// Every user id `SELECT user_id …` returns, in order.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use entity::{segment_traits, segments, traits};
 
+use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -87,13 +88,6 @@ pub struct SegmentInput {
     pub description: Option<String>,
     pub filter: Option<Value>,
     pub personas: Option<PersonaCount>,
-}
-
-/// A page of member user ids, ordered, with the cursor for the next one.
-#[derive(Clone, Debug)]
-pub struct MemberPage {
-    pub user_ids: Vec<String>,
-    pub has_next_page: bool,
 }
 
 impl Engine {
@@ -194,6 +188,18 @@ impl Engine {
             .await?)
     }
 
+    /// The workspace's segments, oldest first (`default` leads), a page at a time.
+    pub async fn segments_page(
+        &self,
+        p: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<segments::Model>> {
+        p.require(Permission::Read)?;
+        self.default_segment(p.workspace_id).await?;
+        let q = segments::Entity::find().filter(segments::Column::WorkspaceId.eq(p.workspace_id));
+        paginate(&self.db, q, segments::Column::Id, Direction::Forward, page).await
+    }
+
     pub async fn create_segment(
         &self,
         p: &Principal,
@@ -201,6 +207,8 @@ impl Engine {
     ) -> Result<segments::Model> {
         p.require(Permission::Write)?;
         let ws = p.workspace_id;
+        // `default` exists before any other segment, so it leads every id-ordered list.
+        self.default_segment(ws).await?;
         let name = required_name(input.name.as_deref())?;
         let description =
             crate::limits::description(input.description.unwrap_or_default(), "description")?;

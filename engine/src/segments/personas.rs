@@ -28,6 +28,7 @@ use uuid::Uuid;
 use entity::{persona_members, personas, psych_scores, segments};
 
 use super::{ComputeStatus, route_cache::Rendered};
+use crate::pagination::{Page, PageRequest, user_id_page};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -101,14 +102,13 @@ impl Engine {
         p: &Principal,
         segment_id: Uuid,
         index: i32,
-        first: Option<u64>,
-        after: Option<String>,
-    ) -> Result<super::MemberPage> {
+        page: PageRequest,
+    ) -> Result<Page<String>> {
         p.require(Permission::Read)?;
         let query = persona_query(segment_id, index)
             .and_where(Expr::col(persona_members::Column::WorkspaceId).eq(p.workspace_id))
             .to_owned();
-        self.user_id_page(query, first, after).await
+        user_id_page(&self.db, query, page).await
     }
 
     /// The persona a player API route names (none for `all`); 404s say

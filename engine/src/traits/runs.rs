@@ -21,6 +21,7 @@ use super::{
     definition::{self as compiler_plan, TraitStatus},
     service::{REFRESH_MANUAL, parse_refresh},
 };
+use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -102,12 +103,29 @@ impl Engine {
     /// A trait's runs, newest first.
     pub async fn trait_runs(&self, p: &Principal, id: Uuid) -> Result<Vec<trait_runs::Model>> {
         let t = self.get_trait(p, id).await?;
-        Ok(trait_runs::Entity::find()
-            .filter(trait_runs::Column::WorkspaceId.eq(t.workspace_id))
-            .filter(trait_runs::Column::TraitId.eq(t.id))
+        Ok(runs_of(&t)
             .order_by_desc(trait_runs::Column::Id)
             .all(&self.db)
             .await?)
+    }
+
+    /// The trait's runs, newest first, a page at a time.
+    pub async fn trait_runs_page(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        page: PageRequest,
+    ) -> Result<Page<trait_runs::Model>> {
+        let t = self.get_trait(p, id).await?;
+        let q = runs_of(&t);
+        paginate(
+            &self.db,
+            q,
+            trait_runs::Column::Id,
+            Direction::Backward,
+            page,
+        )
+        .await
     }
 
     /// The body of the `EvaluateTrait` job. Finished runs are skipped, so a
@@ -643,4 +661,10 @@ async fn write_values(
     let deleted = tx.execute(&c.delete_stale).await?.rows_affected();
     let computed = stored.count(tx).await?;
     Ok((computed as i64, (upserted + deleted) as i64))
+}
+
+fn runs_of(t: &traits::Model) -> sea_orm::Select<trait_runs::Entity> {
+    trait_runs::Entity::find()
+        .filter(trait_runs::Column::WorkspaceId.eq(t.workspace_id))
+        .filter(trait_runs::Column::TraitId.eq(t.id))
 }

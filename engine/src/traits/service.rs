@@ -18,6 +18,7 @@ use entity::{
 use super::definition::{
     self, Catalog, ModelInfo, Plan, RelationshipInfo, ResultType, TraitRef, TraitStatus, TraitType,
 };
+use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -230,13 +231,33 @@ impl Engine {
         p: &Principal,
         parent_model_id: Option<Uuid>,
     ) -> Result<Vec<traits::Model>> {
+        let q = self.traits_query(p, parent_model_id).await?;
+        Ok(q.order_by_asc(traits::Column::Id).all(&self.db).await?)
+    }
+
+    /// The workspace's traits (of one parent model), oldest first, a page at a time.
+    pub async fn traits_page(
+        &self,
+        p: &Principal,
+        parent_model_id: Option<Uuid>,
+        page: PageRequest,
+    ) -> Result<Page<traits::Model>> {
+        let q = self.traits_query(p, parent_model_id).await?;
+        paginate(&self.db, q, traits::Column::Id, Direction::Forward, page).await
+    }
+
+    async fn traits_query(
+        &self,
+        p: &Principal,
+        parent_model_id: Option<Uuid>,
+    ) -> Result<sea_orm::Select<traits::Entity>> {
         p.require(Permission::Read)?;
         let mut q = traits::Entity::find().filter(traits::Column::WorkspaceId.eq(p.workspace_id));
         if let Some(m) = parent_model_id {
             self.model(p, crate::models::ModelRef::Id(m)).await?;
             q = q.filter(traits::Column::ParentModelId.eq(m));
         }
-        Ok(q.order_by_asc(traits::Column::Id).all(&self.db).await?)
+        Ok(q)
     }
 
     pub async fn create_trait(&self, p: &Principal, input: TraitInput) -> Result<traits::Model> {
@@ -484,19 +505,26 @@ impl Engine {
         .await
     }
 
+    /// The trait's definitions, newest first (versions are rows with UUIDv7 ids).
     pub async fn trait_versions(
         &self,
         p: &Principal,
         id: Uuid,
-    ) -> Result<Vec<trait_versions::Model>> {
+        page: PageRequest,
+    ) -> Result<Page<trait_versions::Model>> {
         p.require(Permission::Read)?;
         self.find_trait(&self.db, p, id).await?;
-        Ok(trait_versions::Entity::find()
+        let q = trait_versions::Entity::find()
             .filter(trait_versions::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(trait_versions::Column::TraitId.eq(id))
-            .order_by_desc(trait_versions::Column::Version)
-            .all(&self.db)
-            .await?)
+            .filter(trait_versions::Column::TraitId.eq(id));
+        paginate(
+            &self.db,
+            q,
+            trait_versions::Column::Id,
+            Direction::Backward,
+            page,
+        )
+        .await
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use super::{definition::ResultType, service::result_type_of};
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
-    pagination::{Page, PageRequest},
+    pagination::{Direction, Page, PageRequest, keyset},
 };
 
 /// One entity's value, as JSON of the trait's result type.
@@ -43,37 +43,22 @@ impl Engine {
         &self,
         p: &Principal,
         id: Uuid,
-        first: Option<u64>,
-        after: Option<String>,
+        page: PageRequest,
     ) -> Result<Page<TraitValue>> {
         p.require(Permission::Read)?;
         let t = self.find_trait(&self.db, p, id).await?;
         let rt = result_type_of(&t)?;
-        let limit = PageRequest { first, after: None }.limit()?;
-        let mut q = trait_values::Entity::find()
+        let q = trait_values::Entity::find()
             .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-            .filter(trait_values::Column::TraitId.eq(id))
-            .order_by_asc(trait_values::Column::EntityId);
-        if let Some(a) = &after {
-            q = q.filter(trait_values::Column::EntityId.gt(a.clone()));
-        }
-        let mut rows = sea_orm::QuerySelect::limit(q, limit + 1)
-            .all(&self.db)
-            .await?;
-        let has_next_page = rows.len() as u64 > limit;
-        rows.truncate(limit as usize);
-        Ok(Page {
-            items: rows
-                .iter()
-                .map(|v| TraitValue {
-                    entity_id: v.entity_id.clone(),
-                    value: value_json(rt, v),
-                    updated_at: v.updated_at,
-                })
-                .collect(),
-            has_next_page,
-            has_previous_page: after.is_some(),
-        })
+            .filter(trait_values::Column::TraitId.eq(id));
+        let (limit, after) = (page.limit()?, page.after);
+        let column = trait_values::Column::EntityId;
+        let rows = keyset(&self.db, q, column, Direction::Forward, after, limit).await?;
+        Ok(rows.map(|v| TraitValue {
+            value: value_json(rt, &v),
+            entity_id: v.entity_id,
+            updated_at: v.updated_at,
+        }))
     }
 
     /// Every trait value of one entity of the players model.
