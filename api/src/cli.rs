@@ -57,6 +57,14 @@ pub struct ServerArgs {
 pub enum Command {
     /// Migrate, then serve the API (and, without REDIS_URL, run the worker in-process).
     Serve,
+    /// Serve like `serve`; when the default workspace holds no data, fill it
+    /// with a demo studio (players, events, traits, surveys, prediction,
+    /// segments and personas) through the product's own paths.
+    Demo {
+        /// Players of the demo studio.
+        #[arg(long, default_value_t = crate::demo::DEFAULT_PLAYERS)]
+        players: usize,
+    },
     /// Run database migrations and exit.
     Migrate,
     #[command(subcommand)]
@@ -117,10 +125,17 @@ pub async fn main() -> anyhow::Result<()> {
         print!("{}", crate::graphql::sdl());
         return Ok(());
     }
+    if matches!(cli.command, Some(Command::Demo { .. })) && cli.common.local_source_root.is_none() {
+        // The demo loads its files through a local source: give it a folder.
+        let root = std::path::PathBuf::from("traitforge-sources");
+        std::fs::create_dir_all(&root).context("creating ./traitforge-sources for the demo")?;
+        cli.common.local_source_root = Some(root);
+    }
     cli.common.init_tracing();
     let engine = Engine::open(&cli.common.engine_config()).await?;
     match cli.command.take().unwrap_or(Command::Serve) {
-        Command::Serve => serve(engine, &cli).await,
+        Command::Serve => serve(engine, &cli, None).await,
+        Command::Demo { players } => serve(engine, &cli, Some(players)).await,
         Command::Migrate => {
             engine.migrate().await?;
             eprintln!("migrations applied");
@@ -156,15 +171,9 @@ pub async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(engine: Engine, cli: &Cli) -> anyhow::Result<()> {
+async fn serve(engine: Engine, cli: &Cli, demo: Option<usize>) -> anyhow::Result<()> {
     engine.migrate().await.context("migrating the database")?;
-    if let Some(created) = engine.bootstrap().await? {
-        println!("Created workspace \"default\": {}", created.workspace.id);
-        println!(
-            "Admin API key (shown only once, store it now): {}",
-            created.admin_key.secret
-        );
-    }
+    let created = engine.bootstrap().await?;
     // The embedded default: no Redis means the queue is in the SQLite file and
     // this process consumes it. With Redis, `traitforge-worker` processes do.
     let embedded = cli
@@ -172,12 +181,65 @@ async fn serve(engine: Engine, cli: &Cli) -> anyhow::Result<()> {
         .redis_url
         .is_none()
         .then_some(cli.common.worker_concurrency);
-    let running = crate::server::start(engine, cli.server.options(embedded)).await?;
+    let running = crate::server::start(engine.clone(), cli.server.options(embedded)).await?;
+    let url = running.url();
+    println!(
+        "Traitforge {} is running at {url}",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  console    {url}/console");
+    println!("  GraphiQL   {url}/graphql");
+    println!("  API docs   {url}/docs");
+    if let Some(created) = &created {
+        println!("Created workspace \"default\": {}", created.workspace.id);
+        println!(
+            "Admin API key (shown only once, store it now): {}",
+            created.admin_key.secret
+        );
+    }
     let stop = running.shutdown_handle();
     tokio::spawn(async move {
         worker::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
+    if let Some(players) = demo {
+        run_demo(&engine, players, &url, created.is_some()).await?;
+    }
     running.wait().await
+}
+
+/// Fills the default workspace (once) and says what to open next.
+async fn run_demo(
+    engine: &Engine,
+    players: usize,
+    url: &str,
+    key_shown: bool,
+) -> anyhow::Result<()> {
+    let Some(workspace) = engine.default_workspace().await? else {
+        println!("demo: there is no workspace named \"default\" to fill");
+        return Ok(());
+    };
+    println!("demo: filling workspace \"default\" with a studio of {players} players…");
+    match crate::demo::fill(engine, workspace.id, players).await? {
+        Some(filled) => println!(
+            "demo: ready in {:.1} s: {} events of {} players, {} surveys answered, traits, prediction, 3 segments with personas",
+            filled.seconds, filled.rows, filled.players, filled.surveys
+        ),
+        None => println!("demo: the default workspace already has data; it was left as it is"),
+    }
+    println!("Open next:");
+    let key = if key_shown {
+        "the admin key above"
+    } else {
+        "an admin or viewer key"
+    };
+    println!("  {url}/console   (sign in with {key})");
+    println!(
+        "  {url}/v1/segments/whales/personas/1/traits   (a persona's profile; send Authorization: Bearer <key>)"
+    );
+    println!(
+        "  {url}/graphql  with  {{ segments {{ nodes {{ slug memberCount personas {{ index size }} }} }} }}"
+    );
+    Ok(())
 }

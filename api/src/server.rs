@@ -3,13 +3,12 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context as _;
-use async_graphql::http::GraphiQLSource;
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use engine::Engine;
 use poem::{
     EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler,
     listener::{Acceptor, AcceptorExt, Listener, RustlsCertificate, RustlsConfig, TcpListener},
-    web::{Data, Html, Json},
+    web::{Data, Json},
 };
 use serde_json::json;
 use tokio::{sync::watch, task::JoinHandle};
@@ -52,11 +51,6 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// `/readyz` answers 503 when the embedded worker was silent this long.
     pub worker_stall_limit: std::time::Duration,
-}
-
-#[handler]
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
 #[handler]
@@ -154,8 +148,14 @@ pub fn routes(
     Route::new()
         .at("/openapi.json", document)
         .nest("/docs", docs)
-        .nest("/", rest)
-        .at("/graphql", get(graphiql).post(graphql_post))
+        // The REST families live under these two prefixes; `/` is the landing page.
+        .nest_no_strip("/api", rest)
+        .nest_no_strip("/v1", openapi())
+        .at("/", get(crate::pages::landing))
+        .at("/readme", get(crate::pages::readme))
+        .at("/assets/:name", get(crate::pages::asset))
+        .nest("/console", crate::console::routes())
+        .at("/graphql", get(crate::pages::graphiql).post(graphql_post))
         .at("/survey", get(survey_page::show).post(survey_page::submit))
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))

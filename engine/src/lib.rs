@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod console_sessions;
 pub mod custom_models;
 pub mod db;
 pub mod erasure;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod models;
 pub mod outbound;
 pub mod outbox;
+pub mod overview;
 pub mod pagination;
 pub mod prediction;
 pub mod queue;

@@ -93,6 +93,14 @@ impl Engine {
         self.create_workspace("default", None).await.map(Some)
     }
 
+    /// The workspace `bootstrap` made, if it is still there.
+    pub async fn default_workspace(&self) -> Result<Option<workspaces::Model>> {
+        Ok(workspaces::Entity::find()
+            .filter(workspaces::Column::Slug.eq("default"))
+            .one(&self.db)
+            .await?)
+    }
+
     pub async fn workspace(&self, id: Uuid) -> Result<workspaces::Model> {
         workspaces::Entity::find_by_id(id)
             .one(&self.db)

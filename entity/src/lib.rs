@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod actions;
 pub mod api_keys;
+pub mod console_sessions;
 pub mod data_sources;
 pub mod erasures;
 pub mod ingestion_runs;

@@ -15,6 +15,7 @@ mod m20261126_000010_one_open_scan;
 mod m20261201_000011_job_outbox;
 mod m20261201_000012_typed_trait_values;
 mod m20261201_000013_custom_models;
+mod m20261201_000014_console_sessions;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_job_outbox::Migration),
             Box::new(m20261201_000012_typed_trait_values::Migration),
             Box::new(m20261201_000013_custom_models::Migration),
+            Box::new(m20261201_000014_console_sessions::Migration),
         ]
     }
 }

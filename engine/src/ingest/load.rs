@@ -206,8 +206,11 @@ pub(crate) async fn write(
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // The last row of an item wins; one upsert may not touch a key twice.
     let mut item_rows: HashMap<String, items::ActiveModel> = HashMap::new();
-    // The same for a custom model's rows, by primary key.
-    let mut custom_rows: HashMap<String, CustomRow> = HashMap::new();
+    // The same for a custom model's rows, by primary key, in the order the
+    // lines came (rows stay in file order on disk, as the built-in tables'
+    // do, which keeps trait scans by player cache-friendly).
+    let mut custom_rows: Vec<CustomRow> = Vec::new();
+    let mut custom_at: HashMap<String, usize> = HashMap::new();
     for row in rows {
         macro_rules! touch {
             ($m:expr) => {
@@ -270,13 +273,18 @@ pub(crate) async fn write(
                 if let (Some(user), Some(at)) = (&r.user_id, r.at) {
                     touches.entry(user.clone()).or_default().saw(at);
                 }
-                custom_rows.insert(r.key.clone(), r);
+                match custom_at.get(&r.key) {
+                    Some(&i) => custom_rows[i] = r,
+                    None => {
+                        custom_at.insert(r.key.clone(), custom_rows.len());
+                        custom_rows.push(r);
+                    }
+                }
             }
         }
     }
     if let Target::Custom(model) = target {
-        let rows: Vec<CustomRow> = custom_rows.into_values().collect();
-        upsert_custom(db, workspace_id, model, &rows, now).await?;
+        upsert_custom(db, workspace_id, model, &custom_rows, now).await?;
     }
     insert_batches!(db, origin, purchases::Entity, p);
     insert_batches!(db, origin, logins::Entity, l);

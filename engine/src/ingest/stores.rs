@@ -190,7 +190,7 @@ fn plain_http(url: &str) -> bool {
 
 impl Engine {
     /// The workspace's own folder under LOCAL_SOURCE_ROOT (created when missing).
-    fn workspace_folder(&self, workspace_id: Uuid) -> Result<PathBuf> {
+    pub fn workspace_folder(&self, workspace_id: Uuid) -> Result<PathBuf> {
         let root = self.local_source_root.as_ref().ok_or_else(|| {
             Error::invalid(
                 "kind",

@@ -1,0 +1,545 @@
+//! The console's pages: what each shows, read from the engine's services
+//! with the signed-in key's principal (so a viewer sees what a viewer may).
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use chrono::{DateTime, Utc};
+use engine::{
+    Engine, Error,
+    auth::{Permission, Principal},
+    overview::Distribution,
+    pagination::PageRequest,
+    survey::Instrument,
+};
+
+use super::{
+    charts::{Row, bars, short},
+    layout::escape,
+};
+
+type Page = Result<String, Error>;
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "—".into(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+fn all() -> PageRequest {
+    PageRequest::new(Some(engine::pagination::MAX_PAGE_SIZE), None)
+}
+
+fn first(n: u64) -> PageRequest {
+    PageRequest::new(Some(n), None)
+}
+
+fn can_write(p: &Principal) -> bool {
+    p.require(Permission::Write).is_ok()
+}
+
+/// A POST button carrying the session's CSRF token.
+fn button(action: &str, csrf: &str, label: &str, class: &str) -> String {
+    format!(
+        r#"<form class="inline" method="post" action="{}"><input type="hidden" name="csrf" value="{}"><button class="{class}" type="submit">{}</button></form>"#,
+        escape(action),
+        escape(csrf),
+        escape(label)
+    )
+}
+
+fn table(head: &[&str], rows: Vec<Vec<String>>, empty: &str) -> String {
+    if rows.is_empty() {
+        return format!(r#"<p class="muted">{}</p>"#, escape(empty));
+    }
+    let mut out = String::from(r#"<div class="scroll"><table><thead><tr>"#);
+    for h in head {
+        let _ = write!(out, r#"<th scope="col">{}</th>"#, escape(h));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table></div>");
+    out
+}
+
+pub async fn overview(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
+    let o = engine.overview(p).await?;
+    let mut body = format!(
+        r#"<div class="cards"><div class="card"><h2>Players</h2><p class="big">{}</p></div>"#,
+        o.players
+    );
+    let _ = write!(
+        body,
+        r#"<div class="card"><h2>Stale traits</h2><p class="big">{}</p></div><div class="card"><h2>Failed jobs</h2><p class="big">{}</p></div></div>"#,
+        o.stale_traits.len(),
+        o.failed_jobs.len()
+    );
+    let rows: Vec<Row> = o
+        .rows_per_model
+        .iter()
+        .map(|(slug, n)| Row::Bar {
+            label: slug.clone(),
+            value: *n as f64,
+            shown: n.to_string(),
+            key: slug.clone(),
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Events per record type</h2><figure>{}</figure>",
+        bars(
+            "Rows per record type",
+            &rows,
+            None,
+            r#"data-chart="events""#
+        )
+    );
+    body.push_str("<h2>Last loads</h2>");
+    body.push_str(&table(
+        &["File", "Type", "Status", "Rows", "Rejected", "Finished"],
+        o.recent_files
+            .iter()
+            .map(|f| {
+                vec![
+                    escape(&f.path),
+                    escape(&f.record_type),
+                    escape(&f.status),
+                    f.rows_loaded.to_string(),
+                    f.rows_rejected.to_string(),
+                    when(f.finished_at),
+                ]
+            })
+            .collect(),
+        "No file loaded yet.",
+    ));
+    body.push_str("<h2>Failing jobs</h2>");
+    body.push_str(&table(
+        &["Kind", "Attempts", "Error", "Finished"],
+        o.failed_jobs
+            .iter()
+            .map(|j| {
+                vec![
+                    escape(&j.kind),
+                    j.attempts.to_string(),
+                    format!(
+                        r#"<span class="bad">{}</span>"#,
+                        escape(j.error.as_deref().unwrap_or(""))
+                    ),
+                    when(j.finished_at),
+                ]
+            })
+            .collect(),
+        "No failed job.",
+    ));
+    body.push_str("<h2>Stale traits</h2>");
+    body.push_str(&table(
+        &["Trait", "Stale since"],
+        o.stale_traits
+            .iter()
+            .map(|t| vec![escape(&t.slug), when(t.stale_since)])
+            .collect(),
+        "Every trait is up to date.",
+    ));
+    Ok(body)
+}
+
+pub async fn data(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
+    let mut body = String::from("<h2>Sources</h2>");
+    let sources = engine.sources_page(p, all()).await?.items;
+    if sources.is_empty() {
+        body.push_str(r#"<p class="muted">No source yet: create one over GraphQL (<code>createDataSource</code>) or REST.</p>"#);
+    }
+    for s in sources {
+        let _ = write!(
+            body,
+            r#"<h3>{} <span class="muted">({}, {})</span></h3><p>Last scan: {}{}</p>"#,
+            escape(&s.name),
+            escape(&s.kind),
+            escape(&s.status),
+            when(s.last_scan_at),
+            s.last_error
+                .as_deref()
+                .map(|e| format!(r#" — <span class="bad">{}</span>"#, escape(e)))
+                .unwrap_or_default()
+        );
+        let files = engine.source_files(p, s.id, first(50)).await?.items;
+        body.push_str(&table(
+            &["File", "Type", "Status", "Rows", "Rejected", "Error"],
+            files
+                .iter()
+                .map(|f| {
+                    vec![
+                        escape(&f.path),
+                        escape(&f.record_type),
+                        escape(&f.status),
+                        f.rows_loaded.to_string(),
+                        f.rows_rejected.to_string(),
+                        escape(f.error.as_deref().unwrap_or("")),
+                    ]
+                })
+                .collect(),
+            "No file found yet.",
+        ));
+    }
+    body.push_str("<h2>Quarantined lines</h2>");
+    let lines = engine.quarantine(p, first(50)).await?.items;
+    body.push_str(&table(
+        &["Type", "Where", "Line", "Field", "Reason"],
+        lines
+            .iter()
+            .map(|q| {
+                vec![
+                    escape(&q.record_type),
+                    escape(q.path.as_deref().unwrap_or(&q.origin)),
+                    q.line_number.to_string(),
+                    escape(q.field.as_deref().unwrap_or("")),
+                    escape(&q.message),
+                ]
+            })
+            .collect(),
+        "Nothing quarantined.",
+    ));
+    body.push_str("<h2>Notifications</h2>");
+    let notes = engine.notifications(p, first(50)).await?.items;
+    body.push_str(&table(
+        &["Kind", "Message", "When"],
+        notes
+            .iter()
+            .map(|n| {
+                vec![
+                    escape(&n.kind),
+                    escape(&n.message),
+                    when(Some(n.created_at)),
+                ]
+            })
+            .collect(),
+        "No notification.",
+    ));
+    Ok(body)
+}
+
+fn distribution_chart(slug: &str, d: Distribution) -> String {
+    let title = format!("Values of {slug}");
+    let attrs = format!(r#"data-chart="distribution" data-trait="{}""#, escape(slug));
+    match d {
+        Distribution::Histogram(bins) => {
+            let rows: Vec<Row> = bins
+                .iter()
+                .map(|(lo, hi, n)| Row::Bar {
+                    label: format!("{} – {}", short(*lo), short(*hi)),
+                    value: *n as f64,
+                    shown: n.to_string(),
+                    key: short(*lo),
+                })
+                .collect();
+            bars(&title, &rows, None, &attrs)
+        }
+        Distribution::Top(values) => {
+            let rows: Vec<Row> = values
+                .iter()
+                .map(|(v, n)| {
+                    let v = match v.as_str() {
+                        "1" | "true" => "true",
+                        "0" | "false" => "false",
+                        other => other,
+                    };
+                    Row::Bar {
+                        label: v.chars().take(24).collect(),
+                        value: *n as f64,
+                        shown: n.to_string(),
+                        key: v.to_owned(),
+                    }
+                })
+                .collect();
+            bars(&title, &rows, None, &attrs)
+        }
+        Distribution::Empty => r#"<p class="muted">No values to chart.</p>"#.into(),
+    }
+}
+
+pub async fn traits(engine: &Engine, p: &Principal, csrf: &str) -> Page {
+    let list = engine.traits_page(p, None, all()).await?.items;
+    if list.is_empty() {
+        return Ok(r#"<p class="muted">No trait yet: define one over GraphQL (<code>createTrait</code>) or the traits API.</p>"#.into());
+    }
+    let mut body = String::new();
+    for t in list {
+        let _ = write!(
+            body,
+            r#"<section aria-labelledby="t-{slug}"><h2 id="t-{slug}">{name} <span class="muted">({slug})</span></h2><p>{ty} → {rt}; status <strong>{status}</strong>{error}; refresh {refresh}; last computed {last}{stale}</p>"#,
+            slug = escape(&t.slug),
+            name = escape(&t.name),
+            ty = escape(&t.trait_type),
+            rt = escape(&t.result_type),
+            status = escape(&t.status),
+            error = if t.status_error.is_empty() {
+                String::new()
+            } else {
+                format!(r#" — <span class="bad">{}</span>"#, escape(&t.status_error))
+            },
+            refresh = escape(&t.refresh),
+            last = when(t.last_computed_at),
+            stale = if t.stale_since.is_some() {
+                " (stale)"
+            } else {
+                ""
+            },
+        );
+        if can_write(p) {
+            body.push_str(&button(
+                &format!("/console/traits/{}/run", t.id),
+                csrf,
+                "Run now",
+                "",
+            ));
+        }
+        let runs = engine.trait_runs_page(p, t.id, first(3)).await?.items;
+        body.push_str(&table(
+            &["Run", "Trigger", "Status", "Duration", "Values", "Error"],
+            runs.iter()
+                .map(|r| {
+                    vec![
+                        when(Some(r.queued_at)),
+                        escape(&r.trigger),
+                        escape(&r.status),
+                        r.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
+                        r.rows_computed.map(|n| n.to_string()).unwrap_or_default(),
+                        escape(r.error.as_deref().unwrap_or("")),
+                    ]
+                })
+                .collect(),
+            "Not run yet.",
+        ));
+        let d = engine.trait_distribution(p, t.id).await?;
+        let _ = write!(
+            body,
+            "<figure>{}</figure></section>",
+            distribution_chart(&t.slug, d)
+        );
+    }
+    Ok(body)
+}
+
+/// `{category: {facet: score}}` as bars grouped by category.
+fn profile_rows(profile: &serde_json::Value) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let Some(categories) = profile.as_object() else {
+        return rows;
+    };
+    let sorted: BTreeMap<&String, &serde_json::Value> = categories.iter().collect();
+    for (category, facets) in sorted {
+        rows.push(Row::Heading(category.clone()));
+        let Some(facets) = facets.as_object() else {
+            continue;
+        };
+        let sorted: BTreeMap<&String, &serde_json::Value> = facets.iter().collect();
+        for (facet, score) in sorted {
+            let score = score.as_f64().unwrap_or(0.0);
+            rows.push(Row::Bar {
+                label: facet.clone(),
+                value: score,
+                shown: format!("{score:.1}"),
+                key: format!("{category}.{facet}"),
+            });
+        }
+    }
+    rows
+}
+
+pub async fn segments(engine: &Engine, p: &Principal, csrf: &str) -> Page {
+    let mut body = String::new();
+    for s in engine.segments_page(p, all()).await?.items {
+        let members = engine.segment_member_count(&s).await?;
+        let _ = write!(
+            body,
+            r#"<section aria-labelledby="s-{slug}"><h2 id="s-{slug}">{name} <span class="muted">({slug})</span></h2><p>{members} members ({ms}); personas {ps}{perr}</p>"#,
+            slug = escape(&s.slug),
+            name = escape(&s.name),
+            ms = escape(&s.members_status),
+            ps = escape(&s.personas_status),
+            perr = s
+                .personas_error
+                .as_deref()
+                .map(|e| format!(r#" — <span class="muted">{}</span>"#, escape(e)))
+                .unwrap_or_default(),
+        );
+        if can_write(p) {
+            body.push_str(&button(
+                &format!("/console/segments/{}/refresh", s.slug),
+                csrf,
+                "Recompute",
+                "",
+            ));
+        }
+        if let Some(profile) = &s.profile {
+            let _ = write!(
+                body,
+                "<h3>Profile of the whole segment</h3><figure>{}</figure>",
+                bars(
+                    &format!("Mean facet scores of {}", s.slug),
+                    &profile_rows(profile),
+                    Some(100.0),
+                    r#"data-chart="segment-profile""#
+                )
+            );
+        }
+        let personas = engine.personas(p, &s.slug).await?;
+        if !personas.is_empty() {
+            body.push_str(r#"<h3>Personas</h3><div class="personas">"#);
+            for persona in personas {
+                let _ = write!(
+                    body,
+                    r#"<figure><figcaption>Persona {i} — {size} players</figcaption>{chart}</figure>"#,
+                    i = persona.persona_index,
+                    size = persona.size,
+                    chart = bars(
+                        &format!(
+                            "Persona {} of {}: mean facet scores",
+                            persona.persona_index, s.slug
+                        ),
+                        &profile_rows(&persona.profile),
+                        Some(100.0),
+                        &format!(
+                            r#"data-chart="persona" data-persona="{}""#,
+                            persona.persona_index
+                        )
+                    )
+                );
+            }
+            body.push_str("</div>");
+        }
+        body.push_str("</section>");
+    }
+    Ok(body)
+}
+
+pub async fn survey(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
+    let survey = engine.survey(p).await?;
+    let stats = engine.survey_statistics(p).await?;
+    let instrument = Instrument::stored(&survey.instrument)?;
+    let mut body = format!(
+        r#"<p><strong>{title}</strong> — status <strong>{status}</strong>; {items} questions on {pages} pages; at least {min} s per page.</p>
+<div class="cards"><div class="card"><h2>Complete</h2><p class="big">{c}</p></div><div class="card"><h2>Partial</h2><p class="big">{pa}</p></div><div class="card"><h2>Disqualified</h2><p class="big">{d}</p></div></div>"#,
+        title = escape(&survey.title),
+        status = escape(&survey.status),
+        items = instrument.items.len(),
+        pages = instrument.page_count(),
+        min = survey.min_seconds,
+        c = stats.complete,
+        pa = stats.partial,
+        d = stats.disqualified,
+    );
+    body.push_str(r#"<h2 id="preview">Preview</h2><p class="muted">The questions as players see them, page by page (answers are given on <code>/survey?playerid=…</code>).</p>"#);
+    for (page, items) in instrument
+        .items
+        .chunks(instrument.items_per_page.max(1))
+        .enumerate()
+    {
+        let _ = write!(body, "<h3>Page {}</h3><ol>", page + 1);
+        for item in items {
+            let _ = write!(body, "<li>{}</li>", escape(&item.text));
+        }
+        body.push_str("</ol>");
+    }
+    Ok(body)
+}
+
+pub async fn prediction(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
+    let Some(status) = engine.prediction_status(p).await? else {
+        return Ok(r#"<p class="muted">Not trained yet: it trains once enough players completed the survey.</p>"#.into());
+    };
+    let mut body = format!(
+        "<p>Status <strong>{}</strong>: {} ({} completes; {} required; {} players predicted; {}).</p>",
+        escape(&status.status),
+        escape(&status.message),
+        status.completes,
+        status.required,
+        status.predicted_players,
+        when(Some(status.finished_at))
+    );
+    let models = engine.prediction_models(p).await?;
+    let mut rows = Vec::new();
+    let mut category = None;
+    for m in &models {
+        if category != Some(&m.category) {
+            rows.push(Row::Heading(m.category.clone()));
+            category = Some(&m.category);
+        }
+        rows.push(Row::Bar {
+            label: m.facet.clone(),
+            value: m.r2.max(0.0),
+            shown: format!("{:.2}", m.r2),
+            key: format!("{}.{}", m.category, m.facet),
+        });
+    }
+    if !rows.is_empty() {
+        let _ = write!(
+            body,
+            "<h2>Cross-validated R² per facet</h2><figure>{}</figure>",
+            bars("R² per facet", &rows, Some(1.0), r#"data-chart="r2""#)
+        );
+    }
+    Ok(body)
+}
+
+pub async fn keys(engine: &Engine, p: &Principal, csrf: &str, secret: Option<&str>) -> Page {
+    p.require(Permission::Admin)?;
+    let mut body = String::new();
+    if let Some(secret) = secret {
+        let _ = write!(
+            body,
+            r#"<div class="notice" role="status"><p>The new key's secret, shown this once:</p><p class="secret" id="new-secret">{}</p><button type="button" data-copy="new-secret" hidden>Copy</button></div>"#,
+            escape(secret)
+        );
+    }
+    let keys = engine.list_api_keys(p, all()).await?.items;
+    body.push_str(&table(
+        &[
+            "Name",
+            "Prefix",
+            "Role",
+            "Created",
+            "Last used",
+            "Revoked",
+            "",
+        ],
+        keys.iter()
+            .map(|k| {
+                vec![
+                    escape(&k.name),
+                    format!("<code>{}</code>", escape(&k.prefix)),
+                    escape(&k.role),
+                    when(Some(k.created_at)),
+                    when(k.last_used_at),
+                    when(k.revoked_at),
+                    if k.revoked_at.is_none() && k.id != p.key_id {
+                        button(
+                            &format!("/console/keys/{}/revoke", k.id),
+                            csrf,
+                            "Revoke",
+                            "danger",
+                        )
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect(),
+        "No key.",
+    ));
+    let _ = write!(
+        body,
+        r#"<h2>New key</h2><form method="post" action="/console/keys"><input type="hidden" name="csrf" value="{}">
+<label for="key-name">Name</label><input id="key-name" name="name" type="text" required maxlength="200">
+<label for="key-role">Role</label><select id="key-role" name="role"><option value="viewer">viewer</option><option value="editor">editor</option><option value="ingest">ingest</option><option value="admin">admin</option></select>
+<p><button type="submit">Create key</button></p></form>"#,
+        escape(csrf)
+    );
+    Ok(body)
+}
