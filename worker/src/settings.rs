@@ -93,7 +93,9 @@ impl CommonArgs {
     /// Logs go to stderr so that CLI output on stdout stays machine-readable.
     pub fn init_tracing(&self) {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            // Our own events at info; libraries' chatter (migrations applied,
+            // workers started, the listener) only when asked for.
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);
@@ -103,3 +105,6 @@ impl CommonArgs {
         };
     }
 }
+
+/// `RUST_LOG` when unset.
+pub const DEFAULT_LOG_FILTER: &str = "info,sea_orm_migration=warn,apalis=warn,apalis_core=warn,apalis_sql=warn,apalis_redis=warn,poem=warn,sqlx=warn";

@@ -67,16 +67,15 @@ pub async fn fill(
 }
 
 async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(usize, usize)> {
-    let players = studio::players(n);
     // 1. Behaviour: files in the workspace's folder, loaded by a local source.
     let folder = engine.workspace_folder(p.workspace_id)?.join("demo-studio");
-    let rows = {
-        let players = &players;
-        let folder = folder.clone();
-        let now = Utc::now();
-        tokio::task::block_in_place(move || studio::write_files(&folder, players, now))
-            .context("writing the demo's files")?
-    };
+    let (players, rows) = tokio::task::spawn_blocking(move || {
+        let players = studio::players(n);
+        let rows = studio::write_files(&folder, &players, Utc::now());
+        rows.map(|rows| (players, rows))
+    })
+    .await?
+    .context("writing the demo's files")?;
     let source = engine
         .create_source(
             p,

@@ -26,22 +26,31 @@ fn traitforge(db_url: &str) -> tokio::process::Command {
 #[tokio::test]
 async fn first_start_prints_a_default_workspace_and_key_that_work() {
     let db = fresh_db().await;
+    // At the default log level, as a new user starts it.
     let mut child = traitforge(&db.url)
         .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut workspace, mut key) = (None, None);
+    // Both streams, in the order the lines arrive, until the key.
+    let mut lines: Vec<String> = Vec::new();
+    let (mut url, mut workspace, mut key) = (None, None, None);
     while key.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
-            .await
-            .expect("server printed nothing")
-            .unwrap()
-            .expect("stdout closed");
+        let line = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::select! {
+                l = stdout.next_line() => l.unwrap().expect("stdout closed"),
+                l = stderr.next_line() => l.unwrap().expect("stderr closed"),
+            }
+        })
+        .await
+        .expect("server printed nothing");
+        if let Some(u) = line.split("is running at ").nth(1) {
+            url = Some(u.trim().to_owned());
+        }
         if let Some(id) = line.strip_prefix("Created workspace \"default\": ") {
             workspace = Some(id.to_owned());
         }
@@ -49,26 +58,18 @@ async fn first_start_prints_a_default_workspace_and_key_that_work() {
             .split_whitespace()
             .find(|w| w.starts_with("tf_"))
             .map(str::to_owned);
+        lines.push(line);
     }
-    // The bound port is in the "listening" log line.
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
-            .await
-            .expect("no listening line")
-            .unwrap()
-            .expect("stderr closed");
-        if line.contains("listening") && line.contains("addr") {
-            let start = line.find("127.0.0.1:").unwrap();
-            let addr: String = line[start..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            break addr;
-        }
-    };
+    assert!(
+        lines.len() <= 15,
+        "the key comes within the first 15 lines: {lines:#?}"
+    );
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    let url = url.expect("the banner names the URL");
+    let http = reqwest::Client::new();
+    let body: Value = http
+        .post(format!("{url}/graphql"))
         .bearer_auth(key.unwrap())
         .json(&json!({ "query": "{ viewer { workspace { id name } role } models { nodes { slug } } }" }))
         .send()
@@ -84,6 +85,13 @@ async fn first_start_prints_a_default_workspace_and_key_that_work() {
     );
     assert_eq!(body["data"]["viewer"]["workspace"]["name"], "default");
     assert_eq!(body["data"]["models"]["nodes"].as_array().unwrap().len(), 9);
+    // The start page says where to go.
+    let landing = http.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(landing.status(), 200);
+    let page = landing.text().await.unwrap();
+    for link in ["href=\"/graphql\"", "href=\"/docs\"", "href=\"/console\""] {
+        assert!(page.contains(link), "{link} in {page}");
+    }
     child.kill().await.unwrap();
 }
 

@@ -6,6 +6,7 @@ mod catalog;
 mod cli;
 mod crash;
 mod custom_models;
+mod demo;
 mod erasure;
 mod faults;
 mod fixtures;
