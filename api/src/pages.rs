@@ -68,7 +68,8 @@ pub fn asset(Path(name): Path<String>) -> Response {
 pub fn with_csp(page: impl IntoResponse) -> Response {
     page.with_header("Content-Security-Policy", PAGE_CSP)
         .with_header("X-Content-Type-Options", "nosniff")
-        .with_header("Referrer-Policy", "no-referrer")
+        // same-origin: forms keep their Origin header (the console checks it); nothing leaks elsewhere.
+        .with_header("Referrer-Policy", "same-origin")
         .into_response()
 }
 

@@ -52,7 +52,11 @@ fn table(head: &[&str], rows: Vec<Vec<String>>, empty: &str) -> String {
     if rows.is_empty() {
         return format!(r#"<p class="muted">{}</p>"#, escape(empty));
     }
-    let mut out = String::from(r#"<div class="scroll"><table><thead><tr>"#);
+    // Wide tables scroll sideways on phones; the region takes keyboard focus to scroll.
+    let mut out = format!(
+        r#"<div class="scroll" tabindex="0" role="region" aria-label="Table: {}"><table><thead><tr>"#,
+        escape(&head.join(", "))
+    );
     for h in head {
         let _ = write!(out, r#"<th scope="col">{}</th>"#, escape(h));
     }

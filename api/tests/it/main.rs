@@ -3,6 +3,7 @@
 mod auth;
 mod bucket_sources;
 mod catalog;
+mod console_browser;
 mod cli;
 mod crash;
 mod custom_models;
