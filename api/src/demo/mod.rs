@@ -67,6 +67,11 @@ pub async fn fill(
 }
 
 async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(usize, usize)> {
+    let mut clock = Instant::now();
+    let mut phase = |name: &str| {
+        tracing::info!(phase = name, seconds = clock.elapsed().as_secs_f64(), "demo");
+        clock = Instant::now();
+    };
     // 1. Behaviour: files in the workspace's folder, loaded by a local source.
     let folder = engine.workspace_folder(p.workspace_id)?.join("demo-studio");
     let (players, rows) = tokio::task::spawn_blocking(move || {
@@ -89,18 +94,22 @@ async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(u
         .await?;
     engine.scan_source(p, source.id).await?;
     drained(engine).await?;
+    phase("files loaded");
 
     // 2. Traits over what was loaded.
     define_traits(engine, p).await?;
     drained(engine).await?;
+    phase("traits computed");
 
     // 3. Surveys, answered by a tenth of the players through the real scoring.
     let surveys = answer_surveys(engine, p, &players).await?;
     drained(engine).await?;
+    phase("surveys answered");
 
     // 4. Prediction for everyone else, then segments and their personas.
     engine.train_prediction(p).await?;
     drained(engine).await?;
+    phase("prediction trained");
     for (name, filter) in [
         (
             "Whales",
@@ -128,6 +137,7 @@ async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(u
     }
     engine.refresh_segment(p, "default").await?;
     drained(engine).await?;
+    phase("segments and personas computed");
     Ok((rows, surveys))
 }
 
