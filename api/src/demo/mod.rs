@@ -69,7 +69,11 @@ pub async fn fill(
 async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(usize, usize)> {
     let mut clock = Instant::now();
     let mut phase = |name: &str| {
-        tracing::info!(phase = name, seconds = clock.elapsed().as_secs_f64(), "demo");
+        tracing::info!(
+            phase = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            "demo"
+        );
         clock = Instant::now();
     };
     // 1. Behaviour: files in the workspace's folder, loaded by a local source.

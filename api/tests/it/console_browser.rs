@@ -67,3 +67,85 @@ async fn the_console_works_in_a_browser_offline_and_accessibly() {
     assert_eq!(summary["revokedKeyWorks"], 401, "{summary}");
     app.stop().await;
 }
+
+/// Signs in over plain HTTP; the session cookie as the browser would send it back.
+async fn sign_in(app: &TestApp, http: &reqwest::Client, key: &str) -> (u16, Option<String>) {
+    let resp = http
+        .post(format!("{}/console/sign-in", app.url))
+        .form(&[("key", key)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().to_owned());
+    (resp.status().as_u16(), cookie)
+}
+
+#[tokio::test]
+async fn console_sessions_are_strict_cookies_that_end_with_their_key() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (viewer, viewer_id) = app.create_key("viewer").await;
+
+    // Wrong and ingest-only keys open nothing.
+    assert_eq!(sign_in(&app, &http, "tf_wrong").await, (401, None));
+    let (ingest, _) = app.create_key("ingest").await;
+    assert_eq!(sign_in(&app, &http, &ingest).await.0, 403);
+
+    let (status, cookie) = sign_in(&app, &http, &viewer).await;
+    assert_eq!(status, 303);
+    let cookie = cookie.expect("a session cookie");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert!(
+        !cookie.contains(&viewer),
+        "the key itself is not the cookie"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = |path: &'static str| {
+        let (http, session, url) = (http.clone(), session.clone(), app.url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}{path}"))
+                .header("Cookie", session)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(page("/console").await.0, 200);
+    assert_eq!(page("/console/keys").await.0, 403, "admins only");
+
+    // A form without the session's token is refused, and changes nothing.
+    let r = http
+        .post(format!("{}/console/sign-out", app.url))
+        .header("Cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(page("/console").await.0, 200);
+
+    // Revoking the key ends its sessions at once.
+    app.gql(
+        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        serde_json::json!({ "id": viewer_id }),
+    )
+    .await;
+    let (status, _) = page("/console").await;
+    assert_eq!(status, 303, "sent back to sign in");
+    app.stop().await;
+}

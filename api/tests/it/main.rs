@@ -3,8 +3,8 @@
 mod auth;
 mod bucket_sources;
 mod catalog;
-mod console_browser;
 mod cli;
+mod console_browser;
 mod crash;
 mod custom_models;
 mod demo;
