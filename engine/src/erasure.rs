@@ -69,6 +69,27 @@ async fn delete_rows(tx: &DatabaseTransaction, table: &str, ws: Uuid, cond: Expr
     Ok(tx.execute(&q).await?.rows_affected())
 }
 
+/// The workspace's own models whose rows name a player, by their user column.
+async fn erase_from_custom_models(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    uid: &str,
+    removed: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    for m in models::Entity::find()
+        .filter(models::Column::WorkspaceId.eq(ws))
+        .filter(models::Column::BuiltIn.eq(false))
+        .filter(models::Column::UserColumn.is_not_null())
+        .all(tx)
+        .await?
+    {
+        let user_col = m.user_column.as_deref().unwrap_or("user_id");
+        let count = delete_rows(tx, &m.table_name, ws, col(user_col).eq(uid)).await?;
+        removed.insert(m.slug, count);
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Every deletion, the audit record and the follow-up jobs (personas
     /// computed again without the player) commit in one transaction: a
@@ -103,18 +124,7 @@ impl Engine {
                     }
                     removed.insert(table.to_owned(), delete_rows(tx, table, ws, cond).await?);
                 }
-                // The workspace's own models whose rows name a player.
-                for m in models::Entity::find()
-                    .filter(models::Column::WorkspaceId.eq(ws))
-                    .filter(models::Column::BuiltIn.eq(false))
-                    .filter(models::Column::UserColumn.is_not_null())
-                    .all(tx)
-                    .await?
-                {
-                    let user_col = m.user_column.as_deref().unwrap_or("user_id");
-                    let count = delete_rows(tx, &m.table_name, ws, col(user_col).eq(uid)).await?;
-                    removed.insert(m.slug, count);
-                }
+                erase_from_custom_models(tx, ws, uid, &mut removed).await?;
                 // Every trait value computed for the player, then the player.
                 let values = col("entity_id")
                     .eq(uid)

@@ -206,11 +206,7 @@ pub(crate) async fn write(
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     // The last row of an item wins; one upsert may not touch a key twice.
     let mut item_rows: HashMap<String, items::ActiveModel> = HashMap::new();
-    // The same for a custom model's rows, by primary key, in the order the
-    // lines came (rows stay in file order on disk, as the built-in tables'
-    // do, which keeps trait scans by player cache-friendly).
-    let mut custom_rows: Vec<CustomRow> = Vec::new();
-    let mut custom_at: HashMap<String, usize> = HashMap::new();
+    let mut custom_rows = CustomRows::default();
     for row in rows {
         macro_rules! touch {
             ($m:expr) => {
@@ -269,22 +265,11 @@ pub(crate) async fn write(
                     item_rows.insert(id.clone(), m);
                 }
             }
-            Row::Custom(r) => {
-                if let (Some(user), Some(at)) = (&r.user_id, r.at) {
-                    touches.entry(user.clone()).or_default().saw(at);
-                }
-                match custom_at.get(&r.key) {
-                    Some(&i) => custom_rows[i] = r,
-                    None => {
-                        custom_at.insert(r.key.clone(), custom_rows.len());
-                        custom_rows.push(r);
-                    }
-                }
-            }
+            Row::Custom(r) => custom_rows.push(r, &mut touches),
         }
     }
     if let Target::Custom(model) = target {
-        upsert_custom(db, workspace_id, model, &custom_rows, now).await?;
+        upsert_custom(db, workspace_id, model, &custom_rows.rows, now).await?;
     }
     insert_batches!(db, origin, purchases::Entity, p);
     insert_batches!(db, origin, logins::Entity, l);
@@ -432,6 +417,30 @@ fn player_conflict() -> OnConflict {
     on_conflict.values(updates.into_iter().map(|(c, e)| (Alias::new(c), e)));
     on_conflict.action_and_where(changes);
     on_conflict
+}
+
+/// A custom model's rows of one load, the last of each primary key, in the
+/// order the lines came (rows stay in file order on disk, as the built-in
+/// tables' do, which keeps trait scans by player cache-friendly).
+#[derive(Default)]
+struct CustomRows {
+    rows: Vec<CustomRow>,
+    at: HashMap<String, usize>,
+}
+
+impl CustomRows {
+    fn push(&mut self, r: CustomRow, touches: &mut HashMap<String, PlayerTouch>) {
+        if let (Some(user), Some(at)) = (&r.user_id, r.at) {
+            touches.entry(user.clone()).or_default().saw(at);
+        }
+        match self.at.get(&r.key) {
+            Some(&i) => self.rows[i] = r,
+            None => {
+                self.at.insert(r.key.clone(), self.rows.len());
+                self.rows.push(r);
+            }
+        }
+    }
 }
 
 /// A custom model's rows, upserted by primary key: a line loaded again (a

@@ -4,6 +4,7 @@ mod copy;
 mod decode;
 pub mod files;
 mod load;
+pub mod notifications;
 pub mod playfab;
 pub mod records;
 pub mod sources;

@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files};
+use entity::{data_sources, ingestion_runs, quarantined_lines, source_files};
 
 use super::{
     records::RecordType,
@@ -440,80 +440,6 @@ impl Engine {
         .await
     }
 
-    /// The workspace's notifications, newest first.
-    pub async fn notifications(
-        &self,
-        p: &Principal,
-        page: PageRequest,
-    ) -> Result<Page<notifications::Model>> {
-        p.require(Permission::Read)?;
-        let q = notifications::Entity::find()
-            .filter(notifications::Column::WorkspaceId.eq(p.workspace_id));
-        paginate(
-            &self.db,
-            q,
-            notifications::Column::Id,
-            Direction::Backward,
-            page,
-        )
-        .await
-    }
-
-    /// Quarantined lines, newest first.
-    pub async fn quarantine(
-        &self,
-        p: &Principal,
-        page: PageRequest,
-    ) -> Result<Page<quarantined_lines::Model>> {
-        p.require(Permission::Read)?;
-        let q = quarantined_lines::Entity::find()
-            .filter(quarantined_lines::Column::WorkspaceId.eq(p.workspace_id));
-        paginate(
-            &self.db,
-            q,
-            quarantined_lines::Column::Id,
-            Direction::Backward,
-            page,
-        )
-        .await
-    }
-
-    pub(crate) async fn notify(
-        &self,
-        workspace_id: Uuid,
-        source_id: Option<Uuid>,
-        kind: NotificationKind,
-        path: Option<&str>,
-        message: String,
-    ) -> Result<()> {
-        tracing::info!(%workspace_id, kind = kind.as_str(), path, %message, "notification");
-        let webhook = self.workspace(workspace_id).await?.notification_webhook_url;
-        let note = notifications::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(workspace_id),
-            source_id: Set(source_id),
-            kind: Set(kind.as_str().into()),
-            path: Set(path.map(str::to_owned)),
-            message: Set(message),
-            created_at: Set(Utc::now()),
-            delivery_status: Set(webhook
-                .as_ref()
-                .map(|_| DeliveryStatus::Pending.as_str().into())),
-            delivery_attempts: Set(0),
-            delivery_error: Set(None),
-            delivered_at: Set(None),
-        };
-        if webhook.is_some() {
-            self.insert_with_job(workspace_id, note, |note| Work::DeliverNotification {
-                notification_id: note.id,
-            })
-            .await?;
-        } else {
-            note.insert(&self.db).await?;
-        }
-        Ok(())
-    }
-
     /// The `ScanSource` job: lists the eight root folders (at any depth),
     /// records new files in the ledger and queues a load for each.
     pub async fn execute_scan(&self, run_id: Uuid) -> Result<()> {
@@ -708,43 +634,6 @@ impl Engine {
         })
         .await?;
         self.dispatch(&file).await;
-        Ok(())
-    }
-
-    async fn notify_overwritten(
-        &self,
-        source: &data_sources::Model,
-        path: &str,
-        known: &source_files::Model,
-        size: u64,
-    ) -> Result<()> {
-        let message = if source.reload_overwritten {
-            format!(
-                "{path} changed after it was loaded ({} → {size} bytes); its rows are replaced by the new version",
-                known.size
-            )
-        } else {
-            format!(
-                "{path} changed after it was loaded ({} → {size} bytes); it is not reloaded: upload new data as new files",
-                known.size
-            )
-        };
-        let already = notifications::Entity::find()
-            .filter(notifications::Column::WorkspaceId.eq(source.workspace_id))
-            .filter(notifications::Column::Kind.eq(NotificationKind::FileOverwritten.as_str()))
-            .filter(notifications::Column::Message.eq(&message))
-            .one(&self.db)
-            .await?;
-        if already.is_none() {
-            self.notify(
-                source.workspace_id,
-                Some(source.id),
-                NotificationKind::FileOverwritten,
-                Some(path),
-                message,
-            )
-            .await?;
-        }
         Ok(())
     }
 }

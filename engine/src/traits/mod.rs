@@ -7,6 +7,7 @@ pub mod sandbox;
 pub mod service;
 mod staleness;
 mod stored_types;
+mod value_refs;
 mod values;
 
 pub use runs::{RunStatus, Trigger};

@@ -4,17 +4,19 @@
 //! evaluation reads the table like a built-in one (one set-based statement);
 //! ingestion fills it through `ingest::target`.
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    sea_query::{Alias, ColumnDef, Index, Table},
+    sea_query::{Alias, Table},
 };
 use uuid::Uuid;
 
 use entity::{model_columns, models, relationships, traits};
+
+mod columns;
+
+use columns::{Column, column_change, column_def, columns, create_table_sql, declared};
 
 use crate::{
     Engine, Error, Result,
@@ -24,17 +26,6 @@ use crate::{
     models::{ModelRef, ModelView},
     slug::{slugify, validate},
 };
-
-/// Columns every custom table has besides the declared ones.
-const RESERVED_COLUMNS: [&str; 5] = [
-    "workspace_id",
-    "extra",
-    "source_file_id",
-    "line_number",
-    "loaded_at",
-];
-const MAX_COLUMNS: usize = 200;
-const MAX_COLUMN_NAME: usize = 63;
 
 #[derive(Clone, Debug)]
 pub struct ColumnInput {
@@ -63,161 +54,6 @@ pub struct ModelInput {
     pub user_id_column: Option<String>,
     pub timestamp_column: Option<String>,
     pub relationships: Option<Vec<RelationshipInput>>,
-}
-
-struct Column {
-    name: String,
-    data_type: DataType,
-    nullable: bool,
-}
-
-fn column_name(name: &str, field: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_COLUMN_NAME
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !ok {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "`{name}` must be lower-case letters, digits and `_`, starting with a letter (at most {MAX_COLUMN_NAME})"
-            ),
-        ));
-    }
-    if RESERVED_COLUMNS.contains(&name) {
-        return Err(Error::invalid(
-            field,
-            format!("`{name}` is reserved ({})", RESERVED_COLUMNS.join(", ")),
-        ));
-    }
-    Ok(())
-}
-
-fn columns(input: Vec<ColumnInput>) -> Result<Vec<Column>> {
-    if input.is_empty() || input.len() > MAX_COLUMNS {
-        return Err(Error::invalid(
-            "columns",
-            format!("must list 1 to {MAX_COLUMNS} columns"),
-        ));
-    }
-    let mut seen = HashSet::new();
-    input
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let field = format!("columns[{i}]");
-            column_name(&c.name, &format!("{field}.name"))?;
-            if !seen.insert(c.name.clone()) {
-                return Err(Error::invalid(
-                    format!("{field}.name"),
-                    format!("`{}` is listed twice", c.name),
-                ));
-            }
-            let data_type = DataType::parse(&c.data_type).ok_or_else(|| {
-                Error::invalid(
-                    format!("{field}.data_type"),
-                    format!("must be one of {}", DataType::expected()),
-                )
-            })?;
-            Ok(Column {
-                name: c.name,
-                data_type,
-                nullable: c.nullable,
-            })
-        })
-        .collect()
-}
-
-/// The column `name` names, of the type `want` (any when None).
-fn declared<'a>(
-    cols: &'a [Column],
-    name: &str,
-    field: &str,
-    want: &[DataType],
-) -> Result<&'a Column> {
-    let c = cols
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| Error::invalid(field, format!("`{name}` is not one of the columns")))?;
-    if !want.is_empty() && !want.contains(&c.data_type) {
-        let names: Vec<&str> = want.iter().map(|t| t.as_str()).collect();
-        return Err(Error::invalid(
-            field,
-            format!("`{name}` must be of type {}", names.join(" or ")),
-        ));
-    }
-    Ok(c)
-}
-
-fn column_def(c: &Column) -> ColumnDef {
-    let mut def = ColumnDef::new(Alias::new(&c.name));
-    match c.data_type {
-        DataType::Text => def.string(),
-        DataType::Number => def.double(),
-        DataType::Boolean => def.boolean(),
-        DataType::Timestamp => def.timestamp_with_time_zone(),
-        DataType::Date => def.date(),
-        DataType::Json => def.json_binary(),
-    };
-    if c.nullable {
-        def.null();
-    } else {
-        def.not_null();
-    }
-    def
-}
-
-fn create_table_sql(
-    table: &str,
-    cols: &[Column],
-    pk: &str,
-    user: Option<&str>,
-    ts: Option<&str>,
-) -> (
-    sea_orm::sea_query::TableCreateStatement,
-    Option<sea_orm::sea_query::IndexCreateStatement>,
-) {
-    let t = Alias::new(table);
-    let mut create = Table::create();
-    create
-        .table(t.clone())
-        .col(ColumnDef::new(Alias::new("workspace_id")).uuid().not_null());
-    for c in cols {
-        create.col(column_def(c));
-    }
-    create
-        .col(ColumnDef::new(Alias::new("extra")).json_binary().null())
-        .col(ColumnDef::new(Alias::new("source_file_id")).uuid().null())
-        .col(
-            ColumnDef::new(Alias::new("line_number"))
-                .big_integer()
-                .null(),
-        )
-        .col(
-            ColumnDef::new(Alias::new("loaded_at"))
-                .timestamp_with_time_zone()
-                .not_null(),
-        )
-        .primary_key(
-            Index::create()
-                .col(Alias::new("workspace_id"))
-                .col(Alias::new(pk)),
-        );
-    // Trait evaluation groups by player and windows by time, as on the built-in tables.
-    let index = user.filter(|u| *u != pk).map(|u| {
-        let mut i = Index::create();
-        i.name(format!("idx_{table}_user_time"))
-            .table(t)
-            .col(Alias::new("workspace_id"))
-            .col(Alias::new(u));
-        if let Some(ts) = ts {
-            i.col(Alias::new(ts));
-        }
-        i.to_owned()
-    });
-    (create.to_owned(), index)
 }
 
 impl Engine {
@@ -295,64 +131,8 @@ impl Engine {
                 .exec_without_returning(tx)
                 .await?;
                 insert_columns(tx, ws, id, &cols, 0).await?;
-                let mut rels = Vec::new();
-                if let Some(u) = &user {
-                    let players = model_by(tx, ws, "players").await?;
-                    let one = *u == pk;
-                    rels.push((u.clone(), players.id, "user_id".to_owned(), one));
-                }
-                for (i, r) in rels_in.iter().enumerate() {
-                    let field = format!("relationships[{i}]");
-                    let to = model_by(tx, ws, &r.to_model).await.map_err(|_| {
-                        Error::invalid(
-                            format!("{field}.to_model"),
-                            format!("no model `{}` in this workspace", r.to_model),
-                        )
-                    })?;
-                    let to_column = r.to_column.clone().unwrap_or(to.primary_key.clone());
-                    let from_type = cols
-                        .iter()
-                        .find(|c| c.name == r.column)
-                        .map(|c| c.data_type);
-                    let to_type = column_type(tx, ws, to.id, &to_column).await?;
-                    if to_type.is_none() {
-                        return Err(Error::invalid(
-                            format!("{field}.to_column"),
-                            format!("`{to_column}` is not a column of `{}`", to.slug),
-                        ));
-                    }
-                    if to_type != from_type {
-                        return Err(Error::invalid(
-                            format!("{field}.column"),
-                            format!(
-                                "`{}` and `{}.{to_column}` have different types",
-                                r.column, to.slug
-                            ),
-                        ));
-                    }
-                    let one = r.column == pk && to_column == to.primary_key;
-                    rels.push((r.column.clone(), to.id, to_column, one));
-                }
-                for (column, to_model, to_column, one) in rels {
-                    relationships::Entity::insert(relationships::ActiveModel {
-                        id: Set(Uuid::now_v7()),
-                        workspace_id: Set(ws),
-                        from_model_id: Set(id),
-                        to_model_id: Set(to_model),
-                        from_column: Set(column),
-                        to_column: Set(to_column),
-                        cardinality: Set(if one {
-                            Cardinality::OneToOne
-                        } else {
-                            Cardinality::ManyToOne
-                        }
-                        .as_str()
-                        .into()),
-                        created_at: Set(now),
-                    })
-                    .exec_without_returning(tx)
+                insert_relationships(tx, ws, id, &cols, &pk, user.as_deref(), &rels_in, now)
                     .await?;
-                }
                 let (create, index) =
                     create_table_sql(&table, &cols, &pk, user.as_deref(), ts.as_deref());
                 tx.execute(&create).await?;
@@ -564,77 +344,6 @@ impl Engine {
     }
 }
 
-/// What an update does to the columns.
-struct ColumnChange {
-    added: Vec<Column>,
-    removed: Vec<String>,
-    next_position: i32,
-}
-
-fn column_change(
-    model: &models::Model,
-    old: &[model_columns::Model],
-    new: Vec<Column>,
-) -> Result<ColumnChange> {
-    let old_by_name: HashMap<&str, &model_columns::Model> =
-        old.iter().map(|c| (c.name.as_str(), c)).collect();
-    let listed: HashSet<String> = new.iter().map(|c| c.name.clone()).collect();
-    let mut added = Vec::new();
-    for (i, c) in new.into_iter().enumerate() {
-        match old_by_name.get(c.name.as_str()) {
-            Some(o) if o.data_type != c.data_type.as_str() || o.nullable != c.nullable => {
-                return Err(Error::invalid(
-                    format!("columns[{i}]"),
-                    format!(
-                        "`{}` is {} ({}); a column's type cannot change (add a new column)",
-                        c.name,
-                        o.data_type,
-                        if o.nullable { "nullable" } else { "required" }
-                    ),
-                ));
-            }
-            Some(_) => {}
-            None if !c.nullable => {
-                return Err(Error::invalid(
-                    format!("columns[{i}].nullable"),
-                    format!(
-                        "new column `{}` must be nullable: rows already loaded have no value",
-                        c.name
-                    ),
-                ));
-            }
-            None => added.push(c),
-        }
-    }
-    let removed: Vec<String> = old
-        .iter()
-        .map(|c| c.name.clone())
-        .filter(|n| !listed.contains(n))
-        .collect();
-    for key in [
-        Some(&model.primary_key),
-        model.user_column.as_ref(),
-        model.timestamp_column.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if removed.contains(key) {
-            return Err(Error::invalid(
-                "columns",
-                format!(
-                    "`{key}` is the model's key, user or timestamp column and cannot be removed"
-                ),
-            ));
-        }
-    }
-    Ok(ColumnChange {
-        next_position: old.iter().map(|c| c.position + 1).max().unwrap_or(0),
-        added,
-        removed,
-    })
-}
-
 async fn insert_columns(
     tx: &DatabaseTransaction,
     ws: Uuid,
@@ -684,4 +393,76 @@ async fn column_type(
         .one(tx)
         .await?
         .and_then(|c| DataType::parse(&c.data_type)))
+}
+
+/// The model's relationships: to `players` by its user column, and the ones asked for.
+#[allow(clippy::too_many_arguments)]
+async fn insert_relationships(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    id: Uuid,
+    cols: &[Column],
+    pk: &str,
+    user: Option<&str>,
+    rels_in: &[RelationshipInput],
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let mut rels: Vec<(String, Uuid, String, bool)> = Vec::new();
+    if let Some(u) = user {
+        let players = model_by(tx, ws, "players").await?;
+        rels.push((u.to_owned(), players.id, "user_id".to_owned(), u == pk));
+    }
+    for (i, r) in rels_in.iter().enumerate() {
+        let field = format!("relationships[{i}]");
+        let to = model_by(tx, ws, &r.to_model).await.map_err(|_| {
+            Error::invalid(
+                format!("{field}.to_model"),
+                format!("no model `{}` in this workspace", r.to_model),
+            )
+        })?;
+        let to_column = r.to_column.clone().unwrap_or(to.primary_key.clone());
+        let from_type = cols
+            .iter()
+            .find(|c| c.name == r.column)
+            .map(|c| c.data_type);
+        let to_type = column_type(tx, ws, to.id, &to_column).await?;
+        if to_type.is_none() {
+            return Err(Error::invalid(
+                format!("{field}.to_column"),
+                format!("`{to_column}` is not a column of `{}`", to.slug),
+            ));
+        }
+        if to_type != from_type {
+            return Err(Error::invalid(
+                format!("{field}.column"),
+                format!(
+                    "`{}` and `{}.{to_column}` have different types",
+                    r.column, to.slug
+                ),
+            ));
+        }
+        let one = r.column == pk && to_column == to.primary_key;
+        rels.push((r.column.clone(), to.id, to_column, one));
+    }
+    for (column, to_model, to_column, one) in rels {
+        relationships::Entity::insert(relationships::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(ws),
+            from_model_id: Set(id),
+            to_model_id: Set(to_model),
+            from_column: Set(column),
+            to_column: Set(to_column),
+            cardinality: Set(if one {
+                Cardinality::OneToOne
+            } else {
+                Cardinality::ManyToOne
+            }
+            .as_str()
+            .into()),
+            created_at: Set(now),
+        })
+        .exec_without_returning(tx)
+        .await?;
+    }
+    Ok(())
 }
