@@ -19,6 +19,7 @@ use engine::{
     survey::{Instrument, SurveyUpdate},
     traits::TraitInput,
 };
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -100,15 +101,17 @@ async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(u
     drained(engine).await?;
     phase("files loaded");
 
-    // 2. Traits over what was loaded.
-    define_traits(engine, p).await?;
-    drained(engine).await?;
-    phase("traits computed");
-
-    // 3. Surveys, answered by a tenth of the players through the real scoring.
+    // 2. Surveys, answered by a tenth of the players through the real scoring
+    //    (before the traits exist, so the retraining each completion asks
+    //    for has nothing to learn from yet and stays cheap).
     let surveys = answer_surveys(engine, p, &players).await?;
     drained(engine).await?;
     phase("surveys answered");
+
+    // 3. Traits over what was loaded.
+    define_traits(engine, p).await?;
+    drained(engine).await?;
+    phase("traits computed");
 
     // 4. Prediction for everyone else, then segments and their personas.
     engine.train_prediction(p).await?;
@@ -277,36 +280,14 @@ async fn answer_surveys(
             },
         )
         .await?;
-    let mut rng = studio::rng(11);
-    let mut answered = 0;
-    let outcome = async {
-        for player in players.iter().step_by(10) {
-            let token = engine.register_for_survey(p, &player.user_id).await?.token;
-            for (page, items) in instrument
-                .items
-                .chunks(instrument.items_per_page.max(1))
-                .enumerate()
-            {
-                let answers: HashMap<String, String> = items
-                    .iter()
-                    .map(|item| {
-                        let a = studio::answer(
-                            player.kind,
-                            item,
-                            instrument.scale.min,
-                            instrument.scale.max,
-                            &mut rng,
-                        );
-                        (item.id.clone(), a.to_string())
-                    })
-                    .collect();
-                engine.submit_survey_page(&token, page, &answers).await?;
-            }
-            answered += 1;
-        }
-        anyhow::Ok(())
-    }
-    .await;
+    // A few players at a time, as real players arrive.
+    let outcome: anyhow::Result<Vec<()>> =
+        futures::stream::iter(players.iter().step_by(10).enumerate())
+            .map(|(i, player)| answer_one(engine, p, &instrument, i, player))
+            .buffer_unordered(4)
+            .try_collect()
+            .await;
+    let answered = outcome.as_ref().map_or(0, Vec::len);
     engine
         .update_survey(
             p,
@@ -318,4 +299,29 @@ async fn answer_surveys(
         .await?;
     outcome?;
     Ok(answered)
+}
+
+/// One player's survey, every page, with dice of its own.
+async fn answer_one(
+    engine: &Engine,
+    p: &Principal,
+    instrument: &Instrument,
+    i: usize,
+    player: &studio::Player,
+) -> anyhow::Result<()> {
+    let mut rng = studio::rng(i as u64);
+    let token = engine.register_for_survey(p, &player.user_id).await?.token;
+    let pages = instrument.items.chunks(instrument.items_per_page.max(1));
+    for (page, items) in pages.enumerate() {
+        let answers: HashMap<String, String> = items
+            .iter()
+            .map(|item| {
+                let (min, max) = (instrument.scale.min, instrument.scale.max);
+                let a = studio::answer(player.kind, item, min, max, &mut rng);
+                (item.id.clone(), a.to_string())
+            })
+            .collect();
+        engine.submit_survey_page(&token, page, &answers).await?;
+    }
+    Ok(())
 }
