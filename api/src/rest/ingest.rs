@@ -10,7 +10,8 @@ use poem_openapi::{
 };
 use serde_json::{Value, json};
 
-use crate::{auth::authenticate, errors::EnvelopeError};
+use super::PlayerKey;
+use crate::errors::EnvelopeError;
 
 /// The default limit of `MAX_BODY_BYTES`: larger bodies get 413 (bulk loads go through sources).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -66,11 +67,11 @@ impl IngestApi {
         &self,
         engine: Data<&Engine>,
         limit: Data<&BodyLimit>,
-        req: &Request,
+        key: PlayerKey,
         record_type: Path<String>,
         body: Binary<Body>,
     ) -> Result<Json<Value>, EnvelopeError> {
-        let p = authenticate(&engine, req).await?;
+        let p = key.0;
         let bytes = read_body(body.0, limit.0.0).await?;
         let summary = engine.ingest_ndjson(&p, &record_type, &bytes).await?;
         let errors: Vec<Value> = summary

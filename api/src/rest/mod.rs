@@ -10,10 +10,50 @@ pub mod text;
 pub mod traits;
 
 use engine::{Engine, Error, auth::Principal};
-use poem::Request;
+use poem::{FromRequest, Request, RequestBody};
 use uuid::Uuid;
 
-use crate::{auth::authenticate, errors::RestError};
+use crate::{
+    auth::authenticate,
+    errors::{EnvelopeError, RestError},
+};
+
+fn engine_of(req: &Request) -> poem::Result<&Engine> {
+    req.data::<Engine>()
+        .ok_or_else(|| Error::internal("the engine is not in the request's data").into())
+        .map_err(|e: Error| RestError::from(e).into())
+}
+
+/// The caller of a traits-API route (`/api/v1/workspaces/{id}/…`):
+/// authenticated, and addressing its own workspace (see [`workspace_scope`]).
+pub struct WorkspaceScope(pub Principal);
+
+impl<'a> FromRequest<'a> for WorkspaceScope {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let engine = engine_of(req)?;
+        // `/api/v1/workspaces/{id}/…`: read from the path itself (poem-openapi
+        // renames path variables internally).
+        let id = req.uri().path().split('/').nth(4).unwrap_or_default();
+        match workspace_scope(engine, req, id).await {
+            Ok(p) => Ok(WorkspaceScope(p)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The caller of a player-API route (`/v1/…`), authenticated by its key;
+/// refusals in the `/v1` envelope.
+pub struct PlayerKey(pub Principal);
+
+impl<'a> FromRequest<'a> for PlayerKey {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let engine = engine_of(req)?;
+        match authenticate(engine, req).await {
+            Ok(p) => Ok(PlayerKey(p)),
+            Err(e) => Err(EnvelopeError::from(e).into()),
+        }
+    }
+}
 
 /// Authenticates and checks the workspace addressing of the traits API:
 /// `X-Workspace-ID` must be sent and equal the `{id}` in the path, and both

@@ -7,14 +7,13 @@ use engine::{
     custom_models::{ColumnInput, ModelInput, RelationshipInput},
     models::{ModelRef, ModelView},
 };
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
 use super::{
-    path_uuid,
+    WorkspaceScope, path_uuid,
     text::{Text, text},
     traits::{ApiTags, Deleted, iso},
-    workspace_scope,
 };
 use crate::errors::RestError;
 
@@ -174,10 +173,10 @@ impl ModelsApi {
     async fn list(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
     ) -> Result<Json<Vec<ModelObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let models = engine.all_models(&p).await?;
         Ok(Json(models.into_iter().map(Into::into).collect()))
     }
@@ -187,11 +186,11 @@ impl ModelsApi {
     async fn create(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         body: Json<ModelBody>,
     ) -> Result<CreatedModel, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let m = engine.create_model(&p, body.0.into()).await?;
         Ok(CreatedModel::Created(Json(m.into())))
     }
@@ -201,11 +200,11 @@ impl ModelsApi {
     async fn get(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         model_id: Path<String>,
     ) -> Result<Json<ModelObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let id = path_uuid(&model_id, "model")?;
         Ok(Json(engine.model(&p, ModelRef::Id(id)).await?.into()))
     }
@@ -215,12 +214,12 @@ impl ModelsApi {
     async fn update(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         model_id: Path<String>,
         body: Json<ModelBody>,
     ) -> Result<Json<ModelObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let id = path_uuid(&model_id, "model")?;
         Ok(Json(
             engine.update_model(&p, id, body.0.into()).await?.into(),
@@ -232,11 +231,11 @@ impl ModelsApi {
     async fn delete(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         model_id: Path<String>,
     ) -> Result<Json<Deleted>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         engine
             .delete_model(&p, path_uuid(&model_id, "model")?)
             .await?;

@@ -1,7 +1,9 @@
 //! The player API (`/v1/...`): survey registration and status, survey
 //! details and erasing a player, in the `{"code","message","data"}` envelope.
 
-use engine::{Engine, Error, segments::personas::PersonaRoute, survey::unix_or_zero};
+use engine::{
+    Engine, Error, auth::Principal, segments::personas::PersonaRoute, survey::unix_or_zero,
+};
 use poem::{Body, Request, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -10,8 +12,11 @@ use poem_openapi::{
 };
 use serde_json::{Value, json};
 
-use super::ingest::{BodyLimit, read_body};
-use crate::{auth::authenticate, errors::EnvelopeError};
+use super::{
+    PlayerKey,
+    ingest::{BodyLimit, read_body},
+};
+use crate::errors::EnvelopeError;
 
 fn envelope(message: &str, data: Value) -> Json<Value> {
     Json(json!({ "code": 200, "message": message, "data": data }))
@@ -39,13 +44,13 @@ async fn id_from_body(body: Body, limit: usize) -> Result<String, EnvelopeError>
 /// A persona route's response, rendered (and cached) by the engine.
 async fn persona_route(
     engine: &Engine,
+    p: &Principal,
     req: &Request,
     segment: &str,
     persona: &str,
     route: PersonaRoute,
 ) -> Result<JsonBytes, EnvelopeError> {
-    let p = authenticate(engine, req).await?;
-    let rendered = engine.persona_route(&p, segment, persona, route).await?;
+    let rendered = engine.persona_route(p, segment, persona, route).await?;
     let vary = "Accept-Encoding".to_owned();
     Ok(
         if rendered.plain().len() >= GZIP_MIN_BYTES && accepts_gzip(req) {
@@ -108,10 +113,10 @@ impl PlayerApi {
         &self,
         engine: Data<&Engine>,
         limit: Data<&BodyLimit>,
-        req: &Request,
+        key: PlayerKey,
         body: Binary<Body>,
     ) -> Result<Json<Value>, EnvelopeError> {
-        let p = authenticate(&engine, req).await?;
+        let p = key.0;
         let id = id_from_body(body.0, limit.0.0).await?;
         let reg = engine.register_for_survey(&p, &id).await?;
         Ok(envelope(
@@ -125,10 +130,10 @@ impl PlayerApi {
     async fn status(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
+        key: PlayerKey,
         id: Query<Option<String>>,
     ) -> Result<Json<Value>, EnvelopeError> {
-        let p = authenticate(&engine, req).await?;
+        let p = key.0;
         let id = id.0.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             EnvelopeError::from(Error::BadRequest(
                 "the id query parameter is required: ?id=<user id>".into(),
@@ -146,9 +151,9 @@ impl PlayerApi {
     async fn details(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
+        key: PlayerKey,
     ) -> Result<Json<Value>, EnvelopeError> {
-        let p = authenticate(&engine, req).await?;
+        let p = key.0;
         let survey = engine.survey(&p).await?;
         let stats = engine.survey_statistics(&p).await?;
         let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
@@ -183,11 +188,20 @@ impl PlayerApi {
     async fn persona_user_ids(
         &self,
         engine: Data<&Engine>,
+        key: PlayerKey,
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
     ) -> Result<JsonBytes, EnvelopeError> {
-        persona_route(&engine, req, &segment_id, &persona, PersonaRoute::UserIds).await
+        persona_route(
+            &engine,
+            &key.0,
+            req,
+            &segment_id,
+            &persona,
+            PersonaRoute::UserIds,
+        )
+        .await
     }
 
     /// Mean psych scores of a persona (or of all scored members), by category and facet.
@@ -198,11 +212,20 @@ impl PlayerApi {
     async fn persona_traits(
         &self,
         engine: Data<&Engine>,
+        key: PlayerKey,
         req: &Request,
         segment_id: Path<String>,
         persona: Path<String>,
     ) -> Result<JsonBytes, EnvelopeError> {
-        persona_route(&engine, req, &segment_id, &persona, PersonaRoute::Traits).await
+        persona_route(
+            &engine,
+            &key.0,
+            req,
+            &segment_id,
+            &persona,
+            PersonaRoute::Traits,
+        )
+        .await
     }
 
     /// Erase a player everywhere (events, player, trait values, survey data,
@@ -212,10 +235,10 @@ impl PlayerApi {
         &self,
         engine: Data<&Engine>,
         limit: Data<&BodyLimit>,
-        req: &Request,
+        key: PlayerKey,
         body: Binary<Body>,
     ) -> Result<Json<Value>, EnvelopeError> {
-        let p = authenticate(&engine, req).await?;
+        let p = key.0;
         let id = id_from_body(body.0, limit.0.0).await?;
         let report = engine.erase_player(&p, &id).await?;
         Ok(envelope(

@@ -8,13 +8,13 @@ use engine::{
     entity::segments,
     segments::{PersonaCount, SegmentInput},
 };
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, param::Query, payload::Json};
 use serde_json::Value;
 
 use super::{
+    WorkspaceScope,
     traits::{Deleted, iso},
-    workspace_scope,
 };
 use crate::errors::RestError;
 
@@ -120,10 +120,10 @@ impl SegmentsApi {
     async fn list(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
     ) -> Result<Json<Vec<SegmentObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let mut out = Vec::new();
         for s in engine.list_segments(&p).await? {
             out.push(render(&engine, s).await?);
@@ -136,11 +136,11 @@ impl SegmentsApi {
     async fn create(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         body: Json<SegmentBody>,
     ) -> Result<CreatedSegment, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let input = SegmentInput::try_from(body.0)?;
         let s = engine.create_segment(&p, input).await?;
         Ok(CreatedSegment::Created(Json(render(&engine, s).await?)))
@@ -151,11 +151,11 @@ impl SegmentsApi {
     async fn get(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         segment: Path<String>,
     ) -> Result<Json<SegmentObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let s = engine.segment(&p, &segment).await?;
         Ok(Json(render(&engine, s).await?))
     }
@@ -165,12 +165,12 @@ impl SegmentsApi {
     async fn update(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         segment: Path<String>,
         body: Json<SegmentBody>,
     ) -> Result<Json<SegmentObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let input = SegmentInput::try_from(body.0)?;
         let s = engine.update_segment(&p, &segment, input).await?;
         Ok(Json(render(&engine, s).await?))
@@ -181,11 +181,11 @@ impl SegmentsApi {
     async fn delete(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         segment: Path<String>,
     ) -> Result<Json<Deleted>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         engine.delete_segment(&p, &segment).await?;
         Ok(Json(Deleted::status_deleted()))
     }
@@ -198,13 +198,13 @@ impl SegmentsApi {
     async fn members(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         segment: Path<String>,
         limit: Query<Option<u64>>,
         after: Query<Option<String>>,
     ) -> Result<Json<MembersObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let page = engine
             .segment_members(&p, &segment, PageRequest::new(limit.0, after.0))
             .await?;

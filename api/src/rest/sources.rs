@@ -3,14 +3,13 @@
 
 use super::text::{Text, text};
 use engine::{Engine, entity::data_sources, ingest::sources::SourceInput};
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 
 use super::{
-    path_uuid,
+    WorkspaceScope, path_uuid,
     traits::{Deleted, iso},
-    workspace_scope,
 };
 use crate::errors::RestError;
 
@@ -116,10 +115,10 @@ impl SourcesApi {
     async fn list(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
     ) -> Result<Json<Vec<SourceObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let list = engine.list_sources(&p).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
@@ -129,11 +128,11 @@ impl SourcesApi {
     async fn create(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         body: Json<SourceBody>,
     ) -> Result<CreatedSource, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let source = engine.create_source(&p, body.0.into()).await?;
         Ok(CreatedSource::Created(Json(source.into())))
     }
@@ -143,12 +142,12 @@ impl SourcesApi {
     async fn update(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         source_id: Path<String>,
         body: Json<SourceBody>,
     ) -> Result<Json<SourceObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let source = engine
             .update_source(&p, path_uuid(&source_id, "data source")?, body.0.into())
             .await?;
@@ -160,11 +159,11 @@ impl SourcesApi {
     async fn get(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         source_id: Path<String>,
     ) -> Result<Json<SourceObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let source = engine
             .source(&p, path_uuid(&source_id, "data source")?)
             .await?;
@@ -176,11 +175,11 @@ impl SourcesApi {
     async fn delete(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         source_id: Path<String>,
     ) -> Result<Json<Deleted>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         engine
             .delete_source(&p, path_uuid(&source_id, "data source")?)
             .await?;
@@ -195,11 +194,11 @@ impl SourcesApi {
     async fn scan(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         source_id: Path<String>,
     ) -> Result<QueuedScan, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let run = engine
             .scan_source(&p, path_uuid(&source_id, "data source")?)
             .await?;

@@ -7,15 +7,14 @@ use engine::{
     entity::{trait_runs, traits},
     traits::TraitInput,
 };
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    path_uuid,
+    WorkspaceScope, path_uuid,
     text::{Text, text},
-    workspace_scope,
 };
 use crate::errors::RestError;
 
@@ -179,10 +178,10 @@ impl TraitsApi {
     async fn list(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
     ) -> Result<Json<Vec<TraitObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let list = engine.list_traits(&p, None).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
@@ -192,11 +191,11 @@ impl TraitsApi {
     async fn create(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         body: Json<TraitBody>,
     ) -> Result<CreatedTrait, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let input = body.0.into_input()?;
         let t = engine.create_trait(&p, input).await?;
         Ok(CreatedTrait::Created(Json(t.into())))
@@ -207,11 +206,11 @@ impl TraitsApi {
     async fn get(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
     ) -> Result<Json<TraitObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let t = engine.get_trait(&p, path_uuid(&trait_id, "trait")?).await?;
         Ok(Json(t.into()))
     }
@@ -221,12 +220,12 @@ impl TraitsApi {
     async fn update(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
         body: Json<TraitBody>,
     ) -> Result<Json<TraitObject>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let input = body.0.into_input()?;
         let t = engine
             .update_trait(&p, path_uuid(&trait_id, "trait")?, input)
@@ -239,11 +238,11 @@ impl TraitsApi {
     async fn delete(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
     ) -> Result<Json<Deleted>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         engine
             .delete_trait(&p, path_uuid(&trait_id, "trait")?)
             .await?;
@@ -258,11 +257,11 @@ impl TraitsApi {
     async fn list_by_model(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         model_id: Path<String>,
     ) -> Result<Json<Vec<TraitObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let list = engine
             .list_traits(&p, Some(path_uuid(&model_id, "model")?))
             .await?;
@@ -277,11 +276,11 @@ impl TraitsApi {
     async fn trigger(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
     ) -> Result<CreatedRun, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let run = engine
             .trigger_trait(&p, path_uuid(&trait_id, "trait")?)
             .await?;
@@ -293,11 +292,11 @@ impl TraitsApi {
     async fn runs(
         &self,
         engine: Data<&Engine>,
-        req: &Request,
-        id: Path<String>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
     ) -> Result<Json<Vec<TraitRunObject>>, RestError> {
-        let p = workspace_scope(&engine, req, &id).await?;
+        let p = scope.0;
         let runs = engine
             .trait_runs(&p, path_uuid(&trait_id, "trait")?)
             .await?;
