@@ -19,9 +19,9 @@ use crate::{
 };
 
 fn engine_of(req: &Request) -> poem::Result<&Engine> {
-    req.data::<Engine>()
-        .ok_or_else(|| Error::internal("the engine is not in the request's data").into())
-        .map_err(|e: Error| RestError::from(e).into())
+    req.data::<Engine>().ok_or_else(|| {
+        RestError::from(Error::internal("the engine is not in the request's data")).into()
+    })
 }
 
 /// The caller of a traits-API route (`/api/v1/workspaces/{id}/…`):
