@@ -110,7 +110,7 @@ mod tests {
         let svg = bars("T", &rows, None, "");
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(
-            svg.contains(r#"data-key="g.b" x="140" y="38" width="170.0""#),
+            svg.contains(r#"data-key="g.b" x="140" y="40" width="170.0""#),
             "{svg}"
         );
         assert!(svg.contains("b&lt;"), "labels are escaped: {svg}");
