@@ -1,5 +1,6 @@
 //! API integration tests (one binary): real HTTP against the real server.
 
+mod aggregations;
 mod auth;
 mod bucket_sources;
 mod catalog;

@@ -213,12 +213,98 @@ fn aggregate(
                 .group_by_col(a("k"));
             return out;
         }
+        SourceOp::Percentile { value, fraction } => {
+            return percentile(backend, rows, key, source_value(backend, value), *fraction);
+        }
+        SourceOp::Frequent { value, least } => {
+            // Per entity and value, how often; then the first by count (ties: the smaller value).
+            let v = source_value(backend, value);
+            rows.expr_as(key.clone(), a("k"))
+                .expr_as(v.clone(), a("v"))
+                .expr_as(Expr::cust("COUNT(*)"), a("n"))
+                .and_where(v.clone().is_not_null())
+                .add_group_by([key, v]);
+            let order = if *least { "ASC" } else { "DESC" };
+            let mut ranked = Query::select();
+            ranked
+                .column(a("k"))
+                .column(a("v"))
+                .expr_as(
+                    Expr::cust(format!(
+                        "ROW_NUMBER() OVER (PARTITION BY \"k\" ORDER BY \"n\" {order}, \"v\" ASC)"
+                    )),
+                    a("rn"),
+                )
+                .from_subquery(rows, a("c"));
+            let mut out = Query::select();
+            out.column(a("k"))
+                .column(a("v"))
+                .from_subquery(ranked, a("r"))
+                .and_where(Expr::col(a("rn")).eq(1));
+            return out;
+        }
     };
     let agg = scalar_aggregate(backend, op, Expr::cust("*"), &|e| e);
     rows.expr_as(key.clone(), a("k"))
         .expr_as(agg, a("v"))
         .add_group_by([key]);
     rows
+}
+
+/// `percentile_cont(fraction)` of `v` per entity. PostgreSQL has it as an
+/// ordered-set aggregate; SQLite ranks each entity's values with window
+/// functions and interpolates between the two ranks around the position
+/// `(n - 1) × fraction`, still in one statement.
+fn percentile(
+    backend: DbBackend,
+    mut rows: SelectStatement,
+    key: Expr,
+    v: Expr,
+    fraction: f64,
+) -> SelectStatement {
+    rows.and_where(v.clone().is_not_null());
+    if backend == DbBackend::Postgres {
+        let agg = template(
+            backend,
+            &format!("percentile_cont({fraction}) WITHIN GROUP (ORDER BY $1)"),
+            vec![v],
+        );
+        rows.expr_as(key.clone(), a("k"))
+            .expr_as(agg, a("v"))
+            .add_group_by([key]);
+        return rows;
+    }
+    rows.expr_as(key, a("k")).expr_as(v, a("x"));
+    let mut ranked = Query::select();
+    ranked
+        .column(a("k"))
+        .column(a("x"))
+        .expr_as(
+            Expr::cust("ROW_NUMBER() OVER (PARTITION BY \"k\" ORDER BY \"x\")"),
+            a("rn"),
+        )
+        .expr_as(
+            Expr::cust(format!(
+                "(COUNT(*) OVER (PARTITION BY \"k\") - 1) * {fraction}"
+            )),
+            a("h"),
+        )
+        .from_subquery(rows, a("d"));
+    let mut out = Query::select();
+    out.column(a("k"))
+        .expr_as(
+            Expr::cust(
+                "MAX(CASE WHEN \"rn\" = CAST(\"h\" AS INTEGER) + 1 THEN \"x\" END) \
+                 + (MAX(\"h\") - CAST(MAX(\"h\") AS INTEGER)) \
+                 * (COALESCE(MAX(CASE WHEN \"rn\" = CAST(\"h\" AS INTEGER) + 2 THEN \"x\" END), \
+                    MAX(CASE WHEN \"rn\" = CAST(\"h\" AS INTEGER) + 1 THEN \"x\" END)) \
+                    - MAX(CASE WHEN \"rn\" = CAST(\"h\" AS INTEGER) + 1 THEN \"x\" END))",
+            ),
+            a("v"),
+        )
+        .from_subquery(ranked, a("r"))
+        .group_by_col(a("k"));
+    out
 }
 
 /// The value written for one parent row (alias `p`), given its aggregate `v`
@@ -231,7 +317,9 @@ fn source_result(
     exists: Expr,
 ) -> Expr {
     match p.op {
-        SourceOp::Scalar(ScalarOp::Count(_)) => Func::coalesce([v, Expr::val(0i64)]).into(),
+        SourceOp::Scalar(ScalarOp::Count(_) | ScalarOp::CountDistinct(_)) => {
+            Func::coalesce([v, Expr::val(0i64)]).into()
+        }
         SourceOp::Scalar(ScalarOp::Exists) => exists,
         _ if result == ResultType::Timestamp && backend != DbBackend::Postgres => {
             // SQLite: dates ('YYYY-MM-DD') become midnight UTC in the stored timestamp format.
@@ -249,9 +337,10 @@ fn source_result(
 pub type ScanKey = (String, String, String);
 
 /// Whether several source traits can share one scan: same source, same join,
-/// scalar results (lists need their own distinct/rank pipeline).
+/// scalar results (lists and most/least frequent values need their own
+/// count/rank pipeline).
 pub fn scan_key(p: &SourcePlan) -> Option<ScanKey> {
-    (!matches!(p.op, SourceOp::List { .. })).then(|| {
+    matches!(p.op, SourceOp::Scalar(_)).then(|| {
         (
             p.source_table.clone(),
             p.source_column.clone(),
@@ -316,6 +405,7 @@ fn scalar_aggregate(
     match op {
         ScalarOp::Count(None) | ScalarOp::Exists => Func::count(every_row).into(),
         ScalarOp::Count(Some(r)) => Func::count(v(r)).into(),
+        ScalarOp::CountDistinct(r) => Func::count_distinct(v(r)).into(),
         ScalarOp::Sum(r) => Func::sum(v(r)).into(),
         ScalarOp::Avg(r) => Func::avg(v(r)).into(),
         ScalarOp::Min(r) => Func::min(v(r)).into(),

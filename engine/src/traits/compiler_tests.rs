@@ -35,6 +35,7 @@ fn source(op: SourceOp, filters: Vec<FilterPlan>, window: Option<(String, u32)>)
         result_type: match op {
             SourceOp::Scalar(ScalarOp::Exists) => ResultType::Boolean,
             SourceOp::List { .. } => ResultType::Array,
+            SourceOp::Frequent { .. } => ResultType::Text,
             _ => ResultType::Number,
         },
         computation: Computation::Source(SourcePlan {
@@ -86,6 +87,54 @@ fn list_of_distinct_values_capped() {
         SourceOp::List {
             value: name,
             limit: 5
+        },
+        vec![],
+        None
+    )));
+}
+
+fn action_name() -> ValueRef {
+    ValueRef {
+        column: "action_name".into(),
+        data_type: DataType::Text,
+        param_key: None,
+        cast: None,
+    }
+}
+
+#[test]
+fn count_of_distinct_values() {
+    insta::assert_snapshot!(sql(&source(
+        SourceOp::Scalar(ScalarOp::CountDistinct(action_name())),
+        vec![],
+        None
+    )));
+}
+
+#[test]
+fn most_frequent_value_ties_to_the_first() {
+    insta::assert_snapshot!(sql(&source(
+        SourceOp::Frequent {
+            value: action_name(),
+            least: false
+        },
+        vec![],
+        Some(("timestamp".into(), 7))
+    )));
+}
+
+#[test]
+fn percentile_interpolates_between_ranks() {
+    let damage = ValueRef {
+        column: "action_params".into(),
+        data_type: DataType::Json,
+        param_key: Some("damage".into()),
+        cast: Some(DataType::Number),
+    };
+    insta::assert_snapshot!(sql(&source(
+        SourceOp::Percentile {
+            value: damage,
+            fraction: 0.9
         },
         vec![],
         None

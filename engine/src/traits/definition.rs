@@ -52,6 +52,11 @@ text_enum! {
         Avg => "avg",
         Min => "min",
         Max => "max",
+        CountDistinct => "count_distinct",
+        MostFrequent => "most_frequent",
+        LeastFrequent => "least_frequent",
+        Median => "median",
+        Percentile => "percentile",
     }
 }
 
@@ -111,6 +116,9 @@ struct SourceConfig {
     window: Option<WindowConfig>,
     #[serde(default)]
     limit: Option<u32>,
+    /// The fraction of `percentile` (0 < p < 1).
+    #[serde(default)]
+    percentile: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,12 +215,20 @@ pub enum SourceOp {
     Scalar(ScalarOp),
     /// The entity's distinct non-null values, in order, at most `limit`.
     List { value: ValueRef, limit: u32 },
+    /// The value occurring most (or, `least`, least) often among the
+    /// entity's non-null values; ties go to the value that sorts first.
+    Frequent { value: ValueRef, least: bool },
+    /// The continuous percentile `fraction` of the entity's non-null values,
+    /// interpolated linearly between the closest ranks (`percentile_cont`).
+    Percentile { value: ValueRef, fraction: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScalarOp {
     /// Rows, or the non-null values of a column when one is named.
     Count(Option<ValueRef>),
+    /// Distinct non-null values of a column.
+    CountDistinct(ValueRef),
     Sum(ValueRef),
     Avg(ValueRef),
     /// Also `first` (of an orderable column).
@@ -524,6 +540,50 @@ fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
         Aggregation::Count => {
             checks.computes(ResultType::Number, "count")?;
             ScalarOp::Count(checks.value.cloned())
+        }
+        Aggregation::CountDistinct => {
+            let v = checks.column(agg.as_str())?;
+            checks.computes(ResultType::Number, agg.as_str())?;
+            ScalarOp::CountDistinct(v.clone())
+        }
+        Aggregation::Median | Aggregation::Percentile => {
+            let v = checks.column(agg.as_str())?;
+            if v.cast.unwrap_or(v.data_type) != DataType::Number {
+                return Err(invalid(
+                    "config.column",
+                    format!(
+                        "`{}` is {}; {} needs a number column",
+                        v.column,
+                        v.data_type.as_str(),
+                        agg.as_str()
+                    ),
+                ));
+            }
+            checks.computes(ResultType::Number, agg.as_str())?;
+            let fraction = match agg {
+                Aggregation::Median => 0.5,
+                _ => c
+                    .percentile
+                    .filter(|p| *p > 0.0 && *p < 1.0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "config.percentile",
+                            "is required for percentile: a fraction between 0 and 1 (exclusive)",
+                        )
+                    })?,
+            };
+            return Ok(SourceOp::Percentile {
+                value: v.clone(),
+                fraction,
+            });
+        }
+        Aggregation::MostFrequent | Aggregation::LeastFrequent => {
+            let v = checks.column(agg.as_str())?;
+            checks.computes(OpChecks::orderable(v, agg.as_str())?, agg.as_str())?;
+            return Ok(SourceOp::Frequent {
+                value: v.clone(),
+                least: agg == Aggregation::LeastFrequent,
+            });
         }
         Aggregation::Sum | Aggregation::Avg => {
             let v = checks.column(agg.as_str())?;
