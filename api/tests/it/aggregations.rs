@@ -1,5 +1,5 @@
 //! The aggregations beyond the reference: `count_distinct`, `most_frequent`,
-//! `least_frequent`, `median` and `percentile`, on planted purchases with ties, nulls, a player
+//! `least_frequent`, `median` and `percentile`, and windows between two days, on planted purchases with ties, nulls, a player
 //! without events and a window, checked against values worked out by hand.
 
 use chrono::{Duration, Utc};
@@ -105,6 +105,8 @@ async fn distinct_counts_and_most_and_least_frequent_values() {
         json!({ "p1": 2.0, "p2": 3.5, "p3": 1.0, "p4": null }),
         json!({ "p1": 4.1, "p2": 3.9, "p3": 1.0, "p4": null }),
         json!({ "p1": 2.0, "p2": 3.5, "p3": 1.0, "p4": null }),
+        // Only p1's purchase of 20 days ago lies in [10, 30] days ago.
+        json!({ "p1": 1, "p2": 0, "p3": 0, "p4": 0 }),
     ];
     for (id, want) in ids.iter().zip(want) {
         let got = values(&app, id).await;

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::{
     definition::{
         Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, ScalarOp, SourceOp,
-        SourcePlan, ValueRef,
+        SourcePlan, ValueRef, Window,
     },
     sandbox::{BinOp, CastType, Function, Node},
 };
@@ -160,6 +160,16 @@ fn filter(backend: DbBackend, f: &FilterPlan) -> Expr {
     }
 }
 
+/// A window's conditions on the source rows (alias `s`), all to hold.
+fn window(w: &Window, now: DateTime<Utc>) -> Vec<Expr> {
+    let ago = |days: u32| now - Duration::days(i64::from(days));
+    let mut c = vec![col("s", &w.column).gte(ago(w.oldest_days))];
+    if w.newest_days > 0 {
+        c.push(col("s", &w.column).lt(ago(w.newest_days)));
+    }
+    c
+}
+
 /// Per-entity aggregate of the source rows: `SELECT join AS k, agg AS v … GROUP BY join`.
 fn aggregate(
     backend: DbBackend,
@@ -173,8 +183,10 @@ fn aggregate(
     for f in &p.filters {
         rows.and_where(filter(backend, f));
     }
-    if let Some((ts, days)) = &p.window {
-        rows.and_where(col("s", ts).gte(now - Duration::days(i64::from(*days))));
+    if let Some(w) = &p.window {
+        for c in window(w, now) {
+            rows.and_where(c);
+        }
     }
     let key = col("s", &p.source_column);
     let op = match &p.op {
@@ -371,8 +383,10 @@ pub fn shared_aggregate(
             cond = cond.add(filter(backend, f));
             conditional = true;
         }
-        if let Some((ts, days)) = &p.window {
-            cond = cond.add(col("s", ts).gte(now - Duration::days(i64::from(*days))));
+        if let Some(w) = &p.window {
+            for c in window(w, now) {
+                cond = cond.add(c);
+            }
             conditional = true;
         }
         let guard = |e: Expr| -> Expr {

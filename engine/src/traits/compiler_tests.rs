@@ -4,7 +4,7 @@ use chrono::TimeZone;
 use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 
 use super::*;
-use crate::traits::definition::{FilterPlan, TraitRef};
+use crate::traits::definition::{FilterPlan, TraitRef, Window};
 
 fn fixed() -> (Uuid, Uuid, DateTime<Utc>) {
     (
@@ -29,6 +29,11 @@ fn sql(plan: &Plan) -> String {
 }
 
 fn source(op: SourceOp, filters: Vec<FilterPlan>, window: Option<(String, u32)>) -> Plan {
+    let window = window.map(|(column, days)| Window {
+        column,
+        newest_days: 0,
+        oldest_days: days,
+    });
     Plan {
         parent_table: "players".into(),
         parent_key: "user_id".into(),
@@ -139,6 +144,19 @@ fn percentile_interpolates_between_ranks() {
         vec![],
         None
     )));
+}
+
+#[test]
+fn relative_window_between_days() {
+    let mut plan = source(SourceOp::Scalar(ScalarOp::Count(None)), vec![], None);
+    if let Computation::Source(sp) = &mut plan.computation {
+        sp.window = Some(Window {
+            column: "timestamp".into(),
+            newest_days: 30,
+            oldest_days: 90,
+        });
+    }
+    insta::assert_snapshot!(sql(&plan));
 }
 
 #[test]

@@ -133,7 +133,11 @@ pub(super) struct FilterConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WindowConfig {
-    within_days: u32,
+    #[serde(default)]
+    within_days: Option<u32>,
+    /// `[from, to]`: from `to` days ago up to `from` days ago.
+    #[serde(default)]
+    between_days: Option<[u32; 2]>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,7 +252,16 @@ pub struct SourcePlan {
     pub op: SourceOp,
     pub filters: Vec<FilterPlan>,
     /// (timestamp column, days)
-    pub window: Option<(String, u32)>,
+    pub window: Option<Window>,
+}
+
+/// Rows whose timestamp `column` lies from `oldest_days` ago up to
+/// `newest_days` ago (0: up to now).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub column: String,
+    pub newest_days: u32,
+    pub oldest_days: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -654,22 +667,53 @@ fn list_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
     Ok(SourceOp::List { value, limit })
 }
 
-/// `window` on the source's timestamp column: (column, days).
-fn window_plan(source: &ModelInfo, window: Option<WindowConfig>) -> Result<Option<(String, u32)>> {
+/// `window` on the source's timestamp column: `within_days: N` (the last N
+/// days) or `between_days: [from, to]` (from `to` days ago up to `from` days ago).
+fn window_plan(source: &ModelInfo, window: Option<WindowConfig>) -> Result<Option<Window>> {
     let Some(w) = window else {
         return Ok(None);
     };
-    let ts = source.timestamp_column.clone().ok_or_else(|| {
+    let column = source.timestamp_column.clone().ok_or_else(|| {
         invalid(
             "config.window",
             format!("`{}` has no timestamp column to window on", source.slug),
         )
     })?;
-    if w.within_days == 0 || w.within_days > 36_500 {
-        return Err(invalid(
-            "config.window.within_days",
-            "must be between 1 and 36500",
-        ));
-    }
-    Ok(Some((ts, w.within_days)))
+    let days = |d: u32, field: &str| {
+        if d > 36_500 {
+            Err(invalid(field, "must be at most 36500 days"))
+        } else {
+            Ok(d)
+        }
+    };
+    let (newest_days, oldest_days) = match (w.within_days, w.between_days) {
+        (Some(n), None) if n > 0 => (0, days(n, "config.window.within_days")?),
+        (Some(_), None) => {
+            return Err(invalid(
+                "config.window.within_days",
+                "must be between 1 and 36500",
+            ));
+        }
+        (None, Some([from, to])) if from < to => (
+            days(from, "config.window.between_days")?,
+            days(to, "config.window.between_days")?,
+        ),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "config.window.between_days",
+                "must be [from, to] days ago with from < to, e.g. [30, 90]",
+            ));
+        }
+        _ => {
+            return Err(invalid(
+                "config.window",
+                "needs exactly one of within_days or between_days",
+            ));
+        }
+    };
+    Ok(Some(Window {
+        column,
+        newest_days,
+        oldest_days,
+    }))
 }
