@@ -35,6 +35,19 @@ pub struct SurveyResponse {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+#[derive(SimpleObject)]
+pub struct PlayerSegment {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct PlayerPersona {
+    /// The segment's slug.
+    pub segment: String,
+    pub index: i32,
+}
+
 pub struct Player {
     user_id: String,
 }
@@ -43,6 +56,29 @@ pub struct Player {
 impl Player {
     async fn user_id(&self) -> &str {
         &self.user_id
+    }
+
+    /// The segments the player is in (`default` when they are a player).
+    async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<PlayerSegment>> {
+        let (engine, p) = scope(ctx)?;
+        let m = engine.player_memberships(p, &self.user_id).await.gql()?;
+        Ok(m.segments
+            .into_iter()
+            .map(|s| PlayerSegment {
+                slug: s.slug,
+                name: s.name,
+            })
+            .collect())
+    }
+
+    /// The personas the player belongs to, one per segment at most.
+    async fn personas(&self, ctx: &Context<'_>) -> Result<Vec<PlayerPersona>> {
+        let (engine, p) = scope(ctx)?;
+        let m = engine.player_memberships(p, &self.user_id).await.gql()?;
+        Ok(m.personas
+            .into_iter()
+            .map(|(segment, index)| PlayerPersona { segment, index })
+            .collect())
     }
 
     /// Every trait of the players model that has a value for this player.

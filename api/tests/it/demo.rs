@@ -75,6 +75,49 @@ async fn the_demo_studio_serves_personas_traits_segments_and_prediction() {
         "{body}"
     );
 
+    // A player's memberships: a whale is in `default` and `whales`, with a persona in each.
+    let d = app
+        .gql(
+            "{ segment(segment: \"whales\") { members(first: 1) { nodes { userId } } } }",
+            json!({}),
+        )
+        .await;
+    let whale = d["segment"]["members"]["nodes"][0]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = app
+        .gql(
+            "query($u: String!) { player(userId: $u) { segments { slug } personas { segment index } } }",
+            json!({ "u": whale }),
+        )
+        .await;
+    let slugs: Vec<&str> = d["player"]["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["slug"].as_str().unwrap())
+        .collect();
+    assert!(
+        slugs.contains(&"default") && slugs.contains(&"whales"),
+        "{d}"
+    );
+    assert!(!slugs.contains(&"nobody"), "{d}");
+    let persona_segments: Vec<&str> = d["player"]["personas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["segment"].as_str().unwrap())
+        .collect();
+    assert!(persona_segments.contains(&"whales"), "{d}");
+    let d = app
+        .gql(
+            "{ player(userId: \"nobody\") { segments { slug } personas { index } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["player"]["segments"], json!([]), "{d}");
+
     // Once: a workspace with data is left as it is.
     assert!(
         api::demo::fill(&app.engine, app.workspace_id, 400)

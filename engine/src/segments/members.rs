@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use entity::{players, segment_members, segment_traits, segments, traits};
+use entity::{persona_members, players, segment_members, segment_traits, segments, traits};
 
 use super::{ComputeStatus, filter::Node};
 use crate::pagination::{Page, PageRequest, user_id_page};
@@ -21,7 +21,60 @@ use crate::{
     jobs::Work,
 };
 
+/// The segments a player is in, and the personas (segment slug, index).
+pub struct Memberships {
+    pub segments: Vec<segments::Model>,
+    pub personas: Vec<(String, i32)>,
+}
+
 impl Engine {
+    /// "Which segments is this player in": the built-in `default` when they
+    /// are a player, the others by their stored members; their personas.
+    pub async fn player_memberships(&self, p: &Principal, user_id: &str) -> Result<Memberships> {
+        p.require(Permission::Read)?;
+        let ws = p.workspace_id;
+        let is_player = players::Entity::find()
+            .filter(players::Column::WorkspaceId.eq(ws))
+            .filter(players::Column::UserId.eq(user_id))
+            .count(&self.db)
+            .await?
+            > 0;
+        let member_of: Vec<Uuid> = segment_members::Entity::find()
+            .filter(segment_members::Column::WorkspaceId.eq(ws))
+            .filter(segment_members::Column::UserId.eq(user_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|m| m.segment_id)
+            .collect();
+        let all = segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .order_by_asc(segments::Column::Id)
+            .all(&self.db)
+            .await?;
+        let slug_of = |id: Uuid| all.iter().find(|s| s.id == id).map(|s| s.slug.clone());
+        let mut personas: Vec<(String, i32)> = persona_members::Entity::find()
+            .filter(persona_members::Column::WorkspaceId.eq(ws))
+            .filter(persona_members::Column::UserId.eq(user_id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|m| Some((slug_of(m.segment_id)?, m.persona_index)))
+            .collect();
+        personas.sort();
+        let segments = all
+            .iter()
+            .filter(|s| {
+                if s.builtin {
+                    is_player
+                } else {
+                    member_of.contains(&s.id)
+                }
+            })
+            .cloned()
+            .collect();
+        Ok(Memberships { segments, personas })
+    }
     /// Members in user-id order, after the cursor.
     pub async fn segment_members(
         &self,
