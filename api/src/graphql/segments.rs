@@ -269,8 +269,44 @@ pub struct UpdateSegmentInput {
     pub persona_count: Option<PersonaCount>,
 }
 
+/// How many players a filter admits before it is saved, and what each condition adds.
+#[derive(SimpleObject)]
+pub struct SegmentPreview {
+    pub count: i64,
+    /// The first user ids in order (`sample`, default 10, at most 100).
+    pub sample_user_ids: Vec<String>,
+    pub conditions: Vec<ConditionCount>,
+}
+
+/// Players one condition admits on its own; `path` as in filter errors (`filter.and[1]`).
+#[derive(SimpleObject)]
+pub struct ConditionCount {
+    pub path: String,
+    pub count: i64,
+}
+
 #[Object]
 impl SegmentQuery {
+    /// Sizes a filter tree as `createSegment` would take it; writes nothing.
+    async fn preview_segment(
+        &self,
+        ctx: &Context<'_>,
+        filter: Json<serde_json::Value>,
+        sample: Option<i32>,
+    ) -> Result<SegmentPreview> {
+        let (engine, p) = scope(ctx)?;
+        let sample = sample.map(|n| u64::try_from(n).unwrap_or(0));
+        let preview = engine.preview_segment(p, &filter.0, sample).await.gql()?;
+        Ok(SegmentPreview {
+            count: preview.count,
+            sample_user_ids: preview.sample_user_ids,
+            conditions: preview
+                .conditions
+                .into_iter()
+                .map(|(path, count)| ConditionCount { path, count })
+                .collect(),
+        })
+    }
     /// The workspace's segments, oldest first.
     async fn segments(
         &self,

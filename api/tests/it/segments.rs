@@ -377,6 +377,46 @@ async fn every_operator_selects_the_players_it_describes() {
             &["u1", "u3", "u4", "u5", "u6"],
         ),
     ];
+    // Previews size each filter before it is saved, and write nothing.
+    let before = (
+        crate::sources::table_count(&app, "segments").await,
+        crate::sources::table_count(&app, "segment_members").await,
+    );
+    for (filter, want) in &cases {
+        let d = app
+            .gql(
+                "query($f: JSON!) { previewSegment(filter: $f, sample: 100) { count sampleUserIds conditions { path count } } }",
+                json!({ "f": filter }),
+            )
+            .await;
+        let preview = &d["previewSegment"];
+        assert_eq!(preview["count"], want.len(), "{filter}: {d}");
+        assert_eq!(preview["sampleUserIds"], json!(want), "{filter}: {d}");
+        let conditions = preview["conditions"].as_array().unwrap();
+        assert!(!conditions.is_empty(), "{d}");
+        assert!(
+            conditions
+                .iter()
+                .all(|c| c["path"].as_str().unwrap().starts_with("filter")),
+            "{d}"
+        );
+    }
+    let d = app
+        .gql(
+            "query($f: JSON!) { previewSegment(filter: $f) { conditions { path count } } }",
+            json!({ "f": {"or": [{"trait": "spend", "op": ">", "value": 25}, {"trait": "platform", "op": "=", "value": "iOS"}]} }),
+        )
+        .await;
+    assert_eq!(
+        d["previewSegment"]["conditions"],
+        json!([{ "path": "filter.or[0]", "count": 2 }, { "path": "filter.or[1]", "count": 2 }]),
+        "{d}"
+    );
+    let after = (
+        crate::sources::table_count(&app, "segments").await,
+        crate::sources::table_count(&app, "segment_members").await,
+    );
+    assert_eq!(before, after, "a preview wrote nothing");
     for (i, (filter, _)) in cases.iter().enumerate() {
         let (status, body) = create_segment(
             &app,

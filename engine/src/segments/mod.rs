@@ -6,6 +6,7 @@
 pub mod filter;
 mod members;
 pub mod personas;
+pub mod preview;
 pub mod route_cache;
 
 pub use members::membership_statement;
