@@ -227,6 +227,51 @@ pub struct CreateTraitInput {
     pub refresh: Option<String>,
 }
 
+impl CreateTraitInput {
+    fn into_engine(self) -> Result<TraitInput> {
+        Ok(TraitInput {
+            name: Some(self.name),
+            description: self.description,
+            parent_model_id: Some(parse_id("parentModelId", &self.parent_model_id).gql()?),
+            trait_type: Some(EngineTraitType::from(self.trait_type).as_str().into()),
+            config: Some(self.config.0),
+            result_type: Some(EngineResultType::from(self.result_type).as_str().into()),
+            status: self
+                .status
+                .map(|s| EngineTraitStatus::from(s).as_str().into()),
+            refresh: self.refresh,
+        })
+    }
+}
+
+/// What a trait would compute, before it is saved.
+#[derive(SimpleObject)]
+pub struct TraitPreview {
+    /// The first entities in order (`sample`, default 10, at most 100).
+    pub values: Vec<PreviewValue>,
+    /// Entities with a value, and without one.
+    pub count: i64,
+    pub nulls: i64,
+    /// Number traits: the smallest, largest and mean value.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    /// Other traits: the most frequent values (as text).
+    pub top: Vec<TopValue>,
+}
+
+#[derive(SimpleObject)]
+pub struct PreviewValue {
+    pub entity_id: String,
+    pub value: Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject)]
+pub struct TopValue {
+    pub value: String,
+    pub count: i64,
+}
+
 /// Only the fields given change.
 #[derive(InputObject)]
 pub struct UpdateTraitInput {
@@ -242,6 +287,42 @@ pub struct UpdateTraitInput {
 
 #[Object]
 impl TraitQuery {
+    /// The values a trait would compute (a sample and a summary), validated
+    /// like `createTrait` and computed by the same statement; writes nothing.
+    async fn preview_trait(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTraitInput,
+        sample: Option<i32>,
+    ) -> Result<TraitPreview> {
+        let (engine, p) = scope(ctx)?;
+        let sample = sample.map(|n| u64::try_from(n).unwrap_or(0));
+        let preview = engine
+            .preview_trait(p, input.into_engine()?, sample)
+            .await
+            .gql()?;
+        Ok(TraitPreview {
+            values: preview
+                .values
+                .into_iter()
+                .map(|(entity_id, value)| PreviewValue {
+                    entity_id,
+                    value: Json(value),
+                })
+                .collect(),
+            count: preview.count,
+            nulls: preview.nulls,
+            min: preview.min,
+            max: preview.max,
+            mean: preview.mean,
+            top: preview
+                .top
+                .into_iter()
+                .map(|(value, count)| TopValue { value, count })
+                .collect(),
+        })
+    }
+
     /// Traits of the workspace, optionally of one parent model.
     async fn traits(
         &self,
@@ -276,18 +357,7 @@ impl TraitQuery {
 impl TraitMutation {
     async fn create_trait(&self, ctx: &Context<'_>, input: CreateTraitInput) -> Result<Trait> {
         let (engine, p) = scope(ctx)?;
-        let input = TraitInput {
-            name: Some(input.name),
-            description: input.description,
-            parent_model_id: Some(parse_id("parentModelId", &input.parent_model_id).gql()?),
-            trait_type: Some(EngineTraitType::from(input.trait_type).as_str().into()),
-            config: Some(input.config.0),
-            result_type: Some(EngineResultType::from(input.result_type).as_str().into()),
-            status: input
-                .status
-                .map(|s| EngineTraitStatus::from(s).as_str().into()),
-            refresh: input.refresh,
-        };
+        let input = input.into_engine()?;
         Ok(Trait(engine.create_trait(p, input).await.gql()?))
     }
 

@@ -120,25 +120,109 @@ async fn distinct_counts_and_most_and_least_frequent_values() {
         }
     }
 
-    // The result type is the column's; a mismatch names the field.
-    let resp = app
-        .http
-        .post(format!(
-            "{}/api/v1/workspaces/{}/traits",
-            app.url, app.workspace_id
-        ))
-        .bearer_auth(&app.admin_key)
-        .header("X-Workspace-ID", app.workspace_id.to_string())
-        .json(&def(
-            "Bad",
+    // A preview computes the same values with the same statement, and writes nothing.
+    let before = (
+        crate::sources::table_count(&app, "traits").await,
+        crate::sources::table_count(&app, "trait_values").await,
+    );
+    let preview = |config: Value, result: &str| {
+        let body = def("Preview", config, result);
+        let app = &app;
+        async move {
+            app.gql(
+                "query($i: CreateTraitInput!) { previewTrait(input: $i, sample: 3) { values { entityId value } count nulls min max mean top { value count } } }",
+                json!({ "i": {
+                    "name": body["name"], "parentModelId": body["parent_model_id"], "traitType": body["trait_type"],
+                    "config": body["config"], "resultType": body["result_type"]
+                } }),
+            )
+            .await["previewTrait"]
+                .clone()
+        }
+    };
+    let top = preview(
+        json!({ "aggregation": "most_frequent", "column": "item_id" }),
+        "text",
+    )
+    .await;
+    assert_eq!(
+        top["values"],
+        json!([{ "entityId": "p1", "value": "b" }, { "entityId": "p2", "value": "x" }, { "entityId": "p3", "value": null }]),
+        "{top}"
+    );
+    assert_eq!(
+        (top["count"].as_i64(), top["nulls"].as_i64()),
+        (Some(2), Some(2)),
+        "{top}"
+    );
+    assert_eq!(
+        top["top"],
+        json!([{ "value": "b", "count": 1 }, { "value": "x", "count": 1 }]),
+        "{top}"
+    );
+    let median = preview(
+        json!({ "aggregation": "median", "column": "price" }),
+        "number",
+    )
+    .await;
+    assert_eq!(
+        (
+            median["min"].as_f64(),
+            median["max"].as_f64(),
+            median["count"].as_i64()
+        ),
+        (Some(1.0), Some(3.5), Some(3)),
+        "{median}"
+    );
+    let after = (
+        crate::sources::table_count(&app, "traits").await,
+        crate::sources::table_count(&app, "trait_values").await,
+    );
+    assert_eq!(before, after, "a preview wrote nothing");
+
+    // Refused definitions name their field: the result type is the column's,
+    // a percentile needs its fraction, a window one well-formed range.
+    for (config, field) in [
+        (
             json!({ "aggregation": "most_frequent", "column": "item_id" }),
-            "number",
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422);
-    let body: Value = resp.json().await.unwrap();
-    assert!(body.to_string().contains("result_type"), "{body}");
+            "result_type",
+        ),
+        (
+            json!({ "aggregation": "percentile", "column": "price" }),
+            "config.percentile",
+        ),
+        (
+            json!({ "aggregation": "percentile", "percentile": 1.5, "column": "price" }),
+            "config.percentile",
+        ),
+        (
+            json!({ "aggregation": "median", "column": "item_id" }),
+            "config.column",
+        ),
+        (
+            json!({ "aggregation": "count", "window": { "between_days": [30, 10] } }),
+            "config.window.between_days",
+        ),
+        (
+            json!({ "aggregation": "count", "window": { "within_days": 7, "between_days": [1, 2] } }),
+            "config.window",
+        ),
+    ] {
+        let resp = app
+            .http
+            .post(format!(
+                "{}/api/v1/workspaces/{}/traits",
+                app.url, app.workspace_id
+            ))
+            .bearer_auth(&app.admin_key)
+            .header("X-Workspace-ID", app.workspace_id.to_string())
+            .json(&def("Bad", config, "number"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422, "{field}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body.to_string().contains(field), "{field}: {body}");
+    }
     app.stop().await;
 }

@@ -2,6 +2,7 @@
 
 pub mod compiler;
 pub mod definition;
+mod preview;
 pub mod runs;
 pub mod sandbox;
 pub mod service;

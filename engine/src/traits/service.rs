@@ -262,61 +262,7 @@ impl Engine {
 
     pub async fn create_trait(&self, p: &Principal, input: TraitInput) -> Result<traits::Model> {
         p.require(Permission::Write)?;
-        let required =
-            |v: Option<String>, field: &str| v.ok_or_else(|| Error::invalid(field, "is required"));
-        let name = crate::limits::sluggable_name(&required(input.name.clone(), "name")?, "name")?;
-        let slug = slugify(&name);
-        let parent_model_id = input
-            .parent_model_id
-            .ok_or_else(|| Error::invalid("parent_model_id", "is required"))?;
-        let trait_type = required(input.trait_type.clone(), "trait_type")?;
-        parse_enum(
-            "trait_type",
-            &trait_type,
-            TraitType::parse,
-            TraitType::expected(),
-        )?;
-        let config = input
-            .config
-            .clone()
-            .ok_or_else(|| Error::invalid("config", "is required"))?;
-        let result_type = required(input.result_type.clone(), "result_type")?;
-        parse_enum(
-            "result_type",
-            &result_type,
-            ResultType::parse,
-            ResultType::expected(),
-        )?;
-        let status = creatable_status(input.status.as_deref())?;
-        let refresh = input
-            .refresh
-            .clone()
-            .unwrap_or_else(|| REFRESH_MANUAL.into());
-        parse_refresh(&refresh)?;
-        let now = Utc::now();
-        let model = traits::Model {
-            id: Uuid::now_v7(),
-            workspace_id: p.workspace_id,
-            parent_model_id,
-            name,
-            slug,
-            description: crate::limits::description(
-                input.description.clone().unwrap_or_default(),
-                "description",
-            )?,
-            trait_type,
-            config,
-            result_type,
-            status: status.as_str().into(),
-            status_error: String::new(),
-            refresh,
-            version: 1,
-            created_by: Some(p.account_id.unwrap_or(p.key_id)),
-            created_at: now,
-            updated_at: now,
-            last_computed_at: None,
-            stale_since: None,
-        };
+        let model = new_trait(p, input)?;
         let created = crate::db::write_tx(&self.db, |tx| {
             let engine = self.clone();
             Box::pin(async move {
@@ -641,4 +587,64 @@ async fn ensure_acyclic(db: &impl ConnectionTrait, t: &traits::Model, plan: &Pla
         field,
         format!("reference cycle: {}", names.join(" → ")),
     ))
+}
+
+/// A trait as `input` defines it, checked field by field (not yet against the catalog).
+pub(super) fn new_trait(p: &Principal, input: TraitInput) -> Result<traits::Model> {
+    let required =
+        |v: Option<String>, field: &str| v.ok_or_else(|| Error::invalid(field, "is required"));
+    let name = crate::limits::sluggable_name(&required(input.name.clone(), "name")?, "name")?;
+    let slug = slugify(&name);
+    let parent_model_id = input
+        .parent_model_id
+        .ok_or_else(|| Error::invalid("parent_model_id", "is required"))?;
+    let trait_type = required(input.trait_type.clone(), "trait_type")?;
+    parse_enum(
+        "trait_type",
+        &trait_type,
+        TraitType::parse,
+        TraitType::expected(),
+    )?;
+    let config = input
+        .config
+        .clone()
+        .ok_or_else(|| Error::invalid("config", "is required"))?;
+    let result_type = required(input.result_type.clone(), "result_type")?;
+    parse_enum(
+        "result_type",
+        &result_type,
+        ResultType::parse,
+        ResultType::expected(),
+    )?;
+    let status = creatable_status(input.status.as_deref())?;
+    let refresh = input
+        .refresh
+        .clone()
+        .unwrap_or_else(|| REFRESH_MANUAL.into());
+    parse_refresh(&refresh)?;
+    let now = Utc::now();
+    let model = traits::Model {
+        id: Uuid::now_v7(),
+        workspace_id: p.workspace_id,
+        parent_model_id,
+        name,
+        slug,
+        description: crate::limits::description(
+            input.description.clone().unwrap_or_default(),
+            "description",
+        )?,
+        trait_type,
+        config,
+        result_type,
+        status: status.as_str().into(),
+        status_error: String::new(),
+        refresh,
+        version: 1,
+        created_by: Some(p.account_id.unwrap_or(p.key_id)),
+        created_at: now,
+        updated_at: now,
+        last_computed_at: None,
+        stale_since: None,
+    };
+    Ok(model)
 }
