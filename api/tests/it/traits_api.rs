@@ -420,9 +420,9 @@ async fn invalid_definitions_get_422_naming_the_field() {
             "number",
         ),
         (
-            with(json!({ "config.aggregation": "median" })),
+            with(json!({ "config.aggregation": "geometric_mean" })),
             "config.aggregation",
-            "median",
+            "geometric_mean",
         ),
         (
             with(json!({ "config.relationship_id": ctx.actions_rel })),
