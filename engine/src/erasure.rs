@@ -142,6 +142,7 @@ impl Engine {
                     "survey_registrations",
                     "segment_members",
                     "persona_members",
+                    "segment_changes",
                 ] {
                     let count = delete_rows(tx, table, ws, col("user_id").eq(uid)).await?;
                     removed.insert(table.to_owned(), count);

@@ -59,6 +59,8 @@ pub struct EngineConfig {
     pub outbound_allow: Option<String>,
     /// `STORAGE_TIMEOUT`: the longest one request to a bucket may take.
     pub storage_timeout: std::time::Duration,
+    /// `SEGMENT_CHANGES_DAYS`: how long segment entries and exits are kept.
+    pub segment_changes_days: u32,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -99,6 +101,7 @@ pub struct Engine {
     /// Every request made for a workspace goes through it.
     outbound: std::sync::Arc<outbound::OutboundPolicy>,
     storage_timeout: std::time::Duration,
+    segment_changes_days: u32,
 }
 
 impl Engine {
@@ -139,6 +142,7 @@ impl Engine {
             heavy_jobs,
             outbound: std::sync::Arc::new(outbound),
             storage_timeout: config.storage_timeout,
+            segment_changes_days: config.segment_changes_days,
         })
     }
 

@@ -20,6 +20,7 @@ pub(crate) async fn engine() -> (Engine, Principal) {
         secrets_key_previous: None,
         outbound_allow: None,
         storage_timeout: crate::ingest::DEFAULT_STORAGE_TIMEOUT,
+        segment_changes_days: crate::segments::changes::DEFAULT_KEPT_DAYS,
     };
     let engine = Engine::open(&config).await.expect("open");
     engine.migrate().await.expect("migrate");

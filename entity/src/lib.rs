@@ -26,6 +26,7 @@ pub mod psych_scores;
 pub mod purchases;
 pub mod quarantined_lines;
 pub mod relationships;
+pub mod segment_changes;
 pub mod segment_members;
 pub mod segment_traits;
 pub mod segments;

@@ -22,6 +22,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub delivery_error: Option<String>,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The webhook body when the notification carries data (membership changes).
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub payload: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

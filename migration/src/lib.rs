@@ -16,6 +16,7 @@ mod m20261201_000011_job_outbox;
 mod m20261201_000012_typed_trait_values;
 mod m20261201_000013_custom_models;
 mod m20261201_000014_console_sessions;
+mod m20261201_000015_segment_changes;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_typed_trait_values::Migration),
             Box::new(m20261201_000013_custom_models::Migration),
             Box::new(m20261201_000014_console_sessions::Migration),
+            Box::new(m20261201_000015_segment_changes::Migration),
         ]
     }
 }

@@ -61,6 +61,9 @@ pub struct CommonArgs {
     /// Seconds one request to a bucket may take before it fails.
     #[arg(long, env = "STORAGE_TIMEOUT", default_value_t = engine::ingest::DEFAULT_STORAGE_TIMEOUT.as_secs(), global = true)]
     pub storage_timeout: u64,
+    /// Days a segment's entries and exits (`segmentChanges`) are kept.
+    #[arg(long, env = "SEGMENT_CHANGES_DAYS", default_value_t = engine::segments::changes::DEFAULT_KEPT_DAYS, global = true)]
+    pub segment_changes_days: u32,
 }
 
 /// By hand, so that `SECRETS_KEY` never reaches a log.
@@ -87,6 +90,7 @@ impl CommonArgs {
             secrets_key_previous: self.secrets_key_previous.clone(),
             outbound_allow: self.outbound_allow.clone(),
             storage_timeout: std::time::Duration::from_secs(self.storage_timeout),
+            segment_changes_days: self.segment_changes_days,
         }
     }
 

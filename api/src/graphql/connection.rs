@@ -14,7 +14,7 @@ use engine::{
 use uuid::Uuid;
 
 use super::{
-    segments::{Member, Segment},
+    segments::{Member, Segment, SegmentChange},
     sources::{DataSource, Notification, QuarantinedLine, SourceFile},
     survey::Erasure,
     traits::{Trait, TraitRun, TraitValue, TraitVersion},
@@ -47,6 +47,7 @@ pub struct PageInfo {
 #[graphql(concrete(name = "NotificationConnection", params(Notification)))]
 #[graphql(concrete(name = "QuarantinedLineConnection", params(QuarantinedLine)))]
 #[graphql(concrete(name = "ErasureConnection", params(Erasure)))]
+#[graphql(concrete(name = "SegmentChangeConnection", params(SegmentChange)))]
 pub struct Conn<T: OutputType> {
     pub edges: Vec<Edge<String, T, EmptyFields>>,
     pub nodes: Vec<T>,

@@ -37,7 +37,7 @@ lifecycle!(
     /// `new` until the source's first scan, then the last scan's outcome.
     SourceStatus = "engine::ingest::sources::SourceStatus" { New, Ok, Error }
 );
-lifecycle!(NotificationKind = "engine::ingest::sources::NotificationKind" { StorageUnreachable, InvalidFormat, FileOverwritten });
+lifecycle!(NotificationKind = "engine::ingest::sources::NotificationKind" { StorageUnreachable, InvalidFormat, FileOverwritten, SegmentMembership });
 lifecycle!(DeliveryStatus = "engine::ingest::sources::DeliveryStatus" { Pending, Delivered, Failed });
 lifecycle!(FileFormat = "engine::ingest::sources::FileFormat" { Ndjson, Csv });
 lifecycle!(FileStatus = "engine::ingest::files::FileStatus" { Queued, Loading, Loaded, Failed });
@@ -53,6 +53,14 @@ lifecycle!(JobKind = "engine::jobs::JobKind" {
     Diagnostic, EvaluateTrait, EvaluateTraits, ScanSource, LoadFile, DeliverNotification,
     ComputeSegment, ComputePersonas, TrainPrediction,
 });
+
+/// Whether a player entered or left a segment.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "engine::segments::changes::Change")]
+pub enum SegmentChangeKind {
+    Entered,
+    Exited,
+}
 
 /// A survey's status, as the player API spells it (`Launched`…).
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use engine::{
     entity::{personas, prediction_models, prediction_status, segments},
     prediction::PredictionStatus as EnginePredictionStatus,
+    segments::changes::Change as EngineChange,
     segments::{
         ComputeStatus as EngineComputeStatus, PersonaCount as EnginePersonaCount, SegmentInput,
     },
@@ -16,7 +17,7 @@ use engine::{
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request},
-    enums::{ComputeStatus, PredictionStatus, typed},
+    enums::{ComputeStatus, PredictionStatus, SegmentChangeKind, typed},
     query::scope,
     types::Job,
 };
@@ -269,6 +270,14 @@ pub struct UpdateSegmentInput {
     pub persona_count: Option<PersonaCount>,
 }
 
+/// A player entering or leaving a segment at a recomputation.
+#[derive(SimpleObject, Clone)]
+pub struct SegmentChange {
+    pub user_id: String,
+    pub change: SegmentChangeKind,
+    pub at: DateTime<Utc>,
+}
+
 /// How many players a filter admits before it is saved, and what each condition adds.
 #[derive(SimpleObject)]
 pub struct SegmentPreview {
@@ -287,6 +296,31 @@ pub struct ConditionCount {
 
 #[Object]
 impl SegmentQuery {
+    /// Who entered and who left the segment at its recomputations, newest first.
+    async fn segment_changes(
+        &self,
+        ctx: &Context<'_>,
+        segment: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Conn<SegmentChange>> {
+        let (engine, p) = scope(ctx)?;
+        let page = page_request(first, after).gql()?;
+        let page = engine.segment_changes(p, &segment, page).await.gql()?;
+        connection(
+            page,
+            |c| c.seq.to_string(),
+            |c| {
+                Ok(SegmentChange {
+                    change: typed(EngineChange::parse(&c.change), "segment change", &c.change)?,
+                    user_id: c.user_id,
+                    at: c.at,
+                })
+            },
+        )
+        .gql()
+    }
+
     /// Sizes a filter tree as `createSegment` would take it; writes nothing.
     async fn preview_segment(
         &self,

@@ -184,3 +184,106 @@ async fn without_a_webhook_nothing_is_sent_and_bad_urls_are_refused() {
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn segment_entries_and_exits_are_recorded_and_sent_to_the_webhook() {
+    let app = TestApp::spawn().await;
+    let (url, bodies) = receiver(0).await;
+    app.set_webhook(&url).await;
+    let buy = |user: &str, price: f64| {
+        serde_json::json!({ "timestamp": "2026-11-20 10:00:00", "user_id": user, "price": price })
+            .to_string()
+            + "\n"
+    };
+    let body = buy("u1", 10.0) + &buy("u2", 50.0) + &buy("u3", 100.0);
+    app.post_events(Some(&app.admin_key), "purchases", body)
+        .await;
+    let ctx = crate::trait_values::catalog_ids(&app).await;
+    crate::trait_values::create(
+        &app,
+        serde_json::json!({ "name": "Spend", "parent_model_id": ctx.players, "trait_type": "aggregation",
+            "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "sum", "column": "price" },
+            "result_type": "number", "refresh": "on_load" }),
+    )
+    .await;
+    app.drain().await;
+    let (status, _) = crate::segments::create_segment(
+        &app,
+        serde_json::json!({ "name": "Big", "filter": { "trait": "spend", "op": ">", "value": 40 } }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    app.drain().await;
+    // The first computation makes the members: nothing entered or left.
+    assert_eq!(changes(&app).await["nodes"], serde_json::json!([]));
+
+    // New data: u1 enters. A narrower filter: u1 and u2 leave.
+    app.post_events(Some(&app.admin_key), "purchases", buy("u1", 40.0))
+        .await;
+    app.drain().await;
+    let (status, _) = app
+        .rest(
+            reqwest::Method::PUT,
+            "/segments/big",
+            Some(serde_json::json!({ "filter": { "trait": "spend", "op": ">", "value": 60 } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    app.drain().await;
+    let got = changes(&app).await;
+    let mut listed: Vec<(String, String)> = got["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["userId"].as_str().unwrap().into(),
+                n["change"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // Newest first: the exits, then the entry.
+    assert_eq!(listed.pop(), Some(("u1".into(), "ENTERED".into())), "{got}");
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("u1".into(), "EXITED".into()),
+            ("u2".into(), "EXITED".into())
+        ],
+        "{got}"
+    );
+    assert!(got["pageInfo"]["endCursor"].is_null());
+
+    let sent: Vec<Value> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b["kind"] == "segment_membership")
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["segment"], "big");
+    assert_eq!(sent[0]["entered"], serde_json::json!(["u1"]));
+    assert_eq!(sent[0]["exited"], serde_json::json!([]));
+    let mut exited: Vec<String> = serde_json::from_value(sent[1]["exited"].clone()).unwrap();
+    exited.sort();
+    assert_eq!(exited, ["u1", "u2"]);
+    assert!(sent[1]["at"].is_string());
+
+    // Erasure removes the player's changes.
+    crate::erasure::erase(&app, &app.admin_key, "u2").await;
+    let got = changes(&app).await;
+    assert!(!got.to_string().contains("\"u2\""), "{got}");
+    app.stop().await;
+}
+
+/// The segment `big`'s changes, newest first.
+async fn changes(app: &TestApp) -> Value {
+    app.gql(
+        "{ segmentChanges(segment: \"big\", first: 10) { nodes { userId change } pageInfo { endCursor } } }",
+        json!({}),
+    )
+    .await["segmentChanges"]
+        .clone()
+}

@@ -129,6 +129,7 @@ pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
         secrets_key_previous: None,
         outbound_allow: None,
         storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
+        segment_changes_days: engine::segments::changes::DEFAULT_KEPT_DAYS,
     }
 }
 

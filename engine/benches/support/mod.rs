@@ -50,6 +50,7 @@ impl Bench {
             secrets_key_previous: None,
             outbound_allow: None,
             storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
+            segment_changes_days: engine::segments::changes::DEFAULT_KEPT_DAYS,
         })
         .await
         .unwrap();

@@ -62,6 +62,20 @@ impl Engine {
         path: Option<&str>,
         message: String,
     ) -> Result<()> {
+        self.notify_with(workspace_id, source_id, kind, path, message, None)
+            .await
+    }
+
+    /// A notification whose webhook body is `payload` (when given) instead of the usual fields.
+    pub(crate) async fn notify_with(
+        &self,
+        workspace_id: Uuid,
+        source_id: Option<Uuid>,
+        kind: NotificationKind,
+        path: Option<&str>,
+        message: String,
+        payload: Option<serde_json::Value>,
+    ) -> Result<()> {
         tracing::info!(%workspace_id, kind = kind.as_str(), path, %message, "notification");
         let webhook = self.workspace(workspace_id).await?.notification_webhook_url;
         let note = notifications::ActiveModel {
@@ -78,6 +92,7 @@ impl Engine {
             delivery_attempts: Set(0),
             delivery_error: Set(None),
             delivered_at: Set(None),
+            payload: Set(payload),
         };
         if webhook.is_some() {
             self.insert_with_job(workspace_id, note, |note| Work::DeliverNotification {

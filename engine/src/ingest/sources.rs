@@ -54,6 +54,8 @@ text_enum! {
         StorageUnreachable => "storage_unreachable",
         InvalidFormat => "invalid_format",
         FileOverwritten => "file_overwritten",
+        /// Players entered or left a segment (the webhook body lists them).
+        SegmentMembership => "segment_membership",
     }
 }
 

@@ -71,14 +71,16 @@ impl Engine {
         else {
             return Ok(());
         };
-        let body = json!({
-            "id": note.id,
-            "workspace_id": note.workspace_id,
-            "source_id": note.source_id,
-            "kind": note.kind,
-            "path": note.path,
-            "message": note.message,
-            "created_at": note.created_at,
+        let body = note.payload.clone().unwrap_or_else(|| {
+            json!({
+                "id": note.id,
+                "workspace_id": note.workspace_id,
+                "source_id": note.source_id,
+                "kind": note.kind,
+                "path": note.path,
+                "message": note.message,
+                "created_at": note.created_at,
+            })
         });
         let client = self.outbound.http_client(REQUEST_TIMEOUT)?;
         let mut attempts = note.delivery_attempts;

@@ -226,9 +226,18 @@ impl Engine {
         let backend = self.db.get_database_backend();
         let insert = membership_statement(backend, segment.workspace_id, segment.id, tree);
         let (ws, id) = (segment.workspace_id, segment.id);
-        crate::db::write_tx(&self.db, |tx| {
+        // The first computation makes the members; later ones change them.
+        let changes = segment.members_computed_at.is_some();
+        let kept_days = self.segment_changes_days();
+        let (seg, tree_c) = (segment.clone(), tree.clone());
+        let after_seq = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 lock_segment(tx, id).await?;
+                let after_seq = if changes {
+                    Some(super::changes::record(tx, &seg, &tree_c, kept_days, Utc::now()).await?)
+                } else {
+                    None
+                };
                 segment_members::Entity::delete_many()
                     .filter(segment_members::Column::SegmentId.eq(id))
                     .exec(tx)
@@ -240,10 +249,14 @@ impl Engine {
                     .filter(segments::Column::WorkspaceId.eq(ws))
                     .exec(tx)
                     .await?;
-                Ok(())
+                Ok(after_seq)
             })
         })
-        .await
+        .await?;
+        if let Some(after_seq) = after_seq {
+            self.announce_changes(segment, after_seq).await?;
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! materialized, then clustered into personas. Every workspace has a
 //! built-in `default` segment of all players.
 
+pub mod changes;
 pub mod filter;
 mod members;
 pub mod personas;

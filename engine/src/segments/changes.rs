@@ -1,0 +1,218 @@
+//! Who entered and who left a segment: each recomputation of its members
+//! (after the first) records the difference set-based, in the transaction
+//! that replaces the members, and raises one `segment_membership`
+//! notification (delivered to the workspace's webhook) listing them.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect,
+    sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use entity::{segment_changes, segments};
+
+use super::filter::Node;
+use crate::{
+    Engine, Result,
+    auth::{Permission, Principal},
+    ingest::sources::NotificationKind,
+    pagination::{Direction, Page, PageRequest, keyset},
+    text_enum::text_enum,
+};
+
+/// Days changes are kept unless `SEGMENT_CHANGES_DAYS` says otherwise.
+pub const DEFAULT_KEPT_DAYS: u32 = 90;
+/// User ids per webhook delivery; more are split over several.
+const IDS_PER_DELIVERY: usize = 10_000;
+
+text_enum! {
+    pub enum Change {
+        Entered => "ENTERED",
+        Exited => "EXITED",
+    }
+}
+
+/// The players the tree admits now (alias `p`).
+fn admitted(backend: DbBackend, ws: Uuid, tree: &Node) -> SelectStatement {
+    let p = Alias::new("p");
+    Query::select()
+        .column((p.clone(), Alias::new("user_id")))
+        .from_as(Alias::new("players"), p.clone())
+        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .cond_where(tree.condition(backend, ws))
+        .to_owned()
+}
+
+fn members_of(segment_id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(Alias::new("user_id"))
+        .from(Alias::new("segment_members"))
+        .and_where(Expr::col(Alias::new("segment_id")).eq(segment_id))
+        .to_owned()
+}
+
+/// Records, before the members are replaced, who enters (admitted now, not a
+/// member) and who exits (a member, not admitted now); drops changes older
+/// than the retention. Returns the last `seq` before them.
+pub(super) async fn record(
+    tx: &DatabaseTransaction,
+    segment: &segments::Model,
+    tree: &Node,
+    kept_days: u32,
+    now: DateTime<Utc>,
+) -> Result<i32> {
+    let (ws, id) = (segment.workspace_id, segment.id);
+    let backend = tx.get_database_backend();
+    let before: Option<i32> = segment_changes::Entity::find()
+        .select_only()
+        .column_as(segment_changes::Column::Seq.max(), "m")
+        .into_tuple()
+        .one(tx)
+        .await?
+        .flatten();
+    let columns = ["workspace_id", "segment_id", "user_id", "change", "at"].map(Alias::new);
+    let entered = Query::select()
+        .expr(Expr::val(ws))
+        .expr(Expr::val(id))
+        .column(Alias::new("user_id"))
+        .expr(Expr::val(Change::Entered.as_str()))
+        .expr(Expr::val(now))
+        .from_subquery(
+            admitted(backend, ws, tree)
+                .and_where(
+                    Expr::col((Alias::new("p"), Alias::new("user_id")))
+                        .not_in_subquery(members_of(id)),
+                )
+                .to_owned(),
+            Alias::new("e"),
+        )
+        .to_owned();
+    let exited = Query::select()
+        .expr(Expr::val(ws))
+        .expr(Expr::val(id))
+        .column(Alias::new("user_id"))
+        .expr(Expr::val(Change::Exited.as_str()))
+        .expr(Expr::val(now))
+        .from(Alias::new("segment_members"))
+        .and_where(Expr::col(Alias::new("segment_id")).eq(id))
+        .and_where(Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree)))
+        .to_owned();
+    for select in [entered, exited] {
+        let insert = Query::insert()
+            .into_table(Alias::new("segment_changes"))
+            .columns(columns.clone())
+            .select_from(select)
+            .map_err(crate::Error::internal)?
+            .to_owned();
+        tx.execute(&insert).await?;
+    }
+    segment_changes::Entity::delete_many()
+        .filter(segment_changes::Column::WorkspaceId.eq(ws))
+        .filter(segment_changes::Column::At.lt(now - Duration::days(i64::from(kept_days))))
+        .exec(tx)
+        .await?;
+    Ok(before.unwrap_or(0))
+}
+
+impl Engine {
+    /// After a recomputation committed: one notification listing who entered
+    /// and who left (several above [`IDS_PER_DELIVERY`] ids), when anyone did.
+    pub(super) async fn announce_changes(
+        &self,
+        segment: &segments::Model,
+        after_seq: i32,
+    ) -> Result<()> {
+        let changes = segment_changes::Entity::find()
+            .filter(segment_changes::Column::SegmentId.eq(segment.id))
+            .filter(segment_changes::Column::Seq.gt(after_seq))
+            .all(&self.db)
+            .await?;
+        let Some(at) = changes.first().map(|c| c.at) else {
+            return Ok(());
+        };
+        let ids = |change: Change| -> Vec<String> {
+            changes
+                .iter()
+                .filter(|c| c.change == change.as_str())
+                .map(|c| c.user_id.clone())
+                .collect()
+        };
+        let (entered, exited) = (ids(Change::Entered), ids(Change::Exited));
+        let parts = entered
+            .len()
+            .max(exited.len())
+            .div_ceil(IDS_PER_DELIVERY)
+            .max(1);
+        for part in 0..parts {
+            let slice = |v: &[String]| -> Vec<String> {
+                v.iter()
+                    .skip(part * IDS_PER_DELIVERY)
+                    .take(IDS_PER_DELIVERY)
+                    .cloned()
+                    .collect()
+            };
+            let payload = json!({
+                "kind": NotificationKind::SegmentMembership.as_str(),
+                "segment": segment.slug,
+                "entered": slice(&entered),
+                "exited": slice(&exited),
+                "at": at,
+            });
+            let message = format!(
+                "segment `{}`: {} entered, {} left",
+                segment.slug,
+                entered.len(),
+                exited.len()
+            );
+            self.notify_with(
+                segment.workspace_id,
+                None,
+                NotificationKind::SegmentMembership,
+                None,
+                message,
+                Some(payload),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A segment's entries and exits, newest first.
+    pub async fn segment_changes(
+        &self,
+        p: &Principal,
+        reference: &str,
+        page: PageRequest,
+    ) -> Result<Page<segment_changes::Model>> {
+        p.require(Permission::Read)?;
+        let segment = self.find_segment(p.workspace_id, reference).await?;
+        let after = page
+            .after
+            .as_deref()
+            .map(|c| {
+                c.parse::<i32>().map_err(|_| {
+                    crate::Error::invalid("after", "is not a cursor returned by this API")
+                })
+            })
+            .transpose()?;
+        let q = segment_changes::Entity::find()
+            .filter(segment_changes::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(segment_changes::Column::SegmentId.eq(segment.id));
+        keyset(
+            &self.db,
+            q,
+            segment_changes::Column::Seq,
+            Direction::Backward,
+            after,
+            page.limit()?,
+        )
+        .await
+    }
+
+    pub(crate) fn segment_changes_days(&self) -> u32 {
+        self.segment_changes_days
+    }
+}
