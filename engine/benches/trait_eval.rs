@@ -2,7 +2,8 @@
 //!
 //! `BENCH_POSTGRES_URL=postgres://… cargo bench -p engine --bench trait_eval`
 //! creates a scratch database with 100k players and 1M purchases, then times
-//! count, sum and avg traits (the engine's evaluation: upsert of changed
+//! count, sum, avg, count_distinct, most_frequent and median traits (the
+//! engine's evaluation: upsert of changed
 //! values, stale-row cleanup, counting) beside a hand-written
 //! `INSERT … SELECT … GROUP BY` of the same values into an empty table.
 
@@ -87,6 +88,12 @@ async fn main() {
         ("count", "COUNT(s.price)"),
         ("sum", "SUM(s.price)"),
         ("avg", "AVG(s.price)"),
+        ("count_distinct", "COUNT(DISTINCT s.price)"),
+        ("most_frequent", "mode() WITHIN GROUP (ORDER BY s.price)"),
+        (
+            "median",
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY s.price)",
+        ),
     ] {
         let (mut cold, mut warm, mut same, mut bare) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
