@@ -2,16 +2,21 @@
 //! and loads, delivered to its webhook when it has one) and the quarantine.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
-use entity::{data_sources, notifications, quarantined_lines, source_files};
+use entity::{
+    data_sources, job_records, notifications, quarantined_lines, source_files, workspaces,
+};
 
 use super::sources::{DeliveryStatus, NotificationKind};
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
     jobs::Work,
+    outbox::enqueue_in,
     pagination::{Direction, Page, PageRequest, paginate},
 };
 
@@ -76,31 +81,22 @@ impl Engine {
         message: String,
         payload: Option<serde_json::Value>,
     ) -> Result<()> {
-        tracing::info!(%workspace_id, kind = kind.as_str(), path, %message, "notification");
-        let webhook = self.workspace(workspace_id).await?.notification_webhook_url;
-        let note = notifications::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            workspace_id: Set(workspace_id),
-            source_id: Set(source_id),
-            kind: Set(kind.as_str().into()),
-            path: Set(path.map(str::to_owned)),
-            message: Set(message),
-            created_at: Set(Utc::now()),
-            delivery_status: Set(webhook
-                .as_ref()
-                .map(|_| DeliveryStatus::Pending.as_str().into())),
-            delivery_attempts: Set(0),
-            delivery_error: Set(None),
-            delivered_at: Set(None),
-            payload: Set(payload),
-        };
-        if webhook.is_some() {
-            self.insert_with_job(workspace_id, note, |note| Work::DeliverNotification {
-                notification_id: note.id,
+        let path = path.map(str::to_owned);
+        let job = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let note = Note {
+                    source_id,
+                    kind,
+                    path,
+                    message,
+                    payload,
+                };
+                notify_in(tx, workspace_id, note).await
             })
-            .await?;
-        } else {
-            note.insert(&self.db).await?;
+        })
+        .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
         }
         Ok(())
     }
@@ -141,4 +137,55 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A notification to raise.
+pub(crate) struct Note {
+    pub source_id: Option<Uuid>,
+    pub kind: NotificationKind,
+    pub path: Option<String>,
+    pub message: String,
+    /// The webhook body instead of the usual fields (membership changes).
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Writes a notification and, when the workspace has a webhook, its
+/// delivery job, on `conn` (so with the change that raised it); the caller
+/// dispatches the returned job once committed.
+pub(crate) async fn notify_in(
+    conn: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    note: Note,
+) -> Result<Option<job_records::Model>> {
+    tracing::info!(%workspace_id, kind = note.kind.as_str(), path = note.path, message = %note.message, "notification");
+    let webhook = workspaces::Entity::find_by_id(workspace_id)
+        .one(conn)
+        .await?
+        .ok_or(crate::Error::NotFound { what: "workspace" })?
+        .notification_webhook_url;
+    let row = notifications::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(workspace_id),
+        source_id: Set(note.source_id),
+        kind: Set(note.kind.as_str().into()),
+        path: Set(note.path),
+        message: Set(note.message),
+        created_at: Set(Utc::now()),
+        delivery_status: Set(webhook
+            .as_ref()
+            .map(|_| DeliveryStatus::Pending.as_str().into())),
+        delivery_attempts: Set(0),
+        delivery_error: Set(None),
+        delivered_at: Set(None),
+        payload: Set(note.payload),
+    }
+    .insert(conn)
+    .await?;
+    if webhook.is_none() {
+        return Ok(None);
+    }
+    let work = Work::DeliverNotification {
+        notification_id: row.id,
+    };
+    Ok(Some(enqueue_in(conn, Some(workspace_id), work).await?))
 }

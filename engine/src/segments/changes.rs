@@ -1,7 +1,7 @@
 //! Who entered and who left a segment: each recomputation of its members
-//! (after the first) records the difference set-based, in the transaction
-//! that replaces the members, and raises one `segment_membership`
-//! notification (delivered to the workspace's webhook) listing them.
+//! (after the first) records the difference set-based and raises one
+//! `segment_membership` notification (delivered to the workspace's webhook)
+//! listing them, all in the transaction that replaces the members.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -12,13 +12,16 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use entity::{segment_changes, segments};
+use entity::{job_records, segment_changes, segments};
 
 use super::filter::Node;
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
-    ingest::sources::NotificationKind,
+    ingest::{
+        notifications::{Note, notify_in},
+        sources::NotificationKind,
+    },
     pagination::{Direction, Page, PageRequest, keyset},
     text_enum::text_enum,
 };
@@ -117,69 +120,69 @@ pub(super) async fn record(
     Ok(before.unwrap_or(0))
 }
 
-impl Engine {
-    /// After a recomputation committed: one notification listing who entered
-    /// and who left (several above [`IDS_PER_DELIVERY`] ids), when anyone did.
-    pub(super) async fn announce_changes(
-        &self,
-        segment: &segments::Model,
-        after_seq: i32,
-    ) -> Result<()> {
-        let changes = segment_changes::Entity::find()
-            .filter(segment_changes::Column::SegmentId.eq(segment.id))
-            .filter(segment_changes::Column::Seq.gt(after_seq))
-            .all(&self.db)
-            .await?;
-        let Some(at) = changes.first().map(|c| c.at) else {
-            return Ok(());
-        };
-        let ids = |change: Change| -> Vec<String> {
-            changes
-                .iter()
-                .filter(|c| c.change == change.as_str())
-                .map(|c| c.user_id.clone())
+/// In the transaction that recorded them (after [`record`]): one
+/// notification listing who entered and who left (several above
+/// [`IDS_PER_DELIVERY`] ids), when anyone did. Returns the delivery jobs to
+/// dispatch once committed.
+pub(super) async fn announce(
+    tx: &DatabaseTransaction,
+    segment: &segments::Model,
+    after_seq: i32,
+) -> Result<Vec<job_records::Model>> {
+    let changes = segment_changes::Entity::find()
+        .filter(segment_changes::Column::SegmentId.eq(segment.id))
+        .filter(segment_changes::Column::Seq.gt(after_seq))
+        .all(tx)
+        .await?;
+    let Some(at) = changes.first().map(|c| c.at) else {
+        return Ok(Vec::new());
+    };
+    let ids = |change: Change| -> Vec<String> {
+        changes
+            .iter()
+            .filter(|c| c.change == change.as_str())
+            .map(|c| c.user_id.clone())
+            .collect()
+    };
+    let (entered, exited) = (ids(Change::Entered), ids(Change::Exited));
+    let parts = entered
+        .len()
+        .max(exited.len())
+        .div_ceil(IDS_PER_DELIVERY)
+        .max(1);
+    let mut jobs = Vec::new();
+    for part in 0..parts {
+        let slice = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .skip(part * IDS_PER_DELIVERY)
+                .take(IDS_PER_DELIVERY)
+                .cloned()
                 .collect()
         };
-        let (entered, exited) = (ids(Change::Entered), ids(Change::Exited));
-        let parts = entered
-            .len()
-            .max(exited.len())
-            .div_ceil(IDS_PER_DELIVERY)
-            .max(1);
-        for part in 0..parts {
-            let slice = |v: &[String]| -> Vec<String> {
-                v.iter()
-                    .skip(part * IDS_PER_DELIVERY)
-                    .take(IDS_PER_DELIVERY)
-                    .cloned()
-                    .collect()
-            };
-            let payload = json!({
+        let note = Note {
+            source_id: None,
+            kind: NotificationKind::SegmentMembership,
+            path: None,
+            message: format!(
+                "segment `{}`: {} entered, {} left",
+                segment.slug,
+                entered.len(),
+                exited.len()
+            ),
+            payload: Some(json!({
                 "kind": NotificationKind::SegmentMembership.as_str(),
                 "segment": segment.slug,
                 "entered": slice(&entered),
                 "exited": slice(&exited),
                 "at": at,
-            });
-            let message = format!(
-                "segment `{}`: {} entered, {} left",
-                segment.slug,
-                entered.len(),
-                exited.len()
-            );
-            self.notify_with(
-                segment.workspace_id,
-                None,
-                NotificationKind::SegmentMembership,
-                None,
-                message,
-                Some(payload),
-            )
-            .await?;
-        }
-        Ok(())
+            })),
+        };
+        jobs.extend(notify_in(tx, segment.workspace_id, note).await?);
     }
+    Ok(jobs)
+}
 
+impl Engine {
     /// A segment's entries and exits, newest first.
     pub async fn segment_changes(
         &self,

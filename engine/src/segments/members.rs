@@ -230,7 +230,7 @@ impl Engine {
         let changes = segment.members_computed_at.is_some();
         let kept_days = self.segment_changes_days();
         let (seg, tree_c) = (segment.clone(), tree.clone());
-        let after_seq = crate::db::write_tx(&self.db, |tx| {
+        let deliveries = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 lock_segment(tx, id).await?;
                 let after_seq = if changes {
@@ -249,12 +249,16 @@ impl Engine {
                     .filter(segments::Column::WorkspaceId.eq(ws))
                     .exec(tx)
                     .await?;
-                Ok(after_seq)
+                // After the new members are in, with the change they announce.
+                match after_seq {
+                    Some(after) => super::changes::announce(tx, &seg, after).await,
+                    None => Ok(Vec::new()),
+                }
             })
         })
         .await?;
-        if let Some(after_seq) = after_seq {
-            self.announce_changes(segment, after_seq).await?;
+        for job in &deliveries {
+            self.dispatch(job).await;
         }
         Ok(())
     }
