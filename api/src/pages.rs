@@ -52,6 +52,22 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// Text made safe to interpolate into HTML (element content and quoted attributes).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `/assets/{name}`: cached for a day (the names change with their content's version).
 #[handler]
 pub fn asset(Path(name): Path<String>) -> Response {

@@ -16,7 +16,7 @@ use poem::{
 };
 use serde::Deserialize;
 
-use crate::errors::http_status;
+use crate::{errors::http_status, pages::escape};
 
 /// A survey page's form is a few kilobytes; anything far larger is not a survey answer.
 const MAX_FORM_BYTES: usize = 256 * 1024;
@@ -29,21 +29,6 @@ legend{font-weight:600;padding:0 .25rem}.scale{display:flex;flex-direction:colum
 button{font-size:1.1rem;padding:.75rem 1.5rem;border-radius:.5rem;border:0;background:#1f5fbf;color:#fff}\
 .errors{border:2px solid #b00020;padding:.5rem 1rem;border-radius:.5rem;background:#fff}progress{width:100%}\
 @media(min-width:40rem){.scale{flex-direction:row;flex-wrap:wrap}}";
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// No script, nothing from elsewhere, no framing: the page's one style block
 /// is allowed by its hash, and forms post back here only.

@@ -3,20 +3,7 @@
 
 use engine::auth::{Permission, Principal};
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::pages::escape;
 
 /// The console's pages, in navigation order: (path, title).
 pub const PAGES: [(&str, &str); 7] = [

@@ -72,6 +72,17 @@ fn table(head: &[&str], rows: Vec<Vec<String>>, empty: &str) -> String {
     out
 }
 
+/// A ledger file's path, type, status and row counts, as table cells.
+fn file_cells(f: &engine::entity::source_files::Model) -> Vec<String> {
+    vec![
+        escape(&f.path),
+        escape(&f.record_type),
+        escape(&f.status),
+        f.rows_loaded.to_string(),
+        f.rows_rejected.to_string(),
+    ]
+}
+
 pub async fn overview(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
     let o = engine.overview(p).await?;
     let mut body = format!(
@@ -110,14 +121,9 @@ pub async fn overview(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
         o.recent_files
             .iter()
             .map(|f| {
-                vec![
-                    escape(&f.path),
-                    escape(&f.record_type),
-                    escape(&f.status),
-                    f.rows_loaded.to_string(),
-                    f.rows_rejected.to_string(),
-                    when(f.finished_at),
-                ]
+                let mut cells = file_cells(f);
+                cells.push(when(f.finished_at));
+                cells
             })
             .collect(),
         "No file loaded yet.",
@@ -178,14 +184,9 @@ pub async fn data(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
             files
                 .iter()
                 .map(|f| {
-                    vec![
-                        escape(&f.path),
-                        escape(&f.record_type),
-                        escape(&f.status),
-                        f.rows_loaded.to_string(),
-                        f.rows_rejected.to_string(),
-                        escape(f.error.as_deref().unwrap_or("")),
-                    ]
+                    let mut cells = file_cells(f);
+                    cells.push(escape(f.error.as_deref().unwrap_or("")));
+                    cells
                 })
                 .collect(),
             "No file found yet.",

@@ -4,11 +4,9 @@
 //! serious violation, a viewer finds every page and chart but no write
 //! control, an admin creates and revokes a key, signing out ends the session.
 
-use std::process::Stdio;
-
 use serde_json::Value;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, run_e2e};
 
 #[tokio::test]
 async fn the_console_works_in_a_browser_offline_and_accessibly() {
@@ -37,29 +35,13 @@ async fn the_console_works_in_a_browser_offline_and_accessibly() {
         .sum();
     assert!(facets > 12, "{profile}");
 
-    let chromium = std::env::var("TEST_CHROMIUM")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .expect("TEST_CHROMIUM must name a Chromium binary (scripts/test.sh installs one)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/console.mjs");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(&app.url)
-        .arg(&viewer)
-        .arg(&app.admin_key)
-        .arg(facets.to_string())
-        .env("CHROMIUM", chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .expect("node (scripts/test.sh installs Node.js and e2e/node_modules)");
-    assert!(
-        out.status.success(),
-        "browser run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("a JSON summary");
+    let args = [
+        app.url.clone(),
+        viewer.clone(),
+        app.admin_key.clone(),
+        facets.to_string(),
+    ];
+    let summary = run_e2e("console.mjs", &args).await;
     assert_eq!(summary["pages"], 6, "{summary}");
     assert!(summary["personaCharts"].as_u64() >= Some(4), "{summary}");
     assert_eq!(summary["violations"], serde_json::json!([]), "{summary}");

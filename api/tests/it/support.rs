@@ -317,3 +317,28 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+/// Runs one of `e2e/`'s browser scripts with node and the Chromium of
+/// `TEST_CHROMIUM`; its JSON summary (panics with its stderr if it failed).
+pub async fn run_e2e(script: &str, args: &[String]) -> Value {
+    let chromium = std::env::var("TEST_CHROMIUM")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("TEST_CHROMIUM must name a Chromium binary (scripts/test.sh installs one)");
+    let path = format!("{}/../e2e/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new("node")
+        .arg(path)
+        .args(args)
+        .env("CHROMIUM", chromium)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .expect("node (scripts/test.sh installs Node.js and e2e/node_modules)");
+    assert!(
+        out.status.success(),
+        "browser run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints its summary as JSON")
+}

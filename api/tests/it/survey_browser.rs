@@ -4,11 +4,9 @@
 //! player who straight-lines is Disqualified. `TEST_CHROMIUM` names the browser
 //! (scripts/test.sh installs Debian's chromium and the e2e packages).
 
-use std::process::Stdio;
-
 use serde_json::{Value, json};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, run_e2e};
 
 async fn answer_in_browser(
     app: &TestApp,
@@ -16,28 +14,12 @@ async fn answer_in_browser(
     mode: &str,
     max_pages: Option<usize>,
 ) -> Value {
-    let chromium = std::env::var("TEST_CHROMIUM")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .expect("TEST_CHROMIUM must name a Chromium binary (scripts/test.sh installs one)");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/survey.mjs");
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .arg(format!("{}/survey?playerid={token}", app.url))
-        .arg(mode)
-        .args(max_pages.map(|n| n.to_string()))
-        .env("CHROMIUM", chromium)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .expect("node (scripts/test.sh installs Node.js and e2e/node_modules)");
-    assert!(
-        out.status.success(),
-        "browser run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("the script prints its summary as JSON")
+    let mut args = vec![
+        format!("{}/survey?playerid={token}", app.url),
+        mode.to_owned(),
+    ];
+    args.extend(max_pages.map(|n| n.to_string()));
+    run_e2e("survey.mjs", &args).await
 }
 
 #[tokio::test]

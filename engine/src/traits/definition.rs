@@ -503,6 +503,23 @@ impl<'a> OpChecks<'a> {
         ))
     }
 
+    /// The number column an operation reads, computing a number (sum, avg, median…).
+    fn number(&self, what: &str) -> Result<&'a ValueRef> {
+        let v = self.column(what)?;
+        if v.cast.unwrap_or(v.data_type) != DataType::Number {
+            return Err(invalid(
+                "config.column",
+                format!(
+                    "`{}` is {}; {what} needs a number column",
+                    v.column,
+                    v.data_type.as_str()
+                ),
+            ));
+        }
+        self.computes(ResultType::Number, what)?;
+        Ok(v)
+    }
+
     /// What ordering `v` computes (min, max, first, last).
     fn orderable(v: &ValueRef, what: &str) -> Result<ResultType> {
         match v.cast.unwrap_or(v.data_type) {
@@ -560,19 +577,7 @@ fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
             ScalarOp::CountDistinct(v.clone())
         }
         Aggregation::Median | Aggregation::Percentile => {
-            let v = checks.column(agg.as_str())?;
-            if v.cast.unwrap_or(v.data_type) != DataType::Number {
-                return Err(invalid(
-                    "config.column",
-                    format!(
-                        "`{}` is {}; {} needs a number column",
-                        v.column,
-                        v.data_type.as_str(),
-                        agg.as_str()
-                    ),
-                ));
-            }
-            checks.computes(ResultType::Number, agg.as_str())?;
+            let v = checks.number(agg.as_str())?;
             let fraction = match agg {
                 Aggregation::Median => 0.5,
                 _ => c
@@ -599,19 +604,7 @@ fn aggregation_op(c: &SourceConfig, checks: &OpChecks<'_>) -> Result<SourceOp> {
             });
         }
         Aggregation::Sum | Aggregation::Avg => {
-            let v = checks.column(agg.as_str())?;
-            if v.cast.unwrap_or(v.data_type) != DataType::Number {
-                return Err(invalid(
-                    "config.column",
-                    format!(
-                        "`{}` is {}; {} needs a number column",
-                        v.column,
-                        v.data_type.as_str(),
-                        agg.as_str()
-                    ),
-                ));
-            }
-            checks.computes(ResultType::Number, agg.as_str())?;
+            let v = checks.number(agg.as_str())?;
             if agg == Aggregation::Sum {
                 ScalarOp::Sum(v.clone())
             } else {
