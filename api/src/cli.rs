@@ -4,7 +4,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use clap::{ArgAction, Args, Parser, Subcommand};
-use engine::{Engine, auth::Role};
+use engine::Engine;
 use serde_json::json;
 use uuid::Uuid;
 use worker::settings::CommonArgs;
@@ -157,7 +157,7 @@ pub async fn main() -> anyhow::Result<()> {
             role,
             name,
         }) => {
-            let role = Role::from_input(&role)?;
+            let role = engine::auth::role_from_input(&role)?;
             let created = engine
                 .create_api_key_as_operator(workspace, &name, role)
                 .await?;

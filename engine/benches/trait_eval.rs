@@ -123,7 +123,7 @@ async fn main() {
                     .await
                     .unwrap()
                     .unwrap();
-                assert_eq!(done.status, "succeeded", "{:?}", done.error);
+                assert_eq!(done.status.as_str(), "succeeded", "{:?}", done.error);
                 assert_eq!(done.rows_computed, Some(PLAYERS));
             }
             // The same rows, by hand, into the same table (a fresh trait id).

@@ -9,33 +9,24 @@ use uuid::Uuid;
 
 use entity::api_keys;
 
-use crate::{Engine, Error, Result, keys::hash_secret, text_enum::text_enum};
+use crate::{Engine, Error, Result, keys::hash_secret};
 
-text_enum! {
-    pub enum Role {
-        Admin => "admin",
-        Editor => "editor",
-        Viewer => "viewer",
-        Ingest => "ingest",
-    }
+pub use entity::states::Role;
+
+/// A role named by a client or an operator.
+pub fn role_from_input(s: &str) -> Result<Role> {
+    Role::parse(s)
+        .ok_or_else(|| Error::invalid("role", format!("unknown role '{s}' ({})", Role::expected())))
 }
 
-impl Role {
-    /// A role named by a client or an operator.
-    pub fn from_input(s: &str) -> Result<Role> {
-        Role::parse(s).ok_or_else(|| {
-            Error::invalid("role", format!("unknown role '{s}' ({})", Role::expected()))
-        })
-    }
-
-    pub fn allows(self, p: Permission) -> bool {
-        use Permission::*;
-        match self {
-            Role::Admin => true,
-            Role::Editor => matches!(p, Read | Write | Ingest),
-            Role::Viewer => matches!(p, Read),
-            Role::Ingest => matches!(p, Ingest),
-        }
+/// Whether `role` may do what `p` needs.
+fn allows(role: Role, p: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::Admin => true,
+        Role::Editor => matches!(p, Read | Write | Ingest),
+        Role::Viewer => matches!(p, Read),
+        Role::Ingest => matches!(p, Ingest),
     }
 }
 
@@ -75,14 +66,14 @@ pub struct Principal {
 impl Principal {
     /// Passes when the role allows any of `ps` (reads that ingest keys may also make).
     pub fn require_any(&self, ps: &[Permission]) -> Result<()> {
-        match ps.iter().find(|p| self.role.allows(**p)) {
+        match ps.iter().find(|p| allows(self.role, **p)) {
             Some(_) => Ok(()),
             None => self.require(ps[0]),
         }
     }
 
     pub fn require(&self, p: Permission) -> Result<()> {
-        if self.role.allows(p) {
+        if allows(self.role, p) {
             Ok(())
         } else {
             Err(Error::Forbidden(format!(
@@ -147,8 +138,7 @@ impl Engine {
             .await?
             .filter(|k| k.revoked_at.is_none())
             .ok_or_else(|| Error::Unauthenticated("invalid or revoked API key".into()))?;
-        let role = Role::parse(&key.role)
-            .ok_or_else(|| Error::internal(format!("stored role '{}'", key.role)))?;
+        let role = key.role;
         let now = Utc::now();
         if key
             .last_used_at

@@ -9,33 +9,13 @@ use uuid::Uuid;
 
 use entity::{model_columns, models, relationships};
 
-use crate::{Result, text_enum::text_enum};
+use crate::Result;
 
-text_enum! {
-    pub enum ModelKind {
-        Entity => "entity",
-        Event => "event",
-    }
-}
+pub use entity::states::ModelKind;
 
-text_enum! {
-    pub enum DataType {
-        Text => "text",
-        Number => "number",
-        Boolean => "boolean",
-        Timestamp => "timestamp",
-        Date => "date",
-        Json => "json",
-    }
-}
+pub use entity::states::DataType;
 
-text_enum! {
-    pub enum Cardinality {
-        ManyToOne => "many_to_one",
-        OneToMany => "one_to_many",
-        OneToOne => "one_to_one",
-    }
-}
+pub use entity::states::Cardinality;
 
 pub struct ModelSpec {
     pub name: &'static str,
@@ -210,7 +190,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait, workspace_id: Uuid) -> Resul
             workspace_id: Set(workspace_id),
             name: Set(spec.name.into()),
             slug: Set(spec.slug.into()),
-            kind: Set(spec.kind.as_str().into()),
+            kind: Set(spec.kind),
             table_name: Set(spec.slug.into()),
             primary_key: Set(spec.primary_key.into()),
             timestamp_column: Set(spec.timestamp_column.map(Into::into)),
@@ -224,7 +204,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait, workspace_id: Uuid) -> Resul
                 workspace_id: Set(workspace_id),
                 model_id: Set(model_id),
                 name: Set((*name).into()),
-                data_type: Set(data_type.as_str().into()),
+                data_type: Set(*data_type),
                 nullable: Set(*nullable),
                 position: Set(position as i32),
             });
@@ -240,7 +220,7 @@ pub(crate) async fn seed(db: &impl ConnectionTrait, workspace_id: Uuid) -> Resul
                 to_model_id: Set(ids[r.to]),
                 from_column: Set(r.column.into()),
                 to_column: Set(r.column.into()),
-                cardinality: Set(r.cardinality.as_str().into()),
+                cardinality: Set(r.cardinality),
                 created_at: Set(now),
             });
     models::Entity::insert_many(model_rows).exec(db).await?;

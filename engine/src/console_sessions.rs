@@ -90,8 +90,7 @@ impl Engine {
             .await?
             .filter(|k| k.revoked_at.is_none())
             .ok_or_else(expired)?;
-        let role = Role::parse(&key.role)
-            .ok_or_else(|| Error::internal(format!("stored role '{}'", key.role)))?;
+        let role = key.role;
         Ok(Session {
             principal: Principal {
                 key_id: key.id,

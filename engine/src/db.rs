@@ -63,6 +63,17 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A read-write transaction; on SQLite with the write lock taken up front
+/// (see [`write_tx`]). Prefer `write_tx`; this is for bodies that borrow.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await?)
+}
+
 /// Runs `f` in a read-write transaction, committing on `Ok`. On SQLite the
 /// write lock is taken up front (`BEGIN IMMEDIATE`): a deferred transaction
 /// that reads and then writes fails with `SQLITE_BUSY_SNAPSHOT` when another
@@ -75,12 +86,7 @@ where
         ) -> Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>
         + Send,
 {
-    let tx = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?;
+    let tx = begin_write(db).await?;
     match f(&tx).await {
         Ok(v) => {
             tx.commit().await?;

@@ -17,13 +17,13 @@ use uuid::Uuid;
 use entity::{erasures, models, segments, traits};
 
 use crate::pagination::{Direction, Page, PageRequest, paginate};
+use crate::segments::jobs::ComputeSegment;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     ingest::records::RecordType,
-    jobs::Work,
+    jobs::enqueue_once_in,
     keys::hash_secret,
-    outbox::enqueue_once_in,
 };
 
 /// What one erasure removed.
@@ -166,10 +166,10 @@ impl Engine {
                         .all(tx)
                         .await?
                     {
-                        let work = Work::ComputeSegment {
+                        let work = ComputeSegment {
                             segment_id: segment.id,
                         };
-                        jobs.push(enqueue_once_in(tx, ws, work).await?);
+                        jobs.push(enqueue_once_in(tx, ws, &work).await?);
                     }
                 }
                 let total: u64 = removed.values().sum();

@@ -58,7 +58,7 @@ pub(crate) async fn insert_key(
         name: Set(name.to_owned()),
         prefix: Set(secret[..DISPLAY_PREFIX_LEN].to_owned()),
         secret_hash: Set(hash_secret(&secret)),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role),
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
         revoked_at: Set(None),

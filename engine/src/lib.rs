@@ -9,17 +9,17 @@ pub mod db;
 pub mod erasure;
 mod error;
 pub mod ingest;
+mod job_kinds;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod outbound;
-pub mod outbox;
 pub mod overview;
 pub mod pagination;
 pub mod prediction;
-pub mod queue;
+pub mod retention;
 pub mod secrets;
 pub mod segments;
 pub mod slug;
@@ -36,7 +36,7 @@ pub use error::{Error, Result};
 
 use sea_orm::{DatabaseConnection, DbBackend};
 
-use queue::Queue;
+use jobs::queue::Queue;
 
 /// Where the engine keeps its data and its queue.
 #[derive(Clone)]
@@ -61,6 +61,8 @@ pub struct EngineConfig {
     pub storage_timeout: std::time::Duration,
     /// `SEGMENT_CHANGES_DAYS`: how long segment entries and exits are kept.
     pub segment_changes_days: u32,
+    /// `HISTORY_DAYS`, `TRAIT_RUNS_KEPT`: how much finished history is kept.
+    pub history: retention::HistoryRetention,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -94,14 +96,17 @@ pub struct Engine {
     secrets: Option<secrets::SecretsKey>,
     route_cache: std::sync::Arc<segments::route_cache::RouteCache>,
     key_cache: std::sync::Arc<auth::KeyCache>,
-    /// Jobs running in this process (see `outbox`).
-    local_jobs: std::sync::Arc<outbox::LocalJobs>,
-    /// SQLite: one write-heavy job at a time (see `Work::is_heavy`).
+    /// Job kinds → their handlers (see `job_kinds`).
+    registry: std::sync::Arc<jobs::Registry>,
+    /// Jobs running in this process (see `jobs::recovery`).
+    local_jobs: std::sync::Arc<jobs::LocalJobs>,
+    /// SQLite: one write-heavy job at a time (see `JobHandler::HEAVY`).
     heavy_jobs: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     /// Every request made for a workspace goes through it.
     outbound: std::sync::Arc<outbound::OutboundPolicy>,
     storage_timeout: std::time::Duration,
     segment_changes_days: u32,
+    history: retention::HistoryRetention,
 }
 
 impl Engine {
@@ -138,11 +143,13 @@ impl Engine {
             secrets,
             route_cache: Default::default(),
             key_cache: Default::default(),
+            registry: std::sync::Arc::new(job_kinds::registry()),
             local_jobs: Default::default(),
             heavy_jobs,
             outbound: std::sync::Arc::new(outbound),
             storage_timeout: config.storage_timeout,
             segment_changes_days: config.segment_changes_days,
+            history: config.history,
         })
     }
 

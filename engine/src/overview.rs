@@ -84,17 +84,14 @@ impl Engine {
         }
         let recent_files = source_files::Entity::find()
             .filter(source_files::Column::WorkspaceId.eq(ws))
-            .filter(
-                source_files::Column::Status
-                    .is_in([FileStatus::Loaded.as_str(), FileStatus::Failed.as_str()]),
-            )
+            .filter(source_files::Column::Status.is_in([FileStatus::Loaded, FileStatus::Failed]))
             .order_by_desc(source_files::Column::FinishedAt)
             .limit(RECENT)
             .all(&self.db)
             .await?;
         let failed_jobs = job_records::Entity::find()
             .filter(job_records::Column::WorkspaceId.eq(ws))
-            .filter(job_records::Column::Status.eq(JobStatus::Failed.as_str()))
+            .filter(job_records::Column::Status.eq(JobStatus::Failed))
             .order_by_desc(job_records::Column::Id)
             .limit(RECENT)
             .all(&self.db)
@@ -125,7 +122,7 @@ impl Engine {
         };
         let scope = format!("workspace_id = {} AND trait_id = {}", param(1), param(2));
         let values = || [t.workspace_id.into(), t.id.into()];
-        match ResultType::parse(&t.result_type) {
+        match Some(t.result_type) {
             Some(ResultType::Number) => {
                 let sql = format!(
                     "SELECT MIN(value_number) AS lo, MAX(value_number) AS hi FROM trait_values \
@@ -181,7 +178,7 @@ impl Engine {
                 ))
             }
             Some(ResultType::Text | ResultType::Boolean | ResultType::Timestamp) => {
-                let column = match ResultType::parse(&t.result_type) {
+                let column = match Some(t.result_type) {
                     Some(ResultType::Text) => "value_text",
                     Some(ResultType::Boolean) => "value_boolean",
                     _ => "value_timestamp",

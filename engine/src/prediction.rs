@@ -26,8 +26,7 @@ use entity::{
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    jobs::Work,
-    text_enum::text_enum,
+    jobs::{JobHandler, JobKind},
     traits::definition::{ResultType, TraitStatus},
 };
 
@@ -39,22 +38,9 @@ const PENALTY: f64 = 0.01;
 /// linfa's ridge never meets its duality-gap stop, so it always runs this many sweeps.
 const SWEEPS: u32 = 200;
 
-text_enum! {
-    /// Where a psych score comes from: the player's own answers, or the model.
-    pub enum ScoreSource {
-        Survey => "survey",
-        Predicted => "predicted",
-    }
-}
+pub use entity::states::ScoreSource;
 
-text_enum! {
-    pub enum PredictionStatus {
-        Trained => "trained",
-        /// Fewer completes than required, or no traits to learn from.
-        Insufficient => "insufficient",
-        Failed => "failed",
-    }
-}
+pub use entity::states::PredictionStatus;
 
 /// The trained models, ready to be written.
 struct Trained {
@@ -96,7 +82,7 @@ impl Engine {
         p.require(Permission::Write)?;
         self.enqueue_once(
             p.workspace_id,
-            Work::TrainPrediction {
+            TrainPrediction {
                 workspace_id: p.workspace_id,
             },
         )
@@ -106,8 +92,8 @@ impl Engine {
     /// A trait of the players model was recomputed: if it is a prediction
     /// input and anyone completed the survey, the models are trained again.
     pub(crate) async fn prediction_inputs_changed(&self, t: &traits::Model) -> Result<()> {
-        let numeric = [ResultType::Number.as_str(), ResultType::Boolean.as_str()];
-        if !numeric.contains(&t.result_type.as_str())
+        let numeric = [ResultType::Number, ResultType::Boolean];
+        if !numeric.contains(&t.result_type)
             || t.parent_model_id != self.players_model_id(t.workspace_id).await?
         {
             return Ok(());
@@ -115,7 +101,7 @@ impl Engine {
         if self.any_survey_complete(t.workspace_id).await? {
             self.enqueue_once(
                 t.workspace_id,
-                Work::TrainPrediction {
+                TrainPrediction {
                     workspace_id: t.workspace_id,
                 },
             )
@@ -128,7 +114,7 @@ impl Engine {
     pub(crate) async fn any_survey_complete(&self, ws: Uuid) -> Result<bool> {
         Ok(psych_scores::Entity::find()
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey))
             .one(&self.db)
             .await?
             .is_some())
@@ -170,7 +156,7 @@ impl Engine {
             .column(psych_scores::Column::UserId)
             .distinct()
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey))
             .order_by_asc(psych_scores::Column::UserId)
             .into_tuple()
             .all(&self.db)
@@ -189,11 +175,8 @@ impl Engine {
         let features: Vec<Uuid> = traits::Entity::find()
             .filter(traits::Column::WorkspaceId.eq(ws))
             .filter(traits::Column::ParentModelId.eq(players_model))
-            .filter(traits::Column::Status.eq(TraitStatus::Active.as_str()))
-            .filter(
-                traits::Column::ResultType
-                    .is_in([ResultType::Number.as_str(), ResultType::Boolean.as_str()]),
-            )
+            .filter(traits::Column::Status.eq(TraitStatus::Active))
+            .filter(traits::Column::ResultType.is_in([ResultType::Number, ResultType::Boolean]))
             .order_by_asc(traits::Column::Slug)
             .all(&self.db)
             .await?
@@ -216,7 +199,7 @@ impl Engine {
             .column(psych_scores::Column::UserId)
             .from(psych_scores::Entity)
             .and_where(Expr::col(psych_scores::Column::WorkspaceId).eq(ws))
-            .and_where(Expr::col(psych_scores::Column::Source).eq(ScoreSource::Survey.as_str()))
+            .and_where(Expr::col(psych_scores::Column::Source).eq(ScoreSource::Survey))
             .to_owned();
         let mut x = Array2::from_elem((completes.len(), features.len()), f64::NAN);
         for (entity, trait_id, number, boolean) in trait_values::Entity::find()
@@ -246,7 +229,7 @@ impl Engine {
             .column(psych_scores::Column::Facet)
             .column(psych_scores::Column::Score)
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey.as_str()))
+            .filter(psych_scores::Column::Source.eq(ScoreSource::Survey))
             .into_tuple()
             .all(&self.db)
             .await?;
@@ -355,7 +338,7 @@ fn predict_statement(
 async fn clear_predictions(tx: &DatabaseTransaction, ws: Uuid) -> Result<()> {
     psych_scores::Entity::delete_many()
         .filter(psych_scores::Column::WorkspaceId.eq(ws))
-        .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted.as_str()))
+        .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted))
         .exec(tx)
         .await?;
     prediction_weights::Entity::delete_many()
@@ -380,7 +363,7 @@ async fn write_status(
 ) -> Result<()> {
     prediction_status::Entity::insert(prediction_status::ActiveModel {
         workspace_id: Set(ws),
-        status: Set(status.as_str().into()),
+        status: Set(status),
         message: Set(message.into()),
         completes: Set(completes),
         required: Set(required),
@@ -496,4 +479,37 @@ fn fit(x: Array2<f64>, y: Array2<f64>) -> Result<MultiTaskElasticNet<f64>> {
         .max_iterations(SWEEPS)
         .fit(&Dataset::new(x, y))
         .map_err(|e| Error::internal(format!("ridge regression: {e}")))
+}
+
+/// Trains the psych-score models of a workspace and predicts every other player.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TrainPrediction {
+    pub workspace_id: Uuid,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for TrainPrediction {
+    const KIND: JobKind = JobKind::TrainPrediction;
+    const HEAVY: bool = true;
+
+    async fn run(&self, engine: &Engine) -> Result<()> {
+        engine.execute_prediction(self.workspace_id).await
+    }
+
+    async fn abandon(&self, tx: &sea_orm::DatabaseTransaction, reason: &str) -> Result<()> {
+        prediction_status::Entity::update_many()
+            .col_expr(
+                prediction_status::Column::Status,
+                Expr::value(PredictionStatus::Failed),
+            )
+            .col_expr(prediction_status::Column::Message, Expr::value(reason))
+            .col_expr(
+                prediction_status::Column::FinishedAt,
+                Expr::value(Utc::now()),
+            )
+            .filter(prediction_status::Column::WorkspaceId.eq(self.workspace_id))
+            .exec(tx)
+            .await?;
+        Ok(())
+    }
 }

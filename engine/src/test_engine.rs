@@ -21,6 +21,7 @@ pub(crate) async fn engine() -> (Engine, Principal) {
         outbound_allow: None,
         storage_timeout: crate::ingest::DEFAULT_STORAGE_TIMEOUT,
         segment_changes_days: crate::segments::changes::DEFAULT_KEPT_DAYS,
+        history: Default::default(),
     };
     let engine = Engine::open(&config).await.expect("open");
     engine.migrate().await.expect("migrate");
@@ -89,7 +90,10 @@ mod rules {
         let e = engine.update_trait(&p, level.id, cycle).await.unwrap_err();
         assert!(matches!(e, Error::InvalidInput { .. }), "{e:?}");
         let unchanged = engine.get_trait(&p, level.id).await.unwrap();
-        assert_eq!(unchanged.trait_type, "sql");
+        assert_eq!(
+            unchanged.trait_type,
+            crate::traits::definition::TraitType::Sql
+        );
         assert_eq!(
             engine.get_trait(&p, double.id).await.unwrap().slug,
             "double_level"

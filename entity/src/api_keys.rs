@@ -1,5 +1,6 @@
 //! `api_keys`: workspace keys; only the SHA-256 of the secret is stored.
 
+use crate::states::Role;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub struct Model {
     pub name: String,
     pub prefix: String,
     pub secret_hash: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
     pub revoked_at: Option<DateTimeUtc>,

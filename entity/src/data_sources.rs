@@ -1,5 +1,6 @@
 //! `data_sources`: a bucket or folder the workspace's files are loaded from. `credentials` is never returned.
 
+use crate::states::{SourceKind, SourceStatus};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ pub struct Model {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: SourceKind,
     #[sea_orm(column_type = "JsonBinary")]
     pub config: Json,
     #[sea_orm(column_type = "JsonBinary", nullable)]
@@ -18,7 +19,7 @@ pub struct Model {
     pub scan_interval_minutes: i32,
     pub enabled: bool,
     pub reload_overwritten: bool,
-    pub status: String,
+    pub status: SourceStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub last_error: Option<String>,
     pub last_scan_at: Option<DateTimeUtc>,

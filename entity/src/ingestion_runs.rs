@@ -1,5 +1,6 @@
 //! `ingestion_runs`: one scan of a source: what it found, queued and skipped.
 
+use crate::states::RunStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ pub struct Model {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub source_id: Uuid,
-    pub status: String,
+    pub status: RunStatus,
     pub files_found: i32,
     pub files_queued: i32,
     pub files_skipped: i32,

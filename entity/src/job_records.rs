@@ -1,5 +1,6 @@
 //! `job_records`: the pollable record of every queued job (the queue itself lives in apalis).
 
+use crate::states::{JobKind, JobStatus};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,10 +10,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub workspace_id: Option<Uuid>,
-    pub kind: String,
+    pub kind: JobKind,
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub error: Option<String>,
     pub worker: Option<String>,

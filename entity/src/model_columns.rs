@@ -1,5 +1,6 @@
 //! `model_columns`: the columns of a catalog model, in display order.
 
+use crate::states::DataType;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,7 @@ pub struct Model {
     pub workspace_id: Uuid,
     pub model_id: Uuid,
     pub name: String,
-    pub data_type: String,
+    pub data_type: DataType,
     pub nullable: bool,
     pub position: i32,
 }

@@ -1,5 +1,6 @@
 //! `models`: the catalog of queryable models (entities and event streams).
 
+use crate::states::ModelKind;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,7 @@ pub struct Model {
     pub workspace_id: Uuid,
     pub name: String,
     pub slug: String,
-    pub kind: String,
+    pub kind: ModelKind,
     pub table_name: String,
     pub primary_key: String,
     pub timestamp_column: Option<String>,

@@ -1,5 +1,6 @@
 //! `notifications`: what a studio is told: storage unreachable, file not valid, file overwritten.
 
+use crate::states::{DeliveryStatus, NotificationKind};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -10,14 +11,14 @@ pub struct Model {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub source_id: Option<Uuid>,
-    pub kind: String,
+    pub kind: NotificationKind,
     #[sea_orm(column_type = "Text", nullable)]
     pub path: Option<String>,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub created_at: DateTimeUtc,
     /// None: the workspace had no webhook; else `pending`, `delivered` or `failed`.
-    pub delivery_status: Option<String>,
+    pub delivery_status: Option<DeliveryStatus>,
     pub delivery_attempts: i32,
     #[sea_orm(column_type = "Text", nullable)]
     pub delivery_error: Option<String>,

@@ -1,5 +1,6 @@
 //! `prediction_status`: the outcome of a workspace's latest training of psych-score predictions.
 
+use crate::states::PredictionStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub workspace_id: Uuid,
     /// `trained`, `insufficient` or `failed`.
-    pub status: String,
+    pub status: PredictionStatus,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub completes: i64,

@@ -1,5 +1,6 @@
 //! `psych_scores`: a player's T-score per category and facet, from the survey or predicted.
 
+use crate::states::ScoreSource;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,7 @@ pub struct Model {
     pub facet: String,
     pub score: f64,
     /// `survey` or `predicted`.
-    pub source: String,
+    pub source: ScoreSource,
     pub computed_at: DateTimeUtc,
 }
 

@@ -1,5 +1,6 @@
 //! `quarantined_lines`: input lines that could not be loaded, with file, line, byte offset and reason.
 
+use crate::states::LineOrigin;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,7 @@ pub struct Model {
     pub id: Uuid,
     pub workspace_id: Uuid,
     /// `post`, `file` or `playfab`.
-    pub origin: String,
+    pub origin: LineOrigin,
     pub record_type: String,
     pub source_file_id: Option<Uuid>,
     #[sea_orm(column_type = "Text", nullable)]

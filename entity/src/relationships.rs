@@ -1,5 +1,6 @@
 //! `relationships`: a join between two catalog models.
 
+use crate::states::Cardinality;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub struct Model {
     pub to_model_id: Uuid,
     pub from_column: String,
     pub to_column: String,
-    pub cardinality: String,
+    pub cardinality: Cardinality,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,5 +1,6 @@
 //! `segment_changes`: a player entering or leaving a segment at a recomputation.
 
+use crate::states::Change;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ pub struct Model {
     pub segment_id: Uuid,
     pub user_id: String,
     /// `ENTERED` or `EXITED`.
-    pub change: String,
+    pub change: Change,
     pub at: DateTimeUtc,
 }
 

@@ -1,6 +1,7 @@
 //! `segments`: a named filter tree over traits and psych facets, with the
 //! state of its materialized members and personas.
 
+use crate::states::ComputeStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -22,13 +23,13 @@ pub struct Model {
     pub persona_k: Option<i32>,
     pub seed: i64,
     /// `pending`, `ready` or `failed`.
-    pub members_status: String,
+    pub members_status: ComputeStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub members_error: Option<String>,
     pub member_count: i64,
     pub members_computed_at: Option<DateTimeUtc>,
     /// `pending`, `ready`, `insufficient` or `failed`.
-    pub personas_status: String,
+    pub personas_status: ComputeStatus,
     #[sea_orm(column_type = "Text", nullable)]
     pub personas_error: Option<String>,
     pub scored_members: i64,

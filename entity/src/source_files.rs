@@ -1,5 +1,6 @@
 //! `source_files`: the ledger: every file seen in a source, loaded exactly once.
 
+use crate::states::{FileFormat, FileStatus};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,11 +14,11 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub path: String,
     pub record_type: String,
-    pub format: String,
+    pub format: FileFormat,
     pub size: i64,
     pub etag: Option<String>,
     pub last_modified: Option<DateTimeUtc>,
-    pub status: String,
+    pub status: FileStatus,
     pub rows_loaded: i64,
     pub rows_rejected: i64,
     pub checkpoint_line: i64,

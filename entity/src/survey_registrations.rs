@@ -1,5 +1,6 @@
 //! `survey_registrations`: a player's survey token, its expiry and the response's progress.
 
+use crate::states::ResponseStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ pub struct Model {
     pub token: String,
     pub expires_at: DateTimeUtc,
     /// `requested`, `partial`, `complete` or `disqualified`.
-    pub status: String,
+    pub status: ResponseStatus,
     pub disqualified_reason: Option<String>,
     pub registered_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,

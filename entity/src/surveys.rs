@@ -1,5 +1,6 @@
 //! `surveys`: the workspace's hosted survey, its instrument (JSON) and quality settings.
 
+use crate::states::SurveyStatus;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub workspace_id: Uuid,
     /// `Launched`, `Closed` or `Deleted`.
-    pub status: String,
+    pub status: SurveyStatus,
     pub survey_type: String,
     pub title: String,
     pub internal_title: String,

@@ -1,5 +1,6 @@
 //! `trait_runs`: one evaluation of a trait: queued, running, then succeeded or failed.
 
+use crate::states::{RunStatus, Trigger};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +11,8 @@ pub struct Model {
     pub id: Uuid,
     pub workspace_id: Uuid,
     pub trait_id: Uuid,
-    pub status: String,
-    pub trigger: String,
+    pub status: RunStatus,
+    pub trigger: Trigger,
     pub error: Option<String>,
     pub rows_computed: Option<i64>,
     pub rows_changed: Option<i64>,

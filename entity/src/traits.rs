@@ -1,5 +1,6 @@
 //! `traits`: trait definitions attached to a parent model.
 
+use crate::states::{ResultType, TraitStatus, TraitType};
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +15,11 @@ pub struct Model {
     pub slug: String,
     #[sea_orm(column_type = "Text")]
     pub description: String,
-    pub trait_type: String,
+    pub trait_type: TraitType,
     #[sea_orm(column_type = "JsonBinary")]
     pub config: Json,
-    pub result_type: String,
-    pub status: String,
+    pub result_type: ResultType,
+    pub status: TraitStatus,
     #[sea_orm(column_type = "Text")]
     pub status_error: String,
     /// `manual`, `on_load` or a cron expression.

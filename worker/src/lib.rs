@@ -9,7 +9,10 @@ use std::{
 
 use apalis::prelude::*;
 use apalis_cron::{CronScheduler, Tick};
-use engine::{Engine, jobs::Job, outbox::Dispatcher, queue::Queue};
+use engine::{
+    Engine,
+    jobs::{Job, outbox::Dispatcher, queue::Queue},
+};
 use tokio::sync::watch;
 
 pub mod health;
@@ -77,6 +80,7 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
     if scans > 0 {
         tracing::info!(scans, "scheduled source scans queued");
     }
+    state.engine.queue_history_pruning(now).await?;
     Ok(())
 }
 

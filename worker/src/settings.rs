@@ -1,7 +1,7 @@
 //! Settings shared by both binaries (environment variables with clap flags of the same meaning).
 
 use clap::{Args, ValueEnum};
-use engine::{EngineConfig, queue::DEFAULT_QUEUE_NAME};
+use engine::{EngineConfig, jobs::queue::DEFAULT_QUEUE_NAME};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -64,6 +64,13 @@ pub struct CommonArgs {
     /// Days a segment's entries and exits (`segmentChanges`) are kept.
     #[arg(long, env = "SEGMENT_CHANGES_DAYS", default_value_t = engine::segments::changes::DEFAULT_KEPT_DAYS, global = true)]
     pub segment_changes_days: u32,
+    /// Days finished job records, trait runs, settled notifications and
+    /// source scans are kept (pruned hourly).
+    #[arg(long, env = "HISTORY_DAYS", default_value_t = engine::retention::DEFAULT_HISTORY_DAYS, global = true)]
+    pub history_days: u32,
+    /// A trait's newest runs kept whatever their age.
+    #[arg(long, env = "TRAIT_RUNS_KEPT", default_value_t = engine::retention::DEFAULT_TRAIT_RUNS_KEPT, global = true)]
+    pub trait_runs_kept: u32,
 }
 
 /// By hand, so that `SECRETS_KEY` never reaches a log.
@@ -91,6 +98,10 @@ impl CommonArgs {
             outbound_allow: self.outbound_allow.clone(),
             storage_timeout: std::time::Duration::from_secs(self.storage_timeout),
             segment_changes_days: self.segment_changes_days,
+            history: engine::retention::HistoryRetention {
+                days: self.history_days,
+                trait_runs_kept: self.trait_runs_kept,
+            },
         }
     }
 

@@ -293,7 +293,7 @@ async fn create_key(engine: Data<&Engine>, req: &Request, Form(form): Form<NewKe
         return refused();
     }
     let created = async {
-        let role = engine::auth::Role::from_input(&form.role)?;
+        let role = engine::auth::role_from_input(&form.role)?;
         engine.create_api_key(&s.principal, &form.name, role).await
     }
     .await;

@@ -77,7 +77,7 @@ fn file_cells(f: &engine::entity::source_files::Model) -> Vec<String> {
     vec![
         escape(&f.path),
         escape(&f.record_type),
-        escape(&f.status),
+        escape(f.status.as_str()),
         f.rows_loaded.to_string(),
         f.rows_rejected.to_string(),
     ]
@@ -135,7 +135,7 @@ pub async fn overview(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
             .iter()
             .map(|j| {
                 vec![
-                    escape(&j.kind),
+                    escape(j.kind.as_str()),
                     j.attempts.to_string(),
                     format!(
                         r#"<span class="bad">{}</span>"#,
@@ -170,8 +170,8 @@ pub async fn data(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
             body,
             r#"<h3>{} <span class="muted">({}, {})</span></h3><p>Last scan: {}{}</p>"#,
             escape(&s.name),
-            escape(&s.kind),
-            escape(&s.status),
+            escape(s.kind.as_str()),
+            escape(s.status.as_str()),
             when(s.last_scan_at),
             s.last_error
                 .as_deref()
@@ -201,7 +201,7 @@ pub async fn data(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
             .map(|q| {
                 vec![
                     escape(&q.record_type),
-                    escape(q.path.as_deref().unwrap_or(&q.origin)),
+                    escape(q.path.as_deref().unwrap_or(q.origin.as_str())),
                     q.line_number.to_string(),
                     escape(q.field.as_deref().unwrap_or("")),
                     escape(&q.message),
@@ -218,7 +218,7 @@ pub async fn data(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
             .iter()
             .map(|n| {
                 vec![
-                    escape(&n.kind),
+                    escape(n.kind.as_str()),
                     escape(&n.message),
                     when(Some(n.created_at)),
                 ]
@@ -280,9 +280,9 @@ pub async fn traits(engine: &Engine, p: &Principal, csrf: &str) -> Page {
             r#"<section aria-labelledby="t-{slug}"><h2 id="t-{slug}">{name} <span class="muted">({slug})</span></h2><p>{ty} → {rt}; status <strong>{status}</strong>{error}; refresh {refresh}; last computed {last}{stale}</p>"#,
             slug = escape(&t.slug),
             name = escape(&t.name),
-            ty = escape(&t.trait_type),
-            rt = escape(&t.result_type),
-            status = escape(&t.status),
+            ty = escape(t.trait_type.as_str()),
+            rt = escape(t.result_type.as_str()),
+            status = escape(t.status.as_str()),
             error = if t.status_error.is_empty() {
                 String::new()
             } else {
@@ -311,8 +311,8 @@ pub async fn traits(engine: &Engine, p: &Principal, csrf: &str) -> Page {
                 .map(|r| {
                     vec![
                         when(Some(r.queued_at)),
-                        escape(&r.trigger),
-                        escape(&r.status),
+                        escape(r.trigger.as_str()),
+                        escape(r.status.as_str()),
                         r.duration_ms.map(|d| format!("{d} ms")).unwrap_or_default(),
                         r.rows_computed.map(|n| n.to_string()).unwrap_or_default(),
                         escape(r.error.as_deref().unwrap_or("")),
@@ -366,8 +366,8 @@ pub async fn segments(engine: &Engine, p: &Principal, csrf: &str) -> Page {
             r#"<section aria-labelledby="s-{slug}"><h2 id="s-{slug}">{name} <span class="muted">({slug})</span></h2><p>{members} members ({ms}); personas {ps}{perr}</p>"#,
             slug = escape(&s.slug),
             name = escape(&s.name),
-            ms = escape(&s.members_status),
-            ps = escape(&s.personas_status),
+            ms = escape(s.members_status.as_str()),
+            ps = escape(s.personas_status.as_str()),
             perr = s
                 .personas_error
                 .as_deref()
@@ -432,7 +432,7 @@ pub async fn survey(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
         r#"<p><strong>{title}</strong> — status <strong>{status}</strong>; {items} questions on {pages} pages; at least {min} s per page.</p>
 <div class="cards"><div class="card"><h2>Complete</h2><p class="big">{c}</p></div><div class="card"><h2>Partial</h2><p class="big">{pa}</p></div><div class="card"><h2>Disqualified</h2><p class="big">{d}</p></div></div>"#,
         title = escape(&survey.title),
-        status = escape(&survey.status),
+        status = escape(survey.status.as_str()),
         items = instrument.items.len(),
         pages = instrument.page_count(),
         min = survey.min_seconds,
@@ -461,7 +461,7 @@ pub async fn prediction(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
     };
     let mut body = format!(
         "<p>Status <strong>{}</strong>: {} ({} completes; {} required; {} players predicted; {}).</p>",
-        escape(&status.status),
+        escape(status.status.as_str()),
         escape(&status.message),
         status.completes,
         status.required,
@@ -519,7 +519,7 @@ pub async fn keys(engine: &Engine, p: &Principal, csrf: &str, secret: Option<&st
                 vec![
                     escape(&k.name),
                     format!("<code>{}</code>", escape(&k.prefix)),
-                    escape(&k.role),
+                    escape(k.role.as_str()),
                     when(Some(k.created_at)),
                     when(k.last_used_at),
                     when(k.revoked_at),

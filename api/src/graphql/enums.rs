@@ -6,14 +6,6 @@
 //! upper-case values for the same reason.
 
 use async_graphql::Enum;
-use engine::Error;
-
-/// A stored text that must be one of an enum's values.
-pub(super) fn typed<E, G: From<E>>(value: Option<E>, what: &str, raw: &str) -> Result<G, Error> {
-    value
-        .map(G::from)
-        .ok_or_else(|| Error::internal(format!("stored {what} '{raw}' is not known")))
-}
 
 macro_rules! lifecycle {
     ($(#[$meta:meta])* $name:ident = $remote:literal { $($variant:ident),+ $(,)? }) => {
@@ -51,7 +43,7 @@ lifecycle!(ScoreSource = "engine::prediction::ScoreSource" { Survey, Predicted }
 lifecycle!(ResponseStatus = "engine::survey::ResponseStatus" { Requested, Partial, Complete, Disqualified });
 lifecycle!(JobKind = "engine::jobs::JobKind" {
     Diagnostic, EvaluateTrait, EvaluateTraits, ScanSource, LoadFile, DeliverNotification,
-    ComputeSegment, ComputePersonas, TrainPrediction,
+    ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory,
 });
 
 /// Whether a player entered or left a segment.

@@ -4,13 +4,7 @@
 use async_graphql::{Context, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use engine::survey::ResponseStatus as EngineResponseStatus;
-
-use super::{
-    enums::{ResponseStatus, typed},
-    query::scope,
-    survey::PsychScore,
-};
+use super::{enums::ResponseStatus, query::scope, survey::PsychScore};
 use crate::errors::GqlResultExt;
 
 #[derive(Default)]
@@ -116,12 +110,7 @@ impl Player {
         let (engine, p) = scope(ctx)?;
         match engine.survey_response(p, &self.user_id).await {
             Ok(r) => Ok(Some(SurveyResponse {
-                status: typed(
-                    EngineResponseStatus::parse(&r.status),
-                    "response status",
-                    &r.status,
-                )
-                .gql()?,
+                status: r.status.into(),
                 disqualified_reason: r.disqualified_reason,
                 registered_at: r.registered_at,
                 completed_at: r.completed_at,

@@ -8,16 +8,12 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{personas, prediction_models, prediction_status, segments},
-    prediction::PredictionStatus as EnginePredictionStatus,
-    segments::changes::Change as EngineChange,
-    segments::{
-        ComputeStatus as EngineComputeStatus, PersonaCount as EnginePersonaCount, SegmentInput,
-    },
+    segments::{PersonaCount as EnginePersonaCount, SegmentInput},
 };
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request},
-    enums::{ComputeStatus, PredictionStatus, SegmentChangeKind, typed},
+    enums::{ComputeStatus, PredictionStatus, SegmentChangeKind},
     query::scope,
     types::Job,
 };
@@ -95,9 +91,8 @@ impl Segment {
             None => EnginePersonaCount::Auto,
         })
     }
-    async fn members_status(&self) -> Result<ComputeStatus> {
-        let s = &self.0.members_status;
-        typed(EngineComputeStatus::parse(s), "members status", s).gql()
+    async fn members_status(&self) -> ComputeStatus {
+        self.0.members_status.into()
     }
     async fn members_error(&self) -> Option<&str> {
         self.0.members_error.as_deref()
@@ -122,9 +117,8 @@ impl Segment {
         members(engine.segment_members(p, &id, page).await.gql()?)
     }
     /// `insufficient`: too few scored members to cluster.
-    async fn personas_status(&self) -> Result<ComputeStatus> {
-        let s = &self.0.personas_status;
-        typed(EngineComputeStatus::parse(s), "personas status", s).gql()
+    async fn personas_status(&self) -> ComputeStatus {
+        self.0.personas_status.into()
     }
     async fn personas_error(&self) -> Option<&str> {
         self.0.personas_error.as_deref()
@@ -234,11 +228,7 @@ fn prediction(
     facets: Vec<prediction_models::Model>,
 ) -> Result<Prediction, engine::Error> {
     Ok(Prediction {
-        status: typed(
-            EnginePredictionStatus::parse(&status.status),
-            "prediction status",
-            &status.status,
-        )?,
+        status: status.status.into(),
         message: status.message,
         completes: status.completes,
         required: status.required,
@@ -312,7 +302,7 @@ impl SegmentQuery {
             |c| c.seq.to_string(),
             |c| {
                 Ok(SegmentChange {
-                    change: typed(EngineChange::parse(&c.change), "segment change", &c.change)?,
+                    change: c.change.into(),
                     user_id: c.user_id,
                     at: c.at,
                 })

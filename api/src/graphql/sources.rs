@@ -5,23 +5,14 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{data_sources, ingestion_runs, notifications, quarantined_lines, source_files},
-    ingest::{
-        LineOrigin as EngineLineOrigin,
-        files::FileStatus as EngineFileStatus,
-        sources::{
-            DeliveryStatus as EngineDeliveryStatus, FileFormat as EngineFileFormat,
-            NotificationKind as EngineNotificationKind, SourceInput,
-            SourceKind as EngineSourceKind, SourceStatus as EngineSourceStatus,
-        },
-    },
-    traits::RunStatus as EngineRunStatus,
+    ingest::sources::{SourceInput, SourceKind as EngineSourceKind},
 };
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request, parse_id},
     enums::{
         DeliveryStatus, FileFormat, FileStatus, LineOrigin, NotificationKind, RunStatus,
-        SourceKind, SourceStatus, typed,
+        SourceKind, SourceStatus,
     },
     query::scope,
 };
@@ -45,13 +36,8 @@ impl DataSource {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn kind(&self) -> Result<SourceKind> {
-        typed(
-            EngineSourceKind::parse(&self.0.kind),
-            "source kind",
-            &self.0.kind,
-        )
-        .gql()
+    async fn kind(&self) -> SourceKind {
+        self.0.kind.into()
     }
     /// Kind-specific settings, without credentials.
     async fn config(&self) -> Json<serde_json::Value> {
@@ -72,13 +58,8 @@ impl DataSource {
         self.0.reload_overwritten
     }
     /// `new`, then `ok` or `error` (until a scan succeeds).
-    async fn status(&self) -> Result<SourceStatus> {
-        typed(
-            EngineSourceStatus::parse(&self.0.status),
-            "source status",
-            &self.0.status,
-        )
-        .gql()
+    async fn status(&self) -> SourceStatus {
+        self.0.status.into()
     }
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
@@ -123,9 +104,9 @@ impl TryFrom<source_files::Model> for SourceFile {
             id: f.id.into(),
             path: f.path,
             record_type: f.record_type,
-            format: typed(EngineFileFormat::parse(&f.format), "file format", &f.format)?,
+            format: f.format.into(),
             size: f.size,
-            status: typed(EngineFileStatus::parse(&f.status), "file status", &f.status)?,
+            status: f.status.into(),
             rows_loaded: f.rows_loaded,
             rows_rejected: f.rows_rejected,
             error: f.error,
@@ -157,7 +138,7 @@ impl TryFrom<ingestion_runs::Model> for IngestionRun {
         Ok(IngestionRun {
             id: r.id.into(),
             source_id: r.source_id.into(),
-            status: typed(EngineRunStatus::parse(&r.status), "scan status", &r.status)?,
+            status: r.status.into(),
             files_found: r.files_found,
             files_queued: r.files_queued,
             files_skipped: r.files_skipped,
@@ -191,19 +172,11 @@ impl TryFrom<notifications::Model> for Notification {
         Ok(Notification {
             id: n.id.into(),
             source_id: n.source_id.map(Into::into),
-            kind: typed(
-                EngineNotificationKind::parse(&n.kind),
-                "notification kind",
-                &n.kind,
-            )?,
+            kind: n.kind.into(),
             path: n.path,
             message: n.message,
             created_at: n.created_at,
-            delivery_status: n
-                .delivery_status
-                .as_deref()
-                .map(|d| typed(EngineDeliveryStatus::parse(d), "delivery status", d))
-                .transpose()?,
+            delivery_status: n.delivery_status.map(Into::into),
             delivery_attempts: n.delivery_attempts,
             delivery_error: n.delivery_error,
             delivered_at: n.delivered_at,
@@ -232,7 +205,7 @@ impl TryFrom<quarantined_lines::Model> for QuarantinedLine {
     fn try_from(q: quarantined_lines::Model) -> std::result::Result<Self, engine::Error> {
         Ok(QuarantinedLine {
             id: q.id.into(),
-            origin: typed(EngineLineOrigin::parse(&q.origin), "line origin", &q.origin)?,
+            origin: q.origin.into(),
             record_type: q.record_type,
             path: q.path,
             line_number: q.line_number,

@@ -5,13 +5,12 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{erasures, psych_scores, surveys},
-    prediction::ScoreSource as EngineScoreSource,
     survey::{SurveyStatus as EngineSurveyStatus, SurveyUpdate},
 };
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request},
-    enums::{ScoreSource, SurveyStatus, typed},
+    enums::{ScoreSource, SurveyStatus},
     query::scope,
 };
 use crate::errors::GqlResultExt;
@@ -34,13 +33,8 @@ pub struct SurveyStatistics {
 
 #[Object]
 impl Survey {
-    async fn status(&self) -> Result<SurveyStatus> {
-        typed(
-            EngineSurveyStatus::parse(&self.0.status),
-            "survey status",
-            &self.0.status,
-        )
-        .gql()
+    async fn status(&self) -> SurveyStatus {
+        self.0.status.into()
     }
     #[graphql(name = "type")]
     async fn survey_type(&self) -> &str {
@@ -99,11 +93,7 @@ impl TryFrom<psych_scores::Model> for PsychScore {
     type Error = engine::Error;
     fn try_from(m: psych_scores::Model) -> std::result::Result<Self, engine::Error> {
         Ok(PsychScore {
-            source: typed(
-                EngineScoreSource::parse(&m.source),
-                "score source",
-                &m.source,
-            )?,
+            source: m.source.into(),
             category: m.category,
             facet: m.facet,
             score: m.score,

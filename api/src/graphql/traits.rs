@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use engine::{
     entity::{trait_runs, trait_versions, traits},
     traits::{
-        RunStatus as EngineRunStatus, TraitInput, Trigger,
+        TraitInput,
         definition::{
             ResultType as EngineResultType, TraitStatus as EngineTraitStatus,
             TraitType as EngineTraitType,
@@ -15,7 +15,7 @@ use engine::{
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request, parse_id},
-    enums::{ResultType, RunStatus, RunTrigger, TraitStatus, TraitType, typed},
+    enums::{ResultType, RunStatus, RunTrigger, TraitStatus, TraitType},
     query::scope,
 };
 use crate::errors::GqlResultExt;
@@ -47,32 +47,17 @@ impl Trait {
     async fn description(&self) -> &str {
         &self.0.description
     }
-    async fn trait_type(&self) -> Result<TraitType> {
-        typed(
-            EngineTraitType::parse(&self.0.trait_type),
-            "trait type",
-            &self.0.trait_type,
-        )
-        .gql()
+    async fn trait_type(&self) -> TraitType {
+        self.0.trait_type.into()
     }
     async fn config(&self) -> Json<serde_json::Value> {
         Json(self.0.config.clone())
     }
-    async fn result_type(&self) -> Result<ResultType> {
-        typed(
-            EngineResultType::parse(&self.0.result_type),
-            "result type",
-            &self.0.result_type,
-        )
-        .gql()
+    async fn result_type(&self) -> ResultType {
+        self.0.result_type.into()
     }
-    async fn status(&self) -> Result<TraitStatus> {
-        typed(
-            EngineTraitStatus::parse(&self.0.status),
-            "trait status",
-            &self.0.status,
-        )
-        .gql()
+    async fn status(&self) -> TraitStatus {
+        self.0.status.into()
     }
     async fn status_error(&self) -> &str {
         &self.0.status_error
@@ -178,8 +163,8 @@ impl TryFrom<trait_runs::Model> for TraitRun {
         Ok(TraitRun {
             id: r.id.into(),
             trait_id: r.trait_id.into(),
-            status: typed(EngineRunStatus::parse(&r.status), "run status", &r.status)?,
-            trigger: typed(Trigger::parse(&r.trigger), "run trigger", &r.trigger)?,
+            status: r.status.into(),
+            trigger: r.trigger.into(),
             queued_at: r.queued_at,
             started_at: r.started_at,
             finished_at: r.finished_at,

@@ -4,20 +4,11 @@ use async_graphql::{Enum, ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use engine::{
     Error,
-    catalog::{
-        Cardinality as EngineCardinality, DataType as EngineDataType, ModelKind as EngineKind,
-    },
     entity::{api_keys, job_records, model_columns, relationships, workspaces},
-    jobs::JobKind as EngineJobKind,
     models::ModelView,
 };
 
 use super::enums::JobKind;
-
-/// Decodes an enum stored as text; a value outside the enum is a bug, not bad input.
-fn stored<T>(value: Option<T>, what: &str, raw: &str) -> Result<T, Error> {
-    value.ok_or_else(|| Error::internal(format!("stored {what} '{raw}' is not known")))
-}
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
 #[graphql(remote = "engine::auth::Role")]
@@ -101,12 +92,7 @@ impl TryFrom<model_columns::Model> for Column {
     type Error = Error;
     fn try_from(c: model_columns::Model) -> Result<Self, Error> {
         Ok(Column {
-            data_type: stored(
-                EngineDataType::parse(&c.data_type),
-                "data type",
-                &c.data_type,
-            )?
-            .into(),
+            data_type: c.data_type.into(),
             name: c.name,
             nullable: c.nullable,
         })
@@ -127,12 +113,7 @@ impl TryFrom<relationships::Model> for Relationship {
     type Error = Error;
     fn try_from(r: relationships::Model) -> Result<Self, Error> {
         Ok(Relationship {
-            cardinality: stored(
-                EngineCardinality::parse(&r.cardinality),
-                "cardinality",
-                &r.cardinality,
-            )?
-            .into(),
+            cardinality: r.cardinality.into(),
             id: r.id.into(),
             from_model_id: r.from_model_id.into(),
             to_model_id: r.to_model_id.into(),
@@ -165,7 +146,7 @@ impl TryFrom<ModelView> for Model {
     fn try_from(v: ModelView) -> Result<Self, Error> {
         let m = v.model;
         Ok(Model {
-            kind: stored(EngineKind::parse(&m.kind), "model kind", &m.kind)?.into(),
+            kind: m.kind.into(),
             id: m.id.into(),
             name: m.name,
             slug: m.slug,
@@ -205,7 +186,7 @@ impl TryFrom<api_keys::Model> for ApiKey {
     type Error = Error;
     fn try_from(k: api_keys::Model) -> Result<Self, Error> {
         Ok(ApiKey {
-            role: stored(engine::auth::Role::parse(&k.role), "role", &k.role)?.into(),
+            role: k.role.into(),
             id: k.id.into(),
             name: k.name,
             prefix: k.prefix,
@@ -249,14 +230,9 @@ impl TryFrom<job_records::Model> for Job {
     type Error = Error;
     fn try_from(j: job_records::Model) -> Result<Self, Error> {
         Ok(Job {
-            status: stored(
-                engine::jobs::JobStatus::parse(&j.status),
-                "job status",
-                &j.status,
-            )?
-            .into(),
+            status: j.status.into(),
             id: j.id.into(),
-            kind: super::enums::typed(EngineJobKind::parse(&j.kind), "job kind", &j.kind)?,
+            kind: j.kind.into(),
             attempts: j.attempts,
             error: j.error,
             worker: j.worker,

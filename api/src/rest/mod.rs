@@ -1,6 +1,7 @@
 //! REST compatibility routes, declared with poem-openapi so that
 //! `/openapi.json` and Swagger UI at `/docs` describe them.
 
+pub mod enums;
 pub mod ingest;
 pub mod models;
 pub mod player;

@@ -2,6 +2,7 @@
 //! with its addressing and error rules: the built-in models and the ones a
 //! workspace defines itself.
 
+use super::enums::{Cardinality, DataType, ModelKind};
 use engine::{
     Engine,
     custom_models::{ColumnInput, ModelInput, RelationshipInput},
@@ -23,8 +24,7 @@ pub struct ModelsApi;
 #[oai(rename_all = "snake_case")]
 pub struct ColumnObject {
     name: String,
-    /// text, number, boolean, timestamp, date or json.
-    data_type: String,
+    data_type: DataType,
     nullable: bool,
 }
 
@@ -36,7 +36,7 @@ pub struct RelationshipObject {
     to_model_id: String,
     from_column: String,
     to_column: String,
-    cardinality: String,
+    cardinality: Cardinality,
 }
 
 #[derive(Object)]
@@ -46,8 +46,7 @@ pub struct ModelObject {
     workspace_id: String,
     name: String,
     slug: String,
-    /// `entity` or `event` (a model with a timestamp column).
-    kind: String,
+    kind: ModelKind,
     primary_key: String,
     user_id_column: Option<String>,
     timestamp_column: Option<String>,
@@ -66,7 +65,7 @@ impl From<ModelView> for ModelObject {
             workspace_id: m.workspace_id.to_string(),
             name: m.name,
             slug: m.slug,
-            kind: m.kind,
+            kind: m.kind.into(),
             primary_key: m.primary_key,
             user_id_column: m.user_column,
             timestamp_column: m.timestamp_column,
@@ -76,7 +75,7 @@ impl From<ModelView> for ModelObject {
                 .into_iter()
                 .map(|c| ColumnObject {
                     name: c.name,
-                    data_type: c.data_type,
+                    data_type: c.data_type.into(),
                     nullable: c.nullable,
                 })
                 .collect(),
@@ -89,7 +88,7 @@ impl From<ModelView> for ModelObject {
                     to_model_id: r.to_model_id.to_string(),
                     from_column: r.from_column,
                     to_column: r.to_column,
-                    cardinality: r.cardinality,
+                    cardinality: r.cardinality.into(),
                 })
                 .collect(),
             created_at: iso(m.created_at),

@@ -1,6 +1,7 @@
 //! Segments over REST (`/api/v1/workspaces/{id}/segments…`), beside the
 //! traits API and with its addressing rules. `{segment}` is an id or a slug.
 
+use super::enums::ComputeStatus;
 use super::text::{Text, text};
 use engine::pagination::PageRequest;
 use engine::{
@@ -33,12 +34,10 @@ pub struct SegmentObject {
     builtin: bool,
     /// A number, or `"auto"`.
     personas: Value,
-    /// `pending`, `ready` or `failed`.
-    members_status: String,
+    members_status: ComputeStatus,
     members_error: Option<String>,
     member_count: i64,
-    /// `pending`, `ready`, `insufficient` or `failed`.
-    personas_status: String,
+    personas_status: ComputeStatus,
     personas_error: Option<String>,
     scored_members: i64,
     created_at: String,
@@ -56,10 +55,10 @@ impl SegmentObject {
             filter: s.filter,
             builtin: s.builtin,
             personas: s.persona_k.map_or(Value::from("auto"), Value::from),
-            members_status: s.members_status,
+            members_status: s.members_status.into(),
             members_error: s.members_error,
             member_count,
-            personas_status: s.personas_status,
+            personas_status: s.personas_status.into(),
             personas_error: s.personas_error,
             scored_members: s.scored_members,
             created_at: iso(s.created_at),

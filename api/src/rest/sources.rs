@@ -1,6 +1,7 @@
 //! Data sources over REST (`/api/v1/workspaces/{id}/sources…`), beside the
 //! traits API and with its addressing rules. Credentials are write-only.
 
+use super::enums::{RunStatus, SourceKind, SourceStatus};
 use super::text::{Text, text};
 use engine::{Engine, entity::data_sources, ingest::sources::SourceInput};
 use poem::web::Data;
@@ -23,14 +24,14 @@ pub struct SourceObject {
     workspace_id: String,
     name: String,
     /// `local`, `s3`, `gcs` or `azure`.
-    kind: String,
+    kind: SourceKind,
     config: Value,
     has_credentials: bool,
     scan_interval_minutes: i32,
     enabled: bool,
     reload_overwritten: bool,
-    /// `new`, `ok` or `error` (until a scan succeeds).
-    status: String,
+    /// `new` until the first scan, then `ok` or `error`.
+    status: SourceStatus,
     last_error: Option<String>,
     last_scan_at: Option<String>,
     created_at: String,
@@ -42,13 +43,13 @@ impl From<data_sources::Model> for SourceObject {
             id: s.id.to_string(),
             workspace_id: s.workspace_id.to_string(),
             name: s.name,
-            kind: s.kind,
+            kind: s.kind.into(),
             config: s.config,
             has_credentials: s.credentials.is_some(),
             scan_interval_minutes: s.scan_interval_minutes,
             enabled: s.enabled,
             reload_overwritten: s.reload_overwritten,
-            status: s.status,
+            status: s.status.into(),
             last_error: s.last_error,
             last_scan_at: s.last_scan_at.map(iso),
             created_at: iso(s.created_at),
@@ -93,7 +94,7 @@ impl From<SourceBody> for SourceInput {
 pub struct ScanObject {
     id: String,
     source_id: String,
-    status: String,
+    status: RunStatus,
 }
 
 #[derive(ApiResponse)]
@@ -205,7 +206,7 @@ impl SourcesApi {
         Ok(QueuedScan::Accepted(Json(ScanObject {
             id: run.id.to_string(),
             source_id: run.source_id.to_string(),
-            status: run.status,
+            status: run.status.into(),
         })))
     }
 }

@@ -1,6 +1,7 @@
 //! The traits API (`/api/v1/workspaces/{id}/…`), wire-compatible with
 //! `traits-api-reference.md`.
 
+use super::enums::{ResultType, RunStatus, TraitStatus, TraitType, Trigger};
 use chrono::{DateTime, SecondsFormat, Utc};
 use engine::{
     Engine, Error,
@@ -35,10 +36,10 @@ pub struct TraitObject {
     name: String,
     slug: String,
     description: String,
-    trait_type: String,
+    trait_type: TraitType,
     config: Value,
-    result_type: String,
-    status: String,
+    result_type: ResultType,
+    status: TraitStatus,
     status_error: String,
     /// `manual`, `on_load` or a cron expression (beyond the reference).
     refresh: String,
@@ -57,10 +58,10 @@ impl From<traits::Model> for TraitObject {
             name: t.name,
             slug: t.slug,
             description: t.description,
-            trait_type: t.trait_type,
+            trait_type: t.trait_type.into(),
             config: t.config,
-            result_type: t.result_type,
-            status: t.status,
+            result_type: t.result_type.into(),
+            status: t.status.into(),
             status_error: t.status_error,
             refresh: t.refresh,
             created_by: t.created_by.map(|u| u.to_string()),
@@ -78,8 +79,8 @@ pub struct TraitRunObject {
     id: String,
     workspace_id: String,
     trait_id: String,
-    status: String,
-    trigger: String,
+    status: RunStatus,
+    trigger: Trigger,
     created_at: String,
     started_at: Option<String>,
     finished_at: Option<String>,
@@ -95,8 +96,8 @@ impl From<trait_runs::Model> for TraitRunObject {
             id: r.id.to_string(),
             workspace_id: r.workspace_id.to_string(),
             trait_id: r.trait_id.to_string(),
-            status: r.status,
-            trigger: r.trigger,
+            status: r.status.into(),
+            trigger: r.trigger.into(),
             created_at: iso(r.queued_at),
             started_at: r.started_at.map(iso),
             finished_at: r.finished_at.map(iso),

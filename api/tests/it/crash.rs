@@ -97,7 +97,7 @@ async fn a_worker_killed_mid_file_and_restarted_loads_every_line_once() {
     first.wait().await.unwrap();
     let after_kill = the_file(&app).await.unwrap();
     assert!(
-        after_kill.checkpoint_line < LINES && after_kill.status == "loading",
+        after_kill.checkpoint_line < LINES && after_kill.status.as_str() == "loading",
         "the file finished before the kill ({} of {LINES} at first sight, now {:?}); the test needs a larger file",
         at_kill.checkpoint_line,
         after_kill.status
@@ -113,12 +113,12 @@ async fn a_worker_killed_mid_file_and_restarted_loads_every_line_once() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let f = the_file(&app).await.unwrap();
-        if f.status == "loaded" {
+        if f.status.as_str() == "loaded" {
             assert_eq!(f.rows_loaded, LINES);
             assert_eq!(f.rows_rejected, 0);
             break;
         }
-        assert_ne!(f.status, "failed", "{f:?}");
+        assert_ne!(f.status.as_str(), "failed", "{f:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
             "never finished: {f:?}"

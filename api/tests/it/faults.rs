@@ -109,7 +109,7 @@ async fn run_statuses(app: &TestApp) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.status)
+        .map(|r| r.status.as_str().to_owned())
         .collect()
 }
 
@@ -426,7 +426,7 @@ async fn redis_down_for_20s_loses_no_work() {
             .await
             .unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].status, "succeeded", "{:?}", runs[0]);
+    assert_eq!(runs[0].status.as_str(), "succeeded", "{:?}", runs[0]);
     // 20×3 posted before, 30 during the outage, 25 from the file; p001's 3 + 1
     // erased (its line in the file was loaded after the erasure).
     assert_eq!(table_count(&app, "purchases").await, 60 + 30 + 25 - 4);
@@ -489,7 +489,10 @@ async fn running(app: &TestApp, kinds: &[&str]) {
             .all(app.engine.db())
             .await
             .unwrap();
-        if kinds.iter().all(|k| records.iter().any(|r| r.kind == *k)) {
+        if kinds
+            .iter()
+            .all(|k| records.iter().any(|r| r.kind.as_str() == *k))
+        {
             return;
         }
         assert!(Instant::now() < deadline, "never running: {kinds:?}");
@@ -631,7 +634,10 @@ async fn a_trait_rerun_over_fresh_unanalyzed_tables_stays_linear() {
         .await
         .unwrap();
     assert_eq!(runs.len(), 4);
-    assert!(runs.iter().all(|r| r.status == "succeeded"), "{runs:?}");
+    assert!(
+        runs.iter().all(|r| r.status.as_str() == "succeeded"),
+        "{runs:?}"
+    );
     let first = runs[0].duration_ms.unwrap();
     let again = runs[1..]
         .iter()
@@ -813,7 +819,7 @@ async fn postgres_restarted_during_a_file_load_resumes_from_the_checkpoint() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let done = loop {
         if let Some(f) = file().await
-            && (f.status == "loaded" || f.status == "failed")
+            && (f.status.as_str() == "loaded" || f.status.as_str() == "failed")
         {
             break f;
         }
@@ -824,7 +830,7 @@ async fn postgres_restarted_during_a_file_load_resumes_from_the_checkpoint() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(done.status, "loaded", "{done:?}");
+    assert_eq!(done.status.as_str(), "loaded", "{done:?}");
     assert!(
         at_restart.is_some_and(|f| f.checkpoint_line < LINES),
         "the file was loaded before the restart; the test needs a larger file"

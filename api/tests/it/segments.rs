@@ -99,7 +99,7 @@ pub async fn plant_scores(app: &TestApp, scores: &[(String, &str, &str, f64)]) {
                 category: Set((*category).into()),
                 facet: Set((*facet).into()),
                 score: Set(*score),
-                source: Set("survey".into()),
+                source: Set(engine::prediction::ScoreSource::Survey),
                 computed_at: Set(Utc::now()),
             }
         }))

@@ -390,7 +390,7 @@ async fn a_rerun_load_writes_each_line_once() {
         .unwrap()
         .unwrap();
     let mut crashed: source_files::ActiveModel = file.clone().into();
-    crashed.status = Set("loading".into());
+    crashed.status = Set(engine::ingest::files::FileStatus::Loading);
     crashed.checkpoint_line = Set(0);
     crashed.update(app.engine.db()).await.unwrap();
     app.engine.execute_load_file(file.id).await.unwrap();
@@ -400,7 +400,7 @@ async fn a_rerun_load_writes_each_line_once() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(reloaded.status, "loaded");
+    assert_eq!(reloaded.status.as_str(), "loaded");
     assert_eq!(reloaded.checkpoint_line, 5000);
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
@@ -722,7 +722,7 @@ async fn two_loaders_of_one_file_load_each_line_once() {
         .await
         .unwrap();
     let mut fresh: source_files::ActiveModel = file.clone().into();
-    fresh.status = Set("queued".into());
+    fresh.status = Set(engine::ingest::files::FileStatus::Queued);
     fresh.checkpoint_line = Set(0);
     fresh.rows_loaded = Set(0);
     fresh.update(db).await.unwrap();
@@ -737,7 +737,7 @@ async fn two_loaders_of_one_file_load_each_line_once() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(done.status, "loaded", "{done:?}");
+    assert_eq!(done.status.as_str(), "loaded", "{done:?}");
     assert_eq!(
         (done.rows_loaded, done.checkpoint_line),
         (25_000, 25_000),

@@ -130,6 +130,7 @@ pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
         outbound_allow: None,
         storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
         segment_changes_days: engine::segments::changes::DEFAULT_KEPT_DAYS,
+        history: Default::default(),
     }
 }
 

@@ -39,7 +39,7 @@ async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
         workspace_id: Set(ws),
         name: Set("Orders".into()),
         slug: Set("orders".into()),
-        kind: Set("event".into()),
+        kind: Set(engine::catalog::ModelKind::Event),
         table_name: Set("orders".into()),
         primary_key: Set("id".into()),
         timestamp_column: Set(Some("order_date".into())),
@@ -64,7 +64,7 @@ async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
             workspace_id: Set(ws),
             model_id: Set(orders),
             name: Set((*n).into()),
-            data_type: Set((*t).into()),
+            data_type: Set(engine::catalog::DataType::parse(t).unwrap()),
             nullable: Set(true),
             position: Set(i as i32),
         }
@@ -80,7 +80,7 @@ async fn orders_model(app: &TestApp) -> (Uuid, Uuid, Uuid) {
         to_model_id: Set(players.id),
         from_column: Set("user_id".into()),
         to_column: Set("user_id".into()),
-        cardinality: Set("many_to_one".into()),
+        cardinality: Set(engine::catalog::Cardinality::ManyToOne),
         created_at: Set(Utc::now()),
     })
     .exec(db)

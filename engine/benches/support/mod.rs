@@ -51,6 +51,7 @@ impl Bench {
             outbound_allow: None,
             storage_timeout: engine::ingest::DEFAULT_STORAGE_TIMEOUT,
             segment_changes_days: engine::segments::changes::DEFAULT_KEPT_DAYS,
+            history: Default::default(),
         })
         .await
         .unwrap();

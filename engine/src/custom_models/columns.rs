@@ -193,7 +193,7 @@ pub(super) fn column_change(
     let mut added = Vec::new();
     for (i, c) in new.into_iter().enumerate() {
         match old_by_name.get(c.name.as_str()) {
-            Some(o) if o.data_type != c.data_type.as_str() || o.nullable != c.nullable => {
+            Some(o) if o.data_type != c.data_type || o.nullable != c.nullable => {
                 return Err(Error::invalid(
                     format!("columns[{i}]"),
                     format!(

@@ -118,9 +118,7 @@ impl Engine {
                         ModelKind::Event
                     } else {
                         ModelKind::Entity
-                    }
-                    .as_str()
-                    .into()),
+                    }),
                     table_name: Set(table.clone()),
                     primary_key: Set(pk.clone()),
                     timestamp_column: Set(ts.clone()),
@@ -360,7 +358,7 @@ async fn insert_columns(
             workspace_id: Set(ws),
             model_id: Set(model_id),
             name: Set(c.name.clone()),
-            data_type: Set(c.data_type.as_str().into()),
+            data_type: Set(c.data_type),
             nullable: Set(c.nullable),
             position: Set(first_position + i as i32),
         }
@@ -392,7 +390,7 @@ async fn column_type(
         .filter(model_columns::Column::Name.eq(name))
         .one(tx)
         .await?
-        .and_then(|c| DataType::parse(&c.data_type)))
+        .map(|c| c.data_type))
 }
 
 /// The model's relationships: to `players` by its user column, and the ones asked for.
@@ -456,9 +454,7 @@ async fn insert_relationships(
                 Cardinality::OneToOne
             } else {
                 Cardinality::ManyToOne
-            }
-            .as_str()
-            .into()),
+            }),
             created_at: Set(now),
         })
         .exec_without_returning(tx)

@@ -29,17 +29,9 @@ use super::{
     sources::{FileFormat, NotificationKind, classify},
     target::{self, Target},
 };
-use crate::{Engine, Error, Result, text_enum::text_enum};
+use crate::{Engine, Error, Result};
 
-text_enum! {
-    /// A ledger file's lifecycle.
-    pub enum FileStatus {
-        Queued => "queued",
-        Loading => "loading",
-        Loaded => "loaded",
-        Failed => "failed",
-    }
-}
+pub use entity::states::FileStatus;
 
 /// Lines per committed batch (and checkpoint): large enough that commits are
 /// not the cost, small enough to keep memory bounded.
@@ -67,8 +59,7 @@ impl Engine {
         else {
             return Ok(());
         };
-        if file.status == FileStatus::Loaded.as_str() || file.status == FileStatus::Failed.as_str()
-        {
+        if file.status == FileStatus::Loaded || file.status == FileStatus::Failed {
             return Ok(());
         }
         let Some(source) = data_sources::Entity::find_by_id(file.source_id)
@@ -78,7 +69,7 @@ impl Engine {
             return Ok(());
         };
         let mut loading: source_files::ActiveModel = file.clone().into();
-        loading.status = Set(FileStatus::Loading.as_str().into());
+        loading.status = Set(FileStatus::Loading);
         if file.started_at.is_none() {
             loading.started_at = Set(Some(Utc::now()));
         }
@@ -103,7 +94,7 @@ impl Engine {
         done.finished_at = Set(Some(Utc::now()));
         match outcome {
             Ok(()) => {
-                done.status = Set(FileStatus::Loaded.as_str().into());
+                done.status = Set(FileStatus::Loaded);
                 if file.rows_loaded > 0
                     && let Ok(t) =
                         target::resolve(&self.db, file.workspace_id, &file.record_type).await
@@ -149,7 +140,7 @@ impl Engine {
                     message.clone(),
                 )
                 .await?;
-                done.status = Set(FileStatus::Failed.as_str().into());
+                done.status = Set(FileStatus::Failed);
                 done.error = Set(Some(message));
             }
         }

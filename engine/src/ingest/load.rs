@@ -92,23 +92,15 @@ impl Origin<'_> {
     }
 }
 
-crate::text_enum::text_enum! {
-    /// Where a quarantined line came from (its `origin` column).
-    pub enum LineOrigin {
-        Post => "post",
-        Playfab => "playfab",
-        File => "file",
-    }
-}
+pub use entity::states::LineOrigin;
 
 impl Origin<'_> {
-    fn name(&self) -> &'static str {
+    fn origin(&self) -> LineOrigin {
         match self {
             Origin::Post => LineOrigin::Post,
             Origin::PlayFab => LineOrigin::Playfab,
             Origin::File { .. } => LineOrigin::File,
         }
-        .as_str()
     }
 }
 
@@ -321,7 +313,7 @@ pub(crate) fn quarantine_rows(
         .map(|r| quarantined_lines::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace_id),
-            origin: Set(origin.name().to_owned()),
+            origin: Set(origin.origin()),
             record_type: Set(record_type.to_owned()),
             source_file_id: Set(match origin {
                 Origin::File { id, .. } => Some(*id),

@@ -3,6 +3,7 @@
 mod copy;
 mod decode;
 pub mod files;
+pub mod jobs;
 mod load;
 pub mod notifications;
 pub mod playfab;

@@ -11,12 +11,12 @@ use entity::{
     data_sources, job_records, notifications, quarantined_lines, source_files, workspaces,
 };
 
+use super::jobs::DeliverNotification;
 use super::sources::{DeliveryStatus, NotificationKind};
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
-    jobs::Work,
-    outbox::enqueue_in,
+    jobs::enqueue_in,
     pagination::{Direction, Page, PageRequest, paginate},
 };
 
@@ -121,7 +121,7 @@ impl Engine {
         };
         let already = notifications::Entity::find()
             .filter(notifications::Column::WorkspaceId.eq(source.workspace_id))
-            .filter(notifications::Column::Kind.eq(NotificationKind::FileOverwritten.as_str()))
+            .filter(notifications::Column::Kind.eq(NotificationKind::FileOverwritten))
             .filter(notifications::Column::Message.eq(&message))
             .one(&self.db)
             .await?;
@@ -167,13 +167,11 @@ pub(crate) async fn notify_in(
         id: Set(Uuid::now_v7()),
         workspace_id: Set(workspace_id),
         source_id: Set(note.source_id),
-        kind: Set(note.kind.as_str().into()),
+        kind: Set(note.kind),
         path: Set(note.path),
         message: Set(note.message),
         created_at: Set(Utc::now()),
-        delivery_status: Set(webhook
-            .as_ref()
-            .map(|_| DeliveryStatus::Pending.as_str().into())),
+        delivery_status: Set(webhook.as_ref().map(|_| DeliveryStatus::Pending)),
         delivery_attempts: Set(0),
         delivery_error: Set(None),
         delivered_at: Set(None),
@@ -184,8 +182,8 @@ pub(crate) async fn notify_in(
     if webhook.is_none() {
         return Ok(None);
     }
-    let work = Work::DeliverNotification {
+    let work = DeliverNotification {
         notification_id: row.id,
     };
-    Ok(Some(enqueue_in(conn, Some(workspace_id), work).await?))
+    Ok(Some(enqueue_in(conn, Some(workspace_id), &work).await?))
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use entity::{data_sources, ingestion_runs, quarantined_lines, source_files};
 
 use super::{
+    jobs::{LoadFile, ScanSource},
     records::RecordType,
     stores::{config_str, store_failure},
     target::Target,
@@ -25,56 +26,19 @@ use crate::pagination::{Direction, Page, PageRequest, keyset, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    jobs::Work,
-    outbox::enqueue_in,
-    text_enum::text_enum,
+    jobs::enqueue_in,
     traits::runs::RunStatus,
 };
 
-text_enum! {
-    /// A source's health: `new` until its first scan, then the last scan's outcome.
-    pub enum SourceStatus {
-        New => "new",
-        Ok => "ok",
-        Error => "error",
-    }
-}
+pub use entity::states::SourceStatus;
 
-text_enum! {
-    pub enum SourceKind {
-        Local => "local",
-        S3 => "s3",
-        Gcs => "gcs",
-        Azure => "azure",
-    }
-}
+pub use entity::states::SourceKind;
 
-text_enum! {
-    pub enum NotificationKind {
-        StorageUnreachable => "storage_unreachable",
-        InvalidFormat => "invalid_format",
-        FileOverwritten => "file_overwritten",
-        /// Players entered or left a segment (the webhook body lists them).
-        SegmentMembership => "segment_membership",
-    }
-}
+pub use entity::states::NotificationKind;
 
-text_enum! {
-    /// Where a notification is on its way to the workspace's webhook.
-    pub enum DeliveryStatus {
-        Pending => "pending",
-        Delivered => "delivered",
-        Failed => "failed",
-    }
-}
+pub use entity::states::DeliveryStatus;
 
-text_enum! {
-    /// How a file is decoded, from its extension (a trailing `.gz` is decompressed first).
-    pub enum FileFormat {
-        Ndjson => "ndjson",
-        Csv => "csv",
-    }
-}
+pub use entity::states::FileFormat;
 
 pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
 
@@ -84,10 +48,6 @@ const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A scan in these states is open: one per source (a unique partial index),
 /// which later requests join.
 const OPEN_SCAN: [RunStatus; 2] = [RunStatus::Queued, RunStatus::Running];
-
-/// An open scan queued longer ago than this is taken for lost and closed, so
-/// it cannot hold its source's scans off for ever.
-const ABANDONED_SCAN: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 #[derive(Clone, Debug, Default)]
 pub struct SourceInput {
@@ -143,7 +103,7 @@ fn apply_input(source: &mut data_sources::Model, input: SourceInput) -> Result<(
                 format!("'{kind}' is not one of: {}", SourceKind::expected()),
             )
         })?;
-        source.kind = parsed.as_str().into();
+        source.kind = parsed;
     }
     if let Some(config) = input.config {
         if !config.is_object() {
@@ -190,13 +150,13 @@ impl Engine {
             id: Uuid::now_v7(),
             workspace_id: p.workspace_id,
             name: String::new(),
-            kind: String::new(),
+            kind: SourceKind::Local,
             config: json!({}),
             credentials: None,
             scan_interval_minutes: DEFAULT_SCAN_INTERVAL_MINUTES,
             enabled: true,
             reload_overwritten: false,
-            status: SourceStatus::New.as_str().into(),
+            status: SourceStatus::New,
             last_error: None,
             last_scan_at: None,
             created_at: now,
@@ -348,22 +308,16 @@ impl Engine {
         &self,
         source: &data_sources::Model,
     ) -> Result<(ingestion_runs::Model, bool)> {
+        // An open scan always has its job: it runs, or the job system gives
+        // it up (closing the scan) when its workers keep dying.
         if let Some(open) = self.open_scan(source.id).await? {
-            if Utc::now() - open.queued_at < ABANDONED_SCAN {
-                return Ok((open, false));
-            }
-            // Its worker is long gone (a lost job); let it not block the source.
-            self.close_scan(
-                open,
-                "abandoned: not finished within an hour of being queued",
-            )
-            .await?;
+            return Ok((open, false));
         }
         let inserted = ingestion_runs::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(source.workspace_id),
             source_id: Set(source.id),
-            status: Set(RunStatus::Queued.as_str().into()),
+            status: Set(RunStatus::Queued),
             files_found: Set(0),
             files_queued: Set(0),
             files_skipped: Set(0),
@@ -373,7 +327,7 @@ impl Engine {
             finished_at: Set(None),
         };
         let inserted = self
-            .insert_with_job(source.workspace_id, inserted, |run| Work::ScanSource {
+            .insert_with_job(source.workspace_id, inserted, |run| ScanSource {
                 run_id: run.id,
             })
             .await;
@@ -394,18 +348,9 @@ impl Engine {
     async fn open_scan(&self, source_id: Uuid) -> Result<Option<ingestion_runs::Model>> {
         Ok(ingestion_runs::Entity::find()
             .filter(ingestion_runs::Column::SourceId.eq(source_id))
-            .filter(ingestion_runs::Column::Status.is_in(OPEN_SCAN.map(RunStatus::as_str)))
+            .filter(ingestion_runs::Column::Status.is_in(OPEN_SCAN))
             .one(&self.db)
             .await?)
-    }
-
-    async fn close_scan(&self, run: ingestion_runs::Model, error: &str) -> Result<()> {
-        let mut failed: ingestion_runs::ActiveModel = run.into();
-        failed.status = Set(RunStatus::Failed.as_str().into());
-        failed.error = Set(Some(error.to_owned()));
-        failed.finished_at = Set(Some(Utc::now()));
-        failed.update(&self.db).await?;
-        Ok(())
     }
 
     pub async fn ingestion_run(&self, p: &Principal, id: Uuid) -> Result<ingestion_runs::Model> {
@@ -453,7 +398,7 @@ impl Engine {
         };
         // `running` too: a redelivered job whose worker died mid-listing runs again
         // (the ledger makes a second listing harmless).
-        if !OPEN_SCAN.iter().any(|s| run.status == s.as_str()) {
+        if !OPEN_SCAN.contains(&run.status) {
             return Ok(());
         }
         let Some(source) = data_sources::Entity::find_by_id(run.source_id)
@@ -463,7 +408,7 @@ impl Engine {
             return Ok(());
         };
         let mut running: ingestion_runs::ActiveModel = run.into();
-        running.status = Set(RunStatus::Running.as_str().into());
+        running.status = Set(RunStatus::Running);
         let run = running.update(&self.db).await?;
         let outcome = self.scan(&source).await;
         let mut done: ingestion_runs::ActiveModel = run.into();
@@ -471,12 +416,12 @@ impl Engine {
         src.last_scan_at = Set(Some(Utc::now()));
         match outcome {
             Ok((found, queued, skipped)) => {
-                done.status = Set(RunStatus::Succeeded.as_str().into());
+                done.status = Set(RunStatus::Succeeded);
                 done.files_found = Set(found);
                 done.files_queued = Set(queued);
                 done.files_skipped = Set(skipped.len() as i32);
                 done.skipped_paths = Set(json!(skipped));
-                src.status = Set(SourceStatus::Ok.as_str().into());
+                src.status = Set(SourceStatus::Ok);
                 src.last_error = Set(None);
             }
             // The database failed, not the bucket: the job lists it again.
@@ -491,9 +436,9 @@ impl Engine {
                     message.clone(),
                 )
                 .await?;
-                done.status = Set(RunStatus::Failed.as_str().into());
+                done.status = Set(RunStatus::Failed);
                 done.error = Set(Some(message.clone()));
-                src.status = Set(SourceStatus::Error.as_str().into());
+                src.status = Set(SourceStatus::Error);
                 src.last_error = Set(Some(message));
             }
         }
@@ -562,11 +507,11 @@ impl Engine {
                     source_id: Set(source.id),
                     path: Set(path.clone()),
                     record_type: Set(target.slug().into()),
-                    format: Set(format.as_str().into()),
+                    format: Set(format),
                     size: Set(meta.size as i64),
                     etag: Set(meta.e_tag.clone()),
                     last_modified: Set(Some(meta.last_modified)),
-                    status: Set(super::files::FileStatus::Queued.as_str().into()),
+                    status: Set(super::files::FileStatus::Queued),
                     rows_loaded: Set(0),
                     rows_rejected: Set(0),
                     checkpoint_line: Set(0),
@@ -577,7 +522,7 @@ impl Engine {
                 };
                 // A concurrent scan that recorded the file first wins (unique path).
                 let recorded = self
-                    .insert_with_job(source.workspace_id, file, |file| Work::LoadFile {
+                    .insert_with_job(source.workspace_id, file, |file| LoadFile {
                         file_id: file.id,
                     })
                     .await;
@@ -622,7 +567,7 @@ impl Engine {
                 f.size = Set(size);
                 f.etag = Set(etag);
                 f.last_modified = Set(Some(modified));
-                f.status = Set(super::files::FileStatus::Queued.as_str().into());
+                f.status = Set(super::files::FileStatus::Queued);
                 f.rows_loaded = Set(0);
                 f.rows_rejected = Set(0);
                 f.checkpoint_line = Set(0);
@@ -630,8 +575,8 @@ impl Engine {
                 f.started_at = Set(None);
                 f.finished_at = Set(None);
                 let file = f.update(tx).await?;
-                let work = Work::LoadFile { file_id: file.id };
-                enqueue_in(tx, Some(file.workspace_id), work).await
+                let work = LoadFile { file_id: file.id };
+                enqueue_in(tx, Some(file.workspace_id), &work).await
             })
         })
         .await?;

@@ -256,7 +256,7 @@ impl Engine {
         source: &data_sources::Model,
         path: &str,
     ) -> Result<bool> {
-        if SourceKind::parse(&source.kind) != Some(SourceKind::Local) {
+        if source.kind != SourceKind::Local {
             return Ok(true);
         }
         let folder = self.local_folder(source.workspace_id, &source.config)?;
@@ -273,7 +273,7 @@ impl Engine {
         let config = &source.config;
         let credentials = self.open_credentials(source)?;
         let secrets = Secrets(credentials.as_ref());
-        match SourceKind::parse(&source.kind) {
+        match Some(source.kind) {
             Some(SourceKind::Local) => {
                 let folder = self.local_folder(source.workspace_id, config)?;
                 Ok(Arc::new(

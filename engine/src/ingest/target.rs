@@ -265,8 +265,7 @@ async fn custom_model(db: &impl ConnectionTrait, model: models::Model) -> Result
         .await?
         .into_iter()
         .map(|c| {
-            let dt = DataType::parse(&c.data_type)
-                .ok_or_else(|| Error::internal(format!("data type '{}'", c.data_type)))?;
+            let dt = c.data_type;
             Ok((c.name, dt, c.nullable))
         })
         .collect::<Result<Vec<_>>>()?;

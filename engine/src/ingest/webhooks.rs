@@ -61,7 +61,7 @@ impl Engine {
         let Some(note) = notifications::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(());
         };
-        if note.delivery_status.as_deref() != Some(DeliveryStatus::Pending.as_str()) {
+        if note.delivery_status != Some(DeliveryStatus::Pending) {
             return Ok(());
         }
         let Some(url) = self
@@ -107,7 +107,7 @@ impl Engine {
         };
         let mut done: notifications::ActiveModel = note.into();
         done.delivery_attempts = Set(attempts);
-        done.delivery_status = Set(Some(status.as_str().into()));
+        done.delivery_status = Set(Some(status));
         done.delivered_at = Set((status == DeliveryStatus::Delivered).then(Utc::now));
         done.delivery_error = Set(error);
         done.update(&self.db).await?;

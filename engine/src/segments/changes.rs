@@ -23,7 +23,6 @@ use crate::{
         sources::NotificationKind,
     },
     pagination::{Direction, Page, PageRequest, keyset},
-    text_enum::text_enum,
 };
 
 /// Days changes are kept unless `SEGMENT_CHANGES_DAYS` says otherwise.
@@ -31,12 +30,7 @@ pub const DEFAULT_KEPT_DAYS: u32 = 90;
 /// User ids per webhook delivery; more are split over several.
 const IDS_PER_DELIVERY: usize = 10_000;
 
-text_enum! {
-    pub enum Change {
-        Entered => "ENTERED",
-        Exited => "EXITED",
-    }
-}
+pub use entity::states::Change;
 
 /// The players the tree admits now (alias `p`).
 fn admitted(backend: DbBackend, ws: Uuid, tree: &Node) -> SelectStatement {
@@ -81,7 +75,7 @@ pub(super) async fn record(
         .expr(Expr::val(ws))
         .expr(Expr::val(id))
         .column(Alias::new("user_id"))
-        .expr(Expr::val(Change::Entered.as_str()))
+        .expr(Expr::val(Change::Entered))
         .expr(Expr::val(now))
         .from_subquery(
             admitted(backend, ws, tree)
@@ -97,7 +91,7 @@ pub(super) async fn record(
         .expr(Expr::val(ws))
         .expr(Expr::val(id))
         .column(Alias::new("user_id"))
-        .expr(Expr::val(Change::Exited.as_str()))
+        .expr(Expr::val(Change::Exited))
         .expr(Expr::val(now))
         .from(Alias::new("segment_members"))
         .and_where(Expr::col(Alias::new("segment_id")).eq(id))
@@ -140,7 +134,7 @@ pub(super) async fn announce(
     let ids = |change: Change| -> Vec<String> {
         changes
             .iter()
-            .filter(|c| c.change == change.as_str())
+            .filter(|c| c.change == change)
             .map(|c| c.user_id.clone())
             .collect()
     };
@@ -170,7 +164,7 @@ pub(super) async fn announce(
                 exited.len()
             ),
             payload: Some(json!({
-                "kind": NotificationKind::SegmentMembership.as_str(),
+                "kind": NotificationKind::SegmentMembership,
                 "segment": segment.slug,
                 "entered": slice(&entered),
                 "exited": slice(&exited),

@@ -13,12 +13,13 @@ use uuid::Uuid;
 
 use entity::{persona_members, players, segment_members, segment_traits, segments, traits};
 
+use super::jobs::{ComputePersonas, ComputeSegment};
 use super::{ComputeStatus, filter::Node};
 use crate::pagination::{Page, PageRequest, user_id_page};
+use crate::prediction::TrainPrediction;
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
-    jobs::Work,
 };
 
 /// The segments a player is in, and the personas (segment slug, index).
@@ -120,7 +121,7 @@ impl Engine {
             .map(|r| r.segment_id)
             .collect();
         for segment_id in ids {
-            self.enqueue_once(t.workspace_id, Work::ComputeSegment { segment_id })
+            self.enqueue_once(t.workspace_id, ComputeSegment { segment_id })
                 .await?;
         }
         self.prediction_inputs_changed(t).await
@@ -138,13 +139,13 @@ impl Engine {
             .all(&self.db)
             .await?
         {
-            let work = Work::ComputeSegment {
+            let work = ComputeSegment {
                 segment_id: segment.id,
             };
             self.enqueue_once(ws, work).await?;
         }
         if self.any_survey_complete(ws).await? {
-            self.enqueue_once(ws, Work::TrainPrediction { workspace_id: ws })
+            self.enqueue_once(ws, TrainPrediction { workspace_id: ws })
                 .await?;
         }
         Ok(())
@@ -167,16 +168,13 @@ impl Engine {
                     .unwrap_or(false),
                 None => false,
             };
-            let work = if reads_facets {
-                Work::ComputeSegment {
-                    segment_id: segment.id,
-                }
+            let segment_id = segment.id;
+            if reads_facets {
+                self.enqueue_once(ws, ComputeSegment { segment_id }).await?;
             } else {
-                Work::ComputePersonas {
-                    segment_id: segment.id,
-                }
-            };
-            self.enqueue_once(ws, work).await?;
+                self.enqueue_once(ws, ComputePersonas { segment_id })
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -207,17 +205,17 @@ impl Engine {
         done.members_computed_at = Set(Some(Utc::now()));
         match &outcome {
             Ok(()) => {
-                done.members_status = Set(ComputeStatus::Ready.as_str().into());
+                done.members_status = Set(ComputeStatus::Ready);
                 done.members_error = Set(None);
             }
             Err(e) => {
-                done.members_status = Set(ComputeStatus::Failed.as_str().into());
+                done.members_status = Set(ComputeStatus::Failed);
                 done.members_error = Set(Some(e.cause()));
             }
         }
         done.update(&self.db).await?;
         outcome?;
-        self.enqueue_once(ws, Work::ComputePersonas { segment_id })
+        self.enqueue_once(ws, ComputePersonas { segment_id })
             .await?;
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 pub mod changes;
 pub mod filter;
+pub mod jobs;
 mod members;
 pub mod personas;
 pub mod preview;
@@ -27,12 +28,10 @@ use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    jobs::Work,
-    outbox::enqueue_once_in,
-    text_enum::text_enum,
-    traits::definition::ResultType,
+    jobs::enqueue_once_in,
 };
 use filter::{Node, Vocabulary};
+use jobs::{ComputePersonas, ComputeSegment};
 
 pub const DEFAULT_SLUG: &str = "default";
 pub const DEFAULT_PERSONA_COUNT: i32 = 4;
@@ -40,15 +39,7 @@ pub const MAX_PERSONA_COUNT: i32 = 20;
 /// k-means seed of new segments; any fixed value makes personas reproducible.
 const DEFAULT_SEED: i64 = 42;
 
-text_enum! {
-    pub enum ComputeStatus {
-        Pending => "pending",
-        Ready => "ready",
-        /// Personas only: too few scored members to cluster.
-        Insufficient => "insufficient",
-        Failed => "failed",
-    }
-}
+pub use entity::states::ComputeStatus;
 
 /// How many personas a segment is clustered into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +93,7 @@ impl Engine {
             .all(&self.db)
             .await?
             .into_iter()
-            .filter_map(|t| Some((t.slug, (t.id, ResultType::parse(&t.result_type)?))))
+            .map(|t| (t.slug, (t.id, t.result_type)))
             .collect();
         let instrument = crate::survey::Instrument::stored(&self.survey_of(ws).await?.instrument)?;
         let facets = instrument
@@ -247,10 +238,10 @@ impl Engine {
             Box::pin(async move {
                 let saved = segment.insert(tx).await?;
                 write_trait_refs(tx, &saved, &trait_ids).await?;
-                let work = Work::ComputeSegment {
+                let work = ComputeSegment {
                     segment_id: saved.id,
                 };
-                let job = enqueue_once_in(tx, ws, work).await?;
+                let job = enqueue_once_in(tx, ws, &work).await?;
                 Ok((saved, job))
             })
         })
@@ -318,16 +309,12 @@ impl Engine {
                     write_trait_refs(tx, &saved, &ids).await?;
                 }
                 let segment_id = saved.id;
-                let work = if recompute_members {
-                    Some(Work::ComputeSegment { segment_id })
+                let job = if recompute_members {
+                    Some(enqueue_once_in(tx, ws, &ComputeSegment { segment_id }).await?)
                 } else if recluster {
-                    Some(Work::ComputePersonas { segment_id })
+                    Some(enqueue_once_in(tx, ws, &ComputePersonas { segment_id }).await?)
                 } else {
                     None
-                };
-                let job = match work {
-                    Some(work) => Some(enqueue_once_in(tx, ws, work).await?),
-                    None => None,
                 };
                 Ok((saved, job))
             })
@@ -349,7 +336,7 @@ impl Engine {
         let segment = self.find_segment(p.workspace_id, reference).await?;
         self.enqueue_once(
             p.workspace_id,
-            Work::ComputeSegment {
+            ComputeSegment {
                 segment_id: segment.id,
             },
         )
@@ -443,11 +430,11 @@ fn new_segment(
         builtin: Set(builtin),
         persona_k: Set(persona_k),
         seed: Set(DEFAULT_SEED),
-        members_status: Set(members.as_str().into()),
+        members_status: Set(members),
         members_error: Set(None),
         member_count: Set(0),
         members_computed_at: Set(None),
-        personas_status: Set(ComputeStatus::Pending.as_str().into()),
+        personas_status: Set(ComputeStatus::Pending),
         personas_error: Set(None),
         scored_members: Set(0),
         profile: Set(None),

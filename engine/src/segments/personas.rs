@@ -121,8 +121,7 @@ impl Engine {
         let PersonaRef::Index(i) = which else {
             return Ok(None);
         };
-        if segment.personas_computed_at.is_none()
-            || segment.personas_status != ComputeStatus::Ready.as_str()
+        if segment.personas_computed_at.is_none() || segment.personas_status != ComputeStatus::Ready
         {
             return Err(not_computed(segment));
         }
@@ -205,7 +204,7 @@ impl Engine {
             Err(Error::Conflict(message)) => {
                 // Too few scored members: no personas, and the reason on the segment.
                 self.clear_personas(segment.id).await?;
-                done.personas_status = Set(ComputeStatus::Insufficient.as_str().into());
+                done.personas_status = Set(ComputeStatus::Insufficient);
                 done.personas_error = Set(Some(message.clone()));
                 done.profile = Set(None);
                 done.personas_computed_at = Set(Some(Utc::now()));
@@ -215,7 +214,7 @@ impl Engine {
             // The database failed, not the clustering: run again.
             Err(e) if e.is_transient() => {}
             Err(e) => {
-                done.personas_status = Set(ComputeStatus::Failed.as_str().into());
+                done.personas_status = Set(ComputeStatus::Failed);
                 done.personas_error = Set(Some(e.cause()));
                 done.update(&self.db).await?;
             }
@@ -457,7 +456,7 @@ async fn write_profiles(
     segments::Entity::update_many()
         .col_expr(
             segments::Column::PersonasStatus,
-            Expr::val(ComputeStatus::Ready.as_str()),
+            Expr::val(ComputeStatus::Ready),
         )
         .col_expr(
             segments::Column::PersonasError,

@@ -22,28 +22,12 @@ use entity::{psych_scores, survey_answers, survey_registrations, surveys};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    text_enum::text_enum,
 };
 pub use instrument::Instrument;
 
-text_enum! {
-    /// The survey's lifecycle, spelled as the player API shows it.
-    pub enum SurveyStatus {
-        Launched => "Launched",
-        Closed => "Closed",
-        Deleted => "Deleted",
-    }
-}
+pub use entity::states::SurveyStatus;
 
-text_enum! {
-    /// Where a registered player is in the survey.
-    pub enum ResponseStatus {
-        Requested => "requested",
-        Partial => "partial",
-        Complete => "complete",
-        Disqualified => "disqualified",
-    }
-}
+pub use entity::states::ResponseStatus;
 
 pub const DEFAULT_TITLE: &str = "Traitforge Survey";
 pub const DEFAULT_TYPE: &str = "Standard Survey";
@@ -124,7 +108,7 @@ impl Engine {
         let model = surveys::ActiveModel {
             id: Set(Uuid::now_v7()),
             workspace_id: Set(workspace_id),
-            status: Set(SurveyStatus::Launched.as_str().into()),
+            status: Set(SurveyStatus::Launched),
             survey_type: Set(DEFAULT_TYPE.into()),
             title: Set(DEFAULT_TITLE.into()),
             internal_title: Set(DEFAULT_TITLE.into()),
@@ -196,7 +180,7 @@ impl Engine {
                 SurveyStatus::Launched => None,
                 _ => current.closed_at.or(Some(now)),
             });
-            m.status = Set(s.as_str().into());
+            m.status = Set(s);
         }
         let text = |field: &str, v: String| crate::limits::name(&v, field);
         if let Some(v) = u.survey_type {
@@ -242,7 +226,7 @@ impl Engine {
         p.require(Permission::Ingest)?;
         let user_id = validate_user_id(user_id)?;
         let survey = self.survey_of(p.workspace_id).await?;
-        if survey.status != SurveyStatus::Launched.as_str() {
+        if survey.status != SurveyStatus::Launched {
             return Err(Error::Conflict(format!(
                 "the survey is {}: registration is closed",
                 survey.status
@@ -266,7 +250,7 @@ impl Engine {
                     user_id: Set(user_id.to_owned()),
                     token: Set(new_token()),
                     expires_at: Set(expires_at),
-                    status: Set(ResponseStatus::Requested.as_str().into()),
+                    status: Set(ResponseStatus::Requested),
                     disqualified_reason: Set(None),
                     registered_at: Set(now),
                     started_at: Set(None),
@@ -340,7 +324,7 @@ impl Engine {
                 "you have already completed this survey".into(),
             ));
         }
-        if survey.status != SurveyStatus::Launched.as_str() {
+        if survey.status != SurveyStatus::Launched {
             return Err(Error::Conflict("this survey is closed".into()));
         }
         if reg.expires_at <= Utc::now() {
@@ -441,7 +425,7 @@ impl Engine {
                             category: Set(s.category),
                             facet: Set(s.facet),
                             score: Set(s.score),
-                            source: Set(crate::prediction::ScoreSource::Survey.as_str().into()),
+                            source: Set(crate::prediction::ScoreSource::Survey),
                             computed_at: Set(now),
                         }
                     }))
@@ -468,8 +452,8 @@ impl Engine {
                     return Ok(None);
                 }
                 // New survey scores: train the predictions again (personas follow).
-                let work = crate::jobs::Work::TrainPrediction { workspace_id: ws };
-                Ok(Some(crate::outbox::enqueue_once_in(tx, ws, work).await?))
+                let work = crate::prediction::TrainPrediction { workspace_id: ws };
+                Ok(Some(crate::jobs::enqueue_once_in(tx, ws, &work).await?))
             })
         })
         .await?;
@@ -517,7 +501,7 @@ impl Engine {
                 survey_registrations::Entity::update_many()
                     .col_expr(
                         survey_registrations::Column::Status,
-                        Expr::val(ResponseStatus::Partial.as_str()),
+                        Expr::val(ResponseStatus::Partial),
                     )
                     .col_expr(
                         survey_registrations::Column::StartedAt,

@@ -17,33 +17,11 @@ use crate::{
     text_enum::text_enum,
 };
 
-text_enum! {
-    pub enum TraitType {
-        Aggregation => "aggregation",
-        Occurrence => "occurrence",
-        List => "list",
-        Sql => "sql",
-        Formula => "formula",
-    }
-}
+pub use entity::states::TraitType;
 
-text_enum! {
-    pub enum ResultType {
-        Text => "text",
-        Number => "number",
-        Boolean => "boolean",
-        Timestamp => "timestamp",
-        Array => "array",
-    }
-}
+pub use entity::states::ResultType;
 
-text_enum! {
-    pub enum TraitStatus {
-        Draft => "draft",
-        Active => "active",
-        Error => "error",
-    }
-}
+pub use entity::states::TraitStatus;
 
 text_enum! {
     pub enum Aggregation {
@@ -80,19 +58,6 @@ text_enum! {
         NotIn => "not_in",
         IsNull => "is_null",
         IsNotNull => "is_not_null",
-    }
-}
-
-impl ResultType {
-    /// The typed column of `trait_values` that holds values of this type.
-    pub fn value_column(self) -> &'static str {
-        match self {
-            ResultType::Text => "value_text",
-            ResultType::Number => "value_number",
-            ResultType::Boolean => "value_boolean",
-            ResultType::Timestamp => "value_timestamp",
-            ResultType::Array => "value_json",
-        }
     }
 }
 

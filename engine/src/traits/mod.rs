@@ -2,6 +2,7 @@
 
 pub mod compiler;
 pub mod definition;
+pub mod jobs;
 mod preview;
 pub mod runs;
 pub mod sandbox;

@@ -19,42 +19,19 @@ use entity::{trait_dependencies, trait_runs, trait_values, traits};
 use super::{
     compiler,
     definition::{self as compiler_plan, TraitStatus},
+    jobs::{EvaluateTrait, EvaluateTraits},
     service::{REFRESH_MANUAL, parse_refresh},
 };
 use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    jobs::Work,
-    outbox::enqueue_in,
-    text_enum::text_enum,
+    jobs::enqueue_in,
 };
 
-text_enum! {
-    pub enum Trigger {
-        /// `POST …/trigger` or `triggerTrait`.
-        Manual => "manual",
-        /// A trait this one reads was recomputed.
-        Dependency => "dependency",
-        /// The trait's `refresh` cron schedule fired.
-        Schedule => "schedule",
-        /// The trait was created or its computation changed.
-        Definition => "definition",
-        /// `refreshTraits`: every trait of a parent model.
-        Refresh => "refresh",
-        /// Loaded data changed a source of a trait with `refresh: on_load`.
-        Data => "data",
-    }
-}
+pub use entity::states::Trigger;
 
-text_enum! {
-    pub enum RunStatus {
-        Queued => "queued",
-        Running => "running",
-        Succeeded => "succeeded",
-        Failed => "failed",
-    }
-}
+pub use entity::states::RunStatus;
 
 fn new_run(
     t: &traits::Model,
@@ -65,8 +42,8 @@ fn new_run(
         id: Set(Uuid::now_v7()),
         workspace_id: Set(t.workspace_id),
         trait_id: Set(t.id),
-        status: Set(RunStatus::Queued.as_str().into()),
-        trigger: Set(trigger.as_str().into()),
+        status: Set(RunStatus::Queued),
+        trigger: Set(trigger),
         error: Set(None),
         rows_computed: Set(None),
         rows_changed: Set(None),
@@ -87,10 +64,8 @@ impl Engine {
         p: Option<&Principal>,
     ) -> Result<trait_runs::Model> {
         let run = new_run(t, trigger, p.map(|p| p.account_id.unwrap_or(p.key_id)));
-        self.insert_with_job(t.workspace_id, run, |run| Work::EvaluateTrait {
-            run_id: run.id,
-        })
-        .await
+        self.insert_with_job(t.workspace_id, run, |run| EvaluateTrait { run_id: run.id })
+            .await
     }
 
     /// Queues an evaluation and returns the run to poll.
@@ -146,9 +121,7 @@ impl Engine {
             .all(&self.db)
             .await?
         {
-            if run.status == RunStatus::Succeeded.as_str()
-                || run.status == RunStatus::Failed.as_str()
-            {
+            if run.status == RunStatus::Succeeded || run.status == RunStatus::Failed {
                 continue;
             }
             let Some(t) = traits::Entity::find_by_id(run.trait_id)
@@ -159,7 +132,7 @@ impl Engine {
             };
             let started = Utc::now();
             let mut running: trait_runs::ActiveModel = run.into();
-            running.status = Set(RunStatus::Running.as_str().into());
+            running.status = Set(RunStatus::Running);
             running.started_at = Set(Some(started));
             pending.push((running.update(&self.db).await?, t));
         }
@@ -188,13 +161,11 @@ impl Engine {
             self.cascade(
                 t,
                 &run,
-                run.status == RunStatus::Succeeded.as_str(),
+                run.status == RunStatus::Succeeded,
                 pending.len() > 1,
             )
             .await?;
-            if run.status == RunStatus::Succeeded.as_str()
-                && run.trigger != Trigger::Dependency.as_str()
-            {
+            if run.status == RunStatus::Succeeded && run.trigger != Trigger::Dependency {
                 succeeded.push(t.clone());
             }
         }
@@ -220,21 +191,21 @@ impl Engine {
         let mut def: traits::ActiveModel = t.clone().into();
         match outcome {
             Ok((computed, changed)) => {
-                done.status = Set(RunStatus::Succeeded.as_str().into());
+                done.status = Set(RunStatus::Succeeded);
                 done.rows_computed = Set(Some(computed));
                 done.rows_changed = Set(Some(changed));
                 def.last_computed_at = Set(Some(finished));
-                if t.status == TraitStatus::Error.as_str() {
-                    def.status = Set(TraitStatus::Active.as_str().into());
+                if t.status == TraitStatus::Error {
+                    def.status = Set(TraitStatus::Active);
                 }
                 def.status_error = Set(String::new());
             }
             Err(e) => {
                 let message = e.cause();
                 tracing::warn!(trait_id = %t.id, run_id = %run.id, error = %message, "trait run failed");
-                done.status = Set(RunStatus::Failed.as_str().into());
+                done.status = Set(RunStatus::Failed);
                 done.error = Set(Some(message.clone()));
-                def.status = Set(TraitStatus::Error.as_str().into());
+                def.status = Set(TraitStatus::Error);
                 def.status_error = Set(message);
             }
         }
@@ -401,7 +372,7 @@ impl Engine {
             for id in chain {
                 if let Some(r) = trait_runs::Entity::find_by_id(id).one(&self.db).await? {
                     let mut skipped: trait_runs::ActiveModel = r.into();
-                    skipped.status = Set(RunStatus::Failed.as_str().into());
+                    skipped.status = Set(RunStatus::Failed);
                     skipped.error =
                         Set(Some(format!("skipped: upstream trait `{}` failed", t.slug)));
                     skipped.finished_at = Set(Some(Utc::now()));
@@ -410,7 +381,7 @@ impl Engine {
             }
             return Ok(());
         }
-        if run.trigger == Trigger::Dependency.as_str() {
+        if run.trigger == Trigger::Dependency {
             return self.continue_chain(t.workspace_id, &chain).await;
         }
         if in_batch {
@@ -472,10 +443,7 @@ impl Engine {
         p.require(Permission::Write)?;
         let all = self.list_traits(p, Some(parent_model_id)).await?;
         let mut groups: Vec<(Option<compiler::ScanKey>, Vec<traits::Model>)> = Vec::new();
-        for t in all
-            .into_iter()
-            .filter(|t| t.status != TraitStatus::Draft.as_str())
-        {
+        for t in all.into_iter().filter(|t| t.status != TraitStatus::Draft) {
             let plan = self.plan_trait(&self.db, &t).await?;
             let key = match &plan.computation {
                 compiler_plan::Computation::Source(sp) => compiler::scan_key(sp),
@@ -500,13 +468,16 @@ impl Engine {
                     for run in new {
                         inserted.push(run.insert(tx).await?);
                     }
-                    let work = match inserted.as_slice() {
-                        [one] => Work::EvaluateTrait { run_id: one.id },
-                        _ => Work::EvaluateTraits {
-                            run_ids: inserted.iter().map(|r| r.id).collect(),
-                        },
+                    let job = match inserted.as_slice() {
+                        [one] => {
+                            enqueue_in(tx, Some(ws), &EvaluateTrait { run_id: one.id }).await?
+                        }
+                        _ => {
+                            let run_ids = inserted.iter().map(|r| r.id).collect();
+                            enqueue_in(tx, Some(ws), &EvaluateTraits { run_ids }).await?
+                        }
                     };
-                    Ok((inserted, enqueue_in(tx, Some(ws), work).await?))
+                    Ok((inserted, job))
                 })
             })
             .await?;
@@ -579,7 +550,7 @@ impl Engine {
         Ok(order
             .into_iter()
             .filter_map(|id| by_id.remove(&id))
-            .filter(|t| t.status != TraitStatus::Draft.as_str())
+            .filter(|t| t.status != TraitStatus::Draft)
             .collect())
     }
 
@@ -592,7 +563,7 @@ impl Engine {
     ) -> Result<usize> {
         let scheduled = traits::Entity::find()
             .filter(traits::Column::Refresh.ne(REFRESH_MANUAL))
-            .filter(traits::Column::Status.ne(TraitStatus::Draft.as_str()))
+            .filter(traits::Column::Status.ne(TraitStatus::Draft))
             .all(&self.db)
             .await?;
         let mut queued = 0;
@@ -607,7 +578,7 @@ impl Engine {
             let already = trait_runs::Entity::find()
                 .filter(trait_runs::Column::WorkspaceId.eq(t.workspace_id))
                 .filter(trait_runs::Column::TraitId.eq(t.id))
-                .filter(trait_runs::Column::Trigger.eq(Trigger::Schedule.as_str()))
+                .filter(trait_runs::Column::Trigger.eq(Trigger::Schedule))
                 .filter(trait_runs::Column::QueuedAt.gte(fire))
                 .one(&self.db)
                 .await?;
@@ -637,7 +608,7 @@ async fn continue_chain_in(
     active.chain = Set(Some(serde_json::to_value(rest).map_err(Error::internal)?));
     active.update(tx).await?;
     Ok(Some(
-        enqueue_in(tx, Some(workspace_id), Work::EvaluateTrait { run_id: next }).await?,
+        enqueue_in(tx, Some(workspace_id), &EvaluateTrait { run_id: next }).await?,
     ))
 }
 

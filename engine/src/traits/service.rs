@@ -22,7 +22,7 @@ use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
-    catalog::{DataType, ModelKind},
+    catalog::DataType,
     slug::slugify,
 };
 
@@ -42,8 +42,7 @@ pub struct TraitInput {
 }
 
 pub(super) fn result_type_of(t: &traits::Model) -> Result<ResultType> {
-    ResultType::parse(&t.result_type)
-        .ok_or_else(|| Error::internal(format!("stored result type '{}'", t.result_type)))
+    Ok(t.result_type)
 }
 
 /// The definition as stored in history (and compared to find changed fields).
@@ -110,8 +109,7 @@ impl Engine {
             .all(db)
             .await?
         {
-            let dt = DataType::parse(&c.data_type)
-                .ok_or_else(|| Error::internal(format!("data type '{}'", c.data_type)))?;
+            let dt = c.data_type;
             columns.entry(c.model_id).or_default().insert(c.name, dt);
         }
         let mut models_by_id = HashMap::new();
@@ -120,8 +118,7 @@ impl Engine {
             .all(db)
             .await?
         {
-            let kind = ModelKind::parse(&m.kind)
-                .ok_or_else(|| Error::internal(format!("model kind '{}'", m.kind)))?;
+            let kind = m.kind;
             models_by_id.insert(
                 m.id,
                 ModelInfo {
@@ -195,8 +192,7 @@ impl Engine {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        let trait_type =
-            TraitType::parse(&t.trait_type).ok_or_else(|| Error::internal("stored trait type"))?;
+        let trait_type = t.trait_type;
         definition::plan(
             &catalog,
             t.parent_model_id,
@@ -274,7 +270,7 @@ impl Engine {
             })
         })
         .await?;
-        if created.status == TraitStatus::Active.as_str() {
+        if created.status == TraitStatus::Active {
             self.queue_run(&created, super::runs::Trigger::Definition, Some(p))
                 .await?;
         }
@@ -305,18 +301,18 @@ impl Engine {
                     after.parent_model_id = m;
                 }
                 if let Some(t) = input.trait_type {
-                    parse_enum("trait_type", &t, TraitType::parse, TraitType::expected())?;
-                    after.trait_type = t;
+                    after.trait_type =
+                        parse_enum("trait_type", &t, TraitType::parse, TraitType::expected())?;
                 }
                 if let Some(c) = input.config {
                     after.config = c;
                 }
                 if let Some(r) = input.result_type {
-                    parse_enum("result_type", &r, ResultType::parse, ResultType::expected())?;
-                    after.result_type = r;
+                    after.result_type =
+                        parse_enum("result_type", &r, ResultType::parse, ResultType::expected())?;
                 }
                 if let Some(s) = input.status {
-                    after.status = creatable_status(Some(&s))?.as_str().into();
+                    after.status = creatable_status(Some(&s))?;
                 }
                 if let Some(r) = input.refresh {
                     parse_refresh(&r)?;
@@ -388,7 +384,7 @@ impl Engine {
         })
         .await?;
         let (saved, recompute) = updated;
-        if recompute && saved.status == TraitStatus::Active.as_str() {
+        if recompute && saved.status == TraitStatus::Active {
             self.queue_run(&saved, super::runs::Trigger::Definition, Some(p))
                 .await?;
         }
@@ -578,7 +574,7 @@ async fn ensure_acyclic(db: &impl ConnectionTrait, t: &traits::Model, plan: &Pla
             }
         })
         .collect();
-    let field = if t.trait_type == "sql" {
+    let field = if t.trait_type == TraitType::Sql {
         "config.sql_expression"
     } else {
         "config.expression"
@@ -599,7 +595,7 @@ pub(super) fn new_trait(p: &Principal, input: TraitInput) -> Result<traits::Mode
         .parent_model_id
         .ok_or_else(|| Error::invalid("parent_model_id", "is required"))?;
     let trait_type = required(input.trait_type.clone(), "trait_type")?;
-    parse_enum(
+    let trait_type = parse_enum(
         "trait_type",
         &trait_type,
         TraitType::parse,
@@ -610,7 +606,7 @@ pub(super) fn new_trait(p: &Principal, input: TraitInput) -> Result<traits::Mode
         .clone()
         .ok_or_else(|| Error::invalid("config", "is required"))?;
     let result_type = required(input.result_type.clone(), "result_type")?;
-    parse_enum(
+    let result_type = parse_enum(
         "result_type",
         &result_type,
         ResultType::parse,
@@ -636,7 +632,7 @@ pub(super) fn new_trait(p: &Principal, input: TraitInput) -> Result<traits::Mode
         trait_type,
         config,
         result_type,
-        status: status.as_str().into(),
+        status,
         status_error: String::new(),
         refresh,
         version: 1,

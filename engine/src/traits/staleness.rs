@@ -41,11 +41,11 @@ impl Engine {
                 .and_then(|s| Uuid::parse_str(s).ok());
             // Source traits read their source model; SQL traits read their parent's columns.
             source.is_some_and(|s| changed.contains(&s))
-                || (t.trait_type == TraitType::Sql.as_str() && changed.contains(&t.parent_model_id))
+                || (t.trait_type == TraitType::Sql && changed.contains(&t.parent_model_id))
         };
         let direct: Vec<traits::Model> = traits::Entity::find()
             .filter(traits::Column::WorkspaceId.eq(workspace_id))
-            .filter(traits::Column::Status.ne(TraitStatus::Draft.as_str()))
+            .filter(traits::Column::Status.ne(TraitStatus::Draft))
             .all(&self.db)
             .await?
             .into_iter()
@@ -66,7 +66,7 @@ impl Engine {
         // One waiting run is enough: it will read everything loaded so far.
         let waiting: HashSet<Uuid> = trait_runs::Entity::find()
             .filter(trait_runs::Column::WorkspaceId.eq(workspace_id))
-            .filter(trait_runs::Column::Status.eq(RunStatus::Queued.as_str()))
+            .filter(trait_runs::Column::Status.eq(RunStatus::Queued))
             .all(&self.db)
             .await?
             .into_iter()

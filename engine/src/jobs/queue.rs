@@ -7,7 +7,8 @@ use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
 use sea_orm::DatabaseConnection;
 
-use crate::{Error, Result, jobs::Job};
+use super::Job;
+use crate::{Error, Result};
 
 pub const DEFAULT_QUEUE_NAME: &str = "traitforge.jobs";
 
