@@ -104,6 +104,9 @@ export TEST_PG_BIN="$PG_BIN"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "engine modules import no circle of more than two files"
+python3 scripts/import-circles.py engine/src
+
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

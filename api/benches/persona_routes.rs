@@ -118,6 +118,7 @@ async fn main() {
             https: api::auth::HttpsPolicy::default(),
             embedded_worker: None,
             max_body_bytes: api::rest::ingest::DEFAULT_MAX_BODY_BYTES,
+            graphql_max_bytes: api::server::DEFAULT_GRAPHQL_MAX_BYTES,
             worker_stall_limit: worker::health::DEFAULT_STALL_LIMIT,
         },
     )

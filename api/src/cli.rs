@@ -47,6 +47,9 @@ pub struct ServerArgs {
     /// Bodies of `POST /v1/events/…` and `/v1/playfab` larger than this get 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = crate::rest::ingest::DEFAULT_MAX_BODY_BYTES, global = true)]
     pub max_body_bytes: usize,
+    /// GraphQL documents larger than this get 413 before they are parsed.
+    #[arg(long, env = "GRAPHQL_MAX_BYTES", default_value_t = crate::server::DEFAULT_GRAPHQL_MAX_BYTES, global = true)]
+    pub graphql_max_bytes: usize,
     /// `/readyz` answers 503 when the embedded worker has not polled its
     /// queue (or sent a heartbeat) for this many seconds.
     #[arg(long, env = "WORKER_STALL_LIMIT", default_value_t = worker::health::DEFAULT_STALL_LIMIT.as_secs(), global = true)]
@@ -114,6 +117,7 @@ impl ServerArgs {
             },
             embedded_worker,
             max_body_bytes: self.max_body_bytes,
+            graphql_max_bytes: self.graphql_max_bytes,
             worker_stall_limit: std::time::Duration::from_secs(self.worker_stall_limit),
         }
     }

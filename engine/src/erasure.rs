@@ -14,7 +14,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use entity::{erasures, models, segments, traits};
+use entity::{erasures, models, notifications, segments, traits};
 
 use crate::pagination::{Direction, Page, PageRequest, paginate};
 use crate::segments::jobs::ComputeSegment;
@@ -57,6 +57,51 @@ fn names_in_excerpt(backend: DbBackend, uid: &str) -> Expr {
         .map(|(haystack, needle)| Expr::cust_with_values(contains(haystack), [needle]))
         .reduce(|a, b| a.or(b))
         .expect("four forms")
+}
+
+/// Segment membership notifications list the ids that entered or left: the
+/// player's id is taken out of their payloads (the notifications stay, with
+/// their other ids). Returns how many notifications were rewritten.
+async fn erase_from_notifications(
+    tx: &DatabaseTransaction,
+    backend: DbBackend,
+    ws: Uuid,
+    uid: &str,
+) -> Result<u64> {
+    let quoted = serde_json::Value::from(uid).to_string();
+    let names = match backend {
+        DbBackend::Postgres => "strpos(CAST(payload AS text), $1) > 0",
+        _ => "instr(payload, ?) > 0",
+    };
+    let naming = notifications::Entity::find()
+        .filter(notifications::Column::WorkspaceId.eq(ws))
+        .filter(notifications::Column::Payload.is_not_null())
+        .filter(Expr::cust_with_values(names, [quoted]))
+        .all(tx)
+        .await?;
+    let mut rewritten = 0;
+    for note in naming {
+        let Some(mut payload) = note.payload else {
+            continue;
+        };
+        let mut changed = false;
+        for list in ["entered", "exited"] {
+            if let Some(ids) = payload.get_mut(list).and_then(|v| v.as_array_mut()) {
+                let before = ids.len();
+                ids.retain(|id| id.as_str() != Some(uid));
+                changed |= ids.len() != before;
+            }
+        }
+        if changed {
+            notifications::Entity::update_many()
+                .col_expr(notifications::Column::Payload, Expr::value(payload))
+                .filter(notifications::Column::Id.eq(note.id))
+                .exec(tx)
+                .await?;
+            rewritten += 1;
+        }
+    }
+    Ok(rewritten)
 }
 
 /// Deletes the workspace's rows of `table` that match `cond`.
@@ -147,6 +192,10 @@ impl Engine {
                     let count = delete_rows(tx, table, ws, col("user_id").eq(uid)).await?;
                     removed.insert(table.to_owned(), count);
                 }
+                removed.insert(
+                    "notifications".into(),
+                    erase_from_notifications(tx, backend, ws, uid).await?,
+                );
                 let quarantined = col("user_id").eq(uid).or(names_in_excerpt(backend, uid));
                 removed.insert(
                     "quarantined_lines".into(),

@@ -12,6 +12,8 @@ pub mod ingest;
 mod job_kinds;
 pub mod jobs;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod models;

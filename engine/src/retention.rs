@@ -205,3 +205,146 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+    use sea_orm::{
+        ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, PaginatorTrait,
+    };
+    use uuid::Uuid;
+
+    use entity::{
+        job_records,
+        states::{JobKind, JobStatus},
+    };
+
+    use crate::test_engine::engine;
+
+    async fn record(db: &impl ConnectionTrait, status: JobStatus, days_ago: i64) -> Uuid {
+        let at = Utc::now() - Duration::days(days_ago);
+        let finished = matches!(status, JobStatus::Succeeded | JobStatus::Failed);
+        job_records::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            workspace_id: Set(None),
+            kind: Set(JobKind::Diagnostic),
+            payload: Set(serde_json::json!({ "type": "diagnostic", "message": "x" })),
+            status: Set(status),
+            attempts: Set(1),
+            error: Set(None),
+            worker: Set(None),
+            enqueued_at: Set(at),
+            started_at: Set(Some(at)),
+            finished_at: Set(finished.then_some(at)),
+            dispatched_at: Set(Some(at)),
+            heartbeat_at: Set(None),
+        }
+        .insert(db)
+        .await
+        .unwrap()
+        .id
+    }
+
+    /// 100 000 finished records older than the window go, in batches that
+    /// each hold the write lock briefly; newer ones and unfinished ones stay.
+    #[tokio::test]
+    async fn old_finished_records_are_pruned_in_short_batches() {
+        let (engine, _) = engine().await;
+        let db = engine.db();
+        let old = record(db, JobStatus::Succeeded, 40).await;
+        // 99 999 copies of it (fresh ids), in one statement.
+        db.execute_unprepared(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 99999) \
+             INSERT INTO job_records (id, workspace_id, kind, payload, status, attempts, error, worker, \
+             enqueued_at, started_at, finished_at, dispatched_at, heartbeat_at) \
+             SELECT randomblob(16), workspace_id, kind, payload, status, attempts, error, worker, \
+             enqueued_at, started_at, finished_at, dispatched_at, heartbeat_at \
+             FROM job_records, n",
+        )
+        .await
+        .unwrap();
+        let failed_old = record(db, JobStatus::Failed, 31).await;
+        let recent = record(db, JobStatus::Succeeded, 29).await;
+        let running_old = record(db, JobStatus::Running, 40).await;
+        let queued_old = record(db, JobStatus::Queued, 40).await;
+        assert_eq!(
+            job_records::Entity::find().count(db).await.unwrap(),
+            100_004
+        );
+
+        let pruned = engine.prune_history(Utc::now()).await.unwrap();
+        assert_eq!(pruned.job_records, 100_001);
+        assert!(
+            pruned.longest_batch_ms < 1000,
+            "a batch held the write lock for {} ms",
+            pruned.longest_batch_ms
+        );
+        let left: Vec<Uuid> = job_records::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        for id in [recent, running_old, queued_old] {
+            assert!(left.contains(&id));
+        }
+        assert!(!left.contains(&old) && !left.contains(&failed_old));
+        assert_eq!(left.len(), 3);
+        // Nothing more to do the second time.
+        assert_eq!(
+            engine.prune_history(Utc::now()).await.unwrap().job_records,
+            0
+        );
+    }
+
+    /// A trait keeps its newest runs and its newest successful one.
+    #[tokio::test]
+    async fn a_trait_keeps_its_newest_runs() {
+        use entity::{states::RunStatus, trait_runs};
+        let (mut engine, p) = engine().await;
+        engine.history.trait_runs_kept = 2;
+        let players = engine.players_model_id(p.workspace_id).await.unwrap();
+        let input = crate::traits::TraitInput {
+            name: Some("Level".into()),
+            parent_model_id: Some(players),
+            trait_type: Some("sql".into()),
+            config: Some(serde_json::json!({ "sql_expression": "level" })),
+            result_type: Some("number".into()),
+            ..Default::default()
+        };
+        let t = engine.create_trait(&p, input).await.unwrap();
+        let db = engine.db();
+        trait_runs::Entity::delete_many().exec(db).await.unwrap();
+        let mut ids = Vec::new();
+        // Oldest first: succeeded, then four failed, all 40 days old.
+        for status in [
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Failed,
+            RunStatus::Failed,
+            RunStatus::Failed,
+        ] {
+            let run = engine.trigger_trait(&p, t.id).await.unwrap();
+            let mut old: trait_runs::ActiveModel = run.into();
+            old.status = Set(status);
+            old.finished_at = Set(Some(Utc::now() - Duration::days(40)));
+            ids.push(old.update(db).await.unwrap().id);
+        }
+        let pruned = engine.prune_history(Utc::now()).await.unwrap();
+        assert_eq!(pruned.trait_runs, 2);
+        let mut left: Vec<Uuid> = trait_runs::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [ids[0], ids[3], ids[4]],
+            "the successful run and the newest two"
+        );
+    }
+}

@@ -123,11 +123,13 @@ impl SegmentsApi {
         #[oai(name = "id")] _id: Path<String>,
     ) -> Result<Json<Vec<SegmentObject>>, RestError> {
         let p = scope.0;
-        let mut out = Vec::new();
-        for s in engine.list_segments(&p).await? {
-            out.push(render(&engine, s).await?);
-        }
-        Ok(Json(out))
+        let counted = engine.list_segments_counted(&p).await?;
+        Ok(Json(
+            counted
+                .into_iter()
+                .map(|(s, count)| SegmentObject::new(s, count))
+                .collect(),
+        ))
     }
 
     /// Create a segment; members and personas are computed by jobs.

@@ -9,7 +9,11 @@ use engine::{
     traits::TraitInput,
 };
 use poem::web::Data;
-use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -288,7 +292,8 @@ impl TraitsApi {
         Ok(CreatedRun::Created(Json(run.into())))
     }
 
-    /// The trait's evaluation history, newest first.
+    /// The trait's evaluation history, newest first: the newest `limit`
+    /// runs (default 50, at most 500).
     #[oai(path = "/api/v1/workspaces/:id/traits/:trait_id/runs", method = "get")]
     async fn runs(
         &self,
@@ -296,10 +301,11 @@ impl TraitsApi {
         scope: WorkspaceScope,
         #[oai(name = "id")] _id: Path<String>,
         trait_id: Path<String>,
+        limit: Query<Option<u64>>,
     ) -> Result<Json<Vec<TraitRunObject>>, RestError> {
         let p = scope.0;
         let runs = engine
-            .trait_runs(&p, path_uuid(&trait_id, "trait")?)
+            .newest_trait_runs(&p, path_uuid(&trait_id, "trait")?, limit.0)
             .await?;
         Ok(Json(runs.into_iter().map(Into::into).collect()))
     }

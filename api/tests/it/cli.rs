@@ -23,13 +23,21 @@ fn traitforge(db_url: &str) -> tokio::process::Command {
     cmd
 }
 
-#[tokio::test]
-async fn first_start_prints_a_default_workspace_and_key_that_work() {
-    let db = fresh_db().await;
-    // At the default log level, as a new user starts it.
-    let mut child = traitforge(&db.url)
+/// A `traitforge serve` started at the default log level, as a new user
+/// starts it, with what it printed up to the key.
+struct Served {
+    child: tokio::process::Child,
+    lines: Vec<String>,
+    url: Option<String>,
+    workspace: Option<String>,
+    key: Option<String>,
+}
+
+async fn serve(db_url: &str, envs: &[(&str, &str)]) -> Served {
+    let mut child = traitforge(db_url)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,12 +68,41 @@ async fn first_start_prints_a_default_workspace_and_key_that_work() {
             .map(str::to_owned);
         lines.push(line);
     }
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    Served {
+        child,
+        lines,
+        url,
+        workspace,
+        key,
+    }
+}
+
+/// The server's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+#[tokio::test]
+async fn first_start_prints_a_default_workspace_and_key_that_work() {
+    let db = fresh_db().await;
+    let Served {
+        mut child,
+        lines,
+        url,
+        workspace,
+        key,
+    } = serve(&db.url, &[]).await;
     assert!(
         lines.len() <= 15,
         "the key comes within the first 15 lines: {lines:#?}"
     );
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
     let url = url.expect("the banner names the URL");
     let http = reqwest::Client::new();
     let body: Value = http
@@ -173,4 +210,40 @@ async fn workspace_and_key_commands_print_json_with_working_keys() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("workspace not found"));
+}
+
+/// A 4 MiB document of 200 000 aliases (well under the body limit) is refused
+/// before it is parsed, in GraphQL's error shape, and costs the server next
+/// to no memory; a real query still answers.
+#[tokio::test]
+async fn a_huge_graphql_document_is_refused_before_parsing() {
+    let db = fresh_db().await;
+    let served = serve(&db.url, &[("MAX_BODY_BYTES", "16777216")]).await;
+    let (url, key) = (served.url.unwrap(), served.key.unwrap());
+    let pid = served.child.id().unwrap();
+    let http = reqwest::Client::new();
+    let ask = |query: String| {
+        http.post(format!("{url}/graphql"))
+            .bearer_auth(&key)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let small = ask("{ viewer { role } }".into()).await.unwrap();
+    assert_eq!(small.status(), 200);
+    let before = peak_rss_kib(pid);
+    let aliases: String = (0..200_000).map(|i| format!("a{i}: __typename ")).collect();
+    let huge = format!("{{ {aliases} }}");
+    assert!(huge.len() > 4_000_000, "{}", huge.len());
+    let answer = ask(huge).await.unwrap();
+    assert_eq!(answer.status(), 413);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "payload_too_large",
+        "{body}"
+    );
+    assert!(body["data"].is_null());
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    assert!(grown < 32 * 1024, "peak RSS grew by {grown} KiB");
+    let again = ask("{ viewer { role } }".into()).await.unwrap();
+    assert_eq!(again.status(), 200);
 }

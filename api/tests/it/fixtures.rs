@@ -159,3 +159,10 @@ impl Fixture {
         self.actions.iter().filter(move |a| a.user == u)
     }
 }
+
+/// The player API reference's JSON examples (`api/tests/fixtures/`): the
+/// record examples by folder and the survey routes' response examples.
+pub fn player_api_examples() -> serde_json::Value {
+    let text = include_str!("../fixtures/player_api_examples.json");
+    serde_json::from_str(text).expect("fixture is JSON")
+}

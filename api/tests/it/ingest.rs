@@ -30,33 +30,16 @@ impl TestApp {
     }
 }
 
-/// Every ```json example of the reference, by the folder its section names.
+/// Every record example of the player API reference, by the folder its
+/// section names (kept in the repository as a fixture).
 pub fn reference_examples() -> Vec<(String, Vec<Value>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seeds/player-api-reference.md"
-    );
-    let text = std::fs::read_to_string(path)
-        .expect("../shared/seeds/player-api-reference.md beside the repository");
-    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
-    for section in text.split("\n## ").skip(1) {
-        let Some(folder) = section
-            .split("Expected folder: `")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-        else {
-            continue;
-        };
-        let examples = section
-            .split("```json")
-            .skip(1)
-            .map(|block| {
-                serde_json::from_str(block.split("```").next().unwrap()).expect("example is JSON")
-            })
-            .collect();
-        out.push((folder.to_owned(), examples));
-    }
-    out
+    let examples = crate::fixtures::player_api_examples();
+    examples["record_examples"]
+        .as_object()
+        .expect("record examples by folder")
+        .iter()
+        .map(|(folder, list)| (folder.clone(), list.as_array().unwrap().clone()))
+        .collect()
 }
 
 #[tokio::test]

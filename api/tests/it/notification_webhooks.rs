@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use engine::entity::notifications;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -271,11 +273,81 @@ async fn segment_entries_and_exits_are_recorded_and_sent_to_the_webhook() {
     assert_eq!(exited, ["u1", "u2"]);
     assert!(sent[1]["at"].is_string());
 
-    // Erasure removes the player's changes.
+    // Erasure removes the player's changes, and their id from the
+    // notifications that announced them; no table names u2 any more.
+    assert!(
+        !tables_naming(&app, "u2").await.is_empty(),
+        "u2 is there before"
+    );
     crate::erasure::erase(&app, &app.admin_key, "u2").await;
     let got = changes(&app).await;
     assert!(!got.to_string().contains("\"u2\""), "{got}");
+    assert_eq!(tables_naming(&app, "u2").await, Vec::<String>::new());
+    let payloads = notifications::Entity::find()
+        .all(app.engine.db())
+        .await
+        .unwrap();
+    let exited: Vec<Value> = payloads
+        .iter()
+        .filter_map(|n| n.payload.as_ref().map(|p| p["exited"].clone()))
+        .collect();
+    assert!(
+        exited.contains(&json!(["u1"])),
+        "u1 still announced: {exited:?}"
+    );
     app.stop().await;
+}
+
+/// `table.column` of every text column (of every table of the product) whose
+/// value is `id`, or holds it as a JSON string.
+async fn tables_naming(app: &TestApp, id: &str) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let db = app.engine.db();
+    let backend = db.get_database_backend();
+    let columns = match backend {
+        DbBackend::Postgres => {
+            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND data_type IN ('text', 'character varying', 'jsonb', 'json')"
+        }
+        _ => {
+            "SELECT m.name AS t, p.name AS c FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'"
+        }
+    };
+    let quoted = json!(id).to_string();
+    let mut naming = Vec::new();
+    for row in db
+        .query_all_raw(Statement::from_string(backend, columns))
+        .await
+        .unwrap()
+    {
+        let (t, c): (String, String) =
+            (row.try_get("", "t").unwrap(), row.try_get("", "c").unwrap());
+        // apalis' own tables hold queued job payloads, never user ids.
+        if ["Jobs", "Workers", "_sqlx_migrations", "seaql_migrations"].contains(&t.as_str()) {
+            continue;
+        }
+        let sql = match backend {
+            DbBackend::Postgres => format!(
+                "SELECT COUNT(*) AS n FROM \"{t}\" WHERE CAST(\"{c}\" AS text) = $1 OR strpos(CAST(\"{c}\" AS text), $2) > 0"
+            ),
+            _ => format!(
+                "SELECT COUNT(*) AS n FROM \"{t}\" WHERE CAST(\"{c}\" AS TEXT) = ? OR instr(CAST(\"{c}\" AS TEXT), ?) > 0"
+            ),
+        };
+        let stmt = Statement::from_sql_and_values(backend, sql, [id.into(), quoted.clone().into()]);
+        let n: i64 = db
+            .query_one_raw(stmt)
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap();
+        if n > 0 {
+            naming.push(format!("{t}.{c}"));
+        }
+    }
+    naming
 }
 
 /// The segment `big`'s changes, newest first.

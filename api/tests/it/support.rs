@@ -210,6 +210,7 @@ impl TestApp {
                 https: opts.https,
                 embedded_worker: opts.embedded_worker.then_some(2),
                 max_body_bytes: opts.max_body_bytes,
+                graphql_max_bytes: api::server::DEFAULT_GRAPHQL_MAX_BYTES,
                 worker_stall_limit: opts.worker_stall_limit,
             },
         )

@@ -9,25 +9,10 @@ use serde_json::{Value, json};
 
 use crate::support::TestApp;
 
-/// The ```json response example that follows `# {heading}` in the player API reference.
+/// The player API reference's response example of the route `heading`
+/// (kept in the repository as a fixture).
 pub fn reference_response(heading: &str) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seeds/player-api-reference.md"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let section = text
-        .split(&format!("# {heading}\n"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no section {heading}"));
-    let block = section
-        .split("```json")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    serde_json::from_str(block).unwrap()
+    crate::fixtures::player_api_examples()["survey_responses"][heading].clone()
 }
 
 /// Keys and value types, not values: what wire compatibility means here.

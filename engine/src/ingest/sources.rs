@@ -27,7 +27,6 @@ use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
     jobs::enqueue_in,
-    traits::runs::RunStatus,
 };
 
 pub use entity::states::SourceStatus;
@@ -39,6 +38,7 @@ pub use entity::states::NotificationKind;
 pub use entity::states::DeliveryStatus;
 
 pub use entity::states::FileFormat;
+use entity::states::{FileStatus, RunStatus};
 
 pub const DEFAULT_SCAN_INTERVAL_MINUTES: i32 = 15;
 
@@ -511,7 +511,7 @@ impl Engine {
                     size: Set(meta.size as i64),
                     etag: Set(meta.e_tag.clone()),
                     last_modified: Set(Some(meta.last_modified)),
-                    status: Set(super::files::FileStatus::Queued),
+                    status: Set(FileStatus::Queued),
                     rows_loaded: Set(0),
                     rows_rejected: Set(0),
                     checkpoint_line: Set(0),
@@ -567,7 +567,7 @@ impl Engine {
                 f.size = Set(size);
                 f.etag = Set(etag);
                 f.last_modified = Set(Some(modified));
-                f.status = Set(super::files::FileStatus::Queued);
+                f.status = Set(FileStatus::Queued);
                 f.rows_loaded = Set(0);
                 f.rows_rejected = Set(0);
                 f.checkpoint_line = Set(0);

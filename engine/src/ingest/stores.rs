@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use entity::data_sources;
 
-use super::sources::SourceKind;
 use crate::{Engine, Error, Result, secrets};
+use entity::states::SourceKind;
 
 /// A built store, or the builder's complaint about the settings.
 fn built<S: ObjectStore>(store: object_store::Result<S>) -> Result<Arc<dyn ObjectStore>> {

@@ -110,6 +110,26 @@ impl Engine {
             .await? as i64)
     }
 
+    /// Every segment of the workspace with its member count: stored counts,
+    /// and one count of the players for `default`.
+    pub async fn list_segments_counted(
+        &self,
+        p: &Principal,
+    ) -> Result<Vec<(segments::Model, i64)>> {
+        let segments = self.list_segments(p).await?;
+        let players = players::Entity::find()
+            .filter(players::Column::WorkspaceId.eq(p.workspace_id))
+            .count(&self.db)
+            .await? as i64;
+        Ok(segments
+            .into_iter()
+            .map(|s| {
+                let count = if s.builtin { players } else { s.member_count };
+                (s, count)
+            })
+            .collect())
+    }
+
     /// After a trait's values changed: its segments recompute their members.
     pub(crate) async fn trait_values_changed(&self, t: &traits::Model) -> Result<()> {
         let ids: Vec<Uuid> = segment_traits::Entity::find()

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use entity::trait_runs;
 
-use super::runs::RunStatus;
 use crate::{
     Engine, Result,
     jobs::{JobHandler, JobKind},
 };
+use entity::states::RunStatus;
 
 /// Evaluates one trait run (and queues the dependency runs after it).
 #[derive(Serialize, Deserialize)]

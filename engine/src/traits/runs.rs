@@ -10,7 +10,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -75,11 +75,23 @@ impl Engine {
         self.queue_run(&t, Trigger::Manual, Some(p)).await
     }
 
-    /// A trait's runs, newest first.
-    pub async fn trait_runs(&self, p: &Principal, id: Uuid) -> Result<Vec<trait_runs::Model>> {
+    /// The trait's newest `limit` runs (default and bounds of a page), newest first.
+    pub async fn newest_trait_runs(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        limit: Option<u64>,
+    ) -> Result<Vec<trait_runs::Model>> {
+        let limit = PageRequest::new(limit, None).limit().map_err(|_| {
+            Error::invalid(
+                "limit",
+                format!("must be between 1 and {}", crate::pagination::MAX_PAGE_SIZE),
+            )
+        })?;
         let t = self.get_trait(p, id).await?;
         Ok(runs_of(&t)
             .order_by_desc(trait_runs::Column::Id)
+            .limit(limit)
             .all(&self.db)
             .await?)
     }
