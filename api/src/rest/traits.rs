@@ -151,15 +151,22 @@ impl TraitBody {
     }
 }
 
+/// The one answer of a deletion.
+#[derive(poem_openapi::Enum, Clone, Copy)]
+#[oai(rename_all = "snake_case")]
+pub enum DeletedStatus {
+    Deleted,
+}
+
 #[derive(Object)]
 pub struct Deleted {
-    status: String,
+    status: DeletedStatus,
 }
 
 impl Deleted {
     pub fn status_deleted() -> Self {
         Deleted {
-            status: "deleted".into(),
+            status: DeletedStatus::Deleted,
         }
     }
 }

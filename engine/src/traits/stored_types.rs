@@ -55,12 +55,12 @@ pub(crate) async fn check(
     };
     let entity: String = row.try_get("", "entity_id")?;
     let value: String = row.try_get("", "v")?;
-    let kind: String = row.try_get("", "t")?;
+    let stored_as: String = row.try_get("", "t")?;
     let shown: String = value.chars().take(80).collect();
     Err(Error::invalid(
         "result_type",
         format!(
-            "trait `{slug}` computed {kind} '{shown}' for `{entity}`, which is not a {}; cast it in the expression or change result_type",
+            "trait `{slug}` computed {stored_as} '{shown}' for `{entity}`, which is not a {}; cast it in the expression or change result_type",
             result_type.as_str()
         ),
     ))
