@@ -4,6 +4,8 @@
 use async_graphql::{Context, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use engine::segments::Memberships;
+
 use super::{enums::ResponseStatus, query::scope, survey::PsychScore};
 use crate::errors::GqlResultExt;
 
@@ -44,6 +46,18 @@ pub struct PlayerPersona {
 
 pub struct Player {
     user_id: String,
+    /// Read once for `segments` and `personas` together.
+    memberships: tokio::sync::OnceCell<Memberships>,
+}
+
+impl Player {
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<&Memberships> {
+        let (engine, p) = scope(ctx)?;
+        self.memberships
+            .get_or_try_init(|| engine.player_memberships(p, &self.user_id))
+            .await
+            .gql()
+    }
 }
 
 #[Object]
@@ -54,24 +68,25 @@ impl Player {
 
     /// The segments the player is in (`default` when they are a player).
     async fn segments(&self, ctx: &Context<'_>) -> Result<Vec<PlayerSegment>> {
-        let (engine, p) = scope(ctx)?;
-        let m = engine.player_memberships(p, &self.user_id).await.gql()?;
+        let m = self.memberships(ctx).await?;
         Ok(m.segments
-            .into_iter()
+            .iter()
             .map(|s| PlayerSegment {
-                slug: s.slug,
-                name: s.name,
+                slug: s.slug.clone(),
+                name: s.name.clone(),
             })
             .collect())
     }
 
     /// The personas the player belongs to, one per segment at most.
     async fn personas(&self, ctx: &Context<'_>) -> Result<Vec<PlayerPersona>> {
-        let (engine, p) = scope(ctx)?;
-        let m = engine.player_memberships(p, &self.user_id).await.gql()?;
+        let m = self.memberships(ctx).await?;
         Ok(m.personas
-            .into_iter()
-            .map(|(segment, index)| PlayerPersona { segment, index })
+            .iter()
+            .map(|(segment, index)| PlayerPersona {
+                segment: segment.clone(),
+                index: *index,
+            })
             .collect())
     }
 
@@ -127,6 +142,9 @@ impl PlayerQuery {
     async fn player(&self, ctx: &Context<'_>, user_id: String) -> Result<Player> {
         let (_, p) = scope(ctx)?;
         p.require(engine::auth::Permission::Read).gql()?;
-        Ok(Player { user_id })
+        Ok(Player {
+            user_id,
+            memberships: Default::default(),
+        })
     }
 }

@@ -11,7 +11,7 @@ pub mod personas;
 pub mod preview;
 pub mod route_cache;
 
-pub use members::membership_statement;
+pub use members::{Memberships, membership_statement};
 pub(crate) use members::{lock_segment, members_query};
 
 use chrono::Utc;

@@ -12,19 +12,18 @@ use sea_orm::{
     DbBackend,
     sea_query::{
         Alias, BinOper, Cond, DeleteStatement, Expr, ExprTrait, Func, InsertStatement, JoinType,
-        Keyword, OnConflict, Order, Query, SelectStatement, UnOper,
+        Keyword, OnConflict, Order, Query, SelectStatement,
     },
 };
 use uuid::Uuid;
 
-use super::{
-    definition::{
-        Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, ScalarOp, SourceOp,
-        SourcePlan, ValueRef, Window,
-    },
-    sandbox::{BinOp, CastType, Function, Node},
+use super::definition::{
+    Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, ScalarOp, SourceOp, SourcePlan,
+    ValueRef, Window,
 };
 use crate::catalog::DataType;
+
+pub use super::expr_sql::render;
 
 pub const VALUES_TABLE: &str = "trait_values";
 
@@ -38,20 +37,20 @@ pub struct Compiled {
     pub delete_stale: DeleteStatement,
 }
 
-fn a(name: &str) -> Alias {
+pub(super) fn a(name: &str) -> Alias {
     Alias::new(name)
 }
 
-fn col(table: &str, name: &str) -> Expr {
+pub(super) fn col(table: &str, name: &str) -> Expr {
     Expr::col((a(table), a(name)))
 }
 
-fn null() -> Expr {
+pub(super) fn null() -> Expr {
     Expr::Keyword(Keyword::Null)
 }
 
 /// A template of ours with `$1…$n` markers, rendered for the backend's placeholder style.
-fn template(backend: DbBackend, text: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn template(backend: DbBackend, text: &str, args: Vec<Expr>) -> Expr {
     if backend == DbBackend::Postgres {
         return Expr::cust_with_exprs(text.to_owned(), args);
     }
@@ -87,7 +86,7 @@ fn differs(x: Expr, y: Expr) -> Expr {
     Cond::any().add(both_sides).add(nullness).into()
 }
 
-fn literal(l: &Literal) -> Expr {
+pub(super) fn literal(l: &Literal) -> Expr {
     match l {
         Literal::Number(n) => Expr::val(*n),
         Literal::Text(s) => Expr::val(s.clone()),
@@ -433,181 +432,6 @@ pub enum Aggregate<'a> {
     Inline,
     /// Column `v{index}` of a table filled by [`shared_aggregate`].
     Shared { table: &'a str, index: usize },
-}
-
-/// `x op y`, parenthesized explicitly: the user's grouping must survive re-emission.
-fn binary(backend: DbBackend, x: Expr, op: &BinOp, y: Expr) -> Expr {
-    let op = match op {
-        BinOp::Add => BinOper::Add,
-        BinOp::Sub => BinOper::Sub,
-        BinOp::Mul => BinOper::Mul,
-        BinOp::Div => BinOper::Div,
-        BinOp::Mod => BinOper::Mod,
-        BinOp::Eq => BinOper::Equal,
-        BinOp::NotEq => BinOper::NotEqual,
-        BinOp::Lt => BinOper::SmallerThan,
-        BinOp::LtEq => BinOper::SmallerThanOrEqual,
-        BinOp::Gt => BinOper::GreaterThan,
-        BinOp::GtEq => BinOper::GreaterThanOrEqual,
-        BinOp::And => BinOper::And,
-        BinOp::Or => BinOper::Or,
-        BinOp::Concat => {
-            return template(
-                backend,
-                "(CAST($1 AS TEXT) || CAST($2 AS TEXT))",
-                vec![x, y],
-            );
-        }
-    };
-    template(
-        backend,
-        "($1)",
-        vec![Expr::Binary(Box::new(x), op, Box::new(y))],
-    )
-}
-
-/// Renders a sandboxed expression. `trait_col(slug)` gives the joined value column of a trait.
-pub fn render(backend: DbBackend, n: &Node, trait_col: &dyn Fn(&str) -> Expr) -> Expr {
-    let r = |n: &Node| render(backend, n, trait_col);
-    match n {
-        Node::Column(c) => col("p", c),
-        Node::Trait(slug) => trait_col(slug),
-        Node::Int(i) => Expr::val(*i),
-        Node::Float(f) => Expr::val(*f),
-        Node::Str(s) => Expr::val(s.clone()),
-        Node::Bool(b) => Expr::val(*b),
-        Node::Null => null(),
-        Node::Not(x) => Expr::Unary(UnOper::Not, Box::new(r(x))),
-        Node::Neg(x) => template(backend, "(-($1))", vec![r(x)]),
-        Node::Binary(x, op, y) => binary(backend, r(x), op, r(y)),
-        Node::IsNull { expr, negated } => {
-            let e = r(expr);
-            template(
-                backend,
-                "($1)",
-                vec![if *negated {
-                    e.is_not_null()
-                } else {
-                    e.is_null()
-                }],
-            )
-        }
-        Node::Between {
-            expr,
-            low,
-            high,
-            negated,
-        } => {
-            let t = if *negated {
-                "($1 NOT BETWEEN $2 AND $3)"
-            } else {
-                "($1 BETWEEN $2 AND $3)"
-            };
-            template(backend, t, vec![r(expr), r(low), r(high)])
-        }
-        Node::InList {
-            expr,
-            list,
-            negated,
-        } => {
-            let op = if *negated {
-                BinOper::NotIn
-            } else {
-                BinOper::In
-            };
-            template(
-                backend,
-                "($1)",
-                vec![Expr::Binary(
-                    Box::new(r(expr)),
-                    op,
-                    Box::new(Expr::Tuple(list.iter().map(r).collect())),
-                )],
-            )
-        }
-        Node::Like {
-            expr,
-            pattern,
-            negated,
-        } => {
-            let t = if *negated {
-                "($1 NOT LIKE $2)"
-            } else {
-                "($1 LIKE $2)"
-            };
-            template(backend, t, vec![r(expr), r(pattern)])
-        }
-        Node::Case { whens, otherwise } => {
-            let mut text = String::from("(CASE");
-            let mut args = Vec::new();
-            for (c, v) in whens {
-                args.push(r(c));
-                args.push(r(v));
-                text.push_str(&format!(" WHEN ${} THEN ${}", args.len() - 1, args.len()));
-            }
-            if let Some(o) = otherwise {
-                args.push(r(o));
-                text.push_str(&format!(" ELSE ${}", args.len()));
-            }
-            text.push_str(" END)");
-            template(backend, &text, args)
-        }
-        Node::Func(f, args) => {
-            let args: Vec<Expr> = args.iter().map(r).collect();
-            function(backend, *f, args)
-        }
-        Node::Cast(x, t) => {
-            let ty = match (t, backend) {
-                (CastType::Number, DbBackend::Postgres) => "DOUBLE PRECISION",
-                (CastType::Number, _) => "REAL",
-                (CastType::Integer, _) => "BIGINT",
-                (CastType::Text, _) => "TEXT",
-            };
-            template(backend, &format!("CAST($1 AS {ty})"), vec![r(x)])
-        }
-    }
-}
-
-fn function(backend: DbBackend, f: Function, args: Vec<Expr>) -> Expr {
-    let call =
-        |name: &'static str, args: Vec<Expr>| -> Expr { Func::cust(a(name)).args(args).into() };
-    match f {
-        Function::Nullif => call("NULLIF", args),
-        Function::Coalesce => call("COALESCE", args),
-        Function::Abs => call("ABS", args),
-        Function::Lower => call("LOWER", args),
-        Function::Upper => call("UPPER", args),
-        Function::Length => call("LENGTH", args),
-        Function::Least => Func::least(args).into(),
-        Function::Greatest => Func::greatest(args).into(),
-        // PostgreSQL rounds numerics only, with an integer digit count.
-        Function::Round => match (backend, args.len()) {
-            (DbBackend::Postgres, 1) => template(backend, "ROUND(CAST($1 AS NUMERIC))", args),
-            (DbBackend::Postgres, _) => template(
-                backend,
-                "ROUND(CAST($1 AS NUMERIC), CAST($2 AS INTEGER))",
-                args,
-            ),
-            _ => call("ROUND", args),
-        },
-        // SQLite has no FLOOR/CEIL before 3.44; express them portably.
-        Function::Floor => match backend {
-            DbBackend::Postgres => call("FLOOR", args),
-            _ => template(
-                backend,
-                "(CASE WHEN $1 < CAST($1 AS INTEGER) THEN CAST($1 AS INTEGER) - 1 ELSE CAST($1 AS INTEGER) END)",
-                args,
-            ),
-        },
-        Function::Ceil => match backend {
-            DbBackend::Postgres => call("CEIL", args),
-            _ => template(
-                backend,
-                "(CASE WHEN $1 > CAST($1 AS INTEGER) THEN CAST($1 AS INTEGER) + 1 ELSE CAST($1 AS INTEGER) END)",
-                args,
-            ),
-        },
-    }
 }
 
 pub fn compile(

@@ -2,6 +2,7 @@
 
 pub mod compiler;
 pub mod definition;
+mod expr_sql;
 pub mod jobs;
 mod preview;
 pub mod runs;
