@@ -7,7 +7,10 @@ use crate::{
     prediction::TrainPrediction,
     retention::PruneHistory,
     segments::jobs::{ComputePersonas, ComputeSegment},
-    traits::jobs::{EvaluateTrait, EvaluateTraits},
+    traits::{
+        incremental::IncrementalPass,
+        jobs::{EvaluateTrait, EvaluateTraits},
+    },
 };
 
 pub(crate) fn registry() -> Registry {
@@ -22,6 +25,7 @@ pub(crate) fn registry() -> Registry {
         .with::<ComputePersonas>()
         .with::<TrainPrediction>()
         .with::<PruneHistory>()
+        .with::<IncrementalPass>()
 }
 
 #[cfg(test)]

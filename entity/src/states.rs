@@ -18,6 +18,7 @@ stored_enum! {
         ComputePersonas => "compute_personas",
         TrainPrediction => "train_prediction",
         PruneHistory => "prune_history",
+        IncrementalPass => "incremental_pass",
     }
 }
 

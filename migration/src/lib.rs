@@ -17,6 +17,7 @@ mod m20261201_000012_typed_trait_values;
 mod m20261201_000013_custom_models;
 mod m20261201_000014_console_sessions;
 mod m20261201_000015_segment_changes;
+mod m20261205_000016_incremental;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_custom_models::Migration),
             Box::new(m20261201_000014_console_sessions::Migration),
             Box::new(m20261201_000015_segment_changes::Migration),
+            Box::new(m20261205_000016_incremental::Migration),
         ]
     }
 }

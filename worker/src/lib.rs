@@ -81,6 +81,7 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
         tracing::info!(scans, "scheduled source scans queued");
     }
     state.engine.queue_history_pruning(now).await?;
+    state.engine.queue_waiting_passes().await?;
     Ok(())
 }
 

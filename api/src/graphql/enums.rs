@@ -43,7 +43,7 @@ lifecycle!(ScoreSource = "engine::prediction::ScoreSource" { Survey, Predicted }
 lifecycle!(ResponseStatus = "engine::survey::ResponseStatus" { Requested, Partial, Complete, Disqualified });
 lifecycle!(JobKind = "engine::jobs::JobKind" {
     Diagnostic, EvaluateTrait, EvaluateTraits, ScanSource, LoadFile, DeliverNotification,
-    ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory,
+    ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory, IncrementalPass,
 });
 
 /// Whether a player entered or left a segment.

@@ -120,6 +120,20 @@ impl Trait {
         connection(page, |r| id_cursor(r.id), TraitRun::try_from).gql()
     }
 
+    /// The last incremental pass over the players new data touched (see the
+    /// README's "Incremental evaluation"); null before the first.
+    async fn last_pass(&self, ctx: &Context<'_>) -> Result<Option<TraitPass>> {
+        let (engine, _) = scope(ctx)?;
+        let pass = engine.last_trait_pass(&self.0).await.gql()?;
+        Ok(pass.map(|p| TraitPass {
+            entities: p.entities,
+            rows_read: p.rows_read,
+            rows_changed: p.rows_changed,
+            duration_ms: p.duration_ms,
+            finished_at: p.finished_at,
+        }))
+    }
+
     /// Earlier definitions, newest first: who changed what, and when.
     async fn versions(
         &self,
@@ -140,6 +154,18 @@ pub struct TraitValue {
     pub value: Json<serde_json::Value>,
     /// When this entity's value last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// One incremental pass of a trait.
+#[derive(SimpleObject, Clone)]
+pub struct TraitPass {
+    /// Players whose value was recomputed (those the new rows belong to).
+    pub entities: i64,
+    /// Rows of the trait's source model read: those players' only.
+    pub rows_read: i64,
+    pub rows_changed: i64,
+    pub duration_ms: i64,
+    pub finished_at: DateTime<Utc>,
 }
 
 #[derive(SimpleObject, Clone)]

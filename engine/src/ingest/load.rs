@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use entity::{
     actions, items, kpis, level_ups, logins, purchases, quarantined_lines, social_dynamics,
-    virtual_purchases,
+    touched_players, virtual_purchases,
 };
 
 use super::{
@@ -290,8 +290,10 @@ pub(crate) async fn write(
             .exec_without_returning(db)
             .await?;
     }
-    // A file's players are upserted once, set-based, when it is done (`players_from_file`).
+    // A file's players are upserted (and recorded for the incremental
+    // pass) once, set-based, when it is done (`players_from_file`).
     if !matches!(origin, Origin::File { .. }) || matches!(target, Target::Custom(_)) {
+        record_touched(db, workspace_id, touches.keys(), now).await?;
         upsert_players(db, workspace_id, touches, now).await?;
     }
 
@@ -514,6 +516,30 @@ async fn upsert_players(
     Ok(())
 }
 
+/// Records the players whose rows a load wrote, in the load's transaction:
+/// the work of the workspace's next incremental pass.
+async fn record_touched<'a>(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+    users: impl Iterator<Item = &'a String>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let rows: Vec<touched_players::ActiveModel> = users
+        .map(|u| touched_players::ActiveModel {
+            workspace_id: Set(workspace_id),
+            user_id: Set(u.clone()),
+            committed_at: Set(now),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in rows.chunks(rows_per_statement(3)) {
+        touched_players::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Upserts the players of one loaded file from its rows, in one set-based
 /// statement: first/last seen per player, and for logins the attributes of
 /// each player's latest login. Idempotent, so a retried load may run it again.
@@ -533,6 +559,23 @@ pub(crate) async fn players_from_file(
     }
     let table = Alias::new(record_type.as_str());
     let col = |c: &str| Expr::col(Alias::new(c));
+    let touched = Query::insert()
+        .into_table(Alias::new("touched_players"))
+        .columns(["workspace_id", "user_id", "committed_at"].map(Alias::new))
+        .select_from(
+            Query::select()
+                .distinct()
+                .column(Alias::new("workspace_id"))
+                .column(Alias::new("user_id"))
+                .expr(Expr::val(now))
+                .from(table.clone())
+                .and_where(col("workspace_id").eq(workspace_id))
+                .and_where(col("source_file_id").eq(file_id))
+                .to_owned(),
+        )
+        .map_err(crate::Error::internal)?
+        .to_owned();
+    db.execute(&touched).await?;
     let logins = record_type == RecordType::Logins;
     if !logins {
         // Only first and last seen: one hash aggregate, no sort of the file's rows.

@@ -170,15 +170,20 @@ fn window(w: &Window, now: DateTime<Utc>) -> Vec<Expr> {
 }
 
 /// Per-entity aggregate of the source rows: `SELECT join AS k, agg AS v … GROUP BY join`.
+/// With `keys`, only the source rows whose join value is among them are read.
 fn aggregate(
     backend: DbBackend,
     workspace_id: Uuid,
     p: &SourcePlan,
     now: DateTime<Utc>,
+    keys: Option<SelectStatement>,
 ) -> SelectStatement {
     let mut rows = Query::select();
     rows.from_as(a(&p.source_table), a("s"))
         .and_where(col("s", "workspace_id").eq(workspace_id));
+    if let Some(keys) = keys {
+        rows.and_where(col("s", &p.source_column).in_subquery(keys));
+    }
     for f in &p.filters {
         rows.and_where(filter(backend, f));
     }
@@ -459,6 +464,76 @@ pub fn compile_with(
     now: DateTime<Utc>,
     aggregate_from: Aggregate<'_>,
 ) -> Compiled {
+    compile_in(
+        plan,
+        backend,
+        workspace_id,
+        trait_id,
+        now,
+        aggregate_from,
+        None,
+    )
+}
+
+/// The same statements restricted to the entities listed in the table
+/// `scope` (column `user_id`): an incremental pass. Every entity's value
+/// depends only on its own rows, so the values written are exactly those a
+/// full run writes for them.
+pub fn compile_scoped(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    now: DateTime<Utc>,
+    scope: &str,
+) -> Compiled {
+    compile_in(
+        plan,
+        backend,
+        workspace_id,
+        trait_id,
+        now,
+        Aggregate::Inline,
+        Some(scope),
+    )
+}
+
+/// The keys listed in a scope table.
+pub fn scope_keys(scope: &str) -> SelectStatement {
+    Query::select()
+        .column(a("user_id"))
+        .from(a(scope))
+        .to_owned()
+}
+
+/// The source join values of the entities of a scope: the keys themselves
+/// when the source joins on the parent's key, else looked up in the parent.
+pub fn scope_source_keys(
+    plan: &Plan,
+    sp: &SourcePlan,
+    workspace_id: Uuid,
+    scope: &str,
+) -> SelectStatement {
+    if sp.parent_column == plan.parent_key {
+        return scope_keys(scope);
+    }
+    Query::select()
+        .expr(col("p2", &sp.parent_column))
+        .from_as(a(&plan.parent_table), a("p2"))
+        .and_where(col("p2", "workspace_id").eq(workspace_id))
+        .and_where(col("p2", &plan.parent_key).in_subquery(scope_keys(scope)))
+        .to_owned()
+}
+
+fn compile_in(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    now: DateTime<Utc>,
+    aggregate_from: Aggregate<'_>,
+    scope: Option<&str>,
+) -> Compiled {
     let value_col = plan.result_type.value_column();
     let mut select = Query::select();
     select
@@ -471,7 +546,8 @@ pub fn compile_with(
             let on = col("a", "k").equals((a("p"), a(&sp.parent_column)));
             let (v, exists) = match aggregate_from {
                 Aggregate::Inline => {
-                    let agg = aggregate(backend, workspace_id, sp, now);
+                    let keys = scope.map(|s| scope_source_keys(plan, sp, workspace_id, s));
+                    let agg = aggregate(backend, workspace_id, sp, now, keys);
                     select.join_subquery(JoinType::LeftJoin, agg, a("a"), on);
                     (col("a", "v"), col("a", "k").is_not_null())
                 }
@@ -523,6 +599,9 @@ pub fn compile_with(
     select
         .expr(Expr::val(now))
         .and_where(col("p", "workspace_id").eq(workspace_id));
+    if let Some(scope) = scope {
+        select.and_where(col("p", &plan.parent_key).in_subquery(scope_keys(scope)));
+    }
 
     let target = a(VALUES_TABLE);
     let mut insert = Query::insert();
@@ -560,6 +639,9 @@ pub fn compile_with(
         .and_where(col(VALUES_TABLE, "workspace_id").eq(workspace_id))
         .and_where(col(VALUES_TABLE, "trait_id").eq(trait_id))
         .and_where(Expr::exists(exists).not());
+    if let Some(scope) = scope {
+        delete_stale.and_where(col(VALUES_TABLE, "entity_id").in_subquery(scope_keys(scope)));
+    }
     Compiled {
         insert,
         upsert,

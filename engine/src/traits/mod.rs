@@ -3,6 +3,7 @@
 pub mod compiler;
 pub mod definition;
 mod expr_sql;
+pub mod incremental;
 pub mod jobs;
 mod preview;
 pub mod runs;

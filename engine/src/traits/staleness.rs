@@ -72,10 +72,12 @@ impl Engine {
             .into_iter()
             .map(|r| r.trait_id)
             .collect();
-        for t in direct
-            .iter()
-            .filter(|t| t.refresh == REFRESH_ON_LOAD && !waiting.contains(&t.id))
-        {
+        // `on_load` traits of the players model follow incrementally (see
+        // `incremental`); others (an entity model's traits) run in full.
+        let players = self.players_model_id(workspace_id).await?;
+        for t in direct.iter().filter(|t| {
+            t.refresh == REFRESH_ON_LOAD && t.parent_model_id != players && !waiting.contains(&t.id)
+        }) {
             self.queue_run(t, Trigger::Data, None).await?;
         }
         Ok(())

@@ -1,0 +1,295 @@
+//! Incremental evaluation: cost follows new data, not history.
+//!
+//! Every load records, in its own transaction, the players whose rows it
+//! wrote (`touched_players`). The workspace's `IncrementalPass` takes every
+//! recorded player at once (so a stream of small posts coalesces into one
+//! pass) and recomputes, for those players only, each `on_load` trait of the
+//! players model and every trait that reads one, in dependency order, with
+//! the same compiled statement a full run uses restricted to them. A player's
+//! value depends only on that player's rows, so the values are exactly those
+//! of a full recompute, whatever the order the rows arrived in. The pass
+//! deletes the records it took in the transaction that writes the values: a
+//! crash leaves them for the next pass, which computes the same values.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    time::Instant,
+};
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    Statement, StatementBuilder,
+    sea_query::{Alias, Expr, ExprTrait, Query},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use entity::{states::TraitStatus, touched_players, trait_dependencies, trait_passes, traits};
+
+use super::{
+    compiler,
+    definition::{Computation, Plan},
+    service::REFRESH_ON_LOAD,
+};
+use crate::{
+    Engine, Result,
+    jobs::{JobHandler, JobKind},
+};
+
+/// Brings the `on_load` traits (and their readers) up to date for the
+/// players new data touched.
+#[derive(Serialize, Deserialize)]
+pub struct IncrementalPass {
+    pub workspace_id: Uuid,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for IncrementalPass {
+    const KIND: JobKind = JobKind::IncrementalPass;
+    const HEAVY: bool = true;
+
+    async fn run(&self, engine: &Engine) -> Result<()> {
+        engine.execute_incremental(self.workspace_id).await
+    }
+
+    /// The touched players stay recorded: the next pass takes them.
+    async fn abandon(&self, _: &DatabaseTransaction, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct PassSummary {
+    pub entities: i64,
+    pub traits: usize,
+}
+
+impl Engine {
+    /// After a load committed (its touched players are recorded): the pass.
+    pub(crate) async fn queue_incremental(&self, workspace_id: Uuid) -> Result<()> {
+        self.enqueue_once(workspace_id, IncrementalPass { workspace_id })
+            .await
+            .map(drop)
+    }
+
+    /// Workspaces with touched players and no pass waiting get one (a
+    /// process that died between a load's commit and queueing its pass).
+    pub async fn queue_waiting_passes(&self) -> Result<usize> {
+        let waiting: HashSet<Uuid> = touched_players::Entity::find()
+            .select_only()
+            .column(touched_players::Column::WorkspaceId)
+            .distinct()
+            .into_tuple::<Uuid>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        for ws in &waiting {
+            self.queue_incremental(*ws).await?;
+        }
+        Ok(waiting.len())
+    }
+
+    /// The traits a pass recomputes, in dependency order: every `on_load`
+    /// trait of the players model and every trait that reads one.
+    async fn incremental_traits(&self, ws: Uuid) -> Result<Vec<traits::Model>> {
+        let players = self.players_model_id(ws).await?;
+        let all: HashMap<Uuid, traits::Model> = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(ws))
+            .filter(traits::Column::Status.ne(TraitStatus::Draft))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let edges = trait_dependencies::Entity::find()
+            .filter(trait_dependencies::Column::WorkspaceId.eq(ws))
+            .all(&self.db)
+            .await?;
+        let mut readers: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for e in &edges {
+            readers.entry(e.depends_on_id).or_default().push(e.trait_id);
+        }
+        let mut chosen: HashSet<Uuid> = all
+            .values()
+            .filter(|t| t.parent_model_id == players && t.refresh == REFRESH_ON_LOAD)
+            .map(|t| t.id)
+            .collect();
+        let mut stack: Vec<Uuid> = chosen.iter().copied().collect();
+        while let Some(n) = stack.pop() {
+            for r in readers.get(&n).into_iter().flatten() {
+                if all.contains_key(r) && chosen.insert(*r) {
+                    stack.push(*r);
+                }
+            }
+        }
+        // Kahn's algorithm over the chosen traits; ties by id, so the order is stable.
+        let mut indegree: HashMap<Uuid, usize> = chosen.iter().map(|id| (*id, 0)).collect();
+        for e in &edges {
+            if chosen.contains(&e.trait_id) && chosen.contains(&e.depends_on_id) {
+                *indegree.entry(e.trait_id).or_default() += 1;
+            }
+        }
+        let mut ready: Vec<Uuid> = indegree
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        ready.sort();
+        let mut ready: VecDeque<Uuid> = ready.into();
+        let mut order = Vec::new();
+        while let Some(n) = ready.pop_front() {
+            order.push(all[&n].clone());
+            let mut next = Vec::new();
+            for r in readers.get(&n).into_iter().flatten() {
+                if let Some(d) = indegree.get_mut(r) {
+                    *d -= 1;
+                    if *d == 0 {
+                        next.push(*r);
+                    }
+                }
+            }
+            next.sort();
+            ready.extend(next);
+        }
+        Ok(order)
+    }
+
+    /// The body of the `IncrementalPass` job.
+    pub async fn execute_incremental(&self, ws: Uuid) -> Result<()> {
+        let order = self.incremental_traits(ws).await?;
+        let mut plans = Vec::with_capacity(order.len());
+        for t in &order {
+            plans.push(self.plan_trait(&self.db, t).await?);
+        }
+        let backend = self.db.get_database_backend();
+        let now = Utc::now();
+        let suffix = Uuid::new_v4().simple().to_string();
+        let (taken, scope) = (format!("tf_taken_{suffix}"), format!("tf_scope_{suffix}"));
+        let tx = crate::db::begin_write(&self.db).await?;
+        // The traits' rows first: a full run of one of them and this pass
+        // never write at once (a full run locks them the same way).
+        let ids: Vec<Uuid> = order.iter().map(|t| t.id).collect();
+        traits::Entity::update_many()
+            .col_expr(traits::Column::Version, Expr::col(traits::Column::Version))
+            .filter(traits::Column::Id.is_in(ids.clone()))
+            .exec(&tx)
+            .await?;
+        // What this pass takes: the records committed by now. Records
+        // committed while it runs stay for the next pass.
+        let take = Query::select()
+            .columns([Alias::new("seq"), Alias::new("user_id")])
+            .from(Alias::new("touched_players"))
+            .and_where(Expr::col(Alias::new("workspace_id")).eq(ws))
+            .to_owned();
+        let take = StatementBuilder::build(&take, &backend);
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("CREATE TEMPORARY TABLE \"{taken}\" AS {}", take.sql),
+            take.values.map(|v| v.0).unwrap_or_default(),
+        ))
+        .await?;
+        tx.execute_unprepared(&format!(
+            "CREATE TEMPORARY TABLE \"{scope}\" AS SELECT DISTINCT user_id FROM \"{taken}\""
+        ))
+        .await?;
+        let entities = count(&tx, &format!("SELECT COUNT(*) AS n FROM \"{scope}\"")).await?;
+        let mut changed_traits = Vec::new();
+        if entities > 0 {
+            for (t, plan) in order.iter().zip(&plans) {
+                let clock = Instant::now();
+                let rows_read = rows_read(&tx, plan, ws, &scope).await?;
+                let c = compiler::compile_scoped(plan, backend, ws, t.id, now, &scope);
+                let mut changed = tx.execute(&c.upsert).await?.rows_affected() as i64;
+                changed += tx.execute(&c.delete_stale).await?.rows_affected() as i64;
+                trait_passes::Entity::insert(trait_passes::ActiveModel {
+                    id: sea_orm::ActiveValue::Set(Uuid::now_v7()),
+                    workspace_id: sea_orm::ActiveValue::Set(ws),
+                    trait_id: sea_orm::ActiveValue::Set(t.id),
+                    entities: sea_orm::ActiveValue::Set(entities),
+                    rows_read: sea_orm::ActiveValue::Set(rows_read),
+                    rows_changed: sea_orm::ActiveValue::Set(changed),
+                    duration_ms: sea_orm::ActiveValue::Set(clock.elapsed().as_millis() as i64),
+                    finished_at: sea_orm::ActiveValue::Set(Utc::now()),
+                })
+                .exec_without_returning(&tx)
+                .await?;
+                if changed > 0 {
+                    changed_traits.push(t.clone());
+                }
+            }
+            if !ids.is_empty() {
+                traits::Entity::update_many()
+                    .col_expr(traits::Column::LastComputedAt, Expr::value(Some(now)))
+                    .col_expr(
+                        traits::Column::StaleSince,
+                        Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                    )
+                    .filter(traits::Column::Id.is_in(ids))
+                    .exec(&tx)
+                    .await?;
+            }
+        }
+        tx.execute_unprepared(&format!(
+            "DELETE FROM touched_players WHERE seq IN (SELECT seq FROM \"{taken}\")"
+        ))
+        .await?;
+        tx.execute_unprepared(&format!("DROP TABLE \"{taken}\""))
+            .await?;
+        tx.execute_unprepared(&format!("DROP TABLE \"{scope}\""))
+            .await?;
+        tx.commit().await?;
+        tracing::debug!(workspace = %ws, entities, traits = order.len(), "incremental pass");
+        // Segments reading a changed trait follow, and the prediction's inputs.
+        for t in &changed_traits {
+            if let Err(e) = self.trait_values_changed(t).await {
+                tracing::warn!(trait_id = %t.id, error = %e, "could not queue segment updates after a pass");
+            }
+        }
+        Ok(())
+    }
+
+    /// The last incremental pass of a trait.
+    pub async fn last_trait_pass(&self, t: &traits::Model) -> Result<Option<trait_passes::Model>> {
+        use sea_orm::QueryOrder;
+        Ok(trait_passes::Entity::find()
+            .filter(trait_passes::Column::TraitId.eq(t.id))
+            .order_by_desc(trait_passes::Column::Id)
+            .one(&self.db)
+            .await?)
+    }
+}
+
+async fn count(tx: &DatabaseTransaction, sql: &str) -> Result<i64> {
+    let backend = tx.get_database_backend();
+    let row = tx
+        .query_one_raw(Statement::from_string(backend, sql.to_owned()))
+        .await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
+}
+
+/// Rows of a source trait's model the pass reads: those of its players.
+async fn rows_read(tx: &DatabaseTransaction, plan: &Plan, ws: Uuid, scope: &str) -> Result<i64> {
+    let Computation::Source(sp) = &plan.computation else {
+        return Ok(0);
+    };
+    let q = Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from(Alias::new(&sp.source_table))
+        .and_where(Expr::col(Alias::new("workspace_id")).eq(ws))
+        .and_where(
+            Expr::col(Alias::new(&sp.source_column))
+                .in_subquery(compiler::scope_source_keys(plan, sp, ws, scope)),
+        )
+        .to_owned();
+    let row = tx.query_one(&q).await?;
+    Ok(row
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
+}
