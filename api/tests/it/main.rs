@@ -13,6 +13,7 @@ mod erasure;
 mod faults;
 mod fixtures;
 mod graphql_limits;
+mod incremental;
 mod ingest;
 mod jobs;
 mod keys;
