@@ -82,6 +82,7 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
     }
     state.engine.queue_history_pruning(now).await?;
     state.engine.queue_waiting_passes().await?;
+    state.engine.queue_window_refreshes(now).await?;
     Ok(())
 }
 

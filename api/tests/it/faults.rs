@@ -22,7 +22,7 @@ use crate::{
     trait_values::{Ctx, catalog_ids, create},
 };
 
-fn purchases(users: usize, per_user: usize) -> String {
+pub(crate) fn purchases(users: usize, per_user: usize) -> String {
     (0..users * per_user)
         .map(|n| {
             format!(
@@ -481,7 +481,7 @@ async fn an_erasure_that_fails_midway_changes_nothing_and_a_retry_erases_all() {
 }
 
 /// Waits until job records of each of `kinds` are running.
-async fn running(app: &TestApp, kinds: &[&str]) {
+pub(crate) async fn running(app: &TestApp, kinds: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let records = job_records::Entity::find()

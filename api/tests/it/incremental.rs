@@ -311,3 +311,79 @@ async fn a_stream_of_batches_leaves_what_a_full_recompute_computes() {
     app.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `traitforge-worker` is SIGKILLed inside an incremental pass (held in its
+/// transaction by a table lock). A new worker takes the pass up once the dead
+/// one's heartbeats are `JOB_LOST_AFTER` old: every purchase counted once,
+/// the same values as a full recompute, and no touched player left waiting.
+#[tokio::test]
+async fn a_worker_killed_mid_pass_leaves_the_values_of_a_full_recompute() {
+    use sea_orm::{Database, PaginatorTrait, TransactionTrait};
+
+    use crate::support::{Options, postgres_admin_url};
+    if postgres_admin_url().is_none() {
+        return; // separate worker processes share a Redis queue and PostgreSQL
+    }
+    let app = TestApp::spawn_with(Options {
+        embedded_worker: false,
+        redis_queue: true,
+        ..Options::default()
+    })
+    .await;
+    let ctx = catalog_ids(&app).await;
+    let body = json!({ "name": "Purchases", "parent_model_id": ctx.players, "trait_type": "aggregation",
+        "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "count" },
+        "result_type": "number", "refresh": "on_load" });
+    let count: Uuid = create(&app, body).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let worker_id = format!("killed-{}", Uuid::new_v4().simple());
+    let mut first = crate::crash::spawn_worker_with(&app, &worker_id, 2);
+    app.drain().await;
+
+    // Writers of trait values wait: the pass stops inside its transaction.
+    let holder = Database::connect(&app.config.database_url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE trait_values IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let (status, _) = app
+        .post_events(
+            Some(&app.admin_key),
+            "purchases",
+            crate::faults::purchases(50, 4),
+        )
+        .await;
+    assert_eq!(status, 200);
+    crate::faults::running(&app, &["incremental_pass"]).await;
+    first.start_kill().unwrap(); // SIGKILL
+    first.wait().await.unwrap();
+    lock.rollback().await.unwrap();
+    holder.close().await.unwrap();
+
+    let mut second = crate::crash::spawn_worker_with(&app, &format!("{worker_id}-new"), 2);
+    app.drain().await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+
+    let after_pass = stored(&app, &[count]).await;
+    assert_eq!(after_pass.len(), 50);
+    assert!(
+        after_pass.values().all(|v| v.starts_with("Some(4.0)")),
+        "{after_pass:?}"
+    );
+    let touched = engine::entity::touched_players::Entity::find()
+        .count(app.engine.db())
+        .await
+        .unwrap();
+    assert_eq!(touched, 0, "nothing left for a next pass");
+    let retried = engine::entity::job_records::Entity::find()
+        .filter(engine::entity::job_records::Column::Attempts.gt(1))
+        .count(app.engine.db())
+        .await
+        .unwrap();
+    assert!(retried >= 1, "the pass ran a second time");
+    app.stop().await;
+}

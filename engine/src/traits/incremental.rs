@@ -92,6 +92,30 @@ impl Engine {
         Ok(waiting.len())
     }
 
+    /// Windowed `on_load` traits change with the clock, not only with data:
+    /// once an hour (at minute 7) each is recomputed in full, so a value is
+    /// exact for touched players after every pass and for everyone within an
+    /// hour of the clock moving an event out of (or into) its window.
+    pub async fn queue_window_refreshes(&self, now: chrono::DateTime<Utc>) -> Result<usize> {
+        use chrono::Timelike;
+        if now.minute() != 7 {
+            return Ok(0);
+        }
+        let windowed: Vec<traits::Model> = traits::Entity::find()
+            .filter(traits::Column::Refresh.eq(REFRESH_ON_LOAD))
+            .filter(traits::Column::Status.ne(TraitStatus::Draft))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|t| t.config.get("window").is_some_and(|w| !w.is_null()))
+            .collect();
+        for t in &windowed {
+            self.queue_run(t, super::runs::Trigger::Schedule, None)
+                .await?;
+        }
+        Ok(windowed.len())
+    }
+
     /// The traits a pass recomputes, in dependency order: every `on_load`
     /// trait of the players model and every trait that reads one.
     async fn incremental_traits(&self, ws: Uuid) -> Result<Vec<traits::Model>> {
