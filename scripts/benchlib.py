@@ -51,7 +51,7 @@ class Server:
     """The server on `database_url` (default: a SQLite file in `work`), its
     workspace id, key and URL once it answers."""
 
-    def __init__(self, work, database_url=None):
+    def __init__(self, work, database_url=None, redis_url=None):
         self.root = os.path.join(work, "sources")
         port = free_port()
         env = dict(
@@ -62,6 +62,11 @@ class Server:
             RUST_LOG="warn",
         )
         env.pop("REDIS_URL", None)
+        self.worker = None
+        if redis_url:
+            # PostgreSQL: the queue on Redis, and one `traitforge-worker` beside the server.
+            env["REDIS_URL"] = redis_url
+            env["QUEUE_NAME"] = f"bench-{port}"
         self.process = subprocess.Popen(
             [os.environ.get("TRAITFORGE_BIN", os.path.join(ROOT, "target/release/traitforge"))],
             env=env,
@@ -78,6 +83,14 @@ class Server:
                 self.ws = m.group(1)
             if m := re.search(r"store it now\): (\S+)", line):
                 self.key = m.group(1)
+        if redis_url:
+            # After the server migrated the database.
+            self.worker = subprocess.Popen(
+                [os.environ.get("TRAITFORGE_WORKER_BIN", os.path.join(ROOT, "target/release/traitforge-worker"))],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(work, "worker.log"), "w"),
+            )
         self.url = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -122,5 +135,7 @@ class Server:
             time.sleep(0.5)
 
     def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        for p in (self.process, self.worker):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=60)
