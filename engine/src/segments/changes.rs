@@ -32,14 +32,26 @@ const IDS_PER_DELIVERY: usize = 10_000;
 
 pub use entity::states::Change;
 
-/// The players the tree admits now (alias `p`).
-fn admitted(backend: DbBackend, ws: Uuid, tree: &Node) -> SelectStatement {
+/// The players the tree admits now (alias `p`); among `scope`'s only, with one.
+fn admitted(backend: DbBackend, ws: Uuid, tree: &Node, scope: Option<&str>) -> SelectStatement {
     let p = Alias::new("p");
-    Query::select()
+    let mut q = Query::select()
         .column((p.clone(), Alias::new("user_id")))
         .from_as(Alias::new("players"), p.clone())
-        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .and_where(Expr::col((p.clone(), Alias::new("workspace_id"))).eq(ws))
         .cond_where(tree.condition(backend, ws))
+        .to_owned();
+    if let Some(scope) = scope {
+        q.and_where(Expr::col((p, Alias::new("user_id"))).in_subquery(scope_keys(scope)));
+    }
+    q
+}
+
+/// The user ids listed in an incremental pass's scope table.
+pub(crate) fn scope_keys(scope: &str) -> SelectStatement {
+    Query::select()
+        .column(Alias::new("user_id"))
+        .from(Alias::new(scope))
         .to_owned()
 }
 
@@ -52,14 +64,16 @@ fn members_of(segment_id: Uuid) -> SelectStatement {
 }
 
 /// Records, before the members are replaced, who enters (admitted now, not a
-/// member) and who exits (a member, not admitted now); drops changes older
-/// than the retention. Returns the last `seq` before them.
+/// member) and who exits (a member, not admitted now) — among the players of
+/// `scope` only, in an incremental pass; drops changes older than the
+/// retention. Returns the last `seq` before them.
 pub(super) async fn record(
     tx: &DatabaseTransaction,
     segment: &segments::Model,
     tree: &Node,
     kept_days: u32,
     now: DateTime<Utc>,
+    scope: Option<&str>,
 ) -> Result<i32> {
     let (ws, id) = (segment.workspace_id, segment.id);
     let backend = tx.get_database_backend();
@@ -78,7 +92,7 @@ pub(super) async fn record(
         .expr(Expr::val(Change::Entered))
         .expr(Expr::val(now))
         .from_subquery(
-            admitted(backend, ws, tree)
+            admitted(backend, ws, tree, scope)
                 .and_where(
                     Expr::col((Alias::new("p"), Alias::new("user_id")))
                         .not_in_subquery(members_of(id)),
@@ -87,7 +101,7 @@ pub(super) async fn record(
             Alias::new("e"),
         )
         .to_owned();
-    let exited = Query::select()
+    let mut exited = Query::select()
         .expr(Expr::val(ws))
         .expr(Expr::val(id))
         .column(Alias::new("user_id"))
@@ -95,8 +109,13 @@ pub(super) async fn record(
         .expr(Expr::val(now))
         .from(Alias::new("segment_members"))
         .and_where(Expr::col(Alias::new("segment_id")).eq(id))
-        .and_where(Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree)))
+        .and_where(
+            Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree, scope)),
+        )
         .to_owned();
+    if let Some(scope) = scope {
+        exited.and_where(Expr::col(Alias::new("user_id")).in_subquery(scope_keys(scope)));
+    }
     for select in [entered, exited] {
         let insert = Query::insert()
             .into_table(Alias::new("segment_changes"))

@@ -148,22 +148,11 @@ impl Engine {
     }
 
     /// After events were loaded (by any path: post, PlayFab, bucket file):
-    /// they may bring new players, so every segment takes them in (and
-    /// clusters again), and predictions cover them once anyone completed the
-    /// survey.
+    /// the incremental pass takes the players they touched into every
+    /// segment; predictions cover new players once anyone completed the
+    /// survey (and their scores then move segments and personas).
     pub(crate) async fn players_loaded(&self, ws: Uuid) -> Result<()> {
         self.default_segment(ws).await?;
-        for segment in segments::Entity::find()
-            .filter(segments::Column::WorkspaceId.eq(ws))
-            .order_by_asc(segments::Column::Id)
-            .all(&self.db)
-            .await?
-        {
-            let work = ComputeSegment {
-                segment_id: segment.id,
-            };
-            self.enqueue_once(ws, work).await?;
-        }
         if self.any_survey_complete(ws).await? {
             self.enqueue_once(ws, TrainPrediction { workspace_id: ws })
                 .await?;
@@ -240,6 +229,81 @@ impl Engine {
         Ok(())
     }
 
+    /// The computed segments of a workspace with their parsed filters: what an
+    /// incremental pass keeps current for the players it takes.
+    pub(crate) async fn computed_segments(&self, ws: Uuid) -> Result<Vec<(segments::Model, Node)>> {
+        let vocabulary = self.vocabulary(ws).await?;
+        Ok(segments::Entity::find()
+            .filter(segments::Column::WorkspaceId.eq(ws))
+            .filter(segments::Column::Builtin.eq(false))
+            .filter(segments::Column::MembersStatus.eq(ComputeStatus::Ready))
+            .filter(segments::Column::MembersComputedAt.is_not_null())
+            .order_by_asc(segments::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                let tree = Node::parse(s.filter.as_ref()?, &vocabulary).ok()?;
+                Some((s, tree))
+            })
+            .collect())
+    }
+
+    /// Inside an incremental pass: each segment's membership among the
+    /// players of `scope` follows their new values, their entries and exits
+    /// recorded and announced as in a full recomputation. Returns the
+    /// segments whose members changed and the delivery jobs to dispatch.
+    pub(crate) async fn update_members_in(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+        segments: &[(segments::Model, Node)],
+        scope: &str,
+    ) -> Result<(Vec<Uuid>, Vec<entity::job_records::Model>)> {
+        let backend = tx.get_database_backend();
+        let kept_days = self.segment_changes_days();
+        let (mut changed, mut deliveries) = (Vec::new(), Vec::new());
+        for (segment, tree) in segments {
+            let (ws, id) = (segment.workspace_id, segment.id);
+            lock_segment(tx, id).await?;
+            let after =
+                super::changes::record(tx, segment, tree, kept_days, Utc::now(), Some(scope))
+                    .await?;
+            let removed = segment_members::Entity::delete_many()
+                .filter(segment_members::Column::SegmentId.eq(id))
+                .filter(
+                    Expr::col(segment_members::Column::UserId)
+                        .in_subquery(super::changes::scope_keys(scope)),
+                )
+                .exec(tx)
+                .await?
+                .rows_affected as i64;
+            let insert = scoped_membership_statement(backend, ws, id, tree, Some(scope));
+            let added = tx.execute(&insert).await?.rows_affected() as i64;
+            segments::Entity::update_many()
+                .col_expr(
+                    segments::Column::MemberCount,
+                    Expr::col(segments::Column::MemberCount).add(added - removed),
+                )
+                .col_expr(
+                    segments::Column::MembersComputedAt,
+                    Expr::val(Some(Utc::now())),
+                )
+                .filter(segments::Column::Id.eq(id))
+                .exec(tx)
+                .await?;
+            let moved = entity::segment_changes::Entity::find()
+                .filter(entity::segment_changes::Column::SegmentId.eq(id))
+                .filter(entity::segment_changes::Column::Seq.gt(after))
+                .count(tx)
+                .await?;
+            if moved > 0 {
+                changed.push(id);
+            }
+            deliveries.extend(super::changes::announce(tx, segment, after).await?);
+        }
+        Ok((changed, deliveries))
+    }
+
     async fn materialize_members(&self, segment: &segments::Model, tree: &Node) -> Result<()> {
         let backend = self.db.get_database_backend();
         let insert = membership_statement(backend, segment.workspace_id, segment.id, tree);
@@ -252,7 +316,8 @@ impl Engine {
             Box::pin(async move {
                 lock_segment(tx, id).await?;
                 let after_seq = if changes {
-                    Some(super::changes::record(tx, &seg, &tree_c, kept_days, Utc::now()).await?)
+                    let now = Utc::now();
+                    Some(super::changes::record(tx, &seg, &tree_c, kept_days, now, None).await?)
                 } else {
                     None
                 };
@@ -321,15 +386,31 @@ pub fn membership_statement(
     segment_id: Uuid,
     tree: &Node,
 ) -> sea_orm::sea_query::InsertStatement {
+    scoped_membership_statement(backend, ws, segment_id, tree, None)
+}
+
+/// [`membership_statement`] among the players of an incremental pass's scope.
+fn scoped_membership_statement(
+    backend: sea_orm::DbBackend,
+    ws: Uuid,
+    segment_id: Uuid,
+    tree: &Node,
+    scope: Option<&str>,
+) -> sea_orm::sea_query::InsertStatement {
     let p = Alias::new("p");
-    let select = Query::select()
+    let mut select = Query::select()
         .expr(Expr::val(ws))
         .expr(Expr::val(segment_id))
         .column((p.clone(), Alias::new("user_id")))
         .from_as(Alias::new("players"), p.clone())
-        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .and_where(Expr::col((p.clone(), Alias::new("workspace_id"))).eq(ws))
         .cond_where(tree.condition(backend, ws))
         .to_owned();
+    if let Some(scope) = scope {
+        select.and_where(
+            Expr::col((p, Alias::new("user_id"))).in_subquery(super::changes::scope_keys(scope)),
+        );
+    }
     Query::insert()
         .into_table(Alias::new("segment_members"))
         .columns([

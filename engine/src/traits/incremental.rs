@@ -188,6 +188,7 @@ impl Engine {
         for t in &order {
             plans.push(self.plan_trait(&self.db, t).await?);
         }
+        let segments = self.computed_segments(ws).await?;
         let backend = self.db.get_database_backend();
         let now = Utc::now();
         let suffix = Uuid::new_v4().simple().to_string();
@@ -221,6 +222,7 @@ impl Engine {
         .await?;
         let entities = count(&tx, &format!("SELECT COUNT(*) AS n FROM \"{scope}\"")).await?;
         let mut changed_traits = Vec::new();
+        let (mut moved, mut deliveries) = (Vec::new(), Vec::new());
         if entities > 0 {
             for (t, plan) in order.iter().zip(&plans) {
                 let clock = Instant::now();
@@ -255,6 +257,8 @@ impl Engine {
                     .exec(&tx)
                     .await?;
             }
+            // Memberships of the same players follow in the same transaction.
+            (moved, deliveries) = self.update_members_in(&tx, &segments, &scope).await?;
         }
         tx.execute_unprepared(&format!(
             "DELETE FROM touched_players WHERE seq IN (SELECT seq FROM \"{taken}\")"
@@ -265,12 +269,18 @@ impl Engine {
         tx.execute_unprepared(&format!("DROP TABLE \"{scope}\""))
             .await?;
         tx.commit().await?;
-        tracing::debug!(workspace = %ws, entities, traits = order.len(), "incremental pass");
-        // Segments reading a changed trait follow, and the prediction's inputs.
+        tracing::debug!(workspace = %ws, entities, traits = order.len(), segments_changed = moved.len(), "incremental pass");
+        for job in &deliveries {
+            self.dispatch(job).await;
+        }
+        // Personas of segments whose members changed cluster again; the
+        // prediction learns from changed inputs.
+        for segment_id in moved {
+            self.enqueue_once(ws, crate::segments::jobs::ComputePersonas { segment_id })
+                .await?;
+        }
         for t in &changed_traits {
-            if let Err(e) = self.trait_values_changed(t).await {
-                tracing::warn!(trait_id = %t.id, error = %e, "could not queue segment updates after a pass");
-            }
+            self.prediction_inputs_changed(t).await?;
         }
         Ok(())
     }
