@@ -77,7 +77,7 @@ def main():
         started = time.time()
         while True:
             jobs = server.gql("{ jobs(first: 500) { nodes { status } } }")["jobs"]["nodes"]
-            if all(j["status"] in ("succeeded", "failed") for j in jobs):
+            if all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
                 break
             time.sleep(0.5)
         print(f"three traits and the segment computed in full: {time.time() - started:.1f} s")

@@ -2,7 +2,11 @@
 //! the file ledger and notification delivery, across workspaces (an
 //! operator's view; no tenant data beyond counts).
 
-use sea_orm::{ConnectionTrait, Statement};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect, Statement};
+use uuid::Uuid;
+
+use entity::touched_players;
 
 use crate::{Engine, Result};
 
@@ -76,6 +80,39 @@ impl Engine {
                 });
             }
         }
+        self.incremental_lag(&mut samples).await?;
         Ok(samples)
+    }
+
+    /// Per workspace: players committed by loads and not yet taken by an
+    /// incremental pass, and how long the oldest of them has waited.
+    async fn incremental_lag(&self, samples: &mut Vec<Sample>) -> Result<()> {
+        let waiting: Vec<(Uuid, i64, Option<DateTime<Utc>>)> = touched_players::Entity::find()
+            .select_only()
+            .column(touched_players::Column::WorkspaceId)
+            .column_as(touched_players::Column::Seq.count(), "n")
+            .column_as(touched_players::Column::CommittedAt.min(), "oldest")
+            .group_by(touched_players::Column::WorkspaceId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let now = Utc::now();
+        for (ws, n, oldest) in waiting {
+            let labels = vec![("workspace", ws.to_string())];
+            samples.push(Sample {
+                name: "traitforge_incremental_waiting_players",
+                help: "Players new data touched, waiting for their workspace's incremental pass.",
+                labels: labels.clone(),
+                value: n as f64,
+            });
+            let lag = oldest.map_or(0.0, |t| (now - t).num_milliseconds() as f64 / 1000.0);
+            samples.push(Sample {
+                name: "traitforge_incremental_lag_seconds",
+                help: "Age of the oldest committed load an incremental pass has not taken yet.",
+                labels,
+                value: lag,
+            });
+        }
+        Ok(())
     }
 }

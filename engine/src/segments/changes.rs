@@ -55,12 +55,18 @@ pub(crate) fn scope_keys(scope: &str) -> SelectStatement {
         .to_owned()
 }
 
-fn members_of(segment_id: Uuid) -> SelectStatement {
-    Query::select()
+/// The segment's members (among the scope's players: the subquery stays
+/// the size of the pass, not of the segment).
+fn members_of(segment_id: Uuid, scope: Option<&str>) -> SelectStatement {
+    let mut q = Query::select()
         .column(Alias::new("user_id"))
         .from(Alias::new("segment_members"))
         .and_where(Expr::col(Alias::new("segment_id")).eq(segment_id))
-        .to_owned()
+        .to_owned();
+    if let Some(scope) = scope {
+        q.and_where(Expr::col(Alias::new("user_id")).in_subquery(scope_keys(scope)));
+    }
+    q
 }
 
 /// Records, before the members are replaced, who enters (admitted now, not a
@@ -95,7 +101,7 @@ pub(super) async fn record(
             admitted(backend, ws, tree, scope)
                 .and_where(
                     Expr::col((Alias::new("p"), Alias::new("user_id")))
-                        .not_in_subquery(members_of(id)),
+                        .not_in_subquery(members_of(id, scope)),
                 )
                 .to_owned(),
             Alias::new("e"),

@@ -194,6 +194,17 @@ impl Engine {
         let suffix = Uuid::new_v4().simple().to_string();
         let (taken, scope) = (format!("tf_taken_{suffix}"), format!("tf_scope_{suffix}"));
         let tx = crate::db::begin_write(&self.db).await?;
+        if backend == sea_orm::DbBackend::Postgres {
+            // One pass of a workspace at a time (SQLite: the write lock does it):
+            // a second one then finds the players the first took gone.
+            let key = i64::from_be_bytes(ws.as_bytes()[8..].try_into().expect("8 bytes"));
+            tx.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "SELECT pg_advisory_xact_lock($1)",
+                [key.into()],
+            ))
+            .await?;
+        }
         // The traits' rows first: a full run of one of them and this pass
         // never write at once (a full run locks them the same way).
         let ids: Vec<Uuid> = order.iter().map(|t| t.id).collect();
@@ -220,13 +231,36 @@ impl Engine {
             "CREATE TEMPORARY TABLE \"{scope}\" AS SELECT DISTINCT user_id FROM \"{taken}\""
         ))
         .await?;
+        if backend == sea_orm::DbBackend::Postgres {
+            // Statistics for the scope: the planner then reads the players'
+            // rows through the event tables' user index instead of scanning
+            // the whole table; a pass's statements are short, JIT only costs.
+            tx.execute_unprepared(&format!("ANALYZE \"{scope}\""))
+                .await?;
+            tx.execute_unprepared("SET LOCAL jit = off").await?;
+        }
         let entities = count(&tx, &format!("SELECT COUNT(*) AS n FROM \"{scope}\"")).await?;
         let mut changed_traits = Vec::new();
+        // Rows read, per source: traits over one source read the same rows.
+        let mut read: HashMap<(String, String), i64> = HashMap::new();
         let (mut moved, mut deliveries) = (Vec::new(), Vec::new());
         if entities > 0 {
             for (t, plan) in order.iter().zip(&plans) {
                 let clock = Instant::now();
-                let rows_read = rows_read(&tx, plan, ws, &scope).await?;
+                let rows_read = match &plan.computation {
+                    Computation::Source(sp) => {
+                        let key = (sp.source_table.clone(), sp.source_column.clone());
+                        match read.get(&key) {
+                            Some(n) => *n,
+                            None => {
+                                let n = rows_read(&tx, plan, ws, &scope).await?;
+                                read.insert(key, n);
+                                n
+                            }
+                        }
+                    }
+                    Computation::Expression { .. } => 0,
+                };
                 let c = compiler::compile_scoped(plan, backend, ws, t.id, now, &scope);
                 let mut changed = tx.execute(&c.upsert).await?.rows_affected() as i64;
                 changed += tx.execute(&c.delete_stale).await?.rows_affected() as i64;
