@@ -30,6 +30,7 @@ use crate::{
     test_engine::engine,
     traits::{
         TraitInput,
+        incremental::IncrementalPass,
         jobs::{EvaluateTrait, EvaluateTraits},
     },
 };
@@ -248,6 +249,9 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
     let train = enqueue_in(db, Some(ws), &TrainPrediction { workspace_id: ws })
         .await
         .unwrap();
+    // A pass given up leaves its players recorded for the next one.
+    let pass = IncrementalPass { workspace_id: ws };
+    let pass = enqueue_in(db, Some(ws), &pass).await.unwrap();
     let diagnostic = Diagnostic {
         message: "hello".into(),
     };
@@ -263,6 +267,7 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
         &personas,
         &train,
         &diagnostic,
+        &pass,
     ];
     let covered: std::collections::HashSet<_> = all.iter().map(|r| r.kind).collect();
     assert_eq!(
