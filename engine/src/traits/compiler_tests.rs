@@ -197,3 +197,27 @@ fn formula_over_other_traits() {
     };
     insta::assert_snapshot!(sql(&plan));
 }
+
+/// An incremental pass: the full run's statement with the parent rows, the
+/// source rows and the stale-value cleanup restricted to the scope's players.
+#[test]
+fn scoped_to_the_players_a_pass_took() {
+    let (ws, t, now) = fixed();
+    let plan = source(SourceOp::Scalar(ScalarOp::Count(None)), vec![], None);
+    let mut out = String::new();
+    for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
+        let c = compile_scoped(&plan, backend, ws, t, now, "tf_scope");
+        let (upsert, delete) = match backend {
+            DbBackend::Postgres => (
+                c.upsert.to_string(PostgresQueryBuilder),
+                c.delete_stale.to_string(PostgresQueryBuilder),
+            ),
+            _ => (
+                c.upsert.to_string(SqliteQueryBuilder),
+                c.delete_stale.to_string(SqliteQueryBuilder),
+            ),
+        };
+        out.push_str(&format!("-- {backend:?}\n{upsert}\n{delete}\n"));
+    }
+    insta::assert_snapshot!(out);
+}
