@@ -1,5 +1,5 @@
-//! Bounded history. Finished job records, trait runs, delivered
-//! notifications and finished source scans older than the retention window,
+//! Bounded history. Finished job records, trait runs, incremental passes,
+//! delivered notifications and finished source scans older than the retention window,
 //! and expired console sessions, are deleted by the `PruneHistory` job (queued
 //! hourly by the workers' clock), a bounded batch per transaction so that no
 //! writer (on SQLite: every writer) waits long behind it.
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use entity::{
     console_sessions, ingestion_runs, job_records, notifications,
     states::{DeliveryStatus, JobStatus, RunStatus},
-    trait_runs,
+    trait_passes, trait_runs,
 };
 
 use crate::{
@@ -53,6 +53,7 @@ pub struct Pruned {
     pub notifications: u64,
     pub ingestion_runs: u64,
     pub console_sessions: u64,
+    pub trait_passes: u64,
     /// The longest a batch's transaction took, in milliseconds.
     pub longest_batch_ms: u64,
 }
@@ -135,6 +136,11 @@ impl Engine {
                 finished_scans,
                 &mut longest,
             )
+            .await?;
+
+        let old_passes = Condition::all().add(trait_passes::Column::FinishedAt.lt(cutoff));
+        pruned.trait_passes = self
+            .prune::<trait_passes::Entity>(trait_passes::Column::Id, old_passes, &mut longest)
             .await?;
 
         let expired = Condition::all().add(console_sessions::Column::ExpiresAt.lt(now));
@@ -249,8 +255,24 @@ mod tests {
     /// each hold the write lock briefly; newer ones and unfinished ones stay.
     #[tokio::test]
     async fn old_finished_records_are_pruned_in_short_batches() {
-        let (engine, _) = engine().await;
+        let (engine, p) = engine().await;
         let db = engine.db();
+        // An incremental pass 40 days old goes, one of yesterday stays.
+        for days_ago in [40, 1] {
+            entity::trait_passes::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                workspace_id: Set(p.workspace_id),
+                trait_id: Set(Uuid::now_v7()),
+                entities: Set(1),
+                rows_read: Set(1),
+                rows_changed: Set(1),
+                duration_ms: Set(1),
+                finished_at: Set(Utc::now() - Duration::days(days_ago)),
+            }
+            .insert(db)
+            .await
+            .unwrap();
+        }
         let old = record(db, JobStatus::Succeeded, 40).await;
         // 99 999 copies of it (fresh ids), in one statement.
         db.execute_unprepared(
@@ -274,6 +296,14 @@ mod tests {
 
         let pruned = engine.prune_history(Utc::now()).await.unwrap();
         assert_eq!(pruned.job_records, 100_001);
+        assert_eq!(pruned.trait_passes, 1);
+        assert_eq!(
+            entity::trait_passes::Entity::find()
+                .count(db)
+                .await
+                .unwrap(),
+            1
+        );
         assert!(
             pruned.longest_batch_ms < 1000,
             "a batch held the write lock for {} ms",
