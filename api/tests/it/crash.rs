@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::{
     jobs::worker_bin,
     sources::{folder, table_count, write},
-    support::{Options, TestApp},
+    support::TestApp,
 };
 
 const LINES: i64 = 60_000;
@@ -53,12 +53,7 @@ async fn the_file(app: &TestApp) -> Option<source_files::Model> {
 
 #[tokio::test]
 async fn a_worker_killed_mid_file_and_restarted_loads_every_line_once() {
-    let app = TestApp::spawn_with(Options {
-        embedded_worker: false,
-        redis_queue: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_for_separate_workers().await;
     let (dir, name) = folder(&app);
     let body: String = (0..LINES)
         .map(|n| {

@@ -509,12 +509,7 @@ async fn a_worker_killed_mid_trait_run_and_mid_segment_hands_both_over() {
     if postgres_admin_url().is_none() {
         return; // separate worker processes share a Redis queue and PostgreSQL
     }
-    let app = TestApp::spawn_with(Options {
-        embedded_worker: false,
-        redis_queue: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_for_separate_workers().await;
     let (status, _) = app
         .post_events(Some(&app.admin_key), "purchases", purchases(50, 4))
         .await;

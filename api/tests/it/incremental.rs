@@ -320,16 +320,11 @@ async fn a_stream_of_batches_leaves_what_a_full_recompute_computes() {
 async fn a_worker_killed_mid_pass_leaves_the_values_of_a_full_recompute() {
     use sea_orm::{Database, PaginatorTrait, TransactionTrait};
 
-    use crate::support::{Options, postgres_admin_url};
+    use crate::support::postgres_admin_url;
     if postgres_admin_url().is_none() {
         return; // separate worker processes share a Redis queue and PostgreSQL
     }
-    let app = TestApp::spawn_with(Options {
-        embedded_worker: false,
-        redis_queue: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_for_separate_workers().await;
     let ctx = catalog_ids(&app).await;
     let body = json!({ "name": "Purchases", "parent_model_id": ctx.players, "trait_type": "aggregation",
         "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "count" },

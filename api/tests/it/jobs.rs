@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::support::{Options, TestApp};
+use crate::support::TestApp;
 
 const ENQUEUE: &str = "mutation { runDiagnosticJob(message: \"hello\") { id status } }";
 const POLL: &str = "query($id: ID!) { job(id: $id) { status worker attempts error finishedAt } }";
@@ -42,12 +42,7 @@ async fn the_embedded_worker_runs_jobs_in_process() {
 
 #[tokio::test]
 async fn jobs_cross_redis_to_a_separate_worker_process() {
-    let app = TestApp::spawn_with(Options {
-        embedded_worker: false,
-        redis_queue: true,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_for_separate_workers().await;
     let worker_id = format!("it-worker-{}", Uuid::new_v4().simple());
     let mut child = tokio::process::Command::new(worker_bin())
         .env("DATABASE_URL", &app.config.database_url)

@@ -183,6 +183,17 @@ impl TestApp {
         TestApp::spawn_with(Options::default()).await
     }
 
+    /// No worker in the server, its queue on Redis: for tests that run (and
+    /// kill) `traitforge-worker` processes of their own.
+    pub async fn spawn_for_separate_workers() -> TestApp {
+        TestApp::spawn_with(Options {
+            embedded_worker: false,
+            redis_queue: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn spawn_with(opts: Options) -> TestApp {
         show_logs();
         let db = match opts.postgres_admin_url {
