@@ -15,6 +15,7 @@ use uuid::Uuid;
 use entity::{job_records, segment_changes, segments};
 
 use super::filter::Node;
+use crate::traits::scope::Scope;
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
@@ -32,39 +33,57 @@ const IDS_PER_DELIVERY: usize = 10_000;
 
 pub use entity::states::Change;
 
-/// The players the tree admits now (alias `p`); among `scope`'s only, with one.
-fn admitted(backend: DbBackend, ws: Uuid, tree: &Node, scope: Option<&str>) -> SelectStatement {
-    let p = Alias::new("p");
-    let mut q = Query::select()
-        .column((p.clone(), Alias::new("user_id")))
-        .from_as(Alias::new("players"), p.clone())
-        .and_where(Expr::col((p.clone(), Alias::new("workspace_id"))).eq(ws))
-        .cond_where(tree.condition(backend, ws))
-        .to_owned();
-    if let Some(scope) = scope {
-        q.and_where(Expr::col((p, Alias::new("user_id"))).in_subquery(scope_keys(scope)));
-    }
-    q
+/// An incremental pass's view of one segment: the players the pass took
+/// and a temporary table of those among them the segment admits now.
+pub(crate) struct Pass<'a> {
+    pub scope: &'a Scope,
+    pub admitted: &'a str,
 }
 
-/// The user ids listed in an incremental pass's scope table.
-pub(crate) fn scope_keys(scope: &str) -> SelectStatement {
+/// The players the tree admits now (alias `p`); in a pass, its table of them.
+fn admitted(backend: DbBackend, ws: Uuid, tree: &Node, pass: Option<&Pass>) -> SelectStatement {
+    let p = Alias::new("p");
+    if let Some(pass) = pass {
+        return Query::select()
+            .column((p.clone(), Alias::new("user_id")))
+            .from_as(Alias::new(pass.admitted), p)
+            .to_owned();
+    }
     Query::select()
-        .column(Alias::new("user_id"))
-        .from(Alias::new(scope))
+        .column((p.clone(), Alias::new("user_id")))
+        .from_as(Alias::new("players"), p.clone())
+        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .cond_where(tree.condition(backend, ws))
         .to_owned()
 }
 
-/// The segment's members (among the scope's players: the subquery stays
+/// `SELECT user_id FROM <players of the pass> AS p WHERE <tree>`: what a
+/// pass's admitted table is made of.
+pub(crate) fn admitted_in(
+    backend: DbBackend,
+    ws: Uuid,
+    tree: &Node,
+    scope: &Scope,
+) -> SelectStatement {
+    let p = Alias::new("p");
+    Query::select()
+        .column((p.clone(), Alias::new("user_id")))
+        .from_as(Alias::new(&scope.players), p.clone())
+        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
+        .cond_where(tree.condition(backend, ws))
+        .to_owned()
+}
+
+/// The segment's members (among the pass's players: the subquery stays
 /// the size of the pass, not of the segment).
-fn members_of(segment_id: Uuid, scope: Option<&str>) -> SelectStatement {
+fn members_of(segment_id: Uuid, pass: Option<&Pass>) -> SelectStatement {
     let mut q = Query::select()
         .column(Alias::new("user_id"))
         .from(Alias::new("segment_members"))
         .and_where(Expr::col(Alias::new("segment_id")).eq(segment_id))
         .to_owned();
-    if let Some(scope) = scope {
-        q.and_where(Expr::col(Alias::new("user_id")).in_subquery(scope_keys(scope)));
+    if let Some(pass) = pass {
+        q.and_where(Expr::col(Alias::new("user_id")).in_subquery(pass.scope.keys()));
     }
     q
 }
@@ -79,7 +98,7 @@ pub(super) async fn record(
     tree: &Node,
     kept_days: u32,
     now: DateTime<Utc>,
-    scope: Option<&str>,
+    pass: Option<&Pass<'_>>,
 ) -> Result<i32> {
     let (ws, id) = (segment.workspace_id, segment.id);
     let backend = tx.get_database_backend();
@@ -98,10 +117,10 @@ pub(super) async fn record(
         .expr(Expr::val(Change::Entered))
         .expr(Expr::val(now))
         .from_subquery(
-            admitted(backend, ws, tree, scope)
+            admitted(backend, ws, tree, pass)
                 .and_where(
                     Expr::col((Alias::new("p"), Alias::new("user_id")))
-                        .not_in_subquery(members_of(id, scope)),
+                        .not_in_subquery(members_of(id, pass)),
                 )
                 .to_owned(),
             Alias::new("e"),
@@ -116,11 +135,11 @@ pub(super) async fn record(
         .from(Alias::new("segment_members"))
         .and_where(Expr::col(Alias::new("segment_id")).eq(id))
         .and_where(
-            Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree, scope)),
+            Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree, pass)),
         )
         .to_owned();
-    if let Some(scope) = scope {
-        exited.and_where(Expr::col(Alias::new("user_id")).in_subquery(scope_keys(scope)));
+    if let Some(pass) = pass {
+        exited.and_where(Expr::col(Alias::new("user_id")).in_subquery(pass.scope.keys()));
     }
     for select in [entered, exited] {
         let insert = Query::insert()

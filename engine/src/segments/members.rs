@@ -7,6 +7,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    StatementBuilder,
     sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement},
 };
 use uuid::Uuid;
@@ -17,6 +18,7 @@ use super::jobs::{ComputePersonas, ComputeSegment};
 use super::{ComputeStatus, filter::Node};
 use crate::pagination::{Page, PageRequest, user_id_page};
 use crate::prediction::TrainPrediction;
+use crate::traits::scope::Scope;
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
@@ -257,7 +259,7 @@ impl Engine {
         &self,
         tx: &sea_orm::DatabaseTransaction,
         segments: &[(segments::Model, Node)],
-        scope: &str,
+        scope: &Scope,
     ) -> Result<(Vec<Uuid>, Vec<entity::job_records::Model>)> {
         let backend = tx.get_database_backend();
         let kept_days = self.segment_changes_days();
@@ -265,20 +267,67 @@ impl Engine {
         for (segment, tree) in segments {
             let (ws, id) = (segment.workspace_id, segment.id);
             lock_segment(tx, id).await?;
+            // The filter is evaluated once per pass: entries, exits and the
+            // members' difference all read this table.
+            let admitted = format!("tf_admitted_{}", id.simple());
+            let select = StatementBuilder::build(
+                &super::changes::admitted_in(backend, ws, tree, scope),
+                &backend,
+            );
+            tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                format!("CREATE TEMPORARY TABLE \"{admitted}\" AS {}", select.sql),
+                select.values.map(|v| v.0).unwrap_or_default(),
+            ))
+            .await?;
+            let pass = super::changes::Pass {
+                scope,
+                admitted: &admitted,
+            };
             let after =
-                super::changes::record(tx, segment, tree, kept_days, Utc::now(), Some(scope))
+                super::changes::record(tx, segment, tree, kept_days, Utc::now(), Some(&pass))
                     .await?;
+            let admitted_ids = Query::select()
+                .column(Alias::new("user_id"))
+                .from(Alias::new(&admitted))
+                .to_owned();
             let removed = segment_members::Entity::delete_many()
                 .filter(segment_members::Column::SegmentId.eq(id))
+                .filter(Expr::col(segment_members::Column::UserId).in_subquery(scope.keys()))
                 .filter(
                     Expr::col(segment_members::Column::UserId)
-                        .in_subquery(super::changes::scope_keys(scope)),
+                        .not_in_subquery(admitted_ids.clone()),
                 )
                 .exec(tx)
                 .await?
                 .rows_affected as i64;
-            let insert = scoped_membership_statement(backend, ws, id, tree, Some(scope));
+            let already = Query::select()
+                .column(segment_members::Column::UserId)
+                .from(segment_members::Entity)
+                .and_where(segment_members::Column::SegmentId.eq(id))
+                .and_where(Expr::col(segment_members::Column::UserId).in_subquery(admitted_ids))
+                .to_owned();
+            let insert = Query::insert()
+                .into_table(segment_members::Entity)
+                .columns([
+                    segment_members::Column::WorkspaceId,
+                    segment_members::Column::SegmentId,
+                    segment_members::Column::UserId,
+                ])
+                .select_from(
+                    Query::select()
+                        .expr(Expr::val(ws))
+                        .expr(Expr::val(id))
+                        .column(Alias::new("user_id"))
+                        .from(Alias::new(&admitted))
+                        .and_where(Expr::col(Alias::new("user_id")).not_in_subquery(already))
+                        .to_owned(),
+                )
+                .expect("three columns, three values")
+                .to_owned();
             let added = tx.execute(&insert).await?.rows_affected() as i64;
+            tx.execute_unprepared(&format!("DROP TABLE \"{admitted}\""))
+                .await?;
             segments::Entity::update_many()
                 .col_expr(
                     segments::Column::MemberCount,
@@ -291,12 +340,7 @@ impl Engine {
                 .filter(segments::Column::Id.eq(id))
                 .exec(tx)
                 .await?;
-            let moved = entity::segment_changes::Entity::find()
-                .filter(entity::segment_changes::Column::SegmentId.eq(id))
-                .filter(entity::segment_changes::Column::Seq.gt(after))
-                .count(tx)
-                .await?;
-            if moved > 0 {
+            if added + removed > 0 {
                 changed.push(id);
             }
             deliveries.extend(super::changes::announce(tx, segment, after).await?);
@@ -386,31 +430,15 @@ pub fn membership_statement(
     segment_id: Uuid,
     tree: &Node,
 ) -> sea_orm::sea_query::InsertStatement {
-    scoped_membership_statement(backend, ws, segment_id, tree, None)
-}
-
-/// [`membership_statement`] among the players of an incremental pass's scope.
-fn scoped_membership_statement(
-    backend: sea_orm::DbBackend,
-    ws: Uuid,
-    segment_id: Uuid,
-    tree: &Node,
-    scope: Option<&str>,
-) -> sea_orm::sea_query::InsertStatement {
     let p = Alias::new("p");
-    let mut select = Query::select()
+    let select = Query::select()
         .expr(Expr::val(ws))
         .expr(Expr::val(segment_id))
         .column((p.clone(), Alias::new("user_id")))
         .from_as(Alias::new("players"), p.clone())
-        .and_where(Expr::col((p.clone(), Alias::new("workspace_id"))).eq(ws))
+        .and_where(Expr::col((p, Alias::new("workspace_id"))).eq(ws))
         .cond_where(tree.condition(backend, ws))
         .to_owned();
-    if let Some(scope) = scope {
-        select.and_where(
-            Expr::col((p, Alias::new("user_id"))).in_subquery(super::changes::scope_keys(scope)),
-        );
-    }
     Query::insert()
         .into_table(Alias::new("segment_members"))
         .columns([

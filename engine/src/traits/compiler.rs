@@ -21,6 +21,7 @@ use super::definition::{
     Computation, FilterOp, FilterPlan, Literal, Plan, ResultType, ScalarOp, SourceOp, SourcePlan,
     ValueRef, Window,
 };
+use super::scope::Scope;
 use crate::catalog::DataType;
 
 pub use super::expr_sql::render;
@@ -368,11 +369,15 @@ pub fn scan_key(p: &SourcePlan) -> Option<ScanKey> {
 /// One scan of the source for several traits: `SELECT k, agg₀ AS v0, agg₁ AS
 /// v1, … GROUP BY k`, each trait's filters and window folded into its own
 /// aggregate as `CASE WHEN … THEN value END`. All plans share a [`scan_key`].
+///
+/// With `keys` (an incremental pass), only the source rows whose join value
+/// is among them are read, and column `n` counts the rows read per entity.
 pub fn shared_aggregate(
     backend: DbBackend,
     workspace_id: Uuid,
     plans: &[&SourcePlan],
     now: DateTime<Utc>,
+    keys: Option<SelectStatement>,
 ) -> SelectStatement {
     let first = plans[0];
     let key = col("s", &first.source_column);
@@ -380,6 +385,10 @@ pub fn shared_aggregate(
     rows.from_as(a(&first.source_table), a("s"))
         .and_where(col("s", "workspace_id").eq(workspace_id))
         .expr_as(key.clone(), a("k"));
+    if let Some(keys) = keys {
+        rows.and_where(key.clone().in_subquery(keys))
+            .expr_as(Expr::cust("COUNT(*)"), a("n"));
+    }
     for (i, p) in plans.iter().enumerate() {
         let mut cond = Cond::all();
         let mut conditional = false;
@@ -475,17 +484,17 @@ pub fn compile_with(
     )
 }
 
-/// The same statements restricted to the entities listed in the table
-/// `scope` (column `user_id`): an incremental pass. Every entity's value
-/// depends only on its own rows, so the values written are exactly those a
-/// full run writes for them.
+/// The same statements restricted to the players of an incremental pass's
+/// [`Scope`]. Every entity's value depends only on its own rows, so the
+/// values written are exactly those a full run writes for them.
 pub fn compile_scoped(
     plan: &Plan,
     backend: DbBackend,
     workspace_id: Uuid,
     trait_id: Uuid,
     now: DateTime<Utc>,
-    scope: &str,
+    scope: &Scope,
+    aggregate_from: Aggregate<'_>,
 ) -> Compiled {
     compile_in(
         plan,
@@ -493,35 +502,20 @@ pub fn compile_scoped(
         workspace_id,
         trait_id,
         now,
-        Aggregate::Inline,
+        aggregate_from,
         Some(scope),
     )
 }
 
-/// The keys listed in a scope table.
-pub fn scope_keys(scope: &str) -> SelectStatement {
-    Query::select()
-        .column(a("user_id"))
-        .from(a(scope))
-        .to_owned()
-}
-
-/// The source join values of the entities of a scope: the keys themselves
-/// when the source joins on the parent's key, else looked up in the parent.
-pub fn scope_source_keys(
-    plan: &Plan,
-    sp: &SourcePlan,
-    workspace_id: Uuid,
-    scope: &str,
-) -> SelectStatement {
-    if sp.parent_column == plan.parent_key {
-        return scope_keys(scope);
+/// The source join values of a scope's players: the user ids themselves
+/// when the source joins on them, else read from their player rows.
+pub fn scope_source_keys(sp: &SourcePlan, scope: &Scope) -> SelectStatement {
+    if sp.parent_column == "user_id" {
+        return scope.keys();
     }
     Query::select()
         .expr(col("p2", &sp.parent_column))
-        .from_as(a(&plan.parent_table), a("p2"))
-        .and_where(col("p2", "workspace_id").eq(workspace_id))
-        .and_where(col("p2", &plan.parent_key).in_subquery(scope_keys(scope)))
+        .from_as(a(&scope.players), a("p2"))
         .to_owned()
 }
 
@@ -532,21 +526,32 @@ fn compile_in(
     trait_id: Uuid,
     now: DateTime<Utc>,
     aggregate_from: Aggregate<'_>,
-    scope: Option<&str>,
+    scope: Option<&Scope>,
 ) -> Compiled {
+    // A pass reads its players' rows from its own small table.
+    let parents = match scope {
+        Some(s) => {
+            debug_assert_eq!(
+                plan.parent_table, "players",
+                "passes compute players traits"
+            );
+            s.players.as_str()
+        }
+        None => plan.parent_table.as_str(),
+    };
     let value_col = plan.result_type.value_column();
     let mut select = Query::select();
     select
         .expr(Expr::val(workspace_id))
         .expr(Expr::val(trait_id))
         .expr(col("p", &plan.parent_key));
-    select.from_as(a(&plan.parent_table), a("p"));
+    select.from_as(a(parents), a("p"));
     match &plan.computation {
         Computation::Source(sp) => {
             let on = col("a", "k").equals((a("p"), a(&sp.parent_column)));
             let (v, exists) = match aggregate_from {
                 Aggregate::Inline => {
-                    let keys = scope.map(|s| scope_source_keys(plan, sp, workspace_id, s));
+                    let keys = scope.map(|s| scope_source_keys(sp, s));
                     let agg = aggregate(backend, workspace_id, sp, now, keys);
                     select.join_subquery(JoinType::LeftJoin, agg, a("a"), on);
                     (col("a", "v"), col("a", "k").is_not_null())
@@ -599,9 +604,6 @@ fn compile_in(
     select
         .expr(Expr::val(now))
         .and_where(col("p", "workspace_id").eq(workspace_id));
-    if let Some(scope) = scope {
-        select.and_where(col("p", &plan.parent_key).in_subquery(scope_keys(scope)));
-    }
 
     let target = a(VALUES_TABLE);
     let mut insert = Query::insert();
@@ -628,20 +630,23 @@ fn compile_in(
     );
 
     let mut delete_stale = Query::delete();
-    let mut exists = Query::select();
-    exists
-        .expr(Expr::val(1))
-        .from_as(a(&plan.parent_table), a("p"))
-        .and_where(col("p", "workspace_id").eq(workspace_id))
-        .and_where(col("p", &plan.parent_key).equals((target.clone(), a("entity_id"))));
     delete_stale
         .from_table(target.clone())
         .and_where(col(VALUES_TABLE, "workspace_id").eq(workspace_id))
-        .and_where(col(VALUES_TABLE, "trait_id").eq(trait_id))
-        .and_where(Expr::exists(exists).not());
-    if let Some(scope) = scope {
-        delete_stale.and_where(col(VALUES_TABLE, "entity_id").in_subquery(scope_keys(scope)));
-    }
+        .and_where(col(VALUES_TABLE, "trait_id").eq(trait_id));
+    match scope {
+        // Driven from the pass's few gone players, never from the trait's values.
+        Some(s) => delete_stale.and_where(col(VALUES_TABLE, "entity_id").in_subquery(s.gone())),
+        None => {
+            let mut exists = Query::select();
+            exists
+                .expr(Expr::val(1))
+                .from_as(a(&plan.parent_table), a("p"))
+                .and_where(col("p", "workspace_id").eq(workspace_id))
+                .and_where(col("p", &plan.parent_key).equals((target.clone(), a("entity_id"))));
+            delete_stale.and_where(Expr::exists(exists).not())
+        }
+    };
     Compiled {
         insert,
         upsert,

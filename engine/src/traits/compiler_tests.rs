@@ -198,26 +198,43 @@ fn formula_over_other_traits() {
     insta::assert_snapshot!(sql(&plan));
 }
 
-/// An incremental pass: the full run's statement with the parent rows, the
-/// source rows and the stale-value cleanup restricted to the scope's players.
+/// An incremental pass: the shared scan reads the scope's rows only (and
+/// counts them), the values are written for the scope's player rows, and
+/// stale values are looked for among its gone players only.
 #[test]
 fn scoped_to_the_players_a_pass_took() {
     let (ws, t, now) = fixed();
     let plan = source(SourceOp::Scalar(ScalarOp::Count(None)), vec![], None);
+    let Computation::Source(sp) = &plan.computation else {
+        unreachable!()
+    };
+    let scope = crate::traits::scope::Scope::new("x");
     let mut out = String::new();
     for backend in [DbBackend::Postgres, DbBackend::Sqlite] {
-        let c = compile_scoped(&plan, backend, ws, t, now, "tf_scope");
-        let (upsert, delete) = match backend {
+        let scan = shared_aggregate(backend, ws, &[sp], now, Some(scope_source_keys(sp, &scope)));
+        let shared = Aggregate::Shared {
+            table: "tf_scan_0_x",
+            index: 0,
+        };
+        let c = compile_scoped(&plan, backend, ws, t, now, &scope, shared);
+        let inline = compile_scoped(&plan, backend, ws, t, now, &scope, Aggregate::Inline);
+        let (scan, upsert, inline, delete) = match backend {
             DbBackend::Postgres => (
+                scan.to_string(PostgresQueryBuilder),
                 c.upsert.to_string(PostgresQueryBuilder),
+                inline.upsert.to_string(PostgresQueryBuilder),
                 c.delete_stale.to_string(PostgresQueryBuilder),
             ),
             _ => (
+                scan.to_string(SqliteQueryBuilder),
                 c.upsert.to_string(SqliteQueryBuilder),
+                inline.upsert.to_string(SqliteQueryBuilder),
                 c.delete_stale.to_string(SqliteQueryBuilder),
             ),
         };
-        out.push_str(&format!("-- {backend:?}\n{upsert}\n{delete}\n"));
+        out.push_str(&format!(
+            "-- {backend:?}\n{scan}\n{upsert}\n{inline}\n{delete}\n"
+        ));
     }
     insta::assert_snapshot!(out);
 }

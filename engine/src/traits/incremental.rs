@@ -29,7 +29,8 @@ use entity::{states::TraitStatus, touched_players, trait_dependencies, trait_pas
 
 use super::{
     compiler,
-    definition::{Computation, Plan},
+    definition::{Computation, Plan, SourcePlan},
+    scope::Scope,
     service::REFRESH_ON_LOAD,
 };
 use crate::{
@@ -144,7 +145,10 @@ impl Engine {
         let mut stack: Vec<Uuid> = chosen.iter().copied().collect();
         while let Some(n) = stack.pop() {
             for r in readers.get(&n).into_iter().flatten() {
-                if all.contains_key(r) && chosen.insert(*r) {
+                // Passes compute players' values (readers on other models
+                // are left stale for their next full run).
+                let of_players = all.get(r).is_some_and(|t| t.parent_model_id == players);
+                if of_players && chosen.insert(*r) {
                     stack.push(*r);
                 }
             }
@@ -192,7 +196,8 @@ impl Engine {
         let backend = self.db.get_database_backend();
         let now = Utc::now();
         let suffix = Uuid::new_v4().simple().to_string();
-        let (taken, scope) = (format!("tf_taken_{suffix}"), format!("tf_scope_{suffix}"));
+        let taken = format!("tf_taken_{suffix}");
+        let scope = Scope::new(&suffix);
         let tx = crate::db::begin_write(&self.db).await?;
         if backend == sea_orm::DbBackend::Postgres {
             // One pass of a workspace at a time (SQLite: the write lock does it):
@@ -228,15 +233,19 @@ impl Engine {
         ))
         .await?;
         tx.execute_unprepared(&format!(
-            "CREATE TEMPORARY TABLE \"{scope}\" AS SELECT DISTINCT user_id FROM \"{taken}\""
+            "CREATE TEMPORARY TABLE \"{}\" AS SELECT DISTINCT user_id FROM \"{taken}\"",
+            scope.keys
         ))
         .await?;
+        tx.execute_unprepared(&scope.fill_players_sql(ws)).await?;
         if backend == sea_orm::DbBackend::Postgres {
             // Statistics for the scope: the planner then reads the players'
-            // rows through the event tables' user index instead of scanning
-            // the whole table; a pass's statements are short, JIT only costs.
-            tx.execute_unprepared(&format!("ANALYZE \"{scope}\""))
-                .await?;
+            // rows through the tables' user indexes instead of scanning them;
+            // a pass's statements are short, JIT only costs.
+            for table in [&scope.keys, &scope.players] {
+                tx.execute_unprepared(&format!("ANALYZE \"{table}\""))
+                    .await?;
+            }
             tx.execute_unprepared("SET LOCAL jit = off").await?;
             // A pass reads a few players' rows: probing the user index per
             // player beats scanning the table (the default cost of a random
@@ -244,21 +253,37 @@ impl Engine {
             tx.execute_unprepared("SET LOCAL random_page_cost = 1.1")
                 .await?;
         }
-        let entities = count(&tx, &format!("SELECT COUNT(*) AS n FROM \"{scope}\"")).await?;
+        let entities = count(
+            &tx,
+            &format!("SELECT COUNT(*) AS n FROM \"{}\"", scope.keys),
+        )
+        .await?;
         let mut changed_traits = Vec::new();
-        // Rows read, per source: traits over one source read the same rows.
-        let mut read: HashMap<(String, String), i64> = HashMap::new();
         let (mut moved, mut deliveries) = (Vec::new(), Vec::new());
+        let mut scratch = Vec::new();
         if entities > 0 {
+            let scans = shared_scans(&tx, &order, &plans, ws, now, &scope, &suffix).await?;
+            // Rows read, per source: traits over one source read the same rows.
+            let mut read: HashMap<(String, String), i64> = HashMap::new();
             for (t, plan) in order.iter().zip(&plans) {
                 let clock = Instant::now();
+                let from = match scans.of_trait.get(&t.id) {
+                    Some((table, index)) => compiler::Aggregate::Shared {
+                        table,
+                        index: *index,
+                    },
+                    None => compiler::Aggregate::Inline,
+                };
                 let rows_read = match &plan.computation {
                     Computation::Source(sp) => {
                         let key = (sp.source_table.clone(), sp.source_column.clone());
                         match read.get(&key) {
                             Some(n) => *n,
                             None => {
-                                let n = rows_read(&tx, plan, ws, &scope).await?;
+                                let n = match scans.of_trait.get(&t.id) {
+                                    Some((table, _)) => scans.rows_read[table],
+                                    None => rows_read(&tx, sp, ws, &scope).await?,
+                                };
                                 read.insert(key, n);
                                 n
                             }
@@ -266,7 +291,7 @@ impl Engine {
                     }
                     Computation::Expression { .. } => 0,
                 };
-                let c = compiler::compile_scoped(plan, backend, ws, t.id, now, &scope);
+                let c = compiler::compile_scoped(plan, backend, ws, t.id, now, &scope, from);
                 let mut changed = tx.execute(&c.upsert).await?.rows_affected() as i64;
                 changed += tx.execute(&c.delete_stale).await?.rows_affected() as i64;
                 trait_passes::Entity::insert(trait_passes::ActiveModel {
@@ -285,6 +310,7 @@ impl Engine {
                     changed_traits.push(t.clone());
                 }
             }
+            scratch = scans.rows_read.into_keys().collect();
             if !ids.is_empty() {
                 traits::Entity::update_many()
                     .col_expr(traits::Column::LastComputedAt, Expr::value(Some(now)))
@@ -303,10 +329,13 @@ impl Engine {
             "DELETE FROM touched_players WHERE seq IN (SELECT seq FROM \"{taken}\")"
         ))
         .await?;
-        tx.execute_unprepared(&format!("DROP TABLE \"{taken}\""))
-            .await?;
-        tx.execute_unprepared(&format!("DROP TABLE \"{scope}\""))
-            .await?;
+        for table in [&taken, &scope.keys, &scope.players]
+            .into_iter()
+            .chain(&scratch)
+        {
+            tx.execute_unprepared(&format!("DROP TABLE \"{table}\""))
+                .await?;
+        }
         tx.commit().await?;
         tracing::debug!(workspace = %ws, entities, traits = order.len(), segments_changed = moved.len(), "incremental pass");
         for job in &deliveries {
@@ -347,17 +376,19 @@ async fn count(tx: &DatabaseTransaction, sql: &str) -> Result<i64> {
 }
 
 /// Rows of a source trait's model the pass reads: those of its players.
-async fn rows_read(tx: &DatabaseTransaction, plan: &Plan, ws: Uuid, scope: &str) -> Result<i64> {
-    let Computation::Source(sp) = &plan.computation else {
-        return Ok(0);
-    };
+async fn rows_read(
+    tx: &DatabaseTransaction,
+    sp: &SourcePlan,
+    ws: Uuid,
+    scope: &Scope,
+) -> Result<i64> {
     let q = Query::select()
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
         .from(Alias::new(&sp.source_table))
         .and_where(Expr::col(Alias::new("workspace_id")).eq(ws))
         .and_where(
             Expr::col(Alias::new(&sp.source_column))
-                .in_subquery(compiler::scope_source_keys(plan, sp, ws, scope)),
+                .in_subquery(compiler::scope_source_keys(sp, scope)),
         )
         .to_owned();
     let row = tx.query_one(&q).await?;
@@ -365,4 +396,71 @@ async fn rows_read(tx: &DatabaseTransaction, plan: &Plan, ws: Uuid, scope: &str)
         .map(|r| r.try_get::<i64>("", "n"))
         .transpose()?
         .unwrap_or(0))
+}
+
+/// The pass's reads of its sources: one temporary table per group of source
+/// traits sharing a scan ([`compiler::scan_key`]), each trait's aggregate a
+/// column of it, so three traits over purchases read their players'
+/// purchases once.
+struct SharedScans {
+    /// Trait → (table, column index).
+    of_trait: HashMap<Uuid, (String, usize)>,
+    /// Table → source rows it read.
+    rows_read: HashMap<String, i64>,
+}
+
+async fn shared_scans(
+    tx: &DatabaseTransaction,
+    order: &[traits::Model],
+    plans: &[Plan],
+    ws: Uuid,
+    now: chrono::DateTime<Utc>,
+    scope: &Scope,
+    suffix: &str,
+) -> Result<SharedScans> {
+    let backend = tx.get_database_backend();
+    let mut groups: Vec<(compiler::ScanKey, Vec<(Uuid, &SourcePlan)>)> = Vec::new();
+    for (t, plan) in order.iter().zip(plans) {
+        let Computation::Source(sp) = &plan.computation else {
+            continue;
+        };
+        let Some(key) = compiler::scan_key(sp) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push((t.id, sp)),
+            None => groups.push((key, vec![(t.id, sp)])),
+        }
+    }
+    let mut out = SharedScans {
+        of_trait: HashMap::new(),
+        rows_read: HashMap::new(),
+    };
+    for (i, (_, members)) in groups.iter().enumerate() {
+        let table = format!("tf_scan_{i}_{suffix}");
+        let sources: Vec<&SourcePlan> = members.iter().map(|(_, sp)| *sp).collect();
+        let keys = compiler::scope_source_keys(sources[0], scope);
+        let select = compiler::shared_aggregate(backend, ws, &sources, now, Some(keys));
+        let stmt = StatementBuilder::build(&select, &backend);
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("CREATE TEMPORARY TABLE \"{table}\" AS {}", stmt.sql),
+            stmt.values.map(|v| v.0).unwrap_or_default(),
+        ))
+        .await?;
+        if backend == sea_orm::DbBackend::Postgres {
+            tx.execute_unprepared(&format!("ANALYZE \"{table}\""))
+                .await?;
+        }
+        let n = count(
+            tx,
+            &format!("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM \"{table}\""),
+        )
+        .await?;
+        for (index, (id, _)) in members.iter().enumerate() {
+            out.of_trait.insert(*id, (table.clone(), index));
+        }
+        out.rows_read.insert(table, n);
+    }
+    Ok(out)
 }

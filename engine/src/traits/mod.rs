@@ -8,6 +8,7 @@ pub mod jobs;
 mod preview;
 pub mod runs;
 pub mod sandbox;
+pub mod scope;
 pub mod service;
 mod staleness;
 mod stored_types;

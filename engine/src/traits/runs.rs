@@ -279,7 +279,7 @@ impl Engine {
         let scratch = format!("tf_scan_{}", Uuid::new_v4().simple());
         let create_scratch = shared.then(|| {
             let select =
-                compiler::shared_aggregate(backend, traits_[0].workspace_id, &sources, now);
+                compiler::shared_aggregate(backend, traits_[0].workspace_id, &sources, now, None);
             let stmt = sea_orm::StatementBuilder::build(&select, &backend);
             sea_orm::Statement::from_sql_and_values(
                 backend,
