@@ -9,6 +9,12 @@ those players' traits show the new events (a sample of them polled through
 GraphQL). Prints the load time, the post's answer time, the freshness time
 and the last pass's rows read beside the rows a full run reads.
 
+With --stream-rates R1,R2,…: then, at each rate in turn, posts of 500 events
+(500 distinct players each) every 500/R seconds for --stream-seconds, and
+measures per post the time from its answer until its first player's count
+shows the event (p50, p95), posts refused, counts off by more than the event
+(counted twice), and the worker's RSS.
+
 Embedded default (SQLite file, in-process worker):
     cargo build --release -p api -p worker
     scripts/bench-freshness.py --players 100000 --purchases 1000000
@@ -20,8 +26,11 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 
 from benchlib import Server, peak_rss_mib
@@ -35,6 +44,101 @@ def post_ndjson(server, record_type, body):
         return json.loads(resp.read())
 
 
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def counts(server, users):
+    """The `purchases` trait of each user, 25 users per GraphQL request."""
+    out = {}
+    for i in range(0, len(users), 25):
+        chunk = users[i : i + 25]
+        q = "{ " + " ".join(f'u{j}: player(userId: "{u}") {{ traits {{ slug value }} }}' for j, u in enumerate(chunk)) + " }"
+        d = server.gql(q)
+        for j, u in enumerate(chunk):
+            out[u] = next((t["value"] for t in d[f"u{j}"]["traits"] if t["slug"] == "purchases"), None)
+    return out
+
+
+def stream(server, players, rate, seconds, first_post):
+    """Posts of 500 events at `rate` events/s; per post, answer → fresh."""
+    per_post = 500
+    posts = max(1, int(rate * seconds / per_post))
+    interval = per_post / rate
+    batches = []
+    for i in range(posts):
+        k0 = (first_post + i) * per_post
+        batches.append(["p%07d" % ((k * 7 + 3) % players) for k in range(k0, k0 + per_post)])
+    markers = [b[0] for b in batches]
+    before = counts(server, markers)
+    answered, refused, fresh, over = {}, [], {}, []
+    lock = threading.Lock()
+
+    def send(i):
+        body = "".join('{"timestamp":"2026-12-02 12:00:00","user_id":"%s","price":1.5}\n' % u for u in batches[i])
+        try:
+            post_ndjson(server, "purchases", body)
+            with lock:
+                answered[i] = time.time()
+        except urllib.error.HTTPError as e:
+            with lock:
+                refused.append((i, e.code))
+
+    rss = [rss_mib(server.worker.pid)] if server.worker else []
+    start = time.time()
+    senders = []
+    for i in range(posts):
+        delay = start + i * interval - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        t = threading.Thread(target=send, args=(i,))
+        t.start()
+        senders.append(t)
+        # Between sends: poll the markers of answered posts.
+        with lock:
+            pending = [j for j in answered if j not in fresh]
+        if pending:
+            seen = counts(server, [markers[j] for j in pending])
+            now = time.time()
+            for j in pending:
+                v = seen[markers[j]]
+                if v == before[markers[j]] + 1:
+                    fresh[j] = now
+                elif v is not None and v > before[markers[j]] + 1:
+                    over.append(j)
+                    fresh[j] = now
+        if server.worker and i % max(1, int(1 / interval)) == 0:
+            rss.append(rss_mib(server.worker.pid))
+    sent_rate = posts * per_post / max(1e-9, time.time() - start)
+    for t in senders:
+        t.join()
+    deadline = time.time() + 120
+    while len(fresh) + len(refused) < posts and time.time() < deadline:
+        pending = [j for j in answered if j not in fresh]
+        seen = counts(server, [markers[j] for j in pending])
+        now = time.time()
+        for j in pending:
+            v = seen[markers[j]]
+            if v is not None and v >= before[markers[j]] + 1:
+                if v > before[markers[j]] + 1:
+                    over.append(j)
+                fresh[j] = now
+        time.sleep(0.05)
+    lags = sorted(fresh[j] - answered[j] for j in fresh)
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")
+    print(
+        f"stream {rate} events/s for {seconds} s (sent at {sent_rate:.0f}/s): {posts} posts of {per_post}; refused {len(refused)}; "
+        f"fresh {len(fresh)}/{posts - len(refused)}; answer → fresh p50 {statistics.median(lags) if lags else float('nan'):.2f} s, "
+        f"p95 {p(0.95):.2f} s, max {lags[-1] if lags else float('nan'):.2f} s; counted twice: {len(over)}"
+        + (f"; worker RSS {rss[0]:.0f} → max {max(rss):.0f} → {rss_mib(server.worker.pid):.0f} MiB" if rss else "")
+    )
+    return posts
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--players", type=int, default=100_000)
@@ -44,6 +148,8 @@ def main():
     ap.add_argument("--database-url")
     ap.add_argument("--redis-url")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stream-rates", default="")
+    ap.add_argument("--stream-seconds", type=int, default=60)
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="tf-fresh-")
@@ -110,6 +216,9 @@ def main():
                 f"{answered - t0:.2f} s; fresh {fresh - answered:.2f} s after the answer; last pass: "
                 f"{lp['entities']} players, {lp['rowsRead']} rows read ({100.0 * lp['rowsRead'] / full_rows:.2f}% of a full run's {full_rows}), {lp['durationMs']} ms"
             )
+        first_post = 0
+        for rate in [int(r) for r in args.stream_rates.split(",") if r]:
+            first_post += stream(server, args.players, rate, args.stream_seconds, first_post)
         print(f"server peak RSS {peak_rss_mib(server.process.pid):.0f} MiB")
     finally:
         server.stop()

@@ -99,6 +99,26 @@ where
     }
 }
 
+/// Rows written at once above which PostgreSQL's statistics of the table
+/// are refreshed right away (see [`analyze_after_bulk_write`]).
+const ANALYZE_AFTER_ROWS: u64 = 10_000;
+
+/// After a statement wrote many rows (a trait's first full run, a segment's
+/// members), refreshes PostgreSQL's statistics of the table at once instead
+/// of within autovacuum's next minute: the incremental passes that follow
+/// probe it per player, and with the old statistics (a trait with no values)
+/// the planner scans all of the trait's values instead. ANALYZE samples a
+/// fixed number of rows, so this costs the same at any size. SQLite plans
+/// from its indexes alone.
+pub async fn analyze_after_bulk_write(db: &DatabaseConnection, table: &str, rows: u64) {
+    if db.get_database_backend() != DbBackend::Postgres || rows < ANALYZE_AFTER_ROWS {
+        return;
+    }
+    if let Err(e) = db.execute_unprepared(&format!("ANALYZE \"{table}\"")).await {
+        tracing::warn!(table, error = %e, "could not refresh the table's statistics");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -18,6 +18,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::traits::scope::Scope;
+
 use entity::{
     job_records, prediction_models, prediction_status, prediction_weights, psych_scores,
     trait_values, traits,
@@ -281,7 +283,7 @@ impl Engine {
                     prediction_weights::Entity::insert_many(chunk.to_vec()).exec(tx).await?;
                 }
                 let predicted = tx
-                    .execute_raw(predict_statement(backend, ws, now))
+                    .execute_raw(predict_statement(backend, ws, now, "players"))
                     .await?
                     .rows_affected();
                 let players = predicted / m.facets.len().max(1) as u64;
@@ -304,19 +306,45 @@ impl Engine {
     }
 }
 
-/// Every player without survey scores gets, per facet, the intercept plus the
-/// weighted standardized traits; a missing trait value counts as its mean (0).
+/// In an incremental pass: its players' predicted scores are recomputed
+/// with the current models (no training: that stays a job of its own), in
+/// the pass's transaction, before their personas are placed.
+pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope) -> Result<()> {
+    let trained = prediction_models::Entity::find()
+        .filter(prediction_models::Column::WorkspaceId.eq(ws))
+        .one(tx)
+        .await?
+        .is_some();
+    if !trained {
+        return Ok(());
+    }
+    psych_scores::Entity::delete_many()
+        .filter(psych_scores::Column::WorkspaceId.eq(ws))
+        .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted))
+        .filter(Expr::col(psych_scores::Column::UserId).in_subquery(scope.keys()))
+        .exec(tx)
+        .await?;
+    let backend = tx.get_database_backend();
+    tx.execute_raw(predict_statement(backend, ws, Utc::now(), &scope.players))
+        .await?;
+    Ok(())
+}
+
+/// Every player (of `players`: the table, or a pass's rows of it) without
+/// survey scores gets, per facet, the intercept plus the weighted
+/// standardized traits; a missing trait value counts as its mean (0).
 fn predict_statement(
     backend: sea_orm::DbBackend,
     ws: Uuid,
     now: chrono::DateTime<Utc>,
+    players: &str,
 ) -> Statement {
     let sql = "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at) \
          SELECT p.workspace_id, p.user_id, m.category, m.facet, \
                 MAX(m.intercept) + COALESCE(SUM(w.weight * (COALESCE(v.value_number, \
                     CASE WHEN v.value_boolean THEN 1.0 WHEN NOT v.value_boolean THEN 0.0 END) - w.mean) / w.sd), 0), \
                 'predicted', {now} \
-         FROM players p \
+         FROM \"{players}\" p \
          JOIN prediction_models m ON m.workspace_id = p.workspace_id \
          LEFT JOIN prediction_weights w ON w.workspace_id = m.workspace_id AND w.category = m.category AND w.facet = m.facet \
          LEFT JOIN trait_values v ON v.workspace_id = w.workspace_id AND v.trait_id = w.trait_id AND v.entity_id = p.user_id \
@@ -330,7 +358,9 @@ fn predict_statement(
     };
     Statement::from_sql_and_values(
         backend,
-        sql.replace("{now}", a).replace("{ws}", b),
+        sql.replace("{now}", a)
+            .replace("{ws}", b)
+            .replace("{players}", players),
         [now.into(), ws.into()],
     )
 }

@@ -37,6 +37,10 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub profile: Option<Json>,
     pub personas_computed_at: Option<DateTimeUtc>,
+    /// Where the personas sit (facets, their scaling, centroids) as of the
+    /// last clustering: incremental passes place members from it.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub persona_space: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

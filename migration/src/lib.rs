@@ -18,6 +18,8 @@ mod m20261201_000013_custom_models;
 mod m20261201_000014_console_sessions;
 mod m20261201_000015_segment_changes;
 mod m20261205_000016_incremental;
+mod m20261206_000017_trait_values_fillfactor;
+mod m20261206_000018_persona_space;
 
 pub struct Migrator;
 
@@ -41,6 +43,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_console_sessions::Migration),
             Box::new(m20261201_000015_segment_changes::Migration),
             Box::new(m20261205_000016_incremental::Migration),
+            Box::new(m20261206_000017_trait_values_fillfactor::Migration),
+            Box::new(m20261206_000018_persona_space::Migration),
         ]
     }
 }

@@ -26,7 +26,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// apalis 1.0 storages park an idle worker until their next heartbeat (30 s);
 /// polling this often bounds the latency between enqueue and start.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 #[derive(Clone)]
 struct WorkerState {

@@ -382,3 +382,191 @@ async fn a_worker_killed_mid_pass_leaves_the_values_of_a_full_recompute() {
     assert!(retried >= 1, "the pass ran a second time");
     app.stop().await;
 }
+
+/// New players posted after the personas were clustered: the pass predicts
+/// their psych scores with the trained model and places each into the
+/// persona whose centroid (in the members' standardized units at the
+/// clustering) is nearest, computed here independently; sizes follow and
+/// nothing is clustered again.
+#[tokio::test]
+async fn a_pass_scores_new_players_and_places_them_in_the_nearest_persona() {
+    let app = TestApp::spawn().await;
+    let ctx = catalog_ids(&app).await;
+    create(&app, json!({ "name": "Spend", "parent_model_id": ctx.players, "trait_type": "aggregation",
+        "result_type": "number", "refresh": "on_load",
+        "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "sum", "column": "price" } })).await;
+    let (users, _, scores) = crate::personas::plant_clusters(&app).await;
+    // Spend tells the planted groups apart, so the model has a signal.
+    let buy = |user: &str, price: f64| {
+        json!({ "timestamp": "2026-11-20 10:00:00", "user_id": user, "price": price }).to_string()
+    };
+    let body: String = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let group: f64 = u[1..2].parse().unwrap();
+            buy(u, 10.0 + 40.0 * group + (i % 7) as f64) + "\n"
+        })
+        .collect();
+    app.post_events(Some(&app.admin_key), "purchases", body)
+        .await;
+    app.drain().await;
+    app.gql("mutation { trainPrediction { id } }", json!({}))
+        .await;
+    app.drain().await;
+    let (status, body) = app
+        .rest(
+            reqwest::Method::PUT,
+            "/segments/default",
+            Some(json!({ "personas": 3 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.drain().await;
+    let personas = |d: &Value| -> BTreeMap<i64, i64> {
+        d["segment"]["personas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["index"].as_i64().unwrap(), p["size"].as_i64().unwrap()))
+            .collect()
+    };
+    let query = "{ segment(segment: \"default\") { personasComputedAt scoredMembers personas { index size members(first: 500) { nodes { userId } } } } }";
+    let before = app.gql(query, json!({})).await;
+    let sizes_before = personas(&before);
+    assert_eq!(sizes_before.values().sum::<i64>(), users.len() as i64);
+
+    // The clustering's space, from what it clustered: the members' mean and
+    // (population) standard deviation per facet, centroids as standardized
+    // mean scores of each persona's members.
+    const FACETS: [(&str, &str); 6] = [
+        ("culture", "Indulgence"),
+        ("motivations", "Flow"),
+        ("motivations", "Persistence"),
+        ("personality", "Extraversion"),
+        ("personality", "Openness"),
+        ("wellBeing", "Grit"),
+    ];
+    let score = |u: &str, (c, f): (&str, &str)| scores[&(u.to_owned(), c.to_owned(), f.to_owned())];
+    let n = users.len() as f64;
+    let scaling: Vec<(f64, f64)> = FACETS
+        .iter()
+        .map(|f| {
+            let mean = users.iter().map(|u| score(u, *f)).sum::<f64>() / n;
+            let var = users
+                .iter()
+                .map(|u| (score(u, *f) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            (mean, var.sqrt())
+        })
+        .collect();
+    let centroids: Vec<(i64, Vec<f64>)> = before["segment"]["personas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let members: Vec<&str> = p["members"]["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["userId"].as_str().unwrap())
+                .collect();
+            let c = FACETS
+                .iter()
+                .zip(&scaling)
+                .map(|(f, (mean, sd))| {
+                    members
+                        .iter()
+                        .map(|u| (score(u, *f) - mean) / sd)
+                        .sum::<f64>()
+                        / members.len() as f64
+                })
+                .collect();
+            (p["index"].as_i64().unwrap(), c)
+        })
+        .collect();
+
+    // Twelve new players across the range of spend.
+    let new: Vec<String> = (0..12).map(|i| format!("n{i:02}")).collect();
+    let body: String = new
+        .iter()
+        .enumerate()
+        .map(|(i, u)| buy(u, 5.0 + 9.0 * i as f64) + "\n")
+        .collect();
+    app.post_events(Some(&app.admin_key), "purchases", body)
+        .await;
+    app.drain().await;
+
+    let after = app.gql(query, json!({})).await;
+    assert_eq!(
+        after["segment"]["personasComputedAt"], before["segment"]["personasComputedAt"],
+        "placed, not clustered again"
+    );
+    let mut expected_sizes = sizes_before.clone();
+    for u in &new {
+        let d = app
+            .gql(
+                "query($u: String!) { player(userId: $u) { psychScores { category facet score source } } }",
+                json!({ "u": u }),
+            )
+            .await;
+        let got: BTreeMap<(String, String), f64> = d["player"]["psychScores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                assert_eq!(s["source"], "predicted", "{d}");
+                (
+                    (
+                        s["category"].as_str().unwrap().to_owned(),
+                        s["facet"].as_str().unwrap().to_owned(),
+                    ),
+                    s["score"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), FACETS.len(), "{u} predicted on every facet: {d}");
+        let z: Vec<f64> = FACETS
+            .iter()
+            .zip(&scaling)
+            .map(|((c, f), (mean, sd))| (got[&(c.to_string(), f.to_string())] - mean) / sd)
+            .collect();
+        let nearest = centroids
+            .iter()
+            .map(|(i, c)| {
+                (
+                    *i,
+                    c.iter().zip(&z).map(|(a, b)| (a - b).powi(2)).sum::<f64>(),
+                )
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+            .unwrap()
+            .0;
+        *expected_sizes.get_mut(&nearest).unwrap() += 1;
+        let placed: Vec<i64> = after["segment"]["personas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p["members"]["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["userId"] == u.as_str())
+            })
+            .map(|p| p["index"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            placed,
+            vec![nearest],
+            "{u}: placed in {placed:?}, nearest is {nearest}"
+        );
+    }
+    assert_eq!(personas(&after), expected_sizes);
+    assert_eq!(
+        after["segment"]["scoredMembers"].as_i64(),
+        Some((users.len() + new.len()) as i64)
+    );
+    app.stop().await;
+}

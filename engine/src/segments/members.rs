@@ -17,7 +17,6 @@ use entity::{persona_members, players, segment_members, segment_traits, segments
 use super::jobs::{ComputePersonas, ComputeSegment};
 use super::{ComputeStatus, filter::Node};
 use crate::pagination::{Page, PageRequest, user_id_page};
-use crate::prediction::TrainPrediction;
 use crate::traits::scope::Scope;
 use crate::{
     Engine, Result,
@@ -150,16 +149,13 @@ impl Engine {
     }
 
     /// After events were loaded (by any path: post, PlayFab, bucket file):
-    /// the incremental pass takes the players they touched into every
-    /// segment; predictions cover new players once anyone completed the
-    /// survey (and their scores then move segments and personas).
+    /// the built-in segment exists. The incremental pass then takes the
+    /// players they touched into every segment, predicts their psych scores
+    /// with the trained model and places them into personas; training and
+    /// clustering stay jobs of their own (survey completes, `trainPrediction`,
+    /// `refreshSegment`), so a stream of posts never retrains or re-clusters.
     pub(crate) async fn players_loaded(&self, ws: Uuid) -> Result<()> {
-        self.default_segment(ws).await?;
-        if self.any_survey_complete(ws).await? {
-            self.enqueue_once(ws, TrainPrediction { workspace_id: ws })
-                .await?;
-        }
-        Ok(())
+        self.default_segment(ws).await.map(drop)
     }
 
     /// After psych scores changed: segments reading facets recompute their
@@ -340,7 +336,8 @@ impl Engine {
                 .filter(segments::Column::Id.eq(id))
                 .exec(tx)
                 .await?;
-            if added + removed > 0 {
+            let placed = super::personas::place_members(tx, id, scope).await?;
+            if added + removed > 0 || placed {
                 changed.push(id);
             }
             deliveries.extend(super::changes::announce(tx, segment, after).await?);
@@ -356,7 +353,7 @@ impl Engine {
         let changes = segment.members_computed_at.is_some();
         let kept_days = self.segment_changes_days();
         let (seg, tree_c) = (segment.clone(), tree.clone());
-        let deliveries = crate::db::write_tx(&self.db, |tx| {
+        let (deliveries, inserted) = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 lock_segment(tx, id).await?;
                 let after_seq = if changes {
@@ -377,13 +374,15 @@ impl Engine {
                     .exec(tx)
                     .await?;
                 // After the new members are in, with the change they announce.
-                match after_seq {
-                    Some(after) => super::changes::announce(tx, &seg, after).await,
-                    None => Ok(Vec::new()),
-                }
+                let deliveries = match after_seq {
+                    Some(after) => super::changes::announce(tx, &seg, after).await?,
+                    None => Vec::new(),
+                };
+                Ok((deliveries, inserted))
             })
         })
         .await?;
+        crate::db::analyze_after_bulk_write(&self.db, "segment_members", inserted).await;
         for job in &deliveries {
             self.dispatch(job).await;
         }

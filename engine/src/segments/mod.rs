@@ -439,6 +439,7 @@ fn new_segment(
         scored_members: Set(0),
         profile: Set(None),
         personas_computed_at: Set(None),
+        persona_space: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -22,6 +22,7 @@ use sea_orm::{
     QuerySelect,
     sea_query::{Expr, ExprTrait, Func, Query},
 };
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -29,6 +30,7 @@ use entity::{persona_members, personas, psych_scores, segments};
 
 use super::{ComputeStatus, route_cache::Rendered};
 use crate::pagination::{Page, PageRequest, user_id_page};
+use crate::traits::scope::Scope;
 use crate::{
     Engine, Error, Result,
     auth::{Permission, Principal},
@@ -81,7 +83,69 @@ fn envelope(data: &Value) -> Result<Bytes> {
 /// The members' scores as a matrix: one row per member, one column per facet.
 struct ScoreMatrix {
     user_ids: Vec<String>,
+    facets: Vec<(String, String)>,
     x: Array2<f64>,
+}
+
+/// Where a segment's personas sit as of its last clustering (stored in
+/// `segments.persona_space`): the facets, each one's mean and standard
+/// deviation over the members then, and each persona's centroid in those
+/// standardized units. An incremental pass places a member from it.
+#[derive(Debug, Serialize, Deserialize)]
+struct PersonaSpace {
+    facets: Vec<(String, String)>,
+    scaling: Vec<(f64, f64)>,
+    centroids: Vec<(i32, Vec<f64>)>,
+}
+
+impl PersonaSpace {
+    /// From a clustering: `x` already standardized with `scaling`, labels
+    /// mapped to persona indexes.
+    fn of(
+        facets: Vec<(String, String)>,
+        scaling: Vec<(f64, f64)>,
+        x: &Array2<f64>,
+        indexes: &[i32],
+    ) -> Self {
+        let mut sums: BTreeMap<i32, (Vec<f64>, f64)> = BTreeMap::new();
+        for (row, index) in x.rows().into_iter().zip(indexes) {
+            let (sum, n) = sums
+                .entry(*index)
+                .or_insert_with(|| (vec![0.0; facets.len()], 0.0));
+            sum.iter_mut().zip(row.iter()).for_each(|(s, v)| *s += v);
+            *n += 1.0;
+        }
+        let centroids = sums
+            .into_iter()
+            .map(|(index, (sum, n))| (index, sum.into_iter().map(|s| s / n).collect()))
+            .collect();
+        PersonaSpace {
+            facets,
+            scaling,
+            centroids,
+        }
+    }
+
+    /// The persona whose centroid is nearest to a member's scores (a facet
+    /// the member lacks counts as the mean, as in clustering); ties go to the
+    /// lower index.
+    fn nearest(&self, scores: &HashMap<(String, String), f64>) -> Option<i32> {
+        let z: Vec<f64> = self
+            .facets
+            .iter()
+            .zip(&self.scaling)
+            .map(|(f, (mean, sd))| scores.get(f).map_or(0.0, |v| (v - mean) / sd))
+            .collect();
+        let distance = |c: &[f64]| -> f64 { c.iter().zip(&z).map(|(a, b)| (a - b).powi(2)).sum() };
+        self.centroids
+            .iter()
+            .map(|(index, c)| (*index, distance(c)))
+            .fold(None, |best: Option<(i32, f64)>, (i, d)| match best {
+                Some((_, bd)) if bd <= d => best,
+                _ => Some((i, d)),
+            })
+            .map(|(i, _)| i)
+    }
 }
 
 impl Engine {
@@ -207,6 +271,7 @@ impl Engine {
                 done.personas_status = Set(ComputeStatus::Insufficient);
                 done.personas_error = Set(Some(message.clone()));
                 done.profile = Set(None);
+                done.persona_space = Set(None);
                 done.personas_computed_at = Set(Some(Utc::now()));
                 done.update(&self.db).await?;
                 return Ok(());
@@ -245,7 +310,7 @@ impl Engine {
             )));
         }
         let mut x = scores.x;
-        standardize(&mut x);
+        let scaling = standardize(&mut x);
         let seed = segment.seed as u64;
         let labels = match segment.persona_k {
             Some(k) => kmeans(&x, k as usize, seed)?,
@@ -266,11 +331,10 @@ impl Engine {
             .enumerate()
             .map(|(i, c)| (i as i32 + 1, sizes[*c] as i64))
             .collect();
-        let assignments: Vec<(String, i32)> = scores
-            .user_ids
-            .into_iter()
-            .zip(labels.iter().map(|l| index_of[*l]))
-            .collect();
+        let indexes: Vec<i32> = labels.iter().map(|l| index_of[*l]).collect();
+        let space = PersonaSpace::of(scores.facets, scaling, &x, &indexes);
+        let space = serde_json::to_value(&space).map_err(Error::internal)?;
+        let assignments: Vec<(String, i32)> = scores.user_ids.into_iter().zip(indexes).collect();
         let (ws, id) = (segment.workspace_id, segment.id);
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
@@ -288,7 +352,13 @@ impl Engine {
                     .exec(tx)
                     .await?;
                 }
-                write_profiles(tx, ws, id, &sizes).await
+                write_profiles(tx, ws, id, &sizes).await?;
+                segments::Entity::update_many()
+                    .col_expr(segments::Column::PersonaSpace, Expr::val(Some(space)))
+                    .filter(segments::Column::Id.eq(id))
+                    .exec(tx)
+                    .await?;
+                Ok(())
             })
         })
         .await
@@ -344,8 +414,131 @@ impl Engine {
             }
         }
         let x = Array2::from_shape_vec((user_ids.len(), width), values).map_err(Error::internal)?;
-        Ok(ScoreMatrix { user_ids, x })
+        Ok(ScoreMatrix {
+            user_ids,
+            facets,
+            x,
+        })
     }
+}
+
+/// In an incremental pass, after the members of the segment changed: the
+/// pass's players leave the persona they were in, and those who are members
+/// with psych scores join the persona nearest to their scores as of the
+/// last clustering (no clustering here: that stays a job of its own). Sizes
+/// and the scored-member count follow; profiles stay those of the last
+/// clustering. Returns whether anyone moved.
+pub(crate) async fn place_members(
+    tx: &DatabaseTransaction,
+    segment_id: Uuid,
+    scope: &Scope,
+) -> Result<bool> {
+    let Some(segment) = segments::Entity::find_by_id(segment_id).one(tx).await? else {
+        return Ok(false);
+    };
+    let Some(space) = segment
+        .persona_space
+        .clone()
+        .and_then(|v| serde_json::from_value::<PersonaSpace>(v).ok())
+    else {
+        return Ok(false);
+    };
+    let in_scope = |c: persona_members::Column| Expr::col(c).in_subquery(scope.keys());
+    let before: Vec<(i32, i64)> = persona_members::Entity::find()
+        .select_only()
+        .column(persona_members::Column::PersonaIndex)
+        .column_as(persona_members::Column::UserId.count(), "n")
+        .filter(persona_members::Column::SegmentId.eq(segment_id))
+        .filter(in_scope(persona_members::Column::UserId))
+        .group_by(persona_members::Column::PersonaIndex)
+        .into_tuple()
+        .all(tx)
+        .await?;
+    let left: Vec<(String, i32)> = persona_members::Entity::find()
+        .select_only()
+        .column(persona_members::Column::UserId)
+        .column(persona_members::Column::PersonaIndex)
+        .filter(persona_members::Column::SegmentId.eq(segment_id))
+        .filter(in_scope(persona_members::Column::UserId))
+        .into_tuple()
+        .all(tx)
+        .await?;
+    persona_members::Entity::delete_many()
+        .filter(persona_members::Column::SegmentId.eq(segment_id))
+        .filter(in_scope(persona_members::Column::UserId))
+        .exec(tx)
+        .await?;
+    let mut scores: BTreeMap<String, HashMap<(String, String), f64>> = BTreeMap::new();
+    let rows: Vec<(String, String, String, f64)> = psych_scores::Entity::find()
+        .select_only()
+        .column(psych_scores::Column::UserId)
+        .column(psych_scores::Column::Category)
+        .column(psych_scores::Column::Facet)
+        .column(psych_scores::Column::Score)
+        .filter(psych_scores::Column::WorkspaceId.eq(segment.workspace_id))
+        .filter(Expr::col(psych_scores::Column::UserId).in_subquery(scope.keys()))
+        .filter(psych_scores::Column::UserId.in_subquery(super::members_query(&segment)))
+        .into_tuple()
+        .all(tx)
+        .await?;
+    for (user, category, facet, score) in rows {
+        scores
+            .entry(user)
+            .or_default()
+            .insert((category, facet), score);
+    }
+    let placed: Vec<(String, i32)> = scores
+        .iter()
+        .filter_map(|(user, s)| space.nearest(s).map(|i| (user.clone(), i)))
+        .collect();
+    for chunk in placed.chunks(INSERT_CHUNK) {
+        persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
+            persona_members::ActiveModel {
+                workspace_id: Set(segment.workspace_id),
+                segment_id: Set(segment_id),
+                persona_index: Set(*index),
+                user_id: Set(user.clone()),
+            }
+        }))
+        .exec(tx)
+        .await?;
+    }
+    let mut delta: BTreeMap<i32, i64> = BTreeMap::new();
+    for (index, n) in before {
+        *delta.entry(index).or_default() -= n;
+    }
+    for (_, index) in &placed {
+        *delta.entry(*index).or_default() += 1;
+    }
+    for (index, d) in &delta {
+        if *d != 0 {
+            personas::Entity::update_many()
+                .col_expr(
+                    personas::Column::Size,
+                    Expr::col(personas::Column::Size).add(*d),
+                )
+                .filter(personas::Column::SegmentId.eq(segment_id))
+                .filter(personas::Column::PersonaIndex.eq(*index))
+                .exec(tx)
+                .await?;
+        }
+    }
+    let scored: i64 = delta.values().sum();
+    if scored != 0 {
+        segments::Entity::update_many()
+            .col_expr(
+                segments::Column::ScoredMembers,
+                Expr::col(segments::Column::ScoredMembers).add(scored),
+            )
+            .filter(segments::Column::Id.eq(segment_id))
+            .exec(tx)
+            .await?;
+    }
+    let mut left = left;
+    left.sort();
+    let mut now = placed;
+    now.sort();
+    Ok(left != now)
 }
 
 /// `SELECT user_id` of one persona's members.

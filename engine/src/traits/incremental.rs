@@ -237,7 +237,7 @@ impl Engine {
             scope.keys
         ))
         .await?;
-        tx.execute_unprepared(&scope.fill_players_sql(ws)).await?;
+        tx.execute_raw(scope.fill_players(backend, ws)).await?;
         if backend == sea_orm::DbBackend::Postgres {
             // Statistics for the scope: the planner then reads the players'
             // rows through the tables' user indexes instead of scanning them;
@@ -258,9 +258,9 @@ impl Engine {
             &format!("SELECT COUNT(*) AS n FROM \"{}\"", scope.keys),
         )
         .await?;
-        let mut changed_traits = Vec::new();
         let (mut moved, mut deliveries) = (Vec::new(), Vec::new());
         let mut scratch = Vec::new();
+        let mut builtin = None;
         if entities > 0 {
             let scans = shared_scans(&tx, &order, &plans, ws, now, &scope, &suffix).await?;
             // Rows read, per source: traits over one source read the same rows.
@@ -306,9 +306,6 @@ impl Engine {
                 })
                 .exec_without_returning(&tx)
                 .await?;
-                if changed > 0 {
-                    changed_traits.push(t.clone());
-                }
             }
             scratch = scans.rows_read.into_keys().collect();
             if !ids.is_empty() {
@@ -322,8 +319,20 @@ impl Engine {
                     .exec(&tx)
                     .await?;
             }
-            // Memberships of the same players follow in the same transaction.
+            // Their predicted psych scores, then memberships and personas,
+            // follow in the same transaction.
+            crate::prediction::rescore_in(&tx, ws, &scope).await?;
             (moved, deliveries) = self.update_members_in(&tx, &segments, &scope).await?;
+            // The built-in segment's members are every player: no filter to
+            // follow, but its personas take the new and changed ones too.
+            builtin = entity::segments::Entity::find()
+                .filter(entity::segments::Column::WorkspaceId.eq(ws))
+                .filter(entity::segments::Column::Builtin.eq(true))
+                .one(&tx)
+                .await?;
+            if let Some(all) = &builtin {
+                crate::segments::personas::place_members(&tx, all.id, &scope).await?;
+            }
         }
         tx.execute_unprepared(&format!(
             "DELETE FROM touched_players WHERE seq IN (SELECT seq FROM \"{taken}\")"
@@ -341,14 +350,20 @@ impl Engine {
         for job in &deliveries {
             self.dispatch(job).await;
         }
-        // Personas of segments whose members changed cluster again; the
-        // prediction learns from changed inputs.
-        for segment_id in moved {
-            self.enqueue_once(ws, crate::segments::jobs::ComputePersonas { segment_id })
-                .await?;
-        }
-        for t in &changed_traits {
-            self.prediction_inputs_changed(t).await?;
+        // A segment that never had personas clusters now that its members
+        // changed; one that has them placed the pass's players above (a
+        // full re-clustering stays explicit: `refreshSegment`).
+        let unclustered = segments
+            .iter()
+            .map(|(s, _)| s)
+            .filter(|s| moved.contains(&s.id))
+            .chain(builtin.iter());
+        for segment in unclustered {
+            if segment.persona_space.is_none() {
+                let segment_id = segment.id;
+                self.enqueue_once(ws, crate::segments::jobs::ComputePersonas { segment_id })
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -163,6 +163,10 @@ impl Engine {
             return outcomes.map(|_| ());
         }
         let duration_ms = clock.elapsed().as_millis() as i64;
+        if let Ok(each) = &outcomes {
+            let written = each.iter().map(|(_, changed)| *changed as u64).sum();
+            crate::db::analyze_after_bulk_write(&self.db, "trait_values", written).await;
+        }
         let mut succeeded = Vec::new();
         for (i, (run, t)) in pending.iter().enumerate() {
             let outcome = match &outcomes {

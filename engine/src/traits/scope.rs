@@ -3,7 +3,10 @@
 //! segment membership) is restricted to them by joining these small tables,
 //! so its cost follows the players touched, not the workspace.
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    DbBackend, Statement, StatementBuilder,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait, Query, SelectStatement},
+};
 use uuid::Uuid;
 
 /// Names of a pass's two tables.
@@ -47,12 +50,22 @@ impl Scope {
             .to_owned()
     }
 
-    /// Fills `players` from `keys` (after `keys` is filled).
-    pub fn fill_players_sql(&self, ws: Uuid) -> String {
-        format!(
-            "CREATE TEMPORARY TABLE \"{}\" AS SELECT p.* FROM players p \
-             WHERE p.workspace_id = '{ws}' AND p.user_id IN (SELECT user_id FROM \"{}\")",
-            self.players, self.keys
+    /// `CREATE TEMPORARY TABLE players AS …` their rows (after `keys` is filled).
+    pub fn fill_players(&self, backend: DbBackend, ws: Uuid) -> Statement {
+        let select = Query::select()
+            .column((Alias::new("p"), Asterisk))
+            .from_as(Alias::new("players"), Alias::new("p"))
+            .and_where(Expr::col((Alias::new("p"), Alias::new("workspace_id"))).eq(ws))
+            .and_where(Expr::col((Alias::new("p"), Alias::new("user_id"))).in_subquery(self.keys()))
+            .to_owned();
+        let built = StatementBuilder::build(&select, &backend);
+        Statement::from_sql_and_values(
+            backend,
+            format!(
+                "CREATE TEMPORARY TABLE \"{}\" AS {}",
+                self.players, built.sql
+            ),
+            built.values.map(|v| v.0).unwrap_or_default(),
         )
     }
 }
