@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -42,6 +43,23 @@ def post_ndjson(server, record_type, body):
     req.add_header("Content-Type", "application/x-ndjson")
     with urllib.request.urlopen(req, timeout=600) as resp:
         return json.loads(resp.read())
+
+
+def wait_for_jobs(server):
+    """Until /metrics counts no job queued or running."""
+    while True:
+        req = urllib.request.Request(f"{server.url}/metrics")
+        req.add_header("Authorization", "Bearer " + server.key)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            text = resp.read().decode()
+        busy = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("traitforge_jobs{") and ('status="queued"' in line or 'status="running"' in line)
+        )
+        if busy == 0:
+            return
+        time.sleep(0.2)
 
 
 def rss_mib(pid):
@@ -65,7 +83,8 @@ def counts(server, users):
 
 
 def stream(server, players, rate, seconds, first_post):
-    """Posts of 500 events at `rate` events/s; per post, answer → fresh."""
+    """Posts of 500 events at `rate` events/s (a sender thread keeps the
+    schedule); per post, answer → fresh, polled from this thread."""
     per_post = 500
     posts = max(1, int(rate * seconds / per_post))
     interval = per_post / rate
@@ -88,55 +107,70 @@ def stream(server, players, rate, seconds, first_post):
             with lock:
                 refused.append((i, e.code))
 
-    rss = [rss_mib(server.worker.pid)] if server.worker else []
-    start = time.time()
     senders = []
-    for i in range(posts):
-        delay = start + i * interval - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        t = threading.Thread(target=send, args=(i,))
-        t.start()
-        senders.append(t)
-        # Between sends: poll the markers of answered posts.
+    sent = {}
+
+    def schedule():
+        start = time.time()
+        for i in range(posts):
+            delay = start + i * interval - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            t = threading.Thread(target=send, args=(i,))
+            t.start()
+            senders.append(t)
+        sent["rate"] = posts * per_post / max(1e-9, time.time() - start)
+
+    rss = [rss_mib(server.worker.pid)] if server.worker else []
+    scheduler = threading.Thread(target=schedule)
+    scheduler.start()
+    deadline = time.time() + seconds + 180
+    last_rss = time.time()
+    while len(fresh) + len(refused) < posts and time.time() < deadline:
         with lock:
             pending = [j for j in answered if j not in fresh]
         if pending:
             seen = counts(server, [markers[j] for j in pending])
             now = time.time()
             for j in pending:
-                v = seen[markers[j]]
-                if v == before[markers[j]] + 1:
+                v, b = seen[markers[j]], before[markers[j]]
+                if v is not None and v >= b + 1:
+                    if v > b + 1:
+                        over.append(j)
                     fresh[j] = now
-                elif v is not None and v > before[markers[j]] + 1:
-                    over.append(j)
-                    fresh[j] = now
-        if server.worker and i % max(1, int(1 / interval)) == 0:
+        if server.worker and time.time() - last_rss >= 1:
             rss.append(rss_mib(server.worker.pid))
-    sent_rate = posts * per_post / max(1e-9, time.time() - start)
+            last_rss = time.time()
+        time.sleep(0.02)
+    scheduler.join()
     for t in senders:
         t.join()
-    deadline = time.time() + 120
-    while len(fresh) + len(refused) < posts and time.time() < deadline:
-        pending = [j for j in answered if j not in fresh]
-        seen = counts(server, [markers[j] for j in pending])
-        now = time.time()
-        for j in pending:
-            v = seen[markers[j]]
-            if v is not None and v >= before[markers[j]] + 1:
-                if v > before[markers[j]] + 1:
-                    over.append(j)
-                fresh[j] = now
-        time.sleep(0.05)
     lags = sorted(fresh[j] - answered[j] for j in fresh)
     p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")
     print(
-        f"stream {rate} events/s for {seconds} s (sent at {sent_rate:.0f}/s): {posts} posts of {per_post}; refused {len(refused)}; "
+        f"stream {rate} events/s for {seconds} s (sent at {sent.get('rate', 0):.0f}/s): {posts} posts of {per_post}; refused {len(refused)}; "
         f"fresh {len(fresh)}/{posts - len(refused)}; answer → fresh p50 {statistics.median(lags) if lags else float('nan'):.2f} s, "
         f"p95 {p(0.95):.2f} s, max {lags[-1] if lags else float('nan'):.2f} s; counted twice: {len(over)}"
-        + (f"; worker RSS {rss[0]:.0f} → max {max(rss):.0f} → {rss_mib(server.worker.pid):.0f} MiB" if rss else "")
+        + (f"; worker RSS {rss[0]:.0f} → max {max(rss):.0f} → {rss_mib(server.worker.pid):.0f} MiB" if rss else ""),
+        flush=True,
     )
     return posts
+
+
+def rows_fetched(database_url):
+    """PostgreSQL: rows read from the workspace's tables so far (sequential
+    reads plus rows fetched through indexes), after the statistics flushed."""
+    if not database_url or not database_url.startswith("postgres"):
+        return None
+    time.sleep(1.5)
+    out = subprocess.run(
+        ["psql", database_url, "-Atc",
+         "SELECT sum(seq_tup_read + coalesce(idx_tup_fetch, 0)) FROM pg_stat_user_tables "
+         "WHERE schemaname = 'public' AND relname IN ('purchases', 'players', 'trait_values', 'segment_members', "
+         "'segment_changes', 'psych_scores', 'persona_members')"],
+        capture_output=True, text=True, check=True,
+    )
+    return int(out.stdout.strip() or 0)
 
 
 def main():
@@ -181,11 +215,7 @@ def main():
         server.gql('mutation($f: JSON!) { createSegment(input: { name: "Big spenders", filter: $f }) { id } }',
                    {"f": {"trait": "spend", "op": ">", "value": 300}})
         started = time.time()
-        while True:
-            jobs = server.gql("{ jobs(first: 500) { nodes { status } } }")["jobs"]["nodes"]
-            if all(j["status"] in ("SUCCEEDED", "FAILED") for j in jobs):
-                break
-            time.sleep(0.5)
+        wait_for_jobs(server)
         print(f"three traits and the segment computed in full: {time.time() - started:.1f} s")
         full_rows = loaded
 
@@ -193,28 +223,44 @@ def main():
             step = max(1, args.players // args.new)
             chosen = [(round_ + i * step) % args.players for i in range(args.new)]
             sample = chosen[:: max(1, len(chosen) // 20)][:20]
-            def count_of(p):
-                d = server.gql('query($u: String!) { player(userId: $u) { traits { slug value } } }', {"u": "p%07d" % p})
-                return next((t["value"] for t in d["player"]["traits"] if t["slug"] == "purchases"), None)
-            before = {p: count_of(p) for p in sample}
+            users = ["p%07d" % p for p in sample]
+            before = counts(server, users)
             body = "".join(
                 '{"timestamp":"2026-12-01 12:00:00","user_id":"p%07d","price":9.5}\n' % p for p in chosen
             )
+            fetched = rows_fetched(args.database_url)
             t0 = time.time()
             answer = post_ndjson(server, "purchases", body)
             answered = time.time()
-            pending = set(sample)
+            pending = set(users)
             while pending:
-                pending = {p for p in pending if count_of(p) != before[p] + 1}
+                seen = counts(server, sorted(pending))
+                pending = {u for u in pending if seen[u] != before[u] + 1}
                 if pending:
-                    time.sleep(0.02)
+                    time.sleep(0.01)
             fresh = time.time()
             last = server.gql('query($id: ID!) { trait(id: $id) { lastPass { entities rowsRead durationMs } } }', {"id": ids[0]})
             lp = last["trait"]["lastPass"]
+            cost = ""
+            if fetched is not None:
+                wait_for_jobs(server)
+                cost = f"; rows fetched from the tables by the post and its pass: {rows_fetched(args.database_url) - fetched}"
             print(
                 f"round {round_ + 1}: {answer['data']['accepted'] if 'data' in answer else answer} posted, answered in "
                 f"{answered - t0:.2f} s; fresh {fresh - answered:.2f} s after the answer; last pass: "
                 f"{lp['entities']} players, {lp['rowsRead']} rows read ({100.0 * lp['rowsRead'] / full_rows:.2f}% of a full run's {full_rows}), {lp['durationMs']} ms"
+                + cost,
+                flush=True,
+            )
+        fetched = rows_fetched(args.database_url)
+        if fetched is not None:
+            started = time.time()
+            server.gql("mutation($m: ID!) { refreshTraits(parentModelId: $m) { id } }", {"m": players})
+            wait_for_jobs(server)
+            print(
+                f"full refresh of the three traits and the segment: {time.time() - started:.1f} s, rows fetched from the tables: "
+                f"{rows_fetched(args.database_url) - fetched}",
+                flush=True,
             )
         first_post = 0
         for rate in [int(r) for r in args.stream_rates.split(",") if r]:

@@ -5,7 +5,7 @@ use super::enums::{ResultType, RunStatus, TraitStatus, TraitType, Trigger};
 use chrono::{DateTime, SecondsFormat, Utc};
 use engine::{
     Engine, Error,
-    entity::{trait_runs, traits},
+    entity::{trait_passes, trait_runs, traits},
     traits::TraitInput,
 };
 use poem::web::Data;
@@ -109,6 +109,37 @@ impl From<trait_runs::Model> for TraitRunObject {
             rows_computed: r.rows_computed,
             rows_changed: r.rows_changed,
             error: r.error,
+        }
+    }
+}
+
+/// One incremental pass over a trait: the players new data touched,
+/// recomputed (see the README's "Incremental evaluation").
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TraitPassObject {
+    id: String,
+    trait_id: String,
+    /// Players the pass recomputed.
+    entities: i64,
+    /// Source rows it read (theirs only).
+    rows_read: i64,
+    /// Values written or removed.
+    rows_changed: i64,
+    duration_ms: i64,
+    finished_at: String,
+}
+
+impl From<trait_passes::Model> for TraitPassObject {
+    fn from(p: trait_passes::Model) -> Self {
+        TraitPassObject {
+            id: p.id.to_string(),
+            trait_id: p.trait_id.to_string(),
+            entities: p.entities,
+            rows_read: p.rows_read,
+            rows_changed: p.rows_changed,
+            duration_ms: p.duration_ms,
+            finished_at: iso(p.finished_at),
         }
     }
 }
@@ -315,6 +346,27 @@ impl TraitsApi {
             .newest_trait_runs(&p, path_uuid(&trait_id, "trait")?, limit.0)
             .await?;
         Ok(Json(runs.into_iter().map(Into::into).collect()))
+    }
+
+    /// The trait's incremental passes, newest first: the newest `limit`
+    /// (default 50, at most 500). Full runs are under `/runs`.
+    #[oai(
+        path = "/api/v1/workspaces/:id/traits/:trait_id/passes",
+        method = "get"
+    )]
+    async fn passes(
+        &self,
+        engine: Data<&Engine>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
+        trait_id: Path<String>,
+        limit: Query<Option<u64>>,
+    ) -> Result<Json<Vec<TraitPassObject>>, RestError> {
+        let p = scope.0;
+        let passes = engine
+            .newest_trait_passes(&p, path_uuid(&trait_id, "trait")?, limit.0)
+            .await?;
+        Ok(Json(passes.into_iter().map(Into::into).collect()))
     }
 }
 

@@ -267,6 +267,41 @@ async fn a_stream_of_batches_leaves_what_a_full_recompute_computes() {
         state["trait"]["lastPass"]["entities"].as_i64().unwrap() > 0,
         "{state}"
     );
+    // The traits API lists the same passes, newest first.
+    let (status, passes) = app
+        .rest(
+            reqwest::Method::GET,
+            &format!("/traits/{}/passes?limit=2", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{passes}");
+    let passes = passes.as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{passes:?}");
+    assert_eq!(
+        passes[0]["entities"],
+        state["trait"]["lastPass"]["entities"]
+    );
+    assert_eq!(
+        passes[0]["rows_read"],
+        state["trait"]["lastPass"]["rowsRead"]
+    );
+    assert!(
+        passes[0]["id"].as_str() > passes[1]["id"].as_str(),
+        "newest first"
+    );
+    let (status, body) = app
+        .rest(
+            reqwest::Method::GET,
+            &format!("/traits/{}/passes?limit=0", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["field"].as_str()),
+        (422, Some("limit")),
+        "{body}"
+    );
 
     // The reference: every trait recomputed in full, from empty.
     app.engine

@@ -368,6 +368,24 @@ impl Engine {
         Ok(())
     }
 
+    /// A trait's newest `limit` incremental passes, newest first.
+    pub async fn newest_trait_passes(
+        &self,
+        p: &crate::auth::Principal,
+        id: Uuid,
+        limit: Option<u64>,
+    ) -> Result<Vec<trait_passes::Model>> {
+        use sea_orm::QueryOrder;
+        let limit = super::runs::newest_limit(limit)?;
+        let t = self.get_trait(p, id).await?;
+        Ok(trait_passes::Entity::find()
+            .filter(trait_passes::Column::TraitId.eq(t.id))
+            .order_by_desc(trait_passes::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
     /// The last incremental pass of a trait.
     pub async fn last_trait_pass(&self, t: &traits::Model) -> Result<Option<trait_passes::Model>> {
         use sea_orm::QueryOrder;

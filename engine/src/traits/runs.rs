@@ -82,12 +82,7 @@ impl Engine {
         id: Uuid,
         limit: Option<u64>,
     ) -> Result<Vec<trait_runs::Model>> {
-        let limit = PageRequest::new(limit, None).limit().map_err(|_| {
-            Error::invalid(
-                "limit",
-                format!("must be between 1 and {}", crate::pagination::MAX_PAGE_SIZE),
-            )
-        })?;
+        let limit = newest_limit(limit)?;
         let t = self.get_trait(p, id).await?;
         Ok(runs_of(&t)
             .order_by_desc(trait_runs::Column::Id)
@@ -648,6 +643,16 @@ async fn write_values(
     let deleted = tx.execute(&c.delete_stale).await?.rows_affected();
     let computed = stored.count(tx).await?;
     Ok((computed as i64, (upserted + deleted) as i64))
+}
+
+/// `?limit=` of a newest-first history (runs, passes): 1 to the page maximum.
+pub(super) fn newest_limit(limit: Option<u64>) -> Result<u64> {
+    PageRequest::new(limit, None).limit().map_err(|_| {
+        Error::invalid(
+            "limit",
+            format!("must be between 1 and {}", crate::pagination::MAX_PAGE_SIZE),
+        )
+    })
 }
 
 fn runs_of(t: &traits::Model) -> sea_orm::Select<trait_runs::Entity> {
