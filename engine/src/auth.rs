@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use uuid::Uuid;
 
 use entity::api_keys;
@@ -96,13 +96,33 @@ const KEY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// More distinct keys than this in one second: start over rather than grow.
 const KEY_CACHE_ENTRIES: usize = 10_000;
 
-/// Principals by secret hash, with when they were read.
+/// Principals by secret hash, with when they were read; and the keys whose
+/// `last_used_at` is being written.
 #[derive(Default)]
-pub struct KeyCache(Mutex<HashMap<String, (Principal, Instant)>>);
+pub struct KeyCache(
+    Mutex<HashMap<String, (Principal, Instant)>>,
+    Mutex<std::collections::HashSet<Uuid>>,
+);
 
 impl KeyCache {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Principal, Instant)>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this call should write the key's `last_used_at` (no other
+    /// write of it is under way); [`Self::touched`] ends it.
+    fn touching(&self, key_id: Uuid) -> bool {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key_id)
+    }
+
+    fn touched(&self, key_id: Uuid) {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key_id);
     }
 
     fn get(&self, hash: &str) -> Option<Principal> {
@@ -143,10 +163,23 @@ impl Engine {
         if key
             .last_used_at
             .is_none_or(|t| now - t > LAST_USED_GRANULARITY)
+            && self.key_cache.touching(key.id)
         {
-            let mut active: api_keys::ActiveModel = key.clone().into();
-            active.last_used_at = Set(Some(now));
-            active.update(&self.db).await?;
+            // Off the request: a read never waits for the write lock (on
+            // SQLite a long trait transaction may hold it), and a failed
+            // write only delays the mark.
+            let (db, cache, id) = (self.db.clone(), self.key_cache.clone(), key.id);
+            tokio::spawn(async move {
+                let written = api_keys::Entity::update_many()
+                    .col_expr(api_keys::Column::LastUsedAt, Expr::value(Some(now)))
+                    .filter(api_keys::Column::Id.eq(id))
+                    .exec(&db)
+                    .await;
+                if let Err(e) = written {
+                    tracing::warn!(key = %id, error = %e, "could not record the key's last use");
+                }
+                cache.touched(id);
+            });
         }
         let p = Principal {
             key_id: key.id,

@@ -112,6 +112,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether any player of the workspace has psych scores (survey or predicted).
+    pub(crate) async fn any_psych_scores(&self, ws: Uuid) -> Result<bool> {
+        Ok(psych_scores::Entity::find()
+            .filter(psych_scores::Column::WorkspaceId.eq(ws))
+            .one(&self.db)
+            .await?
+            .is_some())
+    }
+
     /// Whether any player of the workspace has survey scores.
     pub(crate) async fn any_survey_complete(&self, ws: Uuid) -> Result<bool> {
         Ok(psych_scores::Entity::find()

@@ -605,3 +605,81 @@ async fn a_pass_scores_new_players_and_places_them_in_the_nearest_persona() {
     );
     app.stop().await;
 }
+
+/// A formula whose values stop fitting its result type fails alone: the
+/// pass writes every other trait, the formula shows the error (as after a
+/// failed full run) and keeps its values, and the next pass runs normally.
+#[tokio::test]
+async fn a_mistyped_expression_fails_alone_and_the_pass_lands() {
+    let app = TestApp::spawn().await;
+    let ctx = catalog_ids(&app).await;
+    let count = create(&app, json!({ "name": "Purchases", "parent_model_id": ctx.players, "trait_type": "aggregation",
+        "result_type": "number", "refresh": "on_load",
+        "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "count" } })).await;
+    let label = create(
+        &app,
+        json!({ "name": "Label", "parent_model_id": ctx.players, "trait_type": "formula",
+        "result_type": "number",
+        "config": { "expression": "CASE WHEN {purchases} > 1 THEN 'many' ELSE {purchases} END" } }),
+    )
+    .await;
+    app.drain().await;
+    let post = |users: &[&str]| {
+        users
+            .iter()
+            .map(|u| {
+                json!({ "timestamp": "2026-11-20 10:00:00", "user_id": u, "price": 1.0 })
+                    .to_string()
+                    + "\n"
+            })
+            .collect::<String>()
+    };
+    let sqlite = crate::support::postgres_admin_url().is_none();
+    app.post_events(Some(&app.admin_key), "purchases", post(&["u1"]))
+        .await;
+    app.drain().await;
+    if sqlite {
+        // PostgreSQL refuses 'many' as a number when planning, whatever the data.
+        let values = crate::trait_values::values(&app, label["id"].as_str().unwrap()).await;
+        assert_eq!(values["u1"], 1.0, "{values:?}");
+    }
+    app.post_events(Some(&app.admin_key), "purchases", post(&["u1", "u2"]))
+        .await;
+    app.drain().await;
+    let counts = crate::trait_values::values(&app, count["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (counts["u1"].as_f64(), counts["u2"].as_f64()),
+        (Some(2.0), Some(1.0)),
+        "{counts:?}"
+    );
+    let d = app
+        .gql(
+            "query($id: ID!) { trait(id: $id) { status statusError staleSince values(first: 10) { nodes { entityId value } } } }",
+            json!({ "id": label["id"] }),
+        )
+        .await;
+    assert_eq!(d["trait"]["status"], "error", "{d}");
+    assert!(
+        d["trait"]["staleSince"].is_string(),
+        "it misses the new rows: {d}"
+    );
+    if sqlite {
+        let error = d["trait"]["statusError"].as_str().unwrap();
+        assert!(
+            error.contains("'many'") && error.contains("`u1`"),
+            "{error}"
+        );
+        assert_eq!(
+            d["trait"]["values"]["nodes"],
+            json!([{ "entityId": "u1", "value": 1.0 }]),
+            "the last values that fit stay: {d}"
+        );
+    }
+    // Not stuck: the next pass takes new players as usual.
+    app.post_events(Some(&app.admin_key), "purchases", post(&["u3"]))
+        .await;
+    app.drain().await;
+    let counts = crate::trait_values::values(&app, count["id"].as_str().unwrap()).await;
+    assert_eq!(counts["u3"].as_f64(), Some(1.0), "{counts:?}");
+    app.stop().await;
+}

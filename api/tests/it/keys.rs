@@ -79,3 +79,48 @@ async fn bad_key_input_names_the_field() {
     assert_eq!(body["errors"][0]["extensions"]["field"], "id");
     app.stop().await;
 }
+
+/// Using a key marks its `last_used_at`, but never inside the request: a
+/// read answers while another transaction holds the key's row (on SQLite,
+/// the database's write lock, as a long trait run does), and the mark lands
+/// once that transaction ends.
+#[tokio::test]
+async fn a_read_does_not_wait_for_the_last_use_mark() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    let (secret, id) = app.create_key("viewer").await;
+    let held = app.engine.db().begin().await.unwrap();
+    held.execute_unprepared(&format!(
+        "UPDATE api_keys SET name = name WHERE id = '{id}'"
+    ))
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .gql_as(Some(&secret), "{ traits { nodes { slug } } }", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the read waited {:?} for the write",
+        started.elapsed()
+    );
+    held.commit().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let key = api_keys::Entity::find_by_id(id.parse::<uuid::Uuid>().unwrap())
+            .one(app.engine.db())
+            .await
+            .unwrap()
+            .unwrap();
+        if key.last_used_at.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "last_used_at never set"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}

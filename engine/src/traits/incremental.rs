@@ -19,7 +19,7 @@ use std::{
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    Statement, StatementBuilder,
+    Statement, StatementBuilder, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Query},
 };
 use serde::{Deserialize, Serialize};
@@ -263,6 +263,7 @@ impl Engine {
         let mut builtin = None;
         if entities > 0 {
             let scans = shared_scans(&tx, &order, &plans, ws, now, &scope, &suffix).await?;
+            let mut failed: Vec<(Uuid, String)> = Vec::new();
             // Rows read, per source: traits over one source read the same rows.
             let mut read: HashMap<(String, String), i64> = HashMap::new();
             for (t, plan) in order.iter().zip(&plans) {
@@ -292,8 +293,27 @@ impl Engine {
                     Computation::Expression { .. } => 0,
                 };
                 let c = compiler::compile_scoped(plan, backend, ws, t.id, now, &scope, from);
-                let mut changed = tx.execute(&c.upsert).await?.rows_affected() as i64;
-                changed += tx.execute(&c.delete_stale).await?.rows_affected() as i64;
+                let changed = if matches!(plan.computation, Computation::Expression { .. }) {
+                    // An expression may compute what its result type cannot
+                    // hold (PostgreSQL refuses it, SQLite would keep it): that
+                    // undoes this trait's writes only, the trait shows the
+                    // error as after a failed full run, and the pass goes on.
+                    let savepoint = tx.begin().await?;
+                    match write_checked(&savepoint, t, plan, &c, &scope).await {
+                        Ok(changed) => {
+                            savepoint.commit().await?;
+                            changed
+                        }
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => {
+                            savepoint.rollback().await?;
+                            failed.push((t.id, e.cause()));
+                            continue;
+                        }
+                    }
+                } else {
+                    write_scoped(&tx, &c).await?
+                };
                 trait_passes::Entity::insert(trait_passes::ActiveModel {
                     id: sea_orm::ActiveValue::Set(Uuid::now_v7()),
                     workspace_id: sea_orm::ActiveValue::Set(ws),
@@ -308,6 +328,19 @@ impl Engine {
                 .await?;
             }
             scratch = scans.rows_read.into_keys().collect();
+            for (id, cause) in &failed {
+                traits::Entity::update_many()
+                    .col_expr(traits::Column::Status, Expr::value(TraitStatus::Error))
+                    .col_expr(traits::Column::StatusError, Expr::value(cause.clone()))
+                    .filter(traits::Column::Id.eq(*id))
+                    .exec(&tx)
+                    .await?;
+            }
+            // A trait that failed stays stale: its values miss the new rows.
+            let ids: Vec<Uuid> = ids
+                .into_iter()
+                .filter(|id| failed.iter().all(|(f, _)| f != id))
+                .collect();
             if !ids.is_empty() {
                 traits::Entity::update_many()
                     .col_expr(traits::Column::LastComputedAt, Expr::value(Some(now)))
@@ -350,17 +383,21 @@ impl Engine {
         for job in &deliveries {
             self.dispatch(job).await;
         }
-        // A segment that never had personas clusters now that its members
-        // changed; one that has them placed the pass's players above (a
-        // full re-clustering stays explicit: `refreshSegment`).
-        let unclustered = segments
+        // A segment without personas yet clusters now that its members
+        // changed, once anyone has psych scores to cluster (before that it
+        // would only read its members to find none); one that has personas
+        // placed the pass's players above (re-clustering stays explicit:
+        // `refreshSegment`).
+        let unclustered: Vec<Uuid> = segments
             .iter()
             .map(|(s, _)| s)
             .filter(|s| moved.contains(&s.id))
-            .chain(builtin.iter());
-        for segment in unclustered {
-            if segment.persona_space.is_none() {
-                let segment_id = segment.id;
+            .chain(builtin.iter())
+            .filter(|s| s.persona_space.is_none())
+            .map(|s| s.id)
+            .collect();
+        if !unclustered.is_empty() && self.any_psych_scores(ws).await? {
+            for segment_id in unclustered {
                 self.enqueue_once(ws, crate::segments::jobs::ComputePersonas { segment_id })
                     .await?;
             }
@@ -395,6 +432,37 @@ impl Engine {
             .one(&self.db)
             .await?)
     }
+}
+
+/// Writes a trait's values for a pass's players; returns the values changed.
+async fn write_scoped(conn: &DatabaseTransaction, c: &compiler::Compiled) -> Result<i64> {
+    let upserted = conn.execute(&c.upsert).await?.rows_affected();
+    let removed = conn.execute(&c.delete_stale).await?.rows_affected();
+    Ok((upserted + removed) as i64)
+}
+
+/// [`write_scoped`], then on SQLite the check that every value written fits
+/// the trait's result type.
+async fn write_checked(
+    conn: &DatabaseTransaction,
+    t: &traits::Model,
+    plan: &Plan,
+    c: &compiler::Compiled,
+    scope: &Scope,
+) -> Result<i64> {
+    let changed = write_scoped(conn, c).await?;
+    if conn.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        super::stored_types::check_in(
+            conn,
+            t.workspace_id,
+            t.id,
+            &t.slug,
+            plan.result_type,
+            Some(&scope.keys),
+        )
+        .await?;
+    }
+    Ok(changed)
 }
 
 async fn count(tx: &DatabaseTransaction, sql: &str) -> Result<i64> {

@@ -37,10 +37,26 @@ pub(crate) async fn check(
     slug: &str,
     result_type: ResultType,
 ) -> Result<()> {
+    check_in(tx, workspace_id, trait_id, slug, result_type, None).await
+}
+
+/// [`check`] among the values of an incremental pass's players (`keys`: its
+/// table of user ids) only.
+pub(crate) async fn check_in(
+    tx: &DatabaseTransaction,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    slug: &str,
+    result_type: ResultType,
+    keys: Option<&str>,
+) -> Result<()> {
     let column = result_type.value_column();
+    let among = keys
+        .map(|k| format!(" AND entity_id IN (SELECT user_id FROM \"{k}\")"))
+        .unwrap_or_default();
     let sql = format!(
         "SELECT entity_id, CAST({column} AS TEXT) AS v, typeof({column}) AS t FROM trait_values \
-         WHERE workspace_id = ? AND trait_id = ? AND {column} IS NOT NULL AND NOT ({}) LIMIT 1",
+         WHERE workspace_id = ? AND trait_id = ? AND {column} IS NOT NULL AND NOT ({}){among} LIMIT 1",
         fits(result_type)
     );
     let found = tx
