@@ -74,20 +74,6 @@ pub(crate) fn admitted_in(
         .to_owned()
 }
 
-/// The segment's members (among the pass's players: the subquery stays
-/// the size of the pass, not of the segment).
-fn members_of(segment_id: Uuid, pass: Option<&Pass>) -> SelectStatement {
-    let mut q = Query::select()
-        .column(Alias::new("user_id"))
-        .from(Alias::new("segment_members"))
-        .and_where(Expr::col(Alias::new("segment_id")).eq(segment_id))
-        .to_owned();
-    if let Some(pass) = pass {
-        q.and_where(Expr::col(Alias::new("user_id")).in_subquery(pass.scope.keys()));
-    }
-    q
-}
-
 /// Records, before the members are replaced, who enters (admitted now, not a
 /// member) and who exits (a member, not admitted now) — among the players of
 /// `scope` only, in an incremental pass; drops changes older than the
@@ -110,6 +96,19 @@ pub(super) async fn record(
         .await?
         .flatten();
     let columns = ["workspace_id", "segment_id", "user_id", "change", "at"].map(Alias::new);
+    // Anti joins as NOT EXISTS: `NOT IN (subquery)` turns quadratic on
+    // PostgreSQL once the subquery's rows outgrow work_mem (a segment of a
+    // million players).
+    let (p, m) = (Alias::new("p"), Alias::new("m"));
+    let is_member = Query::select()
+        .expr(Expr::val(1))
+        .from_as(Alias::new("segment_members"), m.clone())
+        .and_where(Expr::col((m.clone(), Alias::new("segment_id"))).eq(id))
+        .and_where(
+            Expr::col((m.clone(), Alias::new("user_id")))
+                .equals((p.clone(), Alias::new("user_id"))),
+        )
+        .to_owned();
     let entered = Query::select()
         .expr(Expr::val(ws))
         .expr(Expr::val(id))
@@ -118,28 +117,26 @@ pub(super) async fn record(
         .expr(Expr::val(now))
         .from_subquery(
             admitted(backend, ws, tree, pass)
-                .and_where(
-                    Expr::col((Alias::new("p"), Alias::new("user_id")))
-                        .not_in_subquery(members_of(id, pass)),
-                )
+                .and_where(Expr::exists(is_member).not())
                 .to_owned(),
             Alias::new("e"),
         )
         .to_owned();
+    let still_admitted = admitted(backend, ws, tree, pass)
+        .and_where(Expr::col((p, Alias::new("user_id"))).equals((m.clone(), Alias::new("user_id"))))
+        .to_owned();
     let mut exited = Query::select()
         .expr(Expr::val(ws))
         .expr(Expr::val(id))
-        .column(Alias::new("user_id"))
+        .column((m.clone(), Alias::new("user_id")))
         .expr(Expr::val(Change::Exited))
         .expr(Expr::val(now))
-        .from(Alias::new("segment_members"))
-        .and_where(Expr::col(Alias::new("segment_id")).eq(id))
-        .and_where(
-            Expr::col(Alias::new("user_id")).not_in_subquery(admitted(backend, ws, tree, pass)),
-        )
+        .from_as(Alias::new("segment_members"), m.clone())
+        .and_where(Expr::col((m.clone(), Alias::new("segment_id"))).eq(id))
+        .and_where(Expr::exists(still_admitted).not())
         .to_owned();
     if let Some(pass) = pass {
-        exited.and_where(Expr::col(Alias::new("user_id")).in_subquery(pass.scope.keys()));
+        exited.and_where(Expr::col((m, Alias::new("user_id"))).in_subquery(pass.scope.keys()));
     }
     for select in [entered, exited] {
         let insert = Query::insert()
