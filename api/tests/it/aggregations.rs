@@ -180,6 +180,29 @@ async fn distinct_counts_and_most_and_least_frequent_values() {
     );
     assert_eq!(before, after, "a preview wrote nothing");
 
+    // A preview takes no write lock: it answers while another transaction
+    // writes (on SQLite, while that one holds the database's write lock).
+    {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let held = app.engine.db().begin().await.unwrap();
+        held.execute_unprepared("UPDATE traits SET name = name")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let median = preview(
+            json!({ "aggregation": "median", "column": "price" }),
+            "number",
+        )
+        .await;
+        assert_eq!(median["count"].as_i64(), Some(3), "{median}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the preview waited {:?} for the writer",
+            started.elapsed()
+        );
+        held.commit().await.unwrap();
+    }
+
     // Refused definitions name their field: the result type is the column's,
     // a percentile needs its fraction, a window one well-formed range.
     for (config, field) in [

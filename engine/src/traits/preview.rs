@@ -4,8 +4,7 @@
 //! summary of all of them.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement, TransactionTrait,
+    ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait, sea_query::Alias,
 };
 use serde_json::Value;
 
@@ -53,14 +52,28 @@ impl Engine {
         let backend = self.db.get_database_backend();
         let compiled =
             compiler::compile(&plan, backend, p.workspace_id, model.id, chrono::Utc::now());
+        // The values go to a temporary table of this transaction, never to
+        // `trait_values`: on SQLite writing a temporary table takes no lock
+        // on the database, so a preview never holds up posts and loads.
+        let scratch = format!("tf_preview_{}", model.id.simple());
+        let mut insert = compiled.insert.clone();
+        insert.into_table(Alias::new(&scratch));
         let tx = self.db.begin().await?;
         let outcome = async {
-            tx.execute(&compiled.insert).await?;
+            tx.execute_unprepared(&format!(
+                "CREATE TEMPORARY TABLE \"{scratch}\" AS SELECT * FROM trait_values WHERE 1 = 0"
+            ))
+            .await?;
+            tx.execute(&insert).await?;
             let rows = trait_values::Entity::find()
-                .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-                .filter(trait_values::Column::TraitId.eq(model.id))
-                .order_by_asc(trait_values::Column::EntityId)
-                .limit(Ord::min(sample.unwrap_or(10), MAX_SAMPLE))
+                .from_raw_sql(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "SELECT * FROM \"{scratch}\" ORDER BY entity_id LIMIT {}",
+                        Ord::min(sample.unwrap_or(10), MAX_SAMPLE)
+                    ),
+                    [],
+                ))
                 .all(&tx)
                 .await?;
             let values = rows
@@ -73,6 +86,7 @@ impl Engine {
                 _ => "?".to_owned(),
             };
             let scope = format!("workspace_id = {} AND trait_id = {}", param(1), param(2));
+            let from = format!("\"{scratch}\"");
             let args = || [p.workspace_id.into(), model.id.into()];
             let numbers = rt == ResultType::Number;
             let stats = if numbers {
@@ -83,7 +97,7 @@ impl Engine {
             let row = tx
                 .query_one_raw(Statement::from_sql_and_values(
                     backend,
-                    format!("SELECT {stats} FROM trait_values WHERE {scope}"),
+                    format!("SELECT {stats} FROM {from} WHERE {scope}"),
                     args(),
                 ))
                 .await?
@@ -102,7 +116,7 @@ impl Engine {
                 tx.query_all_raw(Statement::from_sql_and_values(
                     backend,
                     format!(
-                        "SELECT CAST({column} AS TEXT) AS v, COUNT(*) AS n FROM trait_values \
+                        "SELECT CAST({column} AS TEXT) AS v, COUNT(*) AS n FROM {from} \
                          WHERE {scope} AND {column} IS NOT NULL GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT 5"
                     ),
                     args(),
