@@ -20,6 +20,7 @@ mod m20261201_000015_segment_changes;
 mod m20261205_000016_incremental;
 mod m20261206_000017_trait_values_fillfactor;
 mod m20261206_000018_persona_space;
+mod m20261206_000019_touched_players_once;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_incremental::Migration),
             Box::new(m20261206_000017_trait_values_fillfactor::Migration),
             Box::new(m20261206_000018_persona_space::Migration),
+            Box::new(m20261206_000019_touched_players_once::Migration),
         ]
     }
 }

@@ -56,7 +56,7 @@ pub(crate) fn index(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCr
     i.to_owned()
 }
 
-fn unique(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn unique(table: &str, suffix: &str, cols: &[&'static str]) -> IndexCreateStatement {
     index(table, suffix, cols).unique().to_owned()
 }
 

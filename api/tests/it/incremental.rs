@@ -683,3 +683,72 @@ async fn a_mistyped_expression_fails_alone_and_the_pass_lands() {
     assert_eq!(counts["u3"].as_f64(), Some(1.0), "{counts:?}");
     app.stop().await;
 }
+
+/// Loads over players already waiting for a pass add no records: each player
+/// keeps one, stamped with the newest load's version, and the pass that
+/// takes them computes every load's rows and leaves nothing waiting.
+#[tokio::test]
+async fn players_touched_again_keep_one_record_until_the_pass() {
+    use engine::entity::touched_players;
+    let app = TestApp::spawn_with(crate::support::Options {
+        embedded_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let ctx = catalog_ids(&app).await;
+    let count = create(&app, json!({ "name": "Purchases", "parent_model_id": ctx.players, "trait_type": "aggregation",
+        "result_type": "number", "refresh": "on_load",
+        "config": { "source_model_id": ctx.purchases, "relationship_id": ctx.purchases_rel, "aggregation": "count" } })).await;
+    let records = || async {
+        touched_players::Entity::find()
+            .filter(touched_players::Column::WorkspaceId.eq(app.workspace_id))
+            .all(app.engine.db())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.user_id, r.version))
+            .collect::<BTreeMap<String, i64>>()
+    };
+    let post = |users: &[&str]| {
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                json!({ "timestamp": format!("2026-11-2{i} 10:00:00"), "user_id": u, "price": 1.0 })
+                    .to_string()
+                    + "\n"
+            })
+            .collect::<String>()
+    };
+    app.post_events(Some(&app.admin_key), "purchases", post(&["u1", "u2"]))
+        .await;
+    let first = records().await;
+    assert_eq!(first.keys().collect::<Vec<_>>(), ["u1", "u2"]);
+    app.post_events(Some(&app.admin_key), "purchases", post(&["u1", "u1", "u3"]))
+        .await;
+    let second = records().await;
+    assert_eq!(
+        second.keys().collect::<Vec<_>>(),
+        ["u1", "u2", "u3"],
+        "one record per player"
+    );
+    assert_ne!(first["u1"], second["u1"], "u1 stamped by the second load");
+    assert_eq!(first["u2"], second["u2"], "u2 untouched");
+
+    app.engine
+        .execute_incremental(app.workspace_id)
+        .await
+        .unwrap();
+    assert!(records().await.is_empty(), "the pass took every record");
+    let values = crate::trait_values::values(&app, count["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (
+            values["u1"].as_f64(),
+            values["u2"].as_f64(),
+            values["u3"].as_f64()
+        ),
+        (Some(3.0), Some(1.0), Some(1.0)),
+        "{values:?}"
+    );
+    app.stop().await;
+}

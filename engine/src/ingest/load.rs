@@ -487,7 +487,10 @@ async fn upsert_players(
     touches: HashMap<String, PlayerTouch>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let touches: Vec<(String, PlayerTouch)> = touches.into_iter().collect();
+    // In user order, as `record_touched`: concurrent loads over the same
+    // players then lock their rows in one order and never deadlock.
+    let mut touches: Vec<(String, PlayerTouch)> = touches.into_iter().collect();
+    touches.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for chunk in touches.chunks(rows_per_statement(PLAYER_COLUMNS.len())) {
         let mut q = Query::insert();
         q.into_table(Alias::new("players"))
@@ -524,20 +527,43 @@ async fn record_touched<'a>(
     users: impl Iterator<Item = &'a String>,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let version = new_version();
+    let mut users: Vec<&String> = users.collect();
+    users.sort_unstable();
     let rows: Vec<touched_players::ActiveModel> = users
+        .into_iter()
         .map(|u| touched_players::ActiveModel {
             workspace_id: Set(workspace_id),
             user_id: Set(u.clone()),
             committed_at: Set(now),
+            version: Set(version),
             ..Default::default()
         })
         .collect();
-    for chunk in rows.chunks(rows_per_statement(3)) {
+    for chunk in rows.chunks(rows_per_statement(4)) {
         touched_players::Entity::insert_many(chunk.to_vec())
+            .on_conflict(touch_again())
             .exec_without_returning(db)
             .await?;
     }
     Ok(())
+}
+
+/// A player already waiting for a pass keeps one record, stamped with this
+/// load's version (and its first `committed_at`, so the lag is the oldest).
+fn touch_again() -> OnConflict {
+    OnConflict::columns([
+        touched_players::Column::WorkspaceId,
+        touched_players::Column::UserId,
+    ])
+    .update_column(touched_players::Column::Version)
+    .to_owned()
+}
+
+/// A load's version of the records it writes: any value other than the one
+/// a pass took will do, so a random one.
+fn new_version() -> i64 {
+    Uuid::new_v4().as_u64_pair().0 as i64
 }
 
 /// Upserts the players of one loaded file from its rows, in one set-based
@@ -561,19 +587,21 @@ pub(crate) async fn players_from_file(
     let col = |c: &str| Expr::col(Alias::new(c));
     let touched = Query::insert()
         .into_table(Alias::new("touched_players"))
-        .columns(["workspace_id", "user_id", "committed_at"].map(Alias::new))
+        .columns(["workspace_id", "user_id", "committed_at", "version"].map(Alias::new))
         .select_from(
             Query::select()
                 .distinct()
                 .column(Alias::new("workspace_id"))
                 .column(Alias::new("user_id"))
                 .expr(Expr::val(now))
+                .expr(Expr::val(new_version()))
                 .from(table.clone())
                 .and_where(col("workspace_id").eq(workspace_id))
                 .and_where(col("source_file_id").eq(file_id))
                 .to_owned(),
         )
         .map_err(crate::Error::internal)?
+        .on_conflict(touch_again())
         .to_owned();
     db.execute(&touched).await?;
     let logins = record_type == RecordType::Logins;

@@ -1,15 +1,17 @@
 //! Incremental evaluation: cost follows new data, not history.
 //!
 //! Every load records, in its own transaction, the players whose rows it
-//! wrote (`touched_players`). The workspace's `IncrementalPass` takes every
+//! wrote (`touched_players`, one record per player: touching a waiting player
+//! again stamps a new version). The workspace's `IncrementalPass` takes every
 //! recorded player at once (so a stream of small posts coalesces into one
 //! pass) and recomputes, for those players only, each `on_load` trait of the
 //! players model and every trait that reads one, in dependency order, with
 //! the same compiled statement a full run uses restricted to them. A player's
 //! value depends only on that player's rows, so the values are exactly those
 //! of a full recompute, whatever the order the rows arrived in. The pass
-//! deletes the records it took in the transaction that writes the values: a
-//! crash leaves them for the next pass, which computes the same values.
+//! deletes the records (the versions) it took in the transaction that writes
+//! the values: a crash leaves them for the next pass, which computes the same
+//! values, and a load since leaves its stamp for the next pass too.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -221,7 +223,11 @@ impl Engine {
         // What this pass takes: the records committed by now. Records
         // committed while it runs stay for the next pass.
         let take = Query::select()
-            .columns([Alias::new("seq"), Alias::new("user_id")])
+            .columns([
+                Alias::new("seq"),
+                Alias::new("user_id"),
+                Alias::new("version"),
+            ])
             .from(Alias::new("touched_players"))
             .and_where(Expr::col(Alias::new("workspace_id")).eq(ws))
             .to_owned();
@@ -367,8 +373,11 @@ impl Engine {
                 crate::segments::personas::place_members(&tx, all.id, &scope).await?;
             }
         }
+        // Only the versions taken: a load that touched a player again since
+        // stamped a new one, and the record waits for the next pass.
         tx.execute_unprepared(&format!(
-            "DELETE FROM touched_players WHERE seq IN (SELECT seq FROM \"{taken}\")"
+            "DELETE FROM touched_players WHERE EXISTS (SELECT 1 FROM \"{taken}\" k \
+             WHERE k.seq = touched_players.seq AND k.version = touched_players.version)"
         ))
         .await?;
         for table in [&taken, &scope.keys, &scope.players]
