@@ -203,12 +203,13 @@ impl Engine {
     /// predictions take in. The load itself has succeeded, so a failure here
     /// is logged, not returned.
     pub(crate) async fn after_load(&self, workspace_id: Uuid, targets: &[Target]) {
+        // Stale first: the pass clears marks made before it started.
+        if let Err(e) = self.data_loaded(workspace_id, targets).await {
+            tracing::warn!(%workspace_id, error = %e.cause(), "could not mark traits stale after a load");
+        }
         if let Err(e) = self.queue_incremental(workspace_id).await {
             // The touched players are recorded: the workers' clock queues the pass.
             tracing::warn!(%workspace_id, error = %e.cause(), "could not queue the incremental pass after a load");
-        }
-        if let Err(e) = self.data_loaded(workspace_id, targets).await {
-            tracing::warn!(%workspace_id, error = %e.cause(), "could not mark traits stale after a load");
         }
         if targets.iter().any(Target::touches_players)
             && let Err(e) = self.players_loaded(workspace_id).await

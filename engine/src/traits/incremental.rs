@@ -212,14 +212,19 @@ impl Engine {
             ))
             .await?;
         }
-        // The traits' rows first: a full run of one of them and this pass
-        // never write at once (a full run locks them the same way).
+        // A full run of one of these traits and this pass never write at
+        // once; and the traits are not deleted under the pass. A load's
+        // stale mark (an update of the rows) does not wait for the pass.
         let ids: Vec<Uuid> = order.iter().map(|t| t.id).collect();
-        traits::Entity::update_many()
-            .col_expr(traits::Column::Version, Expr::col(traits::Column::Version))
-            .filter(traits::Column::Id.is_in(ids.clone()))
-            .exec(&tx)
+        super::runs::lock_values(&tx, &ids).await?;
+        if backend == sea_orm::DbBackend::Postgres && !ids.is_empty() {
+            let list: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+            tx.execute_unprepared(&format!(
+                "SELECT id FROM traits WHERE id IN ({}) FOR KEY SHARE",
+                list.join(", ")
+            ))
             .await?;
+        }
         // What this pass takes: the records committed by now. Records
         // committed while it runs stay for the next pass.
         let take = Query::select()
@@ -267,9 +272,9 @@ impl Engine {
         let (mut moved, mut deliveries) = (Vec::new(), Vec::new());
         let mut scratch = Vec::new();
         let mut builtin = None;
+        let mut failed: Vec<(Uuid, String)> = Vec::new();
         if entities > 0 {
             let scans = shared_scans(&tx, &order, &plans, ws, now, &scope, &suffix).await?;
-            let mut failed: Vec<(Uuid, String)> = Vec::new();
             // Rows read, per source: traits over one source read the same rows.
             let mut read: HashMap<(String, String), i64> = HashMap::new();
             for (t, plan) in order.iter().zip(&plans) {
@@ -343,18 +348,15 @@ impl Engine {
                     .await?;
             }
             // A trait that failed stays stale: its values miss the new rows.
-            let ids: Vec<Uuid> = ids
-                .into_iter()
+            let computed: Vec<Uuid> = ids
+                .iter()
+                .copied()
                 .filter(|id| failed.iter().all(|(f, _)| f != id))
                 .collect();
-            if !ids.is_empty() {
+            if !computed.is_empty() {
                 traits::Entity::update_many()
                     .col_expr(traits::Column::LastComputedAt, Expr::value(Some(now)))
-                    .col_expr(
-                        traits::Column::StaleSince,
-                        Expr::value(Option::<chrono::DateTime<Utc>>::None),
-                    )
-                    .filter(traits::Column::Id.is_in(ids))
+                    .filter(traits::Column::Id.is_in(computed))
                     .exec(&tx)
                     .await?;
             }
@@ -375,6 +377,24 @@ impl Engine {
         }
         // Only the versions taken: a load that touched a player again since
         // stamped a new one, and the record waits for the next pass.
+        // Marks made before the pass started are for loads it took (a load
+        // marks before it queues the pass); later ones wait for the next.
+        let failed_ids: Vec<Uuid> = failed.iter().map(|(id, _)| *id).collect();
+        let fresh: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| !failed_ids.contains(id))
+            .collect();
+        if !fresh.is_empty() {
+            traits::Entity::update_many()
+                .col_expr(
+                    traits::Column::StaleSince,
+                    Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                )
+                .filter(traits::Column::Id.is_in(fresh))
+                .filter(traits::Column::StaleSince.lte(now))
+                .exec(&tx)
+                .await?;
+        }
         tx.execute_unprepared(&format!(
             "DELETE FROM touched_players WHERE EXISTS (SELECT 1 FROM \"{taken}\" k \
              WHERE k.seq = touched_players.seq AND k.version = touched_players.version)"

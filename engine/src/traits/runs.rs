@@ -331,6 +331,9 @@ impl Engine {
                     tx.execute_unprepared("SET LOCAL enable_nestloop = off")
                         .await?;
                 }
+                // The pass's lock first, then the rows: a run and a pass
+                // take them in one order (see `lock_values`).
+                lock_values(tx, &ids).await?;
                 traits::Entity::update_many()
                     .col_expr(traits::Column::Version, Expr::col(traits::Column::Version))
                     .filter(traits::Column::Id.is_in(ids))
@@ -643,6 +646,34 @@ async fn write_values(
     let deleted = tx.execute(&c.delete_stale).await?.rows_affected();
     let computed = stored.count(tx).await?;
     Ok((computed as i64, (upserted + deleted) as i64))
+}
+
+/// For the rest of the transaction, the right to write these traits' values:
+/// a full run and an incremental pass of one trait never write at once. On
+/// PostgreSQL an advisory lock per trait, taken in one order (a full run then
+/// locks the traits' rows, a pass only key-shares them, so a load marking a
+/// trait stale waits for neither); on SQLite the write lock already
+/// serializes writers.
+pub(crate) async fn lock_values(tx: &sea_orm::DatabaseTransaction, ids: &[Uuid]) -> Result<()> {
+    if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i32> = ids
+        .iter()
+        .map(|id| i32::from_be_bytes(id.as_bytes()[12..].try_into().expect("4 bytes")))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            // Two-key form, class 7301: apart from the workspace passes' one-key locks.
+            "SELECT pg_advisory_xact_lock(7301, $1)",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// `?limit=` of a newest-first history (runs, passes): 1 to the page maximum.
