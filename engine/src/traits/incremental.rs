@@ -22,7 +22,7 @@ use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
     Statement, StatementBuilder, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    sea_query::{Alias, Expr, ExprTrait, LockType, Query},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -217,13 +217,14 @@ impl Engine {
         // stale mark (an update of the rows) does not wait for the pass.
         let ids: Vec<Uuid> = order.iter().map(|t| t.id).collect();
         super::runs::lock_values(&tx, &ids).await?;
-        if backend == sea_orm::DbBackend::Postgres && !ids.is_empty() {
-            let list: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
-            tx.execute_unprepared(&format!(
-                "SELECT id FROM traits WHERE id IN ({}) FOR KEY SHARE",
-                list.join(", ")
-            ))
-            .await?;
+        if backend == sea_orm::DbBackend::Postgres {
+            let key_share = Query::select()
+                .column(traits::Column::Id)
+                .from(traits::Entity)
+                .and_where(traits::Column::Id.is_in(ids.clone()))
+                .lock(LockType::KeyShare)
+                .to_owned();
+            tx.query_all(&key_share).await?;
         }
         // What this pass takes: the records committed by now. Records
         // committed while it runs stay for the next pass.
