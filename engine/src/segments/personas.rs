@@ -340,18 +340,7 @@ impl Engine {
             Box::pin(async move {
                 super::lock_segment(tx, id).await?;
                 delete_personas(tx, id).await?;
-                for chunk in assignments.chunks(INSERT_CHUNK) {
-                    persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
-                        persona_members::ActiveModel {
-                            workspace_id: Set(ws),
-                            segment_id: Set(id),
-                            persona_index: Set(*index),
-                            user_id: Set(user.clone()),
-                        }
-                    }))
-                    .exec(tx)
-                    .await?;
-                }
+                insert_assignments(tx, ws, id, &assignments).await?;
                 write_profiles(tx, ws, id, &sizes).await?;
                 segments::Entity::update_many()
                     .col_expr(segments::Column::PersonaSpace, Expr::val(Some(space)))
@@ -444,16 +433,6 @@ pub(crate) async fn place_members(
         return Ok(false);
     };
     let in_scope = |c: persona_members::Column| Expr::col(c).in_subquery(scope.keys());
-    let before: Vec<(i32, i64)> = persona_members::Entity::find()
-        .select_only()
-        .column(persona_members::Column::PersonaIndex)
-        .column_as(persona_members::Column::UserId.count(), "n")
-        .filter(persona_members::Column::SegmentId.eq(segment_id))
-        .filter(in_scope(persona_members::Column::UserId))
-        .group_by(persona_members::Column::PersonaIndex)
-        .into_tuple()
-        .all(tx)
-        .await?;
     let left: Vec<(String, i32)> = persona_members::Entity::find()
         .select_only()
         .column(persona_members::Column::UserId)
@@ -491,21 +470,10 @@ pub(crate) async fn place_members(
         .iter()
         .filter_map(|(user, s)| space.nearest(s).map(|i| (user.clone(), i)))
         .collect();
-    for chunk in placed.chunks(INSERT_CHUNK) {
-        persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
-            persona_members::ActiveModel {
-                workspace_id: Set(segment.workspace_id),
-                segment_id: Set(segment_id),
-                persona_index: Set(*index),
-                user_id: Set(user.clone()),
-            }
-        }))
-        .exec(tx)
-        .await?;
-    }
+    insert_assignments(tx, segment.workspace_id, segment_id, &placed).await?;
     let mut delta: BTreeMap<i32, i64> = BTreeMap::new();
-    for (index, n) in before {
-        *delta.entry(index).or_default() -= n;
+    for (_, index) in &left {
+        *delta.entry(*index).or_default() -= 1;
     }
     for (_, index) in &placed {
         *delta.entry(*index).or_default() += 1;
@@ -560,6 +528,28 @@ fn not_computed(segment: &segments::Model) -> Error {
         "personas of segment `{}` are not computed yet{why}",
         segment.slug
     ))
+}
+
+/// Writes members' persona assignments, a few thousand rows per statement.
+async fn insert_assignments(
+    tx: &DatabaseTransaction,
+    ws: Uuid,
+    segment_id: Uuid,
+    assignments: &[(String, i32)],
+) -> Result<()> {
+    for chunk in assignments.chunks(INSERT_CHUNK) {
+        persona_members::Entity::insert_many(chunk.iter().map(|(user, index)| {
+            persona_members::ActiveModel {
+                workspace_id: Set(ws),
+                segment_id: Set(segment_id),
+                persona_index: Set(*index),
+                user_id: Set(user.clone()),
+            }
+        }))
+        .exec(tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn delete_personas(tx: &DatabaseTransaction, segment_id: Uuid) -> Result<()> {
