@@ -17,8 +17,17 @@ pub fn http_status(e: &Error) -> StatusCode {
         Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The `Retry-After` header's value (seconds) for errors that have one.
+pub fn retry_after(e: &Error) -> Option<String> {
+    match e {
+        Error::RateLimited { retry_after_secs } => Some(retry_after_secs.to_string()),
+        _ => None,
     }
 }
 
@@ -122,6 +131,12 @@ pub enum EnvelopeError {
     UnsupportedMediaType(poem_openapi::payload::Json<EnvelopeBody>),
     #[oai(status = 422)]
     Invalid(poem_openapi::payload::Json<EnvelopeBody>),
+    /// Too many requests; `Retry-After` says when to try again (seconds).
+    #[oai(status = 429)]
+    TooManyRequests(
+        poem_openapi::payload::Json<EnvelopeBody>,
+        #[oai(header = "Retry-After")] String,
+    ),
     #[oai(status = 500)]
     Internal(poem_openapi::payload::Json<EnvelopeBody>),
     #[oai(status = 503)]
@@ -137,6 +152,9 @@ impl From<Error> for EnvelopeError {
             message: e.to_string(),
             data: None,
         });
+        if let Some(wait) = retry_after(&e) {
+            return EnvelopeError::TooManyRequests(body, wait);
+        }
         by_status!(EnvelopeError, status.as_u16(), body)
     }
 }
@@ -258,6 +276,12 @@ pub enum RestError {
     /// A field is invalid; `field` names it.
     #[oai(status = 422)]
     Invalid(poem_openapi::payload::Json<ErrorBody>),
+    /// Too many requests; `Retry-After` says when to try again (seconds).
+    #[oai(status = 429)]
+    TooManyRequests(
+        poem_openapi::payload::Json<ErrorBody>,
+        #[oai(header = "Retry-After")] String,
+    ),
     /// An internal error; details are in the server log.
     #[oai(status = 500)]
     Internal(poem_openapi::payload::Json<ErrorBody>),
@@ -277,6 +301,9 @@ impl From<Error> for RestError {
                 field: e.field().map(str::to_owned),
             },
         });
+        if let Some(wait) = retry_after(&e) {
+            return RestError::TooManyRequests(body, wait);
+        }
         by_status!(RestError, status.as_u16(), body)
     }
 }

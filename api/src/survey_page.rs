@@ -77,16 +77,28 @@ fn error_page(e: &Error) -> Response {
         Error::InvalidInput { .. } | Error::BadRequest(_) => {
             ("Survey request not understood", e.to_string())
         }
+        Error::RateLimited { retry_after_secs } => (
+            "Please slow down",
+            format!(
+                "This survey link sent too many pages in the last minute. Please wait {retry_after_secs} seconds, then go back and send the page again."
+            ),
+        ),
         _ => (
             "Something went wrong",
             "The survey could not be loaded. Please try again in a moment.".to_owned(),
         ),
     };
-    document(
+    let mut page = document(
         status,
         heading,
         &format!("<h1>{}</h1><p>{}</p>", escape(heading), escape(&text)),
-    )
+    );
+    if let Some(wait) = crate::errors::retry_after(e)
+        && let Ok(value) = wait.parse()
+    {
+        page.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    page
 }
 
 fn capitalise(s: &str) -> String {

@@ -46,6 +46,9 @@ pub enum Error {
     /// The server requires TLS and the request came over plain HTTP.
     #[error("this server only accepts HTTPS requests")]
     HttpsRequired,
+    /// Too many requests of one caller in a short time (survey page submits).
+    #[error("too many requests: try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A dependency (database, queue, bucket) cannot be reached right now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -69,6 +72,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::HttpsRequired => "https_required",
+            Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

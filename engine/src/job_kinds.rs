@@ -6,6 +6,7 @@ use crate::{
     jobs::{Diagnostic, Registry},
     prediction::TrainPrediction,
     retention::PruneHistory,
+    survey::norms::ComputeNorms,
     segments::jobs::{ComputePersonas, ComputeSegment},
     traits::{
         incremental::IncrementalPass,
@@ -26,6 +27,7 @@ pub(crate) fn registry() -> Registry {
         .with::<TrainPrediction>()
         .with::<PruneHistory>()
         .with::<IncrementalPass>()
+        .with::<ComputeNorms>()
 }
 
 #[cfg(test)]

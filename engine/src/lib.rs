@@ -52,6 +52,8 @@ pub struct EngineConfig {
     pub max_line_bytes: usize,
     /// Survey completes needed before psych scores are predicted.
     pub prediction_min_completes: u64,
+    /// Norms, retraining and rate limits of the survey.
+    pub survey: survey::SurveySettings,
     /// `SECRETS_KEY`: seals bucket credentials at rest (see `secrets`).
     pub secrets_key: Option<String>,
     /// `SECRETS_KEY_PREVIOUS`: the key being rotated away from (opens only).
@@ -76,6 +78,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("local_source_root", &self.local_source_root)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("prediction_min_completes", &self.prediction_min_completes)
+            .field("survey", &self.survey)
             .field("secrets_key", &self.secrets_key.as_ref().map(|_| "…"))
             .field(
                 "secrets_key_previous",
@@ -95,6 +98,9 @@ pub struct Engine {
     local_source_root: Option<std::path::PathBuf>,
     max_line_bytes: usize,
     prediction_min_completes: u64,
+    survey_settings: survey::SurveySettings,
+    /// Page submits per survey link (see `survey::rate_limit`).
+    survey_limiter: std::sync::Arc<survey::RateLimiter>,
     secrets: Option<secrets::SecretsKey>,
     route_cache: std::sync::Arc<segments::route_cache::RouteCache>,
     key_cache: std::sync::Arc<auth::KeyCache>,
@@ -142,6 +148,13 @@ impl Engine {
             local_source_root: config.local_source_root.clone(),
             max_line_bytes: config.max_line_bytes.max(1),
             prediction_min_completes: config.prediction_min_completes.max(2),
+            survey_settings: survey::SurveySettings {
+                norm_min_completes: config.survey.norm_min_completes.max(2),
+                ..config.survey
+            },
+            survey_limiter: std::sync::Arc::new(survey::RateLimiter::new(
+                config.survey.submits_per_minute,
+            )),
             secrets,
             route_cache: Default::default(),
             key_cache: Default::default(),

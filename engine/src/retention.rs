@@ -244,6 +244,7 @@ mod tests {
             finished_at: Set(finished.then_some(at)),
             dispatched_at: Set(Some(at)),
             heartbeat_at: Set(None),
+            run_after: Set(None),
         }
         .insert(db)
         .await

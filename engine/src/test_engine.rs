@@ -16,6 +16,7 @@ pub(crate) async fn engine() -> (Engine, Principal) {
         local_source_root: None,
         max_line_bytes: crate::ingest::DEFAULT_MAX_LINE_BYTES,
         prediction_min_completes: crate::prediction::DEFAULT_MIN_COMPLETES,
+        survey: Default::default(),
         secrets_key: None,
         secrets_key_previous: None,
         outbound_allow: None,

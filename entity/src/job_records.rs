@@ -24,6 +24,8 @@ pub struct Model {
     pub dispatched_at: Option<DateTimeUtc>,
     /// Last proof of life of the process running it.
     pub heartbeat_at: Option<DateTimeUtc>,
+    /// Not handed to the queue before this time (a debounced job); NULL: at once.
+    pub run_after: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -35,6 +35,7 @@ pub mod source_files;
 pub mod states;
 pub mod survey_answers;
 pub mod survey_registrations;
+pub mod survey_norms;
 pub mod surveys;
 mod text_enum;
 pub mod touched_players;

@@ -14,6 +14,8 @@ pub struct Model {
     pub facet: String,
     pub intercept: f64,
     pub r2: f64,
+    /// The ridge penalty cross-validation chose.
+    pub penalty: f64,
     pub train_size: i64,
     pub trained_at: DateTimeUtc,
 }

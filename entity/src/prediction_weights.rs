@@ -17,6 +17,12 @@ pub struct Model {
     pub mean: f64,
     pub sd: f64,
     pub weight: f64,
+    /// The value a player without one counts as (0 for counts and sums over
+    /// no events); NULL: the training mean.
+    pub fill: Option<f64>,
+    /// What the missing-value indicator adds when the value is missing, and when it is not.
+    pub missing_on: f64,
+    pub missing_off: f64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

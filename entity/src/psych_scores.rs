@@ -19,6 +19,8 @@ pub struct Model {
     /// `survey` or `predicted`.
     pub source: ScoreSource,
     pub computed_at: DateTimeUtc,
+    /// The `survey_norms` version the T-score stands on.
+    pub norm_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

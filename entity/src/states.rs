@@ -19,6 +19,7 @@ stored_enum! {
         TrainPrediction => "train_prediction",
         PruneHistory => "prune_history",
         IncrementalPass => "incremental_pass",
+        ComputeNorms => "compute_norms",
     }
 }
 
@@ -133,6 +134,18 @@ stored_enum! {
     pub enum ScoreSource {
         Survey => "survey",
         Predicted => "predicted",
+    }
+}
+
+stored_enum! {
+    /// Where the norms behind T-scores come from: the instrument's, until
+    /// enough of the workspace's players completed the survey
+    /// (`provisional`); the workspace's own respondents; or fixed by an
+    /// admin in the instrument.
+    pub enum NormSource {
+        Provisional => "provisional",
+        Workspace => "workspace",
+        Instrument => "instrument",
     }
 }
 

@@ -21,6 +21,7 @@ mod m20261205_000016_incremental;
 mod m20261206_000017_trait_values_fillfactor;
 mod m20261206_000018_persona_space;
 mod m20261206_000019_touched_players_once;
+mod m20261206_000020_survey_science;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_trait_values_fillfactor::Migration),
             Box::new(m20261206_000018_persona_space::Migration),
             Box::new(m20261206_000019_touched_players_once::Migration),
+            Box::new(m20261206_000020_survey_science::Migration),
         ]
     }
 }

@@ -39,6 +39,17 @@ pub struct CommonArgs {
     /// Survey completes needed before psych scores are predicted for everyone else.
     #[arg(long, env = "PREDICTION_MIN_COMPLETES", default_value_t = engine::prediction::DEFAULT_MIN_COMPLETES, global = true)]
     pub prediction_min_completes: u64,
+    /// Complete respondents from whom the workspace's own norms replace the
+    /// instrument's provisional ones (T = 50 + 10·(raw − mean)/sd over them).
+    #[arg(long, env = "NORM_MIN_COMPLETES", default_value_t = engine::survey::norms::DEFAULT_NORM_MIN_COMPLETES, global = true)]
+    pub norm_min_completes: u64,
+    /// After the first training, survey completions retrain the prediction
+    /// at most once per this many minutes (fractions allowed).
+    #[arg(long, env = "PREDICTION_RETRAIN_MINUTES", default_value_t = engine::survey::norms::DEFAULT_RETRAIN_MINUTES, global = true)]
+    pub prediction_retrain_minutes: f64,
+    /// Page submits one survey link may make per minute (429 beyond).
+    #[arg(long, env = "SURVEY_SUBMITS_PER_MINUTE", default_value_t = engine::survey::norms::DEFAULT_SUBMITS_PER_MINUTE, global = true)]
+    pub survey_submits_per_minute: u32,
     /// Seals bucket credentials at rest: 32 random bytes in base64, the same on
     /// every api and worker process. Optional with SQLite (a key file is made
     /// beside the database); needed with PostgreSQL to store credentials.
@@ -93,6 +104,14 @@ impl CommonArgs {
             local_source_root: self.local_source_root.clone(),
             max_line_bytes: self.max_line_bytes,
             prediction_min_completes: self.prediction_min_completes,
+            survey: engine::survey::SurveySettings {
+                norm_min_completes: self.norm_min_completes,
+                prediction_retrain: std::time::Duration::try_from_secs_f64(
+                    self.prediction_retrain_minutes.max(0.0) * 60.0,
+                )
+                .unwrap_or(std::time::Duration::MAX),
+                submits_per_minute: self.survey_submits_per_minute,
+            },
             secrets_key: self.secrets_key.clone(),
             secrets_key_previous: self.secrets_key_previous.clone(),
             outbound_allow: self.outbound_allow.clone(),

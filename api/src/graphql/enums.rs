@@ -40,10 +40,14 @@ lifecycle!(
 lifecycle!(ComputeStatus = "engine::segments::ComputeStatus" { Pending, Ready, Insufficient, Failed });
 lifecycle!(PredictionStatus = "engine::prediction::PredictionStatus" { Trained, Insufficient, Failed });
 lifecycle!(ScoreSource = "engine::prediction::ScoreSource" { Survey, Predicted });
+lifecycle!(
+    /// Where the norms behind T-scores come from.
+    NormSource = "engine::survey::NormSource" { Provisional, Workspace, Instrument }
+);
 lifecycle!(ResponseStatus = "engine::survey::ResponseStatus" { Requested, Partial, Complete, Disqualified });
 lifecycle!(JobKind = "engine::jobs::JobKind" {
     Diagnostic, EvaluateTrait, EvaluateTraits, ScanSource, LoadFile, DeliverNotification,
-    ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory, IncrementalPass,
+    ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory, IncrementalPass, ComputeNorms,
 });
 
 /// Whether a player entered or left a segment.

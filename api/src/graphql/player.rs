@@ -110,14 +110,15 @@ impl Player {
     /// T-scores per category and facet, from the survey or predicted.
     async fn psych_scores(&self, ctx: &Context<'_>) -> Result<Vec<PsychScore>> {
         let (engine, p) = scope(ctx)?;
-        engine
-            .psych_scores(p, &self.user_id)
-            .await
-            .gql()?
+        let scores = engine.psych_scores(p, &self.user_id).await.gql()?;
+        if scores.is_empty() {
+            return Ok(Vec::new());
+        }
+        let norms = engine.norm_sources(p).await.gql()?;
+        Ok(scores
             .into_iter()
-            .map(PsychScore::try_from)
-            .collect::<std::result::Result<Vec<_>, engine::Error>>()
-            .gql()
+            .map(|s| PsychScore::new(s, &norms))
+            .collect())
     }
 
     /// The player's survey response, if they were registered.

@@ -207,6 +207,8 @@ pub struct FacetModel {
     pub facet: String,
     /// k-fold cross-validated R² on the survey completes.
     pub r2: f64,
+    /// The ridge penalty (λ on standardized traits) cross-validation chose.
+    pub penalty: f64,
     pub train_size: i64,
     pub trained_at: DateTime<Utc>,
 }
@@ -217,6 +219,7 @@ impl From<prediction_models::Model> for FacetModel {
             category: m.category,
             facet: m.facet,
             r2: m.r2,
+            penalty: m.penalty,
             train_size: m.train_size,
             trained_at: m.trained_at,
         }

@@ -5,13 +5,19 @@ use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject
 use chrono::{DateTime, Utc};
 use engine::{
     entity::{erasures, psych_scores, surveys},
-    survey::{SurveyStatus as EngineSurveyStatus, SurveyUpdate},
+    survey::{
+        SurveyStatus as EngineSurveyStatus, SurveyUpdate,
+        instrument::FacetRef,
+        norms::{FacetNorm, NormsReport},
+        reliability,
+    },
 };
 
 use super::{
     connection::{Conn, connection, id_cursor, page_request},
-    enums::{ScoreSource, SurveyStatus},
+    enums::{NormSource, ScoreSource, SurveyStatus},
     query::scope,
+    types::Job,
 };
 use crate::errors::GqlResultExt;
 
@@ -77,6 +83,119 @@ impl Survey {
             complete: s.complete,
         })
     }
+    /// The norms the T-scores stand on: the instrument's (provisional)
+    /// until `minCompletes` players completed the survey, then the workspace's own.
+    async fn norms(&self, ctx: &Context<'_>) -> Result<SurveyNorms> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine.survey_norms(p).await.gql()?.into())
+    }
+    /// Per facet: Cronbach's alpha and corrected item-total correlations
+    /// over the complete respondents (computed when asked).
+    async fn reliability(&self, ctx: &Context<'_>) -> Result<Vec<FacetReliability>> {
+        let (engine, p) = scope(ctx)?;
+        Ok(engine
+            .survey_reliability(p)
+            .await
+            .gql()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SurveyNorms {
+    /// `workspace` once every facet has the workspace's own norm.
+    pub source: NormSource,
+    /// Complete (not disqualified) respondents now.
+    pub completes: i64,
+    /// Completes from which the workspace's own norms apply (`NORM_MIN_COMPLETES`).
+    pub min_completes: i64,
+    /// Raised at every change; each stored score stands on one.
+    pub version: i32,
+    pub facets: Vec<SurveyFacetNorm>,
+}
+
+/// A facet's norm: T = 50 + 10 × (raw − mean) / sd.
+#[derive(SimpleObject)]
+pub struct SurveyFacetNorm {
+    pub category: String,
+    pub facet: String,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1) for workspace norms.
+    pub sd: f64,
+    pub source: NormSource,
+    pub respondents: i64,
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+impl From<FacetNorm> for SurveyFacetNorm {
+    fn from(n: FacetNorm) -> Self {
+        SurveyFacetNorm {
+            source: n.source.into(),
+            category: n.category,
+            facet: n.facet,
+            mean: n.mean,
+            sd: n.sd,
+            respondents: n.respondents,
+            computed_at: n.computed_at,
+        }
+    }
+}
+
+impl From<NormsReport> for SurveyNorms {
+    fn from(r: NormsReport) -> Self {
+        SurveyNorms {
+            source: r.source.into(),
+            completes: r.completes,
+            min_completes: r.min_completes,
+            version: r.version,
+            facets: r.facets.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Do a facet's items measure one thing?
+#[derive(SimpleObject)]
+pub struct FacetReliability {
+    pub category: String,
+    pub facet: String,
+    /// Complete respondents who answered every item of the facet.
+    pub respondents: i64,
+    /// Cronbach's alpha (null below two respondents or without variance).
+    pub alpha: Option<f64>,
+    /// Alpha below 0.7: the items may not measure one thing.
+    pub low_alpha: bool,
+    pub items: Vec<ItemReliability>,
+}
+
+#[derive(SimpleObject)]
+pub struct ItemReliability {
+    pub item_id: String,
+    pub reverse_keyed: bool,
+    /// Correlation of the item with the sum of the facet's other items.
+    pub corrected_item_total: Option<f64>,
+}
+
+impl From<reliability::FacetReliability> for FacetReliability {
+    fn from(r: reliability::FacetReliability) -> Self {
+        FacetReliability {
+            category: r.category,
+            facet: r.facet,
+            respondents: r.respondents,
+            alpha: r.alpha,
+            low_alpha: r.low_alpha,
+            items: r
+                .items
+                .into_iter()
+                .map(|i| ItemReliability {
+                    item_id: i.item_id,
+                    reverse_keyed: i.reverse_keyed,
+                    corrected_item_total: i.corrected_item_total,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A psychological score (T-score, mean 50, sd 10 in the norm group).
@@ -87,18 +206,35 @@ pub struct PsychScore {
     pub score: f64,
     pub source: ScoreSource,
     pub computed_at: DateTime<Utc>,
+    /// The norm group the T-score is relative to.
+    pub norms: NormSource,
+    /// Respondents behind the norm (0 for an instrument's).
+    pub norm_respondents: i64,
 }
 
-impl TryFrom<psych_scores::Model> for PsychScore {
-    type Error = engine::Error;
-    fn try_from(m: psych_scores::Model) -> std::result::Result<Self, engine::Error> {
-        Ok(PsychScore {
-            source: m.source.into(),
+impl PsychScore {
+    /// A stored score with the norm it stands on (`norms`: per facet).
+    pub fn new(
+        m: psych_scores::Model,
+        norms: &std::collections::HashMap<FacetRef, (engine::survey::NormSource, i64)>,
+    ) -> Self {
+        let key = FacetRef {
             category: m.category,
             facet: m.facet,
+        };
+        let (source, respondents) = norms
+            .get(&key)
+            .copied()
+            .unwrap_or((engine::survey::NormSource::Provisional, 0));
+        PsychScore {
+            source: m.source.into(),
+            category: key.category,
+            facet: key.facet,
             score: m.score,
             computed_at: m.computed_at,
-        })
+            norms: source.into(),
+            norm_respondents: respondents,
+        }
     }
 }
 
@@ -185,6 +321,13 @@ impl SurveyMutation {
             token_ttl_hours: input.token_ttl_hours,
         };
         Ok(Survey(engine.update_survey(p, update).await.gql()?))
+    }
+
+    /// Recomputes the survey norms now (every stored score is rescored if
+    /// they changed); otherwise they follow completions at most daily.
+    async fn refresh_survey_norms(&self, ctx: &Context<'_>) -> Result<Job> {
+        let (engine, p) = scope(ctx)?;
+        Job::try_from(engine.refresh_survey_norms(p).await.gql()?).gql()
     }
 
     /// Erases a player everywhere, as `DELETE /v1/userData` does.

@@ -125,6 +125,11 @@ pub fn queue_config_on(db: &TestDb, redis: Option<String>) -> EngineConfig {
         local_source_root: Some(local_source_root()),
         max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
         prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
+        // Trainings follow completions at once, unless a test debounces them.
+        survey: engine::survey::SurveySettings {
+            prediction_retrain: Duration::ZERO,
+            ..Default::default()
+        },
         secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
         secrets_key_previous: None,
         outbound_allow: None,

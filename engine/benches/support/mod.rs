@@ -46,6 +46,7 @@ impl Bench {
             local_source_root: local_root(&name),
             max_line_bytes: engine::ingest::DEFAULT_MAX_LINE_BYTES,
             prediction_min_completes: engine::prediction::DEFAULT_MIN_COMPLETES,
+            survey: Default::default(),
             secrets_key: Some(engine::secrets::SecretsKey::generate().unwrap()),
             secrets_key_previous: None,
             outbound_allow: None,

@@ -40,7 +40,7 @@ pub(crate) async fn enqueue_in<C: ConnectionTrait>(
     workspace_id: Option<Uuid>,
     job: &impl JobHandler,
 ) -> Result<job_records::Model> {
-    insert_record(conn, workspace_id, job, payload(job)?).await
+    insert_record(conn, workspace_id, job, payload(job)?, None).await
 }
 
 async fn insert_record<C: ConnectionTrait, J: JobHandler>(
@@ -48,6 +48,7 @@ async fn insert_record<C: ConnectionTrait, J: JobHandler>(
     workspace_id: Option<Uuid>,
     _: &J,
     payload: serde_json::Value,
+    run_after: Option<chrono::DateTime<Utc>>,
 ) -> Result<job_records::Model> {
     Ok(job_records::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -63,6 +64,7 @@ async fn insert_record<C: ConnectionTrait, J: JobHandler>(
         finished_at: Set(None),
         dispatched_at: Set(None),
         heartbeat_at: Set(None),
+        run_after: Set(run_after),
     }
     .insert(conn)
     .await?)
@@ -75,6 +77,18 @@ pub(crate) async fn enqueue_once_in<C: ConnectionTrait, J: JobHandler>(
     workspace_id: impl Into<Option<Uuid>>,
     job: &J,
 ) -> Result<job_records::Model> {
+    enqueue_once_after(conn, workspace_id, job, None).await
+}
+
+/// [`enqueue_once_in`] for a job not to be handed to the queue before
+/// `run_after` (the outbox dispatcher hands it over when it is due). A
+/// waiting record due later is brought forward to `run_after`.
+pub(crate) async fn enqueue_once_after<C: ConnectionTrait, J: JobHandler>(
+    conn: &C,
+    workspace_id: impl Into<Option<Uuid>>,
+    job: &J,
+    run_after: Option<chrono::DateTime<Utc>>,
+) -> Result<job_records::Model> {
     let workspace_id = workspace_id.into();
     let payload = payload(job)?;
     let waiting = job_records::Entity::find()
@@ -86,10 +100,23 @@ pub(crate) async fn enqueue_once_in<C: ConnectionTrait, J: JobHandler>(
         .filter(job_records::Column::Status.eq(JobStatus::Queued))
         .all(conn)
         .await?;
-    if let Some(same) = waiting.into_iter().find(|r| r.payload == payload) {
+    if let Some(mut same) = waiting.into_iter().find(|r| r.payload == payload) {
+        let later = match (same.run_after, run_after) {
+            (Some(waits), Some(wanted)) => waits > wanted,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if later {
+            job_records::Entity::update_many()
+                .col_expr(job_records::Column::RunAfter, Expr::value(run_after))
+                .filter(job_records::Column::Id.eq(same.id))
+                .exec(conn)
+                .await?;
+            same.run_after = run_after;
+        }
         return Ok(same);
     }
-    insert_record(conn, workspace_id, job, payload).await
+    insert_record(conn, workspace_id, job, payload, run_after).await
 }
 
 #[derive(Default)]
@@ -154,7 +181,7 @@ impl Engine {
     /// on it, found by `enqueue_once_in`, is left). If the queue is
     /// unreachable the record stays in the outbox; the dispatcher retries it.
     pub async fn dispatch(&self, record: &job_records::Model) {
-        if record.dispatched_at.is_some() {
+        if record.dispatched_at.is_some() || record.run_after.is_some_and(|at| at > Utc::now()) {
             return;
         }
         if let Err(e) = self.hand_over(record).await {
@@ -193,6 +220,11 @@ impl Engine {
         let waiting = job_records::Entity::find()
             .filter(job_records::Column::Status.eq(JobStatus::Queued))
             .filter(due)
+            .filter(
+                Condition::any()
+                    .add(job_records::Column::RunAfter.is_null())
+                    .add(job_records::Column::RunAfter.lte(Utc::now())),
+            )
             .order_by_asc(job_records::Column::Id)
             .limit(DISPATCH_BATCH)
             .all(&self.db)

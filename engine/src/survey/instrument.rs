@@ -18,6 +18,11 @@ pub struct Instrument {
     pub version: u32,
     pub scale: Scale,
     pub items_per_page: usize,
+    /// `workspace` (the default): the facets' norms hold until enough of the
+    /// workspace's players completed the survey, then their own mean and sd
+    /// replace them; `instrument`: the norms below are fixed by an admin.
+    #[serde(default, skip_serializing_if = "NormMode::is_workspace")]
+    pub norms: NormMode,
     pub facets: Vec<Facet>,
     #[serde(default)]
     pub combined: Vec<Combined>,
@@ -47,6 +52,20 @@ pub struct Facet {
 pub struct Norm {
     pub mean: f64,
     pub sd: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormMode {
+    #[default]
+    Workspace,
+    Instrument,
+}
+
+impl NormMode {
+    fn is_workspace(&self) -> bool {
+        *self == NormMode::Workspace
+    }
 }
 
 /// A facet scored as the mean of other facets' T-scores (e.g. a personality
@@ -331,37 +350,68 @@ impl Instrument {
         None
     }
 
-    /// Facet raw score = mean of its items (reverse-keyed as `min + max − v`),
-    /// T = 50 + 10 × (raw − mean) / sd against the facet's norm; combined
-    /// facets are the mean of their components' T-scores.
-    pub fn score(&self, answers: &HashMap<String, i16>) -> Vec<FacetScore> {
-        let mut sums: BTreeMap<FacetRef, (f64, usize)> = BTreeMap::new();
+    /// An answer as it counts for its facet: reverse-keyed items as `min + max − v`.
+    pub fn keyed(&self, item: &Item, v: i16) -> f64 {
+        f64::from(if item.keying.as_deref() == Some("-") {
+            self.scale.min + self.scale.max - v
+        } else {
+            v
+        })
+    }
+
+    /// Each item facet's scored items, in instrument order.
+    pub fn facet_items(&self) -> BTreeMap<FacetRef, Vec<&Item>> {
+        let mut out: BTreeMap<FacetRef, Vec<&Item>> = BTreeMap::new();
         for item in &self.items {
-            let (Some(category), Some(facet)) = (&item.category, &item.facet) else {
-                continue;
-            };
-            let Some(&v) = answers.get(&item.id) else {
-                continue;
-            };
-            let v = if item.keying.as_deref() == Some("-") {
-                self.scale.min + self.scale.max - v
-            } else {
-                v
-            };
-            let e = sums
-                .entry(FacetRef {
+            if let (Some(category), Some(facet)) = (&item.category, &item.facet) {
+                out.entry(FacetRef {
                     category: category.clone(),
                     facet: facet.clone(),
                 })
-                .or_default();
-            e.0 += f64::from(v);
-            e.1 += 1;
+                .or_default()
+                .push(item);
+            }
         }
+        out
+    }
+
+    /// Facet raw scores: the mean of the facet's answered items, keyed.
+    pub fn raw_scores(&self, answers: &HashMap<String, i16>) -> BTreeMap<FacetRef, f64> {
+        self.facet_items()
+            .into_iter()
+            .filter_map(|(facet, items)| {
+                let values: Vec<f64> = items
+                    .iter()
+                    .filter_map(|it| answers.get(&it.id).map(|v| self.keyed(it, *v)))
+                    .collect();
+                (!values.is_empty())
+                    .then(|| (facet, values.iter().sum::<f64>() / values.len() as f64))
+            })
+            .collect()
+    }
+
+    /// The instrument's own norm per item facet.
+    pub fn norms(&self) -> HashMap<FacetRef, Norm> {
+        self.facets.iter().map(|f| (f.key(), f.norm)).collect()
+    }
+
+    /// [`Instrument::score_with`] the instrument's own norms.
+    pub fn score(&self, answers: &HashMap<String, i16>) -> Vec<FacetScore> {
+        self.score_with(answers, &self.norms())
+    }
+
+    /// Facet raw score = mean of its items (reverse-keyed as `min + max − v`),
+    /// T = 50 + 10 × (raw − mean) / sd against the facet's norm in `norms`;
+    /// combined facets are the mean of their components' T-scores.
+    pub fn score_with(
+        &self,
+        answers: &HashMap<String, i16>,
+        norms: &HashMap<FacetRef, Norm>,
+    ) -> Vec<FacetScore> {
         let mut t: BTreeMap<FacetRef, f64> = BTreeMap::new();
-        for f in &self.facets {
-            if let Some((sum, n)) = sums.get(&f.key()) {
-                let raw = sum / *n as f64;
-                t.insert(f.key(), 50.0 + 10.0 * (raw - f.norm.mean) / f.norm.sd);
+        for (facet, raw) in self.raw_scores(answers) {
+            if let Some(norm) = norms.get(&facet) {
+                t.insert(facet, 50.0 + 10.0 * (raw - norm.mean) / norm.sd);
             }
         }
         let mut out: Vec<FacetScore> = t
@@ -387,7 +437,7 @@ impl Instrument {
 }
 
 impl Facet {
-    fn key(&self) -> FacetRef {
+    pub fn key(&self) -> FacetRef {
         FacetRef {
             category: self.category.clone(),
             facet: self.facet.clone(),

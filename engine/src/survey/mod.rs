@@ -3,6 +3,9 @@
 //! T-scores on completion.
 
 pub mod instrument;
+pub mod norms;
+mod rate_limit;
+pub mod reliability;
 
 use std::collections::HashMap;
 
@@ -24,6 +27,8 @@ use crate::{
     auth::{Permission, Principal},
 };
 pub use instrument::Instrument;
+pub use norms::{NormSource, SurveySettings};
+pub(crate) use rate_limit::RateLimiter;
 
 pub use entity::states::SurveyStatus;
 
@@ -192,6 +197,7 @@ impl Engine {
         if let Some(v) = u.internal_title {
             m.internal_title = Set(text("internal_title", v)?);
         }
+        let new_instrument = u.instrument.is_some();
         if let Some(v) = u.instrument {
             Instrument::parse(&v)?;
             m.instrument = Set(v);
@@ -212,7 +218,27 @@ impl Engine {
             m.token_ttl_hours = Set(v);
         }
         m.modified_at = Set(now);
-        Ok(m.update(&self.db).await?)
+        let ws = p.workspace_id;
+        // Another instrument may bring other facets or norms: the stored
+        // scores are brought onto its norms with the change.
+        let (survey, job) = crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                let survey = m.update(tx).await?;
+                let job = match new_instrument {
+                    true => Some(
+                        crate::jobs::enqueue_once_in(tx, ws, &norms::ComputeNorms { workspace_id: ws })
+                            .await?,
+                    ),
+                    false => None,
+                };
+                Ok((survey, job))
+            })
+        })
+        .await?;
+        if let Some(job) = job {
+            self.dispatch(&job).await;
+        }
+        Ok(survey)
     }
 
     /// Registers a player for the survey. While the player's token is valid,
@@ -379,6 +405,7 @@ impl Engine {
         submitted: &HashMap<String, String>,
     ) -> Result<PageOutcome> {
         let (reg, survey) = self.usable_registration(token).await?;
+        self.survey_limiter.check(reg.id)?;
         let instrument = Instrument::stored(&survey.instrument)?;
         if page >= instrument.page_count() {
             return Err(Error::invalid("page", "does not exist"));
@@ -402,16 +429,22 @@ impl Engine {
         } else {
             ResponseStatus::Complete
         };
-        let scores = if verdict.is_none() {
-            instrument.score(&answers)
-        } else {
-            Vec::new()
-        };
+        let qualified = verdict.is_none();
         let reason = verdict.map(|d| d.to_string());
         let uid = reg.user_id.clone();
-        // The scores and the prediction they call for commit together (outbox).
-        let job = crate::db::write_tx(&self.db, |tx| {
+        let (settings, min_completes) = (self.survey_settings, self.prediction_min_completes);
+        // The scores (on the norms in force, read under the norms lock) and
+        // the jobs they call for commit together (outbox).
+        let jobs = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
+                norms::lock(tx, ws, false).await?;
+                let in_force = norms::effective(tx, ws, &instrument).await?;
+                let scores = if qualified {
+                    instrument.score_with(&answers, &norms::as_map(&in_force))
+                } else {
+                    Vec::new()
+                };
+                let norm_version = norms::version(&in_force);
                 psych_scores::Entity::delete_many()
                     .filter(psych_scores::Column::WorkspaceId.eq(ws))
                     .filter(psych_scores::Column::UserId.eq(&uid))
@@ -427,6 +460,7 @@ impl Engine {
                             score: Set(s.score),
                             source: Set(crate::prediction::ScoreSource::Survey),
                             computed_at: Set(now),
+                            norm_version: Set(norm_version),
                         }
                     }))
                     .exec(tx)
@@ -449,16 +483,15 @@ impl Engine {
                     .exec(tx)
                     .await?;
                 if status != ResponseStatus::Complete {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
-                // New survey scores: train the predictions again (personas follow).
-                let work = crate::prediction::TrainPrediction { workspace_id: ws };
-                Ok(Some(crate::jobs::enqueue_once_in(tx, ws, &work).await?))
+                // New survey scores: norms and predictions follow (personas after them).
+                norms::after_completion(tx, ws, &instrument, settings, min_completes).await
             })
         })
         .await?;
-        if let Some(job) = job {
-            self.dispatch(&job).await;
+        for job in &jobs {
+            self.dispatch(job).await;
         }
         Ok(PageOutcome::Finished { status })
     }

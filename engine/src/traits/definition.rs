@@ -258,6 +258,24 @@ pub(super) fn invalid(field: &str, msg: impl std::fmt::Display) -> Error {
     Error::invalid(field, msg)
 }
 
+/// The value a trait has for an entity with no source rows, where it is
+/// known: a count or sum over no events is 0 and `exists` is false (the
+/// player exists and did nothing). Every other aggregation (min, max, avg,
+/// median, …) and occurrence (first, last) over nothing stays missing.
+pub fn value_over_no_events(trait_type: TraitType, config: &serde_json::Value) -> Option<f64> {
+    let named = |key: &str| config.get(key).and_then(|v| v.as_str());
+    match trait_type {
+        TraitType::Aggregation => match named("aggregation").and_then(Aggregation::parse)? {
+            Aggregation::Count | Aggregation::CountDistinct | Aggregation::Sum => Some(0.0),
+            _ => None,
+        },
+        TraitType::Occurrence => {
+            (named("occurrence").and_then(Occurrence::parse)? == Occurrence::Exists).then_some(0.0)
+        }
+        _ => None,
+    }
+}
+
 fn parse_config<T: for<'de> Deserialize<'de>>(config: &serde_json::Value) -> Result<T> {
     serde_json::from_value(config.clone()).map_err(|e| invalid("config", e))
 }

@@ -1,15 +1,20 @@
-//! Psych-score prediction: per facet, a ridge regression (linfa-elasticnet)
-//! from the players model's standardized numeric and boolean traits, trained
-//! on the players who completed the survey, its R² measured by k-fold cross
-//! validation. The models are stored as weights and the database predicts
-//! every other player in one `INSERT … SELECT` (`source = predicted`).
+//! Psych-score prediction: per facet, a ridge regression (`ridge`, its
+//! penalty chosen by cross-validation) from the players model's
+//! standardized numeric and boolean traits, trained on the players who
+//! completed the survey, its R² measured out of fold. The models are stored
+//! as weights and the database predicts every other player in one
+//! `INSERT … SELECT` (`source = predicted`).
+//!
+//! Features know a zero from a gap: a count or sum over no events is 0 (see
+//! `traits::definition::value_over_no_events`); any other missing value
+//! takes the training mean, and a missing-value indicator joins the features.
+
+pub mod ridge;
 
 use std::collections::HashMap;
 
 use chrono::Utc;
-use linfa::{Dataset, prelude::Predict, traits::Fit};
-use linfa_elasticnet::MultiTaskElasticNet;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, Axis, concatenate};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
@@ -33,28 +38,45 @@ use crate::{
 };
 
 pub const DEFAULT_MIN_COMPLETES: u64 = 30;
-const FOLDS: usize = 5;
-/// Ridge penalty on standardized features (objective `1/2n‖y−Xw‖² + λ/2‖w‖²`):
-/// small, so planted signals are not shrunk, but enough to tame collinear traits.
-const PENALTY: f64 = 0.01;
-/// linfa's ridge never meets its duality-gap stop, so it always runs this many sweeps.
-const SWEEPS: u32 = 200;
 
 pub use entity::states::ScoreSource;
 
 pub use entity::states::PredictionStatus;
 
+/// A trait as a feature: what a player without a value counts as, and the
+/// column of its missing-value indicator (when values are missing and not known zeros).
+struct Feature {
+    trait_id: Uuid,
+    fill: Option<f64>,
+    indicator: Option<usize>,
+}
+
 /// The trained models, ready to be written.
 struct Trained {
     facets: Vec<(String, String)>,
-    features: Vec<Uuid>,
+    features: Vec<Feature>,
+    /// Per column (the traits, then the indicators).
     means: Array1<f64>,
     sds: Array1<f64>,
-    /// (features × facets), for standardized features.
+    /// (columns × facets), for standardized columns.
     weights: Array2<f64>,
     intercepts: Array1<f64>,
     r2: Vec<f64>,
+    penalty: Vec<f64>,
     train_size: usize,
+}
+
+impl Trained {
+    /// What the indicator of feature `f` adds to facet `t` when the value is missing, and when not.
+    fn missing(&self, f: &Feature, t: usize) -> (f64, f64) {
+        match f.indicator {
+            Some(c) => {
+                let w = self.weights[[c, t]] / self.sds[c];
+                (w * (1.0 - self.means[c]), -w * self.means[c])
+            }
+            None => (0.0, 0.0),
+        }
+    }
 }
 
 impl Engine {
@@ -183,16 +205,19 @@ impl Engine {
             )));
         }
         let players_model = self.players_model_id(ws).await?;
-        let features: Vec<Uuid> = traits::Entity::find()
+        let norm_version = crate::survey::norms::current_version(&self.db, ws).await?;
+        let feature_traits: Vec<traits::Model> = traits::Entity::find()
             .filter(traits::Column::WorkspaceId.eq(ws))
             .filter(traits::Column::ParentModelId.eq(players_model))
             .filter(traits::Column::Status.eq(TraitStatus::Active))
             .filter(traits::Column::ResultType.is_in([ResultType::Number, ResultType::Boolean]))
             .order_by_asc(traits::Column::Slug)
             .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|t| t.id)
+            .await?;
+        let features: Vec<Uuid> = feature_traits.iter().map(|t| t.id).collect();
+        let fills: Vec<Option<f64>> = feature_traits
+            .iter()
+            .map(|t| crate::traits::definition::value_over_no_events(t.trait_type, &t.config))
             .collect();
         if features.is_empty() {
             return Err(Error::Conflict(
@@ -244,16 +269,30 @@ impl Engine {
             .into_tuple()
             .all(&self.db)
             .await?;
-        let trained = train(completes, features, x, &scores)?;
-        self.write_prediction(ws, trained, completes.len() as i64)
+        let trained = train(completes, features, fills, x, &scores)?;
+        self.write_prediction(ws, trained, completes.len() as i64, norm_version)
             .await
     }
 
-    async fn write_prediction(&self, ws: Uuid, m: Trained, completes: i64) -> Result<()> {
+    async fn write_prediction(
+        &self,
+        ws: Uuid,
+        m: Trained,
+        completes: i64,
+        norm_version: i32,
+    ) -> Result<()> {
         let required = self.prediction_min_completes as i64;
         let backend = self.db.get_database_backend();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
+                crate::survey::norms::lock(tx, ws, false).await?;
+                if crate::survey::norms::current_version(tx, ws).await? != norm_version {
+                    // The scores trained on were rescored meanwhile: train again.
+                    return Err(Error::Unavailable(format!(
+                        "{}: the survey norms changed during training",
+                        crate::error::DATABASE
+                    )));
+                }
                 clear_predictions(tx, ws).await?;
                 let now = Utc::now();
                 prediction_models::Entity::insert_many(m.facets.iter().enumerate().map(
@@ -263,6 +302,7 @@ impl Engine {
                         facet: Set(facet.clone()),
                         intercept: Set(m.intercepts[t]),
                         r2: Set(m.r2[t]),
+                        penalty: Set(m.penalty[t]),
                         train_size: Set(m.train_size as i64),
                         trained_at: Set(now),
                     },
@@ -275,15 +315,19 @@ impl Engine {
                     .enumerate()
                     .flat_map(|(t, (category, facet))| {
                         let m = &m;
-                        m.features.iter().enumerate().map(move |(j, trait_id)| {
+                        m.features.iter().enumerate().map(move |(j, f)| {
+                            let (missing_on, missing_off) = m.missing(f, t);
                             prediction_weights::ActiveModel {
                                 workspace_id: Set(ws),
                                 category: Set(category.clone()),
                                 facet: Set(facet.clone()),
-                                trait_id: Set(*trait_id),
+                                trait_id: Set(f.trait_id),
                                 mean: Set(m.means[j]),
                                 sd: Set(m.sds[j]),
                                 weight: Set(m.weights[[j, t]]),
+                                fill: Set(f.fill),
+                                missing_on: Set(missing_on),
+                                missing_off: Set(missing_off),
                             }
                         })
                     })
@@ -292,7 +336,7 @@ impl Engine {
                     prediction_weights::Entity::insert_many(chunk.to_vec()).exec(tx).await?;
                 }
                 let predicted = tx
-                    .execute_raw(predict_statement(backend, ws, now, "players"))
+                    .execute_raw(predict_statement(backend, ws, now, norm_version, "players"))
                     .await?
                     .rows_affected();
                 let players = predicted / m.facets.len().max(1) as u64;
@@ -327,6 +371,8 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
     if !trained {
         return Ok(());
     }
+    crate::survey::norms::lock(tx, ws, false).await?;
+    let norm_version = crate::survey::norms::current_version(tx, ws).await?;
     psych_scores::Entity::delete_many()
         .filter(psych_scores::Column::WorkspaceId.eq(ws))
         .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted))
@@ -334,25 +380,33 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
         .exec(tx)
         .await?;
     let backend = tx.get_database_backend();
-    tx.execute_raw(predict_statement(backend, ws, Utc::now(), &scope.players))
+    tx.execute_raw(predict_statement(
+        backend,
+        ws,
+        Utc::now(),
+        norm_version,
+        &scope.players,
+    ))
         .await?;
     Ok(())
 }
 
 /// Every player (of `players`: the table, or a pass's rows of it) without
 /// survey scores gets, per facet, the intercept plus the weighted
-/// standardized traits; a missing trait value counts as its mean (0).
+/// standardized traits; a missing trait value counts as its fill (a known
+/// zero) or else its training mean, plus what its missing indicator adds.
 fn predict_statement(
     backend: sea_orm::DbBackend,
     ws: Uuid,
     now: chrono::DateTime<Utc>,
+    norm_version: i32,
     players: &str,
 ) -> Statement {
-    let sql = "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at) \
+    let sql = "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at, norm_version) \
          SELECT p.workspace_id, p.user_id, m.category, m.facet, \
-                MAX(m.intercept) + COALESCE(SUM(w.weight * (COALESCE(v.value_number, \
-                    CASE WHEN v.value_boolean THEN 1.0 WHEN NOT v.value_boolean THEN 0.0 END) - w.mean) / w.sd), 0), \
-                'predicted', {now} \
+                MAX(m.intercept) + COALESCE(SUM(w.weight * (COALESCE({value}, w.fill, w.mean) - w.mean) / w.sd \
+                    + CASE WHEN {value} IS NULL THEN w.missing_on ELSE w.missing_off END), 0), \
+                'predicted', {now}, {version} \
          FROM \"{players}\" p \
          JOIN prediction_models m ON m.workspace_id = p.workspace_id \
          LEFT JOIN prediction_weights w ON w.workspace_id = m.workspace_id AND w.category = m.category AND w.facet = m.facet \
@@ -361,16 +415,19 @@ fn predict_statement(
            AND NOT EXISTS (SELECT 1 FROM psych_scores s WHERE s.workspace_id = p.workspace_id \
                            AND s.user_id = p.user_id AND s.source = 'survey') \
          GROUP BY p.workspace_id, p.user_id, m.category, m.facet";
-    let (a, b) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2"),
-        _ => ("?", "?"),
+    let (a, b, c) = match backend {
+        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
+        _ => ("?", "?", "?"),
     };
+    let value = "COALESCE(v.value_number, CASE WHEN v.value_boolean THEN 1.0 WHEN NOT v.value_boolean THEN 0.0 END)";
     Statement::from_sql_and_values(
         backend,
-        sql.replace("{now}", a)
-            .replace("{ws}", b)
+        sql.replace("{value}", value)
+            .replace("{now}", a)
+            .replace("{version}", b)
+            .replace("{ws}", c)
             .replace("{players}", players),
-        [now.into(), ws.into()],
+        [now.into(), norm_version.into(), ws.into()],
     )
 }
 
@@ -426,11 +483,12 @@ async fn write_status(
     Ok(())
 }
 
-/// Standardizes the features, cross-validates and fits one multi-task ridge
-/// (independent ridges per facet: its L2 penalty separates by task).
+/// Fills known zeros, adds missing indicators, standardizes, and fits one
+/// cross-validated ridge per facet.
 fn train(
     users: &[String],
     features: Vec<Uuid>,
+    fills: Vec<Option<f64>>,
     mut x: Array2<f64>,
     scores: &[(String, String, String, f64)],
 ) -> Result<Trained> {
@@ -462,62 +520,48 @@ fn train(
             y[[*r, t]] = *score;
         }
     }
-    // Missing values become the mean (0); constant traits carry no signal.
-    let p = features.len();
-    let (means, sds): (Vec<f64>, Vec<f64>) = crate::zscore::standardize(&mut x).into_iter().unzip();
-    // k-fold: row i is in fold i % k (rows are in user-id order, so folds are fixed).
-    let mut out_of_fold = Array2::zeros((n, facets.len()));
-    for fold in 0..FOLDS.min(n) {
-        let test: Vec<usize> = (0..n).filter(|i| i % FOLDS == fold).collect();
-        let train_rows: Vec<usize> = (0..n).filter(|i| i % FOLDS != fold).collect();
-        let mut xt = x.select(Axis(0), &train_rows);
-        let mut xv = x.select(Axis(0), &test);
-        // linfa centres y, not X: centre X on the training rows.
-        let centre = xt.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(p));
-        xt -= &centre;
-        xv -= &centre;
-        let model = fit(xt, y.select(Axis(0), &train_rows))?;
-        let predicted = model.predict(&xv);
-        for (k, row) in test.iter().enumerate() {
-            out_of_fold.row_mut(*row).assign(&predicted.row(k));
-        }
-    }
-    let r2 = (0..facets.len())
-        .map(|t| {
-            let actual = y.column(t);
-            let mean = actual.mean().unwrap_or(0.0);
-            let total: f64 = actual.iter().map(|v| (v - mean).powi(2)).sum();
-            let residual: f64 = actual
-                .iter()
-                .zip(out_of_fold.column(t).iter())
-                .map(|(a, b)| (a - b).powi(2))
-                .sum();
-            if total > 0.0 {
-                1.0 - residual / total
-            } else {
-                0.0
+    let mut indicators: Vec<Array1<f64>> = Vec::new();
+    let traits = x.ncols();
+    let mut specs = Vec::with_capacity(features.len());
+    for (j, (trait_id, fill)) in features.into_iter().zip(fills).enumerate() {
+        let mut column = x.column_mut(j);
+        let indicator = match fill {
+            Some(zero) => {
+                column.mapv_inplace(|v| if v.is_nan() { zero } else { v });
+                None
             }
-        })
-        .collect();
-    let model = fit(x, y)?;
+            None if column.iter().any(|v| v.is_nan()) => {
+                indicators.push(column.mapv(|v| if v.is_nan() { 1.0 } else { 0.0 }));
+                Some(traits + indicators.len() - 1)
+            }
+            None => None,
+        };
+        specs.push(Feature {
+            trait_id,
+            fill,
+            indicator,
+        });
+    }
+    if !indicators.is_empty() {
+        let views: Vec<_> = indicators.iter().map(|c| c.view().insert_axis(Axis(1))).collect();
+        let mut parts = vec![x.view()];
+        parts.extend(views.iter().map(|v| v.view()));
+        x = concatenate(Axis(1), &parts).map_err(Error::internal)?;
+    }
+    // Other missing values become the mean (0); constant columns carry no signal.
+    let (means, sds): (Vec<f64>, Vec<f64>) = crate::zscore::standardize(&mut x).into_iter().unzip();
+    let selected = ridge::cross_validated(&x.view(), &y.view());
     Ok(Trained {
         facets,
-        features,
+        features: specs,
         means: Array1::from(means),
         sds: Array1::from(sds),
-        weights: model.hyperplane().clone(),
-        intercepts: model.intercept().clone(),
-        r2,
+        weights: selected.fit.weights,
+        intercepts: selected.fit.intercepts,
+        r2: selected.r2,
+        penalty: selected.penalty,
         train_size: n,
     })
-}
-
-fn fit(x: Array2<f64>, y: Array2<f64>) -> Result<MultiTaskElasticNet<f64>> {
-    MultiTaskElasticNet::ridge()
-        .penalty(PENALTY)
-        .max_iterations(SWEEPS)
-        .fit(&Dataset::new(x, y))
-        .map_err(|e| Error::internal(format!("ridge regression: {e}")))
 }
 
 /// Trains the psych-score models of a workspace and predicts every other player.
