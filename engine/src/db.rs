@@ -99,6 +99,26 @@ where
     }
 }
 
+/// An exclusive transaction-scoped advisory lock on (`class`, `ws`)
+/// (PostgreSQL; SQLite's write lock already serializes writers).
+pub(crate) async fn advisory_xact_lock(
+    tx: &sea_orm::DatabaseTransaction,
+    class: i32,
+    ws: uuid::Uuid,
+) -> Result<()> {
+    if tx.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let key = i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"));
+    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        [class.into(), key.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Rows written at once above which PostgreSQL's statistics of the table
 /// are refreshed right away (see [`analyze_after_bulk_write`]).
 const ANALYZE_AFTER_ROWS: u64 = 10_000;

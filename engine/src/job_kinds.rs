@@ -6,8 +6,8 @@ use crate::{
     jobs::{Diagnostic, Registry},
     prediction::TrainPrediction,
     retention::PruneHistory,
-    survey::norms::ComputeNorms,
     segments::jobs::{ComputePersonas, ComputeSegment},
+    survey::norms::ComputeNorms,
     traits::{
         incremental::IncrementalPass,
         jobs::{EvaluateTrait, EvaluateTraits},

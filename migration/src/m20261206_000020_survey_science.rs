@@ -58,7 +58,12 @@ impl MigrationTrait for Migration {
         add(m, "prediction_weights", double("missing_on").default(0.0)).await?;
         add(m, "prediction_weights", double("missing_off").default(0.0)).await?;
         add(m, "prediction_models", double("penalty").default(0.01)).await?;
-        add(m, "job_records", &mut timestamp_with_time_zone_null("run_after")).await
+        add(
+            m,
+            "job_records",
+            &mut timestamp_with_time_zone_null("run_after"),
+        )
+        .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {

@@ -26,6 +26,7 @@ mod sources;
 mod support;
 mod survey;
 mod survey_browser;
+mod survey_science;
 mod tenancy;
 mod trait_staleness;
 mod trait_values;

@@ -101,6 +101,7 @@ pub async fn plant_scores(app: &TestApp, scores: &[(String, &str, &str, f64)]) {
                 score: Set(*score),
                 source: Set(engine::prediction::ScoreSource::Survey),
                 computed_at: Set(Utc::now()),
+                norm_version: Set(0),
             }
         }))
         .exec(app.engine.db())

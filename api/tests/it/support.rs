@@ -165,6 +165,8 @@ pub struct Options {
     /// `OUTBOUND_ALLOW`: loopback by default, where the storage emulators and
     /// the tests' receivers listen; `None` for the policy as shipped.
     pub outbound_allow: Option<String>,
+    /// `PREDICTION_RETRAIN_MINUTES` (tests retrain at once by default).
+    pub prediction_retrain: Option<Duration>,
 }
 
 impl Default for Options {
@@ -179,6 +181,7 @@ impl Default for Options {
             redis_url: None,
             postgres_admin_url: None,
             outbound_allow: Some("127.0.0.1/32".into()),
+            prediction_retrain: None,
         }
     }
 }
@@ -208,10 +211,13 @@ impl TestApp {
         let redis = opts
             .redis_url
             .or_else(|| opts.redis_queue.then(require_redis));
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             outbound_allow: opts.outbound_allow,
             ..queue_config_on(&db, redis)
         };
+        if let Some(retrain) = opts.prediction_retrain {
+            config.survey.prediction_retrain = retrain;
+        }
         let engine = Engine::open(&config).await.expect("open engine");
         engine.migrate().await.expect("migrate");
         let created = engine

@@ -38,6 +38,8 @@ use crate::{
 };
 
 pub const DEFAULT_MIN_COMPLETES: u64 = 30;
+/// Advisory lock class of a workspace's prediction models (PostgreSQL).
+const PREDICTION_LOCK: i32 = 7304;
 
 pub use entity::states::ScoreSource;
 
@@ -286,6 +288,8 @@ impl Engine {
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 crate::survey::norms::lock(tx, ws, false).await?;
+                // Two trainings of a workspace replace the models one after the other.
+                crate::db::advisory_xact_lock(tx, PREDICTION_LOCK, ws).await?;
                 if crate::survey::norms::current_version(tx, ws).await? != norm_version {
                     // The scores trained on were rescored meanwhile: train again.
                     return Err(Error::Unavailable(format!(
@@ -387,12 +391,13 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
         norm_version,
         &scope.players,
     ))
-        .await?;
+    .await?;
     Ok(())
 }
 
 /// Every player (of `players`: the table, or a pass's rows of it) without
-/// survey scores gets, per facet, the intercept plus the weighted
+/// survey scores (also one whose answers commit meanwhile: a survey score is
+/// never overwritten, a concurrent prediction is) gets, per facet, the intercept plus the weighted
 /// standardized traits; a missing trait value counts as its fill (a known
 /// zero) or else its training mean, plus what its missing indicator adds.
 fn predict_statement(
@@ -414,7 +419,10 @@ fn predict_statement(
          WHERE p.workspace_id = {ws} \
            AND NOT EXISTS (SELECT 1 FROM psych_scores s WHERE s.workspace_id = p.workspace_id \
                            AND s.user_id = p.user_id AND s.source = 'survey') \
-         GROUP BY p.workspace_id, p.user_id, m.category, m.facet";
+         GROUP BY p.workspace_id, p.user_id, m.category, m.facet \
+         ON CONFLICT (workspace_id, user_id, category, facet) DO UPDATE \
+           SET score = excluded.score, computed_at = excluded.computed_at, norm_version = excluded.norm_version \
+           WHERE psych_scores.source = 'predicted'";
     let (a, b, c) = match backend {
         sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
         _ => ("?", "?", "?"),
@@ -543,7 +551,10 @@ fn train(
         });
     }
     if !indicators.is_empty() {
-        let views: Vec<_> = indicators.iter().map(|c| c.view().insert_axis(Axis(1))).collect();
+        let views: Vec<_> = indicators
+            .iter()
+            .map(|c| c.view().insert_axis(Axis(1)))
+            .collect();
         let mut parts = vec![x.view()];
         parts.extend(views.iter().map(|v| v.view()));
         x = concatenate(Axis(1), &parts).map_err(Error::internal)?;

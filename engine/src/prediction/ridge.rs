@@ -36,8 +36,12 @@ pub struct Selected {
 /// Fits every target of `y` on `x` at penalty `lambda`.
 pub fn fit(x: &ArrayView2<f64>, y: &ArrayView2<f64>, lambda: f64) -> Fit {
     let n = x.nrows().max(1) as f64;
-    let x_mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(x.ncols()));
-    let y_mean = y.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(y.ncols()));
+    let x_mean = x
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(x.ncols()));
+    let y_mean = y
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(y.ncols()));
     let xc = x - &x_mean;
     let yc = y - &y_mean;
     let mut gram = xc.t().dot(&xc);
@@ -83,11 +87,17 @@ fn solve_spd(a: Array2<f64>, b: Array2<f64>) -> Array2<f64> {
 
 /// 1 − SS_res/SS_tot (0 when the target is constant).
 fn r2(actual: impl Iterator<Item = f64> + Clone, predicted: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = actual.clone().fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
+    let (sum, n) = actual
+        .clone()
+        .fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
     let mean = sum / f64::max(n, 1.0);
     let total: f64 = actual.clone().map(|v| (v - mean).powi(2)).sum();
     let residual: f64 = actual.zip(predicted).map(|(a, p)| (a - p).powi(2)).sum();
-    if total > 0.0 { 1.0 - residual / total } else { 0.0 }
+    if total > 0.0 {
+        1.0 - residual / total
+    } else {
+        0.0
+    }
 }
 
 /// k-fold cross-validation over [`PENALTIES`] (row i is in fold i mod k, so
@@ -168,7 +178,11 @@ mod tests {
         let lambda = 0.3;
         let m = fit(&x.view(), &y.view(), lambda);
         let (xm, ym) = (16.0 / 5.0, 32.5 / 5.0);
-        let sxy: f64 = x.iter().zip(y.iter()).map(|(a, b)| (a - xm) * (b - ym)).sum();
+        let sxy: f64 = x
+            .iter()
+            .zip(y.iter())
+            .map(|(a, b)| (a - xm) * (b - ym))
+            .sum();
         let sxx: f64 = x.iter().map(|a| (a - xm).powi(2)).sum();
         let slope = sxy / (sxx + 5.0 * lambda);
         assert!((m.weights[[0, 0]] - slope).abs() < 1e-12);
@@ -181,7 +195,9 @@ mod tests {
         let n = 200;
         let mut seed = 7u64;
         let mut noise = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         };
         let x = Array2::from_shape_fn((n, 3), |_| noise());

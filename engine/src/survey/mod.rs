@@ -226,8 +226,12 @@ impl Engine {
                 let survey = m.update(tx).await?;
                 let job = match new_instrument {
                     true => Some(
-                        crate::jobs::enqueue_once_in(tx, ws, &norms::ComputeNorms { workspace_id: ws })
-                            .await?,
+                        crate::jobs::enqueue_once_in(
+                            tx,
+                            ws,
+                            &norms::ComputeNorms { workspace_id: ws },
+                        )
+                        .await?,
                     ),
                     false => None,
                 };
@@ -463,6 +467,22 @@ impl Engine {
                             norm_version: Set(norm_version),
                         }
                     }))
+                    .on_conflict(
+                        // A training that predicted this player meanwhile: the answers win.
+                        OnConflict::columns([
+                            psych_scores::Column::WorkspaceId,
+                            psych_scores::Column::UserId,
+                            psych_scores::Column::Category,
+                            psych_scores::Column::Facet,
+                        ])
+                        .update_columns([
+                            psych_scores::Column::Score,
+                            psych_scores::Column::Source,
+                            psych_scores::Column::ComputedAt,
+                            psych_scores::Column::NormVersion,
+                        ])
+                        .to_owned(),
+                    )
                     .exec(tx)
                     .await?;
                 }

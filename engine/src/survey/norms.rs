@@ -25,8 +25,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use entity::{
-    job_records, prediction_models, prediction_weights, psych_scores, survey_answers,
-    survey_registrations, survey_norms,
+    job_records, prediction_models, prediction_weights, psych_scores, survey_answers, survey_norms,
+    survey_registrations,
 };
 
 use super::{
@@ -53,6 +53,8 @@ pub const DEFAULT_RETRAIN_MINUTES: f64 = 10.0;
 pub const DEFAULT_SUBMITS_PER_MINUTE: u32 = 30;
 /// Advisory lock class of a workspace's norms (PostgreSQL).
 const NORMS_LOCK: i32 = 7302;
+/// Advisory lock class of a workspace's completion-time job decisions.
+const DECISIONS_LOCK: i32 = 7303;
 
 /// How the survey turns completions into norms and trainings.
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +191,7 @@ pub(crate) async fn lock(tx: &DatabaseTransaction, ws: Uuid, exclusive: bool) ->
     if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(());
     }
-    let key = i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"));
+    let key = lock_key(ws);
     let function = if exclusive {
         "pg_advisory_xact_lock"
     } else {
@@ -202,6 +204,10 @@ pub(crate) async fn lock(tx: &DatabaseTransaction, ws: Uuid, exclusive: bool) ->
     ))
     .await?;
     Ok(())
+}
+
+fn lock_key(ws: Uuid) -> i32 {
+    i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"))
 }
 
 /// The current norm version (in a transaction holding [`lock`]).
@@ -235,6 +241,9 @@ pub(crate) async fn after_completion(
     settings: SurveySettings,
     prediction_min_completes: u64,
 ) -> Result<Vec<job_records::Model>> {
+    // Completions decide one at a time, counting each other (a burst finds
+    // the record the first of them wrote; the 200th sees 199 before it).
+    crate::db::advisory_xact_lock(tx, DECISIONS_LOCK, ws).await?;
     let completes = completes(tx, ws).await?;
     let now = Utc::now();
     let mut jobs = Vec::new();
@@ -251,32 +260,28 @@ pub(crate) async fn after_completion(
             _ => completes >= settings.norm_min_completes,
         };
         if due {
-            jobs.push(crate::jobs::enqueue_once_in(tx, ws, &ComputeNorms { workspace_id: ws }).await?);
+            jobs.push(
+                crate::jobs::enqueue_once_in(tx, ws, &ComputeNorms { workspace_id: ws }).await?,
+            );
         }
     }
     if completes >= prediction_min_completes {
-        let trained = prediction_models::Entity::find()
-            .filter(prediction_models::Column::WorkspaceId.eq(ws))
+        let last: Option<Option<DateTime<Utc>>> = job_records::Entity::find()
+            .select_only()
+            .column_as(job_records::Column::StartedAt.max(), "s")
+            .filter(job_records::Column::WorkspaceId.eq(ws))
+            .filter(job_records::Column::Kind.eq(JobKind::TrainPrediction))
+            .into_tuple()
             .one(tx)
-            .await?
-            .is_some();
-        let run_after = if trained {
-            let last: Option<Option<DateTime<Utc>>> = job_records::Entity::find()
-                .select_only()
-                .column_as(job_records::Column::StartedAt.max(), "s")
-                .filter(job_records::Column::WorkspaceId.eq(ws))
-                .filter(job_records::Column::Kind.eq(JobKind::TrainPrediction))
-                .into_tuple()
-                .one(tx)
-                .await?;
-            let retrain = chrono::Duration::from_std(settings.prediction_retrain)
-                .unwrap_or(chrono::Duration::MAX);
-            last.flatten()
-                .and_then(|at| at.checked_add_signed(retrain))
-                .filter(|at| *at > now)
-        } else {
-            None
-        };
+            .await?;
+        // No training started yet: at once; else one per `prediction_retrain`
+        // after the last one started.
+        let retrain = chrono::Duration::from_std(settings.prediction_retrain)
+            .unwrap_or(chrono::Duration::MAX);
+        let run_after = last
+            .flatten()
+            .and_then(|at| at.checked_add_signed(retrain))
+            .filter(|at| *at > now);
         let work = TrainPrediction { workspace_id: ws };
         jobs.push(crate::jobs::outbox::enqueue_once_after(tx, ws, &work, run_after).await?);
     }
@@ -347,7 +352,10 @@ impl Engine {
 
     /// Per item facet: where the T-scores' norm comes from and how many
     /// respondents it stands on (combined facets: their first component's).
-    pub async fn norm_sources(&self, p: &Principal) -> Result<HashMap<FacetRef, (NormSource, i64)>> {
+    pub async fn norm_sources(
+        &self,
+        p: &Principal,
+    ) -> Result<HashMap<FacetRef, (NormSource, i64)>> {
         let survey = self.survey_of(p.workspace_id).await?;
         let instrument = Instrument::stored(&survey.instrument)?;
         let mut out: HashMap<FacetRef, (NormSource, i64)> =
@@ -405,9 +413,7 @@ impl Engine {
             .column(survey_registrations::Column::UserId)
             .from(survey_registrations::Entity)
             .and_where(Expr::col(survey_registrations::Column::WorkspaceId).eq(ws))
-            .and_where(
-                Expr::col(survey_registrations::Column::Status).eq(ResponseStatus::Complete),
-            )
+            .and_where(Expr::col(survey_registrations::Column::Status).eq(ResponseStatus::Complete))
             .to_owned();
         let mut rows = survey_answers::Entity::find()
             .select_only()
@@ -491,9 +497,10 @@ impl Engine {
             Box::pin(async move {
                 lock(tx, ws, true).await?;
                 let current = effective(tx, ws, &instrument).await?;
-                let differs = current.iter().zip(&target).any(|(c, t)| {
-                    (c.mean, c.sd, c.source) != (t.mean, t.sd, t.source)
-                });
+                let differs = current
+                    .iter()
+                    .zip(&target)
+                    .any(|(c, t)| (c.mean, c.sd, c.source) != (t.mean, t.sd, t.source));
                 let version = version(&current) + i32::from(differs);
                 if differs {
                     rescore(tx, ws, &instrument, &current, &target, version).await?;
@@ -596,7 +603,10 @@ async fn rescore(
             .cond_where(parts)
             .to_owned();
         psych_scores::Entity::update_many()
-            .col_expr(psych_scores::Column::Score, Expr::SubQuery(None, Box::new(mean.into_sub_query_statement())))
+            .col_expr(
+                psych_scores::Column::Score,
+                Expr::SubQuery(None, Box::new(mean.into_sub_query_statement())),
+            )
             .col_expr(psych_scores::Column::NormVersion, Expr::value(version))
             .filter(psych_scores::Column::WorkspaceId.eq(ws))
             .filter(psych_scores::Column::Category.eq(&combined.category))
@@ -616,19 +626,20 @@ async fn shift_models(
     instrument: &Instrument,
     shifts: &HashMap<FacetRef, Shift>,
 ) -> Result<()> {
-    let mut models: BTreeMap<FacetRef, prediction_models::Model> = prediction_models::Entity::find()
-        .filter(prediction_models::Column::WorkspaceId.eq(ws))
-        .all(tx)
-        .await?
-        .into_iter()
-        .map(|m| {
-            let key = FacetRef {
-                category: m.category.clone(),
-                facet: m.facet.clone(),
-            };
-            (key, m)
-        })
-        .collect();
+    let mut models: BTreeMap<FacetRef, prediction_models::Model> =
+        prediction_models::Entity::find()
+            .filter(prediction_models::Column::WorkspaceId.eq(ws))
+            .all(tx)
+            .await?
+            .into_iter()
+            .map(|m| {
+                let key = FacetRef {
+                    category: m.category.clone(),
+                    facet: m.facet.clone(),
+                };
+                (key, m)
+            })
+            .collect();
     if models.is_empty() {
         return Ok(());
     }
@@ -691,7 +702,10 @@ async fn shift_models(
     }
     for m in models.into_values() {
         prediction_models::Entity::update_many()
-            .col_expr(prediction_models::Column::Intercept, Expr::value(m.intercept))
+            .col_expr(
+                prediction_models::Column::Intercept,
+                Expr::value(m.intercept),
+            )
             .filter(prediction_models::Column::WorkspaceId.eq(ws))
             .filter(prediction_models::Column::Category.eq(m.category))
             .filter(prediction_models::Column::Facet.eq(m.facet))
