@@ -440,6 +440,64 @@ pub async fn survey(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
         pa = stats.partial,
         d = stats.disqualified,
     );
+    let norms = engine.survey_norms(p).await?;
+    let _ = write!(
+        body,
+        r#"<h2 id="norms">Norms and reliability</h2><p>T-scores are relative to the <strong>{source}</strong> norms (version {version}; the workspace's own apply from {min} completes, {completes} so far). Alpha below 0.7 is flagged: the facet's items may not measure one thing.</p>"#,
+        source = norms.source,
+        version = norms.version,
+        min = norms.min_completes,
+        completes = norms.completes,
+    );
+    let reliability: std::collections::HashMap<(String, String), _> = engine
+        .survey_reliability(p)
+        .await?
+        .into_iter()
+        .map(|r| ((r.category.clone(), r.facet.clone()), r))
+        .collect();
+    let figure = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.2}"));
+    body.push_str(&table(
+        &[
+            "Category",
+            "Facet",
+            "Norm mean",
+            "Norm sd",
+            "Source",
+            "Respondents",
+            "Alpha",
+            "Lowest item-total r",
+        ],
+        norms
+            .facets
+            .iter()
+            .map(|n| {
+                let r = reliability.get(&(n.category.clone(), n.facet.clone()));
+                let alpha = r.and_then(|r| r.alpha);
+                let flag = if r.is_some_and(|r| r.low_alpha) {
+                    " <strong>low</strong>"
+                } else {
+                    ""
+                };
+                let lowest = r.and_then(|r| {
+                    r.items
+                        .iter()
+                        .filter_map(|i| i.corrected_item_total)
+                        .min_by(f64::total_cmp)
+                });
+                vec![
+                    escape(&n.category),
+                    escape(&n.facet),
+                    format!("{:.3}", n.mean),
+                    format!("{:.3}", n.sd),
+                    n.source.to_string(),
+                    r.map_or(0, |r| r.respondents).to_string(),
+                    format!("{}{flag}", figure(alpha)),
+                    figure(lowest),
+                ]
+            })
+            .collect(),
+        "The instrument has no scored facets.",
+    ));
     body.push_str(r#"<h2 id="preview">Preview</h2><p class="muted">The questions as players see them, page by page (answers are given on <code>/survey?playerid=…</code>).</p>"#);
     for (page, items) in instrument
         .items

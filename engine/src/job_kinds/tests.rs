@@ -27,6 +27,7 @@ use crate::{
         SegmentInput,
         jobs::{ComputePersonas, ComputeSegment},
     },
+    survey::norms::ComputeNorms,
     test_engine::engine,
     traits::{
         TraitInput,
@@ -252,6 +253,9 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
     // A pass given up leaves its players recorded for the next one.
     let pass = IncrementalPass { workspace_id: ws };
     let pass = enqueue_in(db, Some(ws), &pass).await.unwrap();
+    let norms = enqueue_in(db, Some(ws), &ComputeNorms { workspace_id: ws })
+        .await
+        .unwrap();
     let diagnostic = Diagnostic {
         message: "hello".into(),
     };
@@ -268,6 +272,7 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
         &train,
         &diagnostic,
         &pass,
+        &norms,
     ];
     let covered: std::collections::HashSet<_> = all.iter().map(|r| r.kind).collect();
     assert_eq!(

@@ -145,12 +145,12 @@ pub fn cross_validated(x: &ArrayView2<f64>, y: &ArrayView2<f64>) -> Selected {
         .collect();
     let mut weights = Array2::zeros((x.ncols(), targets));
     let mut intercepts = Array1::zeros(targets);
-    for g in 0..PENALTIES.len() {
+    for (g, lambda) in PENALTIES.iter().enumerate() {
         let chosen: Vec<usize> = (0..targets).filter(|t| best[*t] == g).collect();
         if chosen.is_empty() {
             continue;
         }
-        let model = fit(x, &y.select(Axis(1), &chosen).view(), PENALTIES[g]);
+        let model = fit(x, &y.select(Axis(1), &chosen).view(), *lambda);
         for (k, t) in chosen.iter().enumerate() {
             weights.column_mut(*t).assign(&model.weights.column(k));
             intercepts[*t] = model.intercepts[k];
