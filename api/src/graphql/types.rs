@@ -224,6 +224,8 @@ pub struct Job {
     /// The last proof of life of the worker running it; a running job without
     /// one for `JOB_LOST_AFTER` is taken up again.
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// A debounced job is not handed to the queue before this time.
+    pub run_after: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<job_records::Model> for Job {
@@ -241,6 +243,7 @@ impl TryFrom<job_records::Model> for Job {
             finished_at: j.finished_at,
             dispatched_at: j.dispatched_at,
             heartbeat_at: j.heartbeat_at,
+            run_after: j.run_after,
         })
     }
 }

@@ -159,9 +159,11 @@ impl Engine {
     pub async fn execute_prediction(&self, ws: Uuid) -> Result<()> {
         let completes = self.survey_completes(ws).await?;
         let outcome = self.train_and_predict(ws, &completes).await;
-        if let Err(e) = &outcome
-            && !e.is_transient()
-        {
+        if let Err(e) = &outcome {
+            if e.is_transient() {
+                // Run again (the database went away, or the norms changed under the training).
+                return outcome;
+            }
             let (status, message) = match e {
                 Error::Conflict(m) => (PredictionStatus::Insufficient, m.clone()),
                 e => (PredictionStatus::Failed, e.cause()),

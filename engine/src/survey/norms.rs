@@ -37,7 +37,7 @@ use super::{
 use crate::{
     Engine, Result,
     auth::{Permission, Principal},
-    jobs::{JobHandler, JobKind},
+    jobs::{JobHandler, JobKind, JobStatus},
     prediction::TrainPrediction,
 };
 
@@ -259,7 +259,17 @@ pub(crate) async fn after_completion(
             }
             _ => completes >= settings.norm_min_completes,
         };
-        if due {
+        // One computation at a time: the one waiting or running reads every
+        // respondent who completed before it started; later ones wait for the
+        // daily refresh.
+        let pending = job_records::Entity::find()
+            .filter(job_records::Column::WorkspaceId.eq(ws))
+            .filter(job_records::Column::Kind.eq(JobKind::ComputeNorms))
+            .filter(job_records::Column::Status.is_in([JobStatus::Queued, JobStatus::Running]))
+            .one(tx)
+            .await?
+            .is_some();
+        if due && !pending {
             jobs.push(
                 crate::jobs::enqueue_once_in(tx, ws, &ComputeNorms { workspace_id: ws }).await?,
             );
