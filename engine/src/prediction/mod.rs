@@ -183,6 +183,22 @@ impl Engine {
             if status == PredictionStatus::Failed {
                 return outcome;
             }
+            // Completions that reached the minimum while this training read
+            // too few would otherwise wait for the debounce: train again now.
+            let min = self.prediction_min_completes;
+            if status == PredictionStatus::Insufficient
+                && (completes as u64) < min
+                && self.survey_completes(ws).await?.len() as u64 >= min
+            {
+                let record = crate::jobs::outbox::enqueue_once_after(
+                    &self.db,
+                    ws,
+                    &TrainPrediction { workspace_id: ws },
+                    None,
+                )
+                .await?;
+                self.dispatch(&record).await;
+            }
         }
         self.scores_changed(ws).await
     }

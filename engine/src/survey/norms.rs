@@ -25,8 +25,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use entity::{
-    job_records, prediction_models, prediction_weights, psych_scores, survey_answers, survey_norms,
-    survey_registrations,
+    job_records, prediction_models, prediction_status, prediction_weights, psych_scores,
+    survey_answers, survey_norms, survey_registrations,
 };
 
 use super::{
@@ -38,7 +38,7 @@ use crate::{
     Engine, Result,
     auth::{Permission, Principal},
     jobs::{JobHandler, JobKind, JobStatus},
-    prediction::TrainPrediction,
+    prediction::{PredictionStatus, TrainPrediction},
 };
 
 pub use entity::states::NormSource;
@@ -276,20 +276,24 @@ pub(crate) async fn after_completion(
         }
     }
     if completes >= prediction_min_completes {
-        let last: Option<Option<DateTime<Utc>>> = job_records::Entity::find()
-            .select_only()
-            .column_as(job_records::Column::StartedAt.max(), "s")
+        let last = job_records::Entity::find()
             .filter(job_records::Column::WorkspaceId.eq(ws))
             .filter(job_records::Column::Kind.eq(JobKind::TrainPrediction))
-            .into_tuple()
+            .filter(job_records::Column::StartedAt.is_not_null())
+            .order_by_desc(job_records::Column::StartedAt)
             .one(tx)
             .await?;
-        // No training started yet: at once; else one per `prediction_retrain`
-        // after the last one started.
+        let trained = prediction_status::Entity::find_by_id(ws)
+            .one(tx)
+            .await?
+            .is_some_and(|s| s.status == PredictionStatus::Trained);
+        // Until a model stands (and no training is under way): at once. Then
+        // one per `prediction_retrain` after the last one started.
         let retrain = chrono::Duration::from_std(settings.prediction_retrain)
             .unwrap_or(chrono::Duration::MAX);
         let run_after = last
-            .flatten()
+            .filter(|l| trained || l.status == JobStatus::Running)
+            .and_then(|l| l.started_at)
             .and_then(|at| at.checked_add_signed(retrain))
             .filter(|at| *at > now);
         let work = TrainPrediction { workspace_id: ws };
