@@ -1,4 +1,5 @@
-//! `personas`: one k-means cluster of a segment, numbered 1..k by size, with its mean profile.
+//! `personas`: one k-means cluster of a segment with its mean profile; its
+//! index and id stay with it across re-clusterings.
 
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,14 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub profile: Json,
     pub computed_at: DateTimeUtc,
+    /// Stable across re-clusterings (NULL for personas not clustered since).
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// From the facets that set it apart, e.g. `High Competition · Low Social`.
+    pub label: String,
+    /// Share of its previous members it kept at the last clustering (NULL: new).
+    pub stability: Option<f64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,7 @@ mod m20261206_000017_trait_values_fillfactor;
 mod m20261206_000018_persona_space;
 mod m20261206_000019_touched_players_once;
 mod m20261206_000020_survey_science;
+mod m20261206_000021_stable_personas;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_persona_space::Migration),
             Box::new(m20261206_000019_touched_players_once::Migration),
             Box::new(m20261206_000020_survey_science::Migration),
+            Box::new(m20261206_000021_stable_personas::Migration),
         ]
     }
 }

@@ -148,14 +148,34 @@ impl Segment {
     }
 }
 
-/// One k-means cluster of a segment's scored members.
-pub struct Persona(personas::Model);
+/// One k-means cluster of a segment's scored members. Its index, id, name
+/// and description stay with it when the segment is clustered again.
+pub struct Persona(pub personas::Model);
 
 #[Object]
 impl Persona {
-    /// 1..k, by size (1 is the largest).
+    /// From 1; numbered by size at the first clustering, then kept (a new
+    /// cluster takes the next free index, a vanished one's is not reused for 90 days).
     async fn index(&self) -> i32 {
         self.0.persona_index
+    }
+    /// Stable across re-clusterings (null for personas not clustered since it existed).
+    async fn id(&self) -> Option<ID> {
+        self.0.id.map(Into::into)
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    /// From the facets that set it apart from the segment, e.g. `High Competition · Low Social`.
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// Share of its previous members it kept at the last clustering (null: new).
+    async fn stability(&self) -> Option<f64> {
+        self.0.stability
     }
     async fn size(&self) -> i64 {
         self.0.size
@@ -184,6 +204,13 @@ impl Persona {
                 .gql()?,
         )
     }
+}
+
+/// Absent fields stay; null clears.
+#[derive(InputObject)]
+pub struct UpdatePersonaInput {
+    pub name: async_graphql::MaybeUndefined<String>,
+    pub description: async_graphql::MaybeUndefined<String>,
 }
 
 /// The latest training of psych-score predictions.
@@ -353,6 +380,15 @@ impl SegmentQuery {
         Ok(Segment(engine.segment(p, &segment).await.gql()?))
     }
 
+    /// A persona by its stable id.
+    async fn persona(&self, ctx: &Context<'_>, id: ID) -> Result<Persona> {
+        let (engine, p) = scope(ctx)?;
+        let id = uuid::Uuid::parse_str(&id)
+            .map_err(|_| engine::Error::invalid("id", "is not a persona id"))
+            .gql()?;
+        Ok(Persona(engine.persona_by_id(p, id).await.gql()?))
+    }
+
     /// Psych-score prediction: status and per-facet R² (null before the first training).
     async fn prediction(&self, ctx: &Context<'_>) -> Result<Option<Prediction>> {
         let (engine, p) = scope(ctx)?;
@@ -413,6 +449,29 @@ impl SegmentMutation {
     async fn refresh_segment(&self, ctx: &Context<'_>, segment: String) -> Result<Job> {
         let (engine, p) = scope(ctx)?;
         Job::try_from(engine.refresh_segment(p, &segment).await.gql()?).gql()
+    }
+
+    /// Names or describes a persona (null clears); kept across re-clusterings.
+    async fn update_persona(
+        &self,
+        ctx: &Context<'_>,
+        segment: String,
+        index: i32,
+        input: UpdatePersonaInput,
+    ) -> Result<Persona> {
+        let (engine, p) = scope(ctx)?;
+        let change = |v: async_graphql::MaybeUndefined<String>| match v {
+            async_graphql::MaybeUndefined::Undefined => None,
+            async_graphql::MaybeUndefined::Null => Some(None),
+            async_graphql::MaybeUndefined::Value(v) => Some(Some(v)),
+        };
+        let (name, description) = (change(input.name), change(input.description));
+        Ok(Persona(
+            engine
+                .update_persona(p, &segment, index, name, description)
+                .await
+                .gql()?,
+        ))
     }
 
     /// Trains the psych-score models and predicts every player without survey scores.

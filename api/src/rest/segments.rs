@@ -21,6 +21,57 @@ use crate::errors::RestError;
 
 pub struct SegmentsApi;
 
+/// A persona of a segment: its index, id, name and description stay with it
+/// when the segment is clustered again.
+#[derive(Object)]
+#[oai(rename_all = "snake_case")]
+pub struct PersonaObject {
+    index: i32,
+    /// Stable across re-clusterings (null until the persona is clustered again after an upgrade).
+    id: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    /// From the facets that set it apart, e.g. `High Competition · Low Social`.
+    label: String,
+    /// Share of its previous members kept at the last clustering (null: new).
+    stability: Option<f64>,
+    size: i64,
+    /// `{category: {facet: mean score}}`.
+    profile: Value,
+    computed_at: String,
+}
+
+impl From<engine::entity::personas::Model> for PersonaObject {
+    fn from(m: engine::entity::personas::Model) -> Self {
+        PersonaObject {
+            index: m.persona_index,
+            id: m.id.map(|i| i.to_string()),
+            name: m.name,
+            description: m.description,
+            label: m.label,
+            stability: m.stability,
+            size: m.size,
+            profile: m.profile,
+            computed_at: iso(m.computed_at),
+        }
+    }
+}
+
+/// Absent fields stay; null clears.
+#[derive(Object)]
+pub struct PersonaBody {
+    name: poem_openapi::types::MaybeUndefined<String>,
+    description: poem_openapi::types::MaybeUndefined<String>,
+}
+
+fn change(v: poem_openapi::types::MaybeUndefined<String>) -> Option<Option<String>> {
+    match v {
+        poem_openapi::types::MaybeUndefined::Undefined => None,
+        poem_openapi::types::MaybeUndefined::Null => Some(None),
+        poem_openapi::types::MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
 #[derive(Object)]
 #[oai(rename_all = "snake_case")]
 pub struct SegmentObject {
@@ -175,6 +226,51 @@ impl SegmentsApi {
         let input = SegmentInput::try_from(body.0)?;
         let s = engine.update_segment(&p, &segment, input).await?;
         Ok(Json(render(&engine, s).await?))
+    }
+
+    /// A segment's personas by index.
+    #[oai(
+        path = "/api/v1/workspaces/:id/segments/:segment/personas",
+        method = "get"
+    )]
+    async fn personas(
+        &self,
+        engine: Data<&Engine>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
+        segment: Path<String>,
+    ) -> Result<Json<Vec<PersonaObject>>, RestError> {
+        let p = scope.0;
+        let found = engine.personas(&p, &segment).await?;
+        Ok(Json(found.into_iter().map(Into::into).collect()))
+    }
+
+    /// Name or describe a persona (null clears); kept across re-clusterings.
+    #[oai(
+        path = "/api/v1/workspaces/:id/segments/:segment/personas/:index",
+        method = "patch"
+    )]
+    async fn update_persona(
+        &self,
+        engine: Data<&Engine>,
+        scope: WorkspaceScope,
+        #[oai(name = "id")] _id: Path<String>,
+        segment: Path<String>,
+        index: Path<i32>,
+        body: Json<PersonaBody>,
+    ) -> Result<Json<PersonaObject>, RestError> {
+        let p = scope.0;
+        let body = body.0;
+        let updated = engine
+            .update_persona(
+                &p,
+                &segment,
+                index.0,
+                change(body.name),
+                change(body.description),
+            )
+            .await?;
+        Ok(Json(updated.into()))
     }
 
     /// Delete a segment with its members and personas (not `default`).

@@ -544,3 +544,190 @@ async fn prediction_waits_for_enough_completes() {
     assert_eq!(p["facets"], json!([]));
     app.stop().await;
 }
+
+/// Players of a planted type (`center` over [`FACETS`]), named `{prefix}-{i}`.
+async fn plant_type(app: &TestApp, prefix: &str, center: [f64; 6], n: usize, seed: u64) {
+    let mut noise = Noise(seed);
+    let users: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:03}")).collect();
+    let mut rows = Vec::new();
+    for u in &users {
+        for (f, (category, facet)) in FACETS.iter().enumerate() {
+            rows.push((
+                u.clone(),
+                *category,
+                *facet,
+                center[f] + 3.0 * noise.normal(),
+            ));
+        }
+    }
+    plant_players(app, &users).await;
+    plant_scores(app, &rows).await;
+}
+
+/// index → (members, id, name, label, stability) of the default segment.
+async fn default_personas(
+    app: &TestApp,
+) -> BTreeMap<i64, (Vec<String>, Value, Value, String, Value)> {
+    let d = app
+        .gql(
+            "{ segment(segment: \"default\") { personas { index id name label stability size } } }",
+            json!({}),
+        )
+        .await;
+    let mut out = BTreeMap::new();
+    for p in d["segment"]["personas"].as_array().unwrap() {
+        let index = p["index"].as_i64().unwrap();
+        let members = persona_ids(app, "default", &index.to_string()).await;
+        out.insert(
+            index,
+            (
+                members,
+                p["id"].clone(),
+                p["name"].clone(),
+                p["label"].as_str().unwrap().to_owned(),
+                p["stability"].clone(),
+            ),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn personas_keep_their_index_name_and_members_when_the_segment_changes() {
+    let app = TestApp::spawn().await;
+    let (_, truth, _) = plant_clusters(&app).await;
+    let (status, body) = app
+        .rest(
+            Method::PUT,
+            "/segments/default",
+            Some(json!({ "personas": 3 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.drain().await;
+    let before = default_personas(&app).await;
+    assert_eq!(before.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    // Which planted type each persona is (its members' majority).
+    let type_of = |members: &[String]| {
+        let mut votes = [0usize; 4];
+        for m in members {
+            votes[truth.get(m).copied().unwrap_or(3)] += 1;
+        }
+        (0..4).max_by_key(|t| votes[*t]).unwrap()
+    };
+    // Labels name each planted type's most distinguishing facets: type 0 is
+    // high on Openness (65 against a mean near 54), type 1 high on
+    // Extraversion (65 against 50), type 2 low on Persistence (35 against 52).
+    let expected = ["High Openness", "High Extraversion", "Low Persistence"];
+    for (members, _, _, label, stability) in before.values() {
+        let t = type_of(members);
+        assert!(label.contains(expected[t]), "type {t}: {label}");
+        assert!(
+            stability.is_null(),
+            "a first clustering has no previous members"
+        );
+    }
+    // A name and a description, over REST and GraphQL.
+    let (status, body) = app
+        .rest(
+            Method::PATCH,
+            "/segments/default/personas/2",
+            Some(json!({ "name": "Socialites", "description": "Here for the people" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["index"], &body["name"]),
+        (&json!(2), &json!("Socialites"))
+    );
+    let (status, body) = app
+        .rest(
+            Method::PATCH,
+            "/segments/default/personas/2",
+            Some(json!({ "name": "" })),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]["field"]),
+        (422, &json!("name")),
+        "{body}"
+    );
+
+    // 5% more players of the same types, and a new clustering.
+    for (t, center) in [
+        [65.0, 40.0, 55.0, 60.0, 45.0, 50.0],
+        [40.0, 65.0, 45.0, 50.0, 60.0, 40.0],
+        [50.0, 50.0, 70.0, 35.0, 50.0, 65.0],
+    ]
+    .iter()
+    .enumerate()
+    {
+        plant_type(&app, &format!("late{t}"), *center, 2, 90 + t as u64).await;
+    }
+    app.gql(
+        "mutation { refreshSegment(segment: \"default\") { id } }",
+        json!({}),
+    )
+    .await;
+    app.drain().await;
+    let after = default_personas(&app).await;
+    assert_eq!(after.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
+    for (index, (old, id, name, label, _)) in &before {
+        let (new, new_id, new_name, new_label, stability) = &after[index];
+        assert_eq!(
+            type_of(old),
+            type_of(new),
+            "persona {index} is the same type"
+        );
+        assert_eq!(new_id, id, "persona {index} keeps its id");
+        let kept = old.iter().filter(|m| new.contains(m)).count() as f64 / old.len() as f64;
+        assert!(kept >= 0.95, "persona {index} kept {kept}");
+        assert!(
+            (stability.as_f64().unwrap() - kept).abs() < 1e-9,
+            "{stability} vs {kept}"
+        );
+        assert_eq!(new_label, label);
+        if *index == 2 {
+            assert_eq!(new_name, "Socialites");
+        } else {
+            assert_eq!(new_name, name);
+        }
+    }
+    let d = app
+        .gql(
+            "query($id: ID!) { persona(id: $id) { index name } }",
+            json!({ "id": after[&2].1 }),
+        )
+        .await;
+    assert_eq!(d["persona"], json!({ "index": 2, "name": "Socialites" }));
+
+    // A planted new type, `auto` personas: it appears under a new index and
+    // every earlier persona keeps its own.
+    plant_type(&app, "new", [40.0, 40.0, 40.0, 70.0, 70.0, 35.0], 30, 77).await;
+    let (status, body) = app
+        .rest(
+            Method::PUT,
+            "/segments/default",
+            Some(json!({ "personas": "auto" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.drain().await;
+    let last = default_personas(&app).await;
+    assert_eq!(
+        last.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4],
+        "{last:?}"
+    );
+    for index in 1..=3 {
+        assert_eq!(type_of(&last[&index].0), type_of(&before[&index].0));
+        assert_eq!(last[&index].1, before[&index].1);
+    }
+    assert!(
+        last[&4].0.iter().all(|m| m.starts_with("new-")),
+        "{:?}",
+        last[&4].0
+    );
+    assert!(last[&4].4.is_null());
+    app.stop().await;
+}

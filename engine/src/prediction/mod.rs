@@ -357,8 +357,16 @@ impl Engine {
                 for chunk in weights.chunks(2000) {
                     prediction_weights::Entity::insert_many(chunk.to_vec()).exec(tx).await?;
                 }
+                let features: Vec<Uuid> = m.features.iter().map(|f| f.trait_id).collect();
                 let predicted = tx
-                    .execute_raw(predict_statement(backend, ws, now, norm_version, "players"))
+                    .execute_raw(predict_statement(
+                        backend,
+                        ws,
+                        now,
+                        norm_version,
+                        "players",
+                        &features,
+                    ))
                     .await?
                     .rows_affected();
                 let players = predicted / m.facets.len().max(1) as u64;
@@ -402,12 +410,14 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
         .exec(tx)
         .await?;
     let backend = tx.get_database_backend();
+    let features = model_features(tx, ws).await?;
     tx.execute_raw(predict_statement(
         backend,
         ws,
         Utc::now(),
         norm_version,
         &scope.players,
+        &features,
     ))
     .await?;
     Ok(())
@@ -415,46 +425,83 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
 
 /// Every player (of `players`: the table, or a pass's rows of it) without
 /// survey scores (also one whose answers commit meanwhile: a survey score is
-/// never overwritten, a concurrent prediction is) gets, per facet, the intercept plus the weighted
-/// standardized traits; a missing trait value counts as its fill (a known
-/// zero) or else its training mean, plus what its missing indicator adds.
+/// never overwritten, a concurrent prediction is) gets, per facet, the
+/// intercept plus the weighted standardized traits; a missing trait value
+/// counts as its fill (a known zero) or else its training mean, plus what its
+/// missing indicator adds. Each feature is joined once per player and each
+/// facet's weights once per facet, so no aggregate runs over players × facets
+/// × features (at 1M players and 69 facets that sort spilled for minutes).
 fn predict_statement(
     backend: sea_orm::DbBackend,
     ws: Uuid,
     now: chrono::DateTime<Utc>,
     norm_version: i32,
     players: &str,
+    features: &[Uuid],
 ) -> Statement {
-    let sql = "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at, norm_version) \
-         SELECT p.workspace_id, p.user_id, m.category, m.facet, \
-                MAX(m.intercept) + COALESCE(SUM(w.weight * (COALESCE({value}, w.fill, w.mean) - w.mean) / w.sd \
-                    + CASE WHEN {value} IS NULL THEN w.missing_on ELSE w.missing_off END), 0), \
-                'predicted', {now}, {version} \
-         FROM \"{players}\" p \
-         JOIN prediction_models m ON m.workspace_id = p.workspace_id \
-         LEFT JOIN prediction_weights w ON w.workspace_id = m.workspace_id AND w.category = m.category AND w.facet = m.facet \
-         LEFT JOIN trait_values v ON v.workspace_id = w.workspace_id AND v.trait_id = w.trait_id AND v.entity_id = p.user_id \
-         WHERE p.workspace_id = {ws} \
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut bind = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let terms: String = (0..features.len())
+        .map(|j| {
+            let x = format!(
+                "COALESCE(v{j}.value_number, CASE WHEN v{j}.value_boolean THEN 1.0 WHEN NOT v{j}.value_boolean THEN 0.0 END)"
+            );
+            format!(
+                " + w{j}.weight * (COALESCE({x}, w{j}.fill, w{j}.mean) - w{j}.mean) / w{j}.sd \
+                 + CASE WHEN {x} IS NULL THEN w{j}.missing_on ELSE w{j}.missing_off END"
+            )
+        })
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at, norm_version) \
+         SELECT p.workspace_id, p.user_id, m.category, m.facet, m.intercept{terms}, 'predicted', {}, {} \
+         FROM \"{players}\" p",
+        bind(now.into()),
+        bind(norm_version.into()),
+    );
+    for (j, t) in features.iter().enumerate() {
+        sql.push_str(&format!(
+            " LEFT JOIN trait_values v{j} ON v{j}.workspace_id = p.workspace_id AND v{j}.trait_id = {} AND v{j}.entity_id = p.user_id",
+            bind((*t).into())
+        ));
+    }
+    sql.push_str(" JOIN prediction_models m ON m.workspace_id = p.workspace_id");
+    for (j, t) in features.iter().enumerate() {
+        sql.push_str(&format!(
+            " JOIN prediction_weights w{j} ON w{j}.workspace_id = m.workspace_id AND w{j}.category = m.category \
+              AND w{j}.facet = m.facet AND w{j}.trait_id = {}",
+            bind((*t).into())
+        ));
+    }
+    sql.push_str(&format!(
+        " WHERE p.workspace_id = {} \
            AND NOT EXISTS (SELECT 1 FROM psych_scores s WHERE s.workspace_id = p.workspace_id \
                            AND s.user_id = p.user_id AND s.source = 'survey') \
-         GROUP BY p.workspace_id, p.user_id, m.category, m.facet \
          ON CONFLICT (workspace_id, user_id, category, facet) DO UPDATE \
            SET score = excluded.score, computed_at = excluded.computed_at, norm_version = excluded.norm_version \
-           WHERE psych_scores.source = 'predicted'";
-    let (a, b, c) = match backend {
-        sea_orm::DbBackend::Postgres => ("$1", "$2", "$3"),
-        _ => ("?", "?", "?"),
-    };
-    let value = "COALESCE(v.value_number, CASE WHEN v.value_boolean THEN 1.0 WHEN NOT v.value_boolean THEN 0.0 END)";
-    Statement::from_sql_and_values(
-        backend,
-        sql.replace("{value}", value)
-            .replace("{now}", a)
-            .replace("{version}", b)
-            .replace("{ws}", c)
-            .replace("{players}", players),
-        [now.into(), norm_version.into(), ws.into()],
-    )
+           WHERE psych_scores.source = 'predicted'",
+        bind(ws.into())
+    ));
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The traits a workspace's trained models read, in a stable order.
+async fn model_features(tx: &DatabaseTransaction, ws: Uuid) -> Result<Vec<Uuid>> {
+    Ok(prediction_weights::Entity::find()
+        .select_only()
+        .column(prediction_weights::Column::TraitId)
+        .distinct()
+        .filter(prediction_weights::Column::WorkspaceId.eq(ws))
+        .order_by_asc(prediction_weights::Column::TraitId)
+        .into_tuple()
+        .all(tx)
+        .await?)
 }
 
 async fn clear_predictions(tx: &DatabaseTransaction, ws: Uuid) -> Result<()> {

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod filter;
 pub mod jobs;
 mod members;
+pub mod persona_identity;
 pub mod personas;
 pub mod preview;
 pub mod route_cache;

@@ -1,5 +1,7 @@
 //! Personas: k-means (linfa) over a segment's members' standardized facet
-//! scores (survey where present, predicted otherwise), numbered 1..k by size.
+//! scores (survey where present, predicted otherwise), numbered 1..k by size
+//! at the first clustering; later clusterings keep each persona's index,
+//! id and name by matching centroids (`persona_identity`).
 //! Assignments are stored per member; each persona's profile (mean score per
 //! category and facet) is aggregated by the database from those assignments.
 
@@ -96,6 +98,108 @@ struct PersonaSpace {
     facets: Vec<(String, String)>,
     scaling: Vec<(f64, f64)>,
     centroids: Vec<(i32, Vec<f64>)>,
+    /// Indexes of vanished personas and when they vanished (not reused
+    /// for `persona_identity::RETIRED_DAYS`).
+    #[serde(default)]
+    retired: Vec<(i32, chrono::DateTime<Utc>)>,
+}
+
+/// Who a new clustering's personas are: per cluster label, its index.
+struct Identities {
+    index_of: Vec<i32>,
+    retired: Vec<(i32, chrono::DateTime<Utc>)>,
+}
+
+impl PersonaSpace {
+    /// The previous centroids in another clustering's standardized units (a
+    /// facet the previous space lacks sits at the mean).
+    fn centroids_in(
+        &self,
+        facets: &[(String, String)],
+        scaling: &[(f64, f64)],
+    ) -> Vec<(i32, Vec<f64>)> {
+        let position: HashMap<&(String, String), usize> = self
+            .facets
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f, i))
+            .collect();
+        self.centroids
+            .iter()
+            .map(|(index, z)| {
+                let moved = facets
+                    .iter()
+                    .zip(scaling)
+                    .map(|(f, (mean, sd))| match position.get(f) {
+                        Some(&i) => {
+                            let (old_mean, old_sd) = self.scaling[i];
+                            (old_mean + old_sd * z[i] - mean) / sd
+                        }
+                        None => 0.0,
+                    })
+                    .collect();
+                (*index, moved)
+            })
+            .collect()
+    }
+
+    /// Indexes for a clustering's labels (`sizes` and `centroids` by
+    /// label): the persona each cluster continues, else the next index never
+    /// used or retired long enough ago; largest clusters first.
+    fn identities(
+        previous: Option<&PersonaSpace>,
+        facets: &[(String, String)],
+        scaling: &[(f64, f64)],
+        centroids: &[Vec<f64>],
+        sizes: &[usize],
+        now: chrono::DateTime<Utc>,
+    ) -> Identities {
+        let mut order: Vec<usize> = (0..sizes.len()).filter(|c| sizes[*c] > 0).collect();
+        order.sort_by_key(|c| (std::cmp::Reverse(sizes[*c]), *c));
+        let mut index_of = vec![0i32; sizes.len()];
+        let Some(previous) = previous else {
+            for (i, c) in order.iter().enumerate() {
+                index_of[*c] = i as i32 + 1;
+            }
+            return Identities {
+                index_of,
+                retired: Vec::new(),
+            };
+        };
+        let old = previous.centroids_in(facets, scaling);
+        let new: Vec<Vec<f64>> = order.iter().map(|c| centroids[*c].clone()).collect();
+        let old_points: Vec<Vec<f64>> = old.iter().map(|(_, c)| c.clone()).collect();
+        let matched = super::persona_identity::match_centroids(&old_points, &new);
+        let keep_until = now - chrono::Duration::days(super::persona_identity::RETIRED_DAYS);
+        let mut retired: Vec<(i32, chrono::DateTime<Utc>)> = previous
+            .retired
+            .iter()
+            .copied()
+            .filter(|(_, at)| *at > keep_until)
+            .collect();
+        let mut next = old
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(retired.iter().map(|(i, _)| *i))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        for (position, c) in order.iter().enumerate() {
+            index_of[*c] = match matched[position] {
+                Some(o) => old[o].0,
+                None => {
+                    next += 1;
+                    next - 1
+                }
+            };
+        }
+        for (o, (index, _)) in old.iter().enumerate() {
+            if !matched.contains(&Some(o)) {
+                retired.push((*index, now));
+            }
+        }
+        Identities { index_of, retired }
+    }
 }
 
 impl PersonaSpace {
@@ -123,6 +227,7 @@ impl PersonaSpace {
             facets,
             scaling,
             centroids,
+            retired: Vec::new(),
         }
     }
 
@@ -158,6 +263,46 @@ impl Engine {
             .order_by_asc(personas::Column::PersonaIndex)
             .all(&self.db)
             .await?)
+    }
+
+    /// A persona by its stable id.
+    pub async fn persona_by_id(&self, p: &Principal, id: Uuid) -> Result<personas::Model> {
+        p.require(Permission::Read)?;
+        personas::Entity::find()
+            .filter(personas::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(personas::Column::Id.eq(id))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound { what: "persona" })
+    }
+
+    /// Names or describes a persona (`Some(None)` clears); kept across re-clusterings.
+    pub async fn update_persona(
+        &self,
+        p: &Principal,
+        segment: &str,
+        index: i32,
+        name: Option<Option<String>>,
+        description: Option<Option<String>>,
+    ) -> Result<personas::Model> {
+        p.require(Permission::Write)?;
+        let segment = self.find_segment(p.workspace_id, segment).await?;
+        let found = personas::Entity::find_by_id((segment.id, index))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::Missing(format!("segment `{}` has no persona {index}", segment.slug))
+            })?;
+        let mut m: personas::ActiveModel = found.into();
+        if let Some(name) = name {
+            m.name = Set(name.map(|n| crate::limits::name(&n, "name")).transpose()?);
+        }
+        if let Some(description) = description {
+            m.description = Set(description
+                .map(|d| crate::limits::description(d, "description"))
+                .transpose()?);
+        }
+        Ok(m.update(&self.db).await?)
     }
 
     /// One persona's members in user-id order, after the cursor.
@@ -317,31 +462,62 @@ impl Engine {
             None => best_by_silhouette(&x, seed)?,
         };
         let k = labels.iter().max().map_or(0, |m| m + 1);
-        // Number personas by size, largest first (ties: the lower cluster label).
         let mut sizes = vec![0usize; k];
-        labels.iter().for_each(|l| sizes[*l] += 1);
-        let mut order: Vec<usize> = (0..k).filter(|c| sizes[*c] > 0).collect();
-        order.sort_by_key(|c| (std::cmp::Reverse(sizes[*c]), *c));
-        let mut index_of = vec![0i32; k];
-        for (i, c) in order.iter().enumerate() {
-            index_of[*c] = i as i32 + 1;
+        let mut sums = vec![vec![0.0; scores.facets.len()]; k];
+        for (row, l) in x.rows().into_iter().zip(&labels) {
+            sizes[*l] += 1;
+            sums[*l]
+                .iter_mut()
+                .zip(row.iter())
+                .for_each(|(s, v)| *s += v);
         }
-        let sizes: Vec<(i32, i64)> = order
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (i as i32 + 1, sizes[*c] as i64))
+        let centroids: Vec<Vec<f64>> = sums
+            .into_iter()
+            .zip(&sizes)
+            .map(|(s, n)| s.into_iter().map(|v| v / (*n).max(1) as f64).collect())
             .collect();
-        let indexes: Vec<i32> = labels.iter().map(|l| index_of[*l]).collect();
-        let space = PersonaSpace::of(scores.facets, scaling, &x, &indexes);
+        let previous: Option<PersonaSpace> = segment
+            .persona_space
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
+        let now = Utc::now();
+        let found = PersonaSpace::identities(
+            previous.as_ref(),
+            &scores.facets,
+            &scaling,
+            &centroids,
+            &sizes,
+            now,
+        );
+        let mut identities: BTreeMap<i32, Identity> = BTreeMap::new();
+        for (label, index) in found.index_of.iter().enumerate() {
+            if sizes[label] > 0 {
+                identities.insert(
+                    *index,
+                    Identity {
+                        size: sizes[label] as i64,
+                        label: super::persona_identity::label(&scores.facets, &centroids[label]),
+                        ..Identity::default()
+                    },
+                );
+            }
+        }
+        let indexes: Vec<i32> = labels.iter().map(|l| found.index_of[*l]).collect();
+        let mut space = PersonaSpace::of(scores.facets, scaling, &x, &indexes);
+        space.retired = found.retired;
         let space = serde_json::to_value(&space).map_err(Error::internal)?;
         let assignments: Vec<(String, i32)> = scores.user_ids.into_iter().zip(indexes).collect();
         let (ws, id) = (segment.workspace_id, segment.id);
+        let carried = previous.is_some();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
                 super::lock_segment(tx, id).await?;
+                if carried {
+                    carry_identities(tx, id, &assignments, &mut identities).await?;
+                }
                 delete_personas(tx, id).await?;
                 insert_assignments(tx, ws, id, &assignments).await?;
-                write_profiles(tx, ws, id, &sizes).await?;
+                write_profiles(tx, ws, id, &identities).await?;
                 segments::Entity::update_many()
                     .col_expr(segments::Column::PersonaSpace, Expr::val(Some(space)))
                     .filter(segments::Column::Id.eq(id))
@@ -552,6 +728,61 @@ async fn insert_assignments(
     Ok(())
 }
 
+/// What a persona row carries besides its profile.
+#[derive(Default)]
+struct Identity {
+    size: i64,
+    label: String,
+    id: Option<Uuid>,
+    name: Option<String>,
+    description: Option<String>,
+    stability: Option<f64>,
+}
+
+/// The personas a clustering continues keep their id, name and description,
+/// and learn how many of their members they kept (before the old rows go).
+async fn carry_identities(
+    tx: &DatabaseTransaction,
+    segment_id: Uuid,
+    assignments: &[(String, i32)],
+    identities: &mut BTreeMap<i32, Identity>,
+) -> Result<()> {
+    for old in personas::Entity::find()
+        .filter(personas::Column::SegmentId.eq(segment_id))
+        .all(tx)
+        .await?
+    {
+        if let Some(i) = identities.get_mut(&old.persona_index) {
+            i.id = old.id;
+            i.name = old.name;
+            i.description = old.description;
+        }
+    }
+    let new: HashMap<&str, i32> = assignments.iter().map(|(u, i)| (u.as_str(), *i)).collect();
+    let mut rows = persona_members::Entity::find()
+        .select_only()
+        .column(persona_members::Column::UserId)
+        .column(persona_members::Column::PersonaIndex)
+        .filter(persona_members::Column::SegmentId.eq(segment_id))
+        .into_tuple::<(String, i32)>()
+        .stream(tx)
+        .await?;
+    let mut counts: HashMap<i32, (f64, f64)> = HashMap::new();
+    while let Some((user, index)) = rows.try_next().await? {
+        let c = counts.entry(index).or_default();
+        c.0 += 1.0;
+        if new.get(user.as_str()) == Some(&index) {
+            c.1 += 1.0;
+        }
+    }
+    for (index, (before, kept)) in counts {
+        if let Some(i) = identities.get_mut(&index) {
+            i.stability = Some(kept / before);
+        }
+    }
+    Ok(())
+}
+
 async fn delete_personas(tx: &DatabaseTransaction, segment_id: Uuid) -> Result<()> {
     persona_members::Entity::delete_many()
         .filter(persona_members::Column::SegmentId.eq(segment_id))
@@ -571,9 +802,9 @@ async fn write_profiles(
     tx: &DatabaseTransaction,
     ws: Uuid,
     segment_id: Uuid,
-    sizes: &[(i32, i64)],
+    identities: &BTreeMap<i32, Identity>,
 ) -> Result<()> {
-    let scored: i64 = sizes.iter().map(|(_, n)| n).sum();
+    let scored: i64 = identities.values().map(|i| i.size).sum();
     let pm = |c: persona_members::Column| Expr::col((persona_members::Entity, c));
     let ps = |c: psych_scores::Column| Expr::col((psych_scores::Entity, c));
     let select = Query::select()
@@ -624,14 +855,19 @@ async fn write_profiles(
         total.0 /= std::cmp::max(total.1, 1) as f64;
     }
     let now = Utc::now();
-    if !sizes.is_empty() {
-        personas::Entity::insert_many(sizes.iter().map(|(index, size)| personas::ActiveModel {
+    if !identities.is_empty() {
+        personas::Entity::insert_many(identities.iter().map(|(index, i)| personas::ActiveModel {
             workspace_id: Set(ws),
             segment_id: Set(segment_id),
             persona_index: Set(*index),
-            size: Set(*size),
+            size: Set(i.size),
             profile: Set(profile_json(per_persona.get(index))),
             computed_at: Set(now),
+            id: Set(Some(i.id.unwrap_or_else(Uuid::now_v7))),
+            name: Set(i.name.clone()),
+            description: Set(i.description.clone()),
+            label: Set(i.label.clone()),
+            stability: Set(i.stability),
         }))
         .exec(tx)
         .await?;

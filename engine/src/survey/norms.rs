@@ -18,15 +18,15 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, QueryStatementBuilder},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
 
 use entity::{
-    job_records, prediction_models, prediction_status, prediction_weights, psych_scores,
-    survey_answers, survey_norms, survey_registrations,
+    job_records, prediction_models, prediction_status, prediction_weights, survey_answers,
+    survey_norms, survey_registrations,
 };
 
 use super::{
@@ -275,10 +275,22 @@ pub(crate) async fn after_completion(
             );
         }
     }
-    if completes >= prediction_min_completes {
-        let last = job_records::Entity::find()
+    let trainings = || {
+        job_records::Entity::find()
             .filter(job_records::Column::WorkspaceId.eq(ws))
             .filter(job_records::Column::Kind.eq(JobKind::TrainPrediction))
+    };
+    // A training waiting to start will read this completion. Looked for
+    // before the last one started: a record goes from queued to running, so
+    // between the two reads a claim is seen by one of them.
+    let waiting = trainings()
+        .filter(job_records::Column::Status.eq(JobStatus::Queued))
+        .one(tx)
+        .await?;
+    if let Some(waiting) = waiting.filter(|_| completes >= prediction_min_completes) {
+        jobs.push(waiting);
+    } else if completes >= prediction_min_completes {
+        let last = trainings()
             .filter(job_records::Column::StartedAt.is_not_null())
             .order_by_desc(job_records::Column::StartedAt)
             .one(tx)
@@ -569,6 +581,10 @@ async fn write_norms(
 
 /// Every stored score and the prediction models move from `current` to
 /// `target` norms (see the module's comment); in the caller's transaction.
+/// Two statements, each one pass over the workspace's scores: the item
+/// facets through a table of their (a, b), then the combined facets from
+/// their parts' new scores (one `UPDATE … WHERE facet = ?` per facet would
+/// scan every score once per facet: the key leads with the user).
 async fn rescore(
     tx: &DatabaseTransaction,
     ws: Uuid,
@@ -577,55 +593,82 @@ async fn rescore(
     target: &[FacetNorm],
     version: i32,
 ) -> Result<()> {
+    let backend = tx.get_database_backend();
     let mut shifts: HashMap<FacetRef, Shift> = HashMap::new();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut bind = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
+        }
+    };
+    let mut rows = Vec::new();
     for (from, to) in current.iter().zip(target) {
         let shift = Shift::between(from, to);
-        psych_scores::Entity::update_many()
-            .col_expr(
-                psych_scores::Column::Score,
-                Expr::col(psych_scores::Column::Score)
-                    .mul(shift.a)
-                    .add(shift.b),
-            )
-            .col_expr(psych_scores::Column::NormVersion, Expr::value(version))
-            .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Category.eq(&to.category))
-            .filter(psych_scores::Column::Facet.eq(&to.facet))
-            .exec(tx)
-            .await?;
+        rows.push(format!(
+            "({}, {}, CAST({} AS DOUBLE PRECISION), CAST({} AS DOUBLE PRECISION))",
+            bind(to.category.clone().into()),
+            bind(to.facet.clone().into()),
+            bind(shift.a.into()),
+            bind(shift.b.into()),
+        ));
         shifts.insert(to.key(), shift);
     }
-    let c = Alias::new("c");
-    for combined in &instrument.combined {
-        let mut parts = Condition::any();
-        for r in &combined.from {
-            parts = parts.add(
-                Condition::all()
-                    .add(Expr::col((c.clone(), psych_scores::Column::Category)).eq(&r.category))
-                    .add(Expr::col((c.clone(), psych_scores::Column::Facet)).eq(&r.facet)),
-            );
+    if !rows.is_empty() {
+        let sql = format!(
+            "WITH t(category, facet, a, b) AS (VALUES {}) \
+             UPDATE psych_scores SET score = psych_scores.score * t.a + t.b, norm_version = {} \
+             FROM t WHERE psych_scores.workspace_id = {} \
+               AND psych_scores.category = t.category AND psych_scores.facet = t.facet",
+            rows.join(", "),
+            bind(version.into()),
+            bind(ws.into()),
+        );
+        tx.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut bind = |v: sea_orm::Value| {
+        values.push(v);
+        match backend {
+            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
+            _ => "?".to_owned(),
         }
-        let same = |col: psych_scores::Column| {
-            Expr::col((c.clone(), col)).equals((psych_scores::Entity, col))
-        };
-        let mean = Query::select()
-            .expr(Expr::col((c.clone(), psych_scores::Column::Score)).avg())
-            .from_as(psych_scores::Entity, c.clone())
-            .and_where(same(psych_scores::Column::WorkspaceId))
-            .and_where(same(psych_scores::Column::UserId))
-            .and_where(same(psych_scores::Column::Source))
-            .cond_where(parts)
-            .to_owned();
-        psych_scores::Entity::update_many()
-            .col_expr(
-                psych_scores::Column::Score,
-                Expr::SubQuery(None, Box::new(mean.into_sub_query_statement())),
-            )
-            .col_expr(psych_scores::Column::NormVersion, Expr::value(version))
-            .filter(psych_scores::Column::WorkspaceId.eq(ws))
-            .filter(psych_scores::Column::Category.eq(&combined.category))
-            .filter(psych_scores::Column::Facet.eq(&combined.facet))
-            .exec(tx)
+    };
+    let mut parts = Vec::new();
+    for c in &instrument.combined {
+        for r in &c.from {
+            parts.push(format!(
+                "({}, {}, {}, {})",
+                bind(c.category.clone().into()),
+                bind(c.facet.clone().into()),
+                bind(r.category.clone().into()),
+                bind(r.facet.clone().into()),
+            ));
+        }
+    }
+    if !parts.is_empty() {
+        // Placeholders in the order they appear (SQLite binds by position).
+        let mut sql = format!(
+            "WITH parts(category, facet, part_category, part_facet) AS (VALUES {}), \
+             means AS (SELECT c.user_id, c.source, q.category, q.facet, AVG(c.score) AS score \
+                       FROM psych_scores c JOIN parts q ON c.category = q.part_category AND c.facet = q.part_facet \
+                       WHERE c.workspace_id = {} GROUP BY c.user_id, c.source, q.category, q.facet) ",
+            parts.join(", "),
+            bind(ws.into()),
+        );
+        sql.push_str(&format!(
+            "UPDATE psych_scores SET score = means.score, norm_version = {} ",
+            bind(version.into())
+        ));
+        sql.push_str(&format!(
+            "FROM means WHERE psych_scores.workspace_id = {} AND psych_scores.user_id = means.user_id \
+               AND psych_scores.source = means.source \
+               AND psych_scores.category = means.category AND psych_scores.facet = means.facet",
+            bind(ws.into())
+        ));
+        tx.execute_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
     }
     shift_models(tx, ws, instrument, &shifts).await
