@@ -17,6 +17,7 @@ mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+mod norm_version;
 pub mod outbound;
 pub mod overview;
 pub mod pagination;

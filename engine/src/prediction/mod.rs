@@ -225,7 +225,7 @@ impl Engine {
             )));
         }
         let players_model = self.players_model_id(ws).await?;
-        let norm_version = crate::survey::norms::current_version(&self.db, ws).await?;
+        let norm_version = crate::norm_version::current_version(&self.db, ws).await?;
         let feature_traits: Vec<traits::Model> = traits::Entity::find()
             .filter(traits::Column::WorkspaceId.eq(ws))
             .filter(traits::Column::ParentModelId.eq(players_model))
@@ -305,10 +305,10 @@ impl Engine {
         let backend = self.db.get_database_backend();
         crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                crate::survey::norms::lock(tx, ws, false).await?;
+                crate::norm_version::lock(tx, ws, false).await?;
                 // Two trainings of a workspace replace the models one after the other.
                 crate::db::advisory_xact_lock(tx, PREDICTION_LOCK, ws).await?;
-                if crate::survey::norms::current_version(tx, ws).await? != norm_version {
+                if crate::norm_version::current_version(tx, ws).await? != norm_version {
                     // The scores trained on were rescored meanwhile: train again.
                     return Err(Error::Unavailable(format!(
                         "{}: the survey norms changed during training",
@@ -401,8 +401,8 @@ pub(crate) async fn rescore_in(tx: &DatabaseTransaction, ws: Uuid, scope: &Scope
     if !trained {
         return Ok(());
     }
-    crate::survey::norms::lock(tx, ws, false).await?;
-    let norm_version = crate::survey::norms::current_version(tx, ws).await?;
+    crate::norm_version::lock(tx, ws, false).await?;
+    let norm_version = crate::norm_version::current_version(tx, ws).await?;
     psych_scores::Entity::delete_many()
         .filter(psych_scores::Column::WorkspaceId.eq(ws))
         .filter(psych_scores::Column::Source.eq(ScoreSource::Predicted))

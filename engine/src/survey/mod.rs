@@ -441,7 +441,7 @@ impl Engine {
         // the jobs they call for commit together (outbox).
         let jobs = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                norms::lock(tx, ws, false).await?;
+                crate::norm_version::lock(tx, ws, false).await?;
                 let in_force = norms::effective(tx, ws, &instrument).await?;
                 let scores = if qualified {
                     instrument.score_with(&answers, &norms::as_map(&in_force))

@@ -51,8 +51,6 @@ pub const NORMS_REFRESH_HOURS: i64 = 24;
 pub const DEFAULT_RETRAIN_MINUTES: f64 = 10.0;
 /// Page submits one survey link may make per minute.
 pub const DEFAULT_SUBMITS_PER_MINUTE: u32 = 30;
-/// Advisory lock class of a workspace's norms (PostgreSQL).
-const NORMS_LOCK: i32 = 7302;
 /// Advisory lock class of a workspace's completion-time job decisions.
 const DECISIONS_LOCK: i32 = 7303;
 
@@ -182,44 +180,6 @@ pub(crate) fn as_map(norms: &[FacetNorm]) -> HashMap<FacetRef, Norm> {
 
 pub(crate) fn version(norms: &[FacetNorm]) -> i32 {
     norms.iter().map(|n| n.version).max().unwrap_or(0)
-}
-
-/// Writers of scores hold it shared (a completion, a training, a pass's
-/// rescoring); a norm change holds it exclusively, so no score is written on
-/// norms that are being replaced. SQLite's write lock already serializes them.
-pub(crate) async fn lock(tx: &DatabaseTransaction, ws: Uuid, exclusive: bool) -> Result<()> {
-    if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
-    let key = lock_key(ws);
-    let function = if exclusive {
-        "pg_advisory_xact_lock"
-    } else {
-        "pg_advisory_xact_lock_shared"
-    };
-    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        format!("SELECT {function}($1, $2)"),
-        [NORMS_LOCK.into(), key.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-fn lock_key(ws: Uuid) -> i32 {
-    i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"))
-}
-
-/// The current norm version (in a transaction holding [`lock`]).
-pub(crate) async fn current_version<C: ConnectionTrait>(conn: &C, ws: Uuid) -> Result<i32> {
-    let v: Option<Option<i32>> = survey_norms::Entity::find()
-        .select_only()
-        .column_as(survey_norms::Column::Version.max(), "v")
-        .filter(survey_norms::Column::WorkspaceId.eq(ws))
-        .into_tuple()
-        .one(conn)
-        .await?;
-    Ok(v.flatten().unwrap_or(0))
 }
 
 async fn completes<C: ConnectionTrait>(conn: &C, ws: Uuid) -> Result<u64> {
@@ -521,7 +481,7 @@ impl Engine {
             .collect();
         let changed = crate::db::write_tx(&self.db, |tx| {
             Box::pin(async move {
-                lock(tx, ws, true).await?;
+                crate::norm_version::lock(tx, ws, true).await?;
                 let current = effective(tx, ws, &instrument).await?;
                 let differs = current
                     .iter()
