@@ -106,17 +106,64 @@ pub(crate) async fn advisory_xact_lock(
     class: i32,
     ws: uuid::Uuid,
 ) -> Result<()> {
+    advisory(tx, "pg_advisory_xact_lock", class, ws).await
+}
+
+/// [`advisory_xact_lock`] shared: holders exclude only the exclusive one.
+pub(crate) async fn advisory_xact_lock_shared(
+    tx: &sea_orm::DatabaseTransaction,
+    class: i32,
+    ws: uuid::Uuid,
+) -> Result<()> {
+    advisory(tx, "pg_advisory_xact_lock_shared", class, ws).await
+}
+
+async fn advisory(
+    tx: &sea_orm::DatabaseTransaction,
+    function: &str,
+    class: i32,
+    ws: uuid::Uuid,
+) -> Result<()> {
     if tx.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
     let key = i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"));
     tx.execute_raw(sea_orm::Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1, $2)",
+        format!("SELECT {function}($1, $2)"),
         [class.into(), key.into()],
     ))
     .await?;
     Ok(())
+}
+
+/// Bound values of a statement written by hand, with each placeholder in
+/// the backend's spelling (`$n`, or `?` bound by position: call [`Binds::bind`]
+/// in the order the placeholders appear in the text).
+pub(crate) struct Binds {
+    backend: DbBackend,
+    pub values: Vec<sea_orm::Value>,
+}
+
+impl Binds {
+    pub fn new(backend: DbBackend) -> Self {
+        Binds {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    pub fn bind(&mut self, v: impl Into<sea_orm::Value>) -> String {
+        self.values.push(v.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => "?".to_owned(),
+        }
+    }
+
+    pub fn statement(self, sql: String) -> sea_orm::Statement {
+        sea_orm::Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
 }
 
 /// Rows written at once above which PostgreSQL's statistics of the table

@@ -18,26 +18,11 @@ const NORMS_LOCK: i32 = 7302;
 /// rescoring); a norm change holds it exclusively, so no score is written on
 /// norms that are being replaced. SQLite's write lock already serializes them.
 pub(crate) async fn lock(tx: &DatabaseTransaction, ws: Uuid, exclusive: bool) -> Result<()> {
-    if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
-    let key = lock_key(ws);
-    let function = if exclusive {
-        "pg_advisory_xact_lock"
+    if exclusive {
+        crate::db::advisory_xact_lock(tx, NORMS_LOCK, ws).await
     } else {
-        "pg_advisory_xact_lock_shared"
-    };
-    tx.execute_raw(sea_orm::Statement::from_sql_and_values(
-        sea_orm::DbBackend::Postgres,
-        format!("SELECT {function}($1, $2)"),
-        [NORMS_LOCK.into(), key.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-fn lock_key(ws: Uuid) -> i32 {
-    i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"))
+        crate::db::advisory_xact_lock_shared(tx, NORMS_LOCK, ws).await
+    }
 }
 
 /// The current norm version (in a transaction holding [`lock`]).

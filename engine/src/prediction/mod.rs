@@ -439,14 +439,7 @@ fn predict_statement(
     players: &str,
     features: &[Uuid],
 ) -> Statement {
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let mut bind = |v: sea_orm::Value| {
-        values.push(v);
-        match backend {
-            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
-        }
-    };
+    let mut b = crate::db::Binds::new(backend);
     let terms: String = (0..features.len())
         .map(|j| {
             let x = format!(
@@ -462,13 +455,13 @@ fn predict_statement(
         "INSERT INTO psych_scores (workspace_id, user_id, category, facet, score, source, computed_at, norm_version) \
          SELECT p.workspace_id, p.user_id, m.category, m.facet, m.intercept{terms}, 'predicted', {}, {} \
          FROM \"{players}\" p",
-        bind(now.into()),
-        bind(norm_version.into()),
+        b.bind(now),
+        b.bind(norm_version),
     );
     for (j, t) in features.iter().enumerate() {
         sql.push_str(&format!(
             " LEFT JOIN trait_values v{j} ON v{j}.workspace_id = p.workspace_id AND v{j}.trait_id = {} AND v{j}.entity_id = p.user_id",
-            bind((*t).into())
+            b.bind(*t)
         ));
     }
     sql.push_str(" JOIN prediction_models m ON m.workspace_id = p.workspace_id");
@@ -476,7 +469,7 @@ fn predict_statement(
         sql.push_str(&format!(
             " JOIN prediction_weights w{j} ON w{j}.workspace_id = m.workspace_id AND w{j}.category = m.category \
               AND w{j}.facet = m.facet AND w{j}.trait_id = {}",
-            bind((*t).into())
+            b.bind(*t)
         ));
     }
     sql.push_str(&format!(
@@ -486,9 +479,9 @@ fn predict_statement(
          ON CONFLICT (workspace_id, user_id, category, facet) DO UPDATE \
            SET score = excluded.score, computed_at = excluded.computed_at, norm_version = excluded.norm_version \
            WHERE psych_scores.source = 'predicted'",
-        bind(ws.into())
+        b.bind(ws)
     ));
-    Statement::from_sql_and_values(backend, sql, values)
+    b.statement(sql)
 }
 
 /// The traits a workspace's trained models read, in a stable order.

@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use uuid::Uuid;
@@ -555,23 +555,16 @@ async fn rescore(
 ) -> Result<()> {
     let backend = tx.get_database_backend();
     let mut shifts: HashMap<FacetRef, Shift> = HashMap::new();
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let mut bind = |v: sea_orm::Value| {
-        values.push(v);
-        match backend {
-            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
-        }
-    };
+    let mut b = crate::db::Binds::new(backend);
     let mut rows = Vec::new();
     for (from, to) in current.iter().zip(target) {
         let shift = Shift::between(from, to);
         rows.push(format!(
             "({}, {}, CAST({} AS DOUBLE PRECISION), CAST({} AS DOUBLE PRECISION))",
-            bind(to.category.clone().into()),
-            bind(to.facet.clone().into()),
-            bind(shift.a.into()),
-            bind(shift.b.into()),
+            b.bind(to.category.clone()),
+            b.bind(to.facet.clone()),
+            b.bind(shift.a),
+            b.bind(shift.b),
         ));
         shifts.insert(to.key(), shift);
     }
@@ -582,29 +575,21 @@ async fn rescore(
              FROM t WHERE psych_scores.workspace_id = {} \
                AND psych_scores.category = t.category AND psych_scores.facet = t.facet",
             rows.join(", "),
-            bind(version.into()),
-            bind(ws.into()),
+            b.bind(version),
+            b.bind(ws),
         );
-        tx.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        tx.execute_raw(b.statement(sql)).await?;
     }
-    let mut values: Vec<sea_orm::Value> = Vec::new();
-    let mut bind = |v: sea_orm::Value| {
-        values.push(v);
-        match backend {
-            sea_orm::DbBackend::Postgres => format!("${}", values.len()),
-            _ => "?".to_owned(),
-        }
-    };
+    let mut b = crate::db::Binds::new(backend);
     let mut parts = Vec::new();
     for c in &instrument.combined {
         for r in &c.from {
             parts.push(format!(
                 "({}, {}, {}, {})",
-                bind(c.category.clone().into()),
-                bind(c.facet.clone().into()),
-                bind(r.category.clone().into()),
-                bind(r.facet.clone().into()),
+                b.bind(c.category.clone()),
+                b.bind(c.facet.clone()),
+                b.bind(r.category.clone()),
+                b.bind(r.facet.clone()),
             ));
         }
     }
@@ -616,20 +601,19 @@ async fn rescore(
                        FROM psych_scores c JOIN parts q ON c.category = q.part_category AND c.facet = q.part_facet \
                        WHERE c.workspace_id = {} GROUP BY c.user_id, c.source, q.category, q.facet) ",
             parts.join(", "),
-            bind(ws.into()),
+            b.bind(ws),
         );
         sql.push_str(&format!(
             "UPDATE psych_scores SET score = means.score, norm_version = {} ",
-            bind(version.into())
+            b.bind(version)
         ));
         sql.push_str(&format!(
             "FROM means WHERE psych_scores.workspace_id = {} AND psych_scores.user_id = means.user_id \
                AND psych_scores.source = means.source \
                AND psych_scores.category = means.category AND psych_scores.facet = means.facet",
-            bind(ws.into())
+            b.bind(ws)
         ));
-        tx.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        tx.execute_raw(b.statement(sql)).await?;
     }
     shift_models(tx, ws, instrument, &shifts).await
 }
