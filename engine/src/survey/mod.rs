@@ -433,83 +433,32 @@ impl Engine {
         } else {
             ResponseStatus::Complete
         };
-        let qualified = verdict.is_none();
-        let reason = verdict.map(|d| d.to_string());
-        let uid = reg.user_id.clone();
-        let (settings, min_completes) = (self.survey_settings, self.prediction_min_completes);
+        let completion = std::sync::Arc::new(Completion {
+            ws,
+            reg_id,
+            user_id: reg.user_id.clone(),
+            instrument,
+            answers,
+            status,
+            reason: verdict.map(|d| d.to_string()),
+            now,
+            settings: self.survey_settings,
+            min_completes: self.prediction_min_completes,
+        });
         // The scores (on the norms in force, read under the norms lock) and
-        // the jobs they call for commit together (outbox).
-        let jobs = crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                crate::norm_version::lock(tx, ws, false).await?;
-                let in_force = norms::effective(tx, ws, &instrument).await?;
-                let scores = if qualified {
-                    instrument.score_with(&answers, &norms::as_map(&in_force))
-                } else {
-                    Vec::new()
-                };
-                let norm_version = norms::version(&in_force);
-                psych_scores::Entity::delete_many()
-                    .filter(psych_scores::Column::WorkspaceId.eq(ws))
-                    .filter(psych_scores::Column::UserId.eq(&uid))
-                    .exec(tx)
-                    .await?;
-                if !scores.is_empty() {
-                    psych_scores::Entity::insert_many(scores.into_iter().map(|s| {
-                        psych_scores::ActiveModel {
-                            workspace_id: Set(ws),
-                            user_id: Set(uid.clone()),
-                            category: Set(s.category),
-                            facet: Set(s.facet),
-                            score: Set(s.score),
-                            source: Set(crate::prediction::ScoreSource::Survey),
-                            computed_at: Set(now),
-                            norm_version: Set(norm_version),
-                        }
-                    }))
-                    .on_conflict(
-                        // A training that predicted this player meanwhile: the answers win.
-                        OnConflict::columns([
-                            psych_scores::Column::WorkspaceId,
-                            psych_scores::Column::UserId,
-                            psych_scores::Column::Category,
-                            psych_scores::Column::Facet,
-                        ])
-                        .update_columns([
-                            psych_scores::Column::Score,
-                            psych_scores::Column::Source,
-                            psych_scores::Column::ComputedAt,
-                            psych_scores::Column::NormVersion,
-                        ])
-                        .to_owned(),
-                    )
-                    .exec(tx)
-                    .await?;
-                }
-                survey_registrations::Entity::update_many()
-                    .col_expr(
-                        survey_registrations::Column::Status,
-                        Expr::val(status.as_str()),
-                    )
-                    .col_expr(
-                        survey_registrations::Column::DisqualifiedReason,
-                        Expr::val(reason),
-                    )
-                    .col_expr(
-                        survey_registrations::Column::CompletedAt,
-                        Expr::val(Some(now)),
-                    )
-                    .filter(survey_registrations::Column::Id.eq(reg_id))
-                    .exec(tx)
-                    .await?;
-                if status != ResponseStatus::Complete {
-                    return Ok(Vec::new());
-                }
-                // New survey scores: norms and predictions follow (personas after them).
-                norms::after_completion(tx, ws, &instrument, settings, min_completes).await
-            })
-        })
-        .await?;
+        // the jobs they call for commit together (outbox). A deadlock with a
+        // training writing the same player's predicted scores is retried: the
+        // respondent should not see it.
+        let mut attempt = 0;
+        let jobs = loop {
+            let c = completion.clone();
+            match crate::db::write_tx(&self.db, |tx| Box::pin(async move { c.write(tx).await }))
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < 2 => attempt += 1,
+                done => break done?,
+            }
+        };
         for job in &jobs {
             self.dispatch(job).await;
         }
@@ -583,6 +532,103 @@ impl Engine {
             .order_by_asc(psych_scores::Column::Facet)
             .all(&self.db)
             .await?)
+    }
+}
+
+/// A finished response, written with the jobs it calls for.
+struct Completion {
+    ws: Uuid,
+    reg_id: Uuid,
+    user_id: String,
+    instrument: Instrument,
+    answers: HashMap<String, i16>,
+    status: ResponseStatus,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+    settings: SurveySettings,
+    min_completes: u64,
+}
+
+impl Completion {
+    async fn write(
+        &self,
+        tx: &sea_orm::DatabaseTransaction,
+    ) -> Result<Vec<entity::job_records::Model>> {
+        norms::lock_completions(tx, self.ws).await?;
+        crate::norm_version::lock(tx, self.ws, false).await?;
+        let in_force = norms::effective(tx, self.ws, &self.instrument).await?;
+        let scores = if self.status == ResponseStatus::Complete {
+            self.instrument
+                .score_with(&self.answers, &norms::as_map(&in_force))
+        } else {
+            Vec::new()
+        };
+        let norm_version = norms::version(&in_force);
+        psych_scores::Entity::delete_many()
+            .filter(psych_scores::Column::WorkspaceId.eq(self.ws))
+            .filter(psych_scores::Column::UserId.eq(&self.user_id))
+            .exec(tx)
+            .await?;
+        if !scores.is_empty() {
+            psych_scores::Entity::insert_many(scores.into_iter().map(|s| {
+                psych_scores::ActiveModel {
+                    workspace_id: Set(self.ws),
+                    user_id: Set(self.user_id.clone()),
+                    category: Set(s.category),
+                    facet: Set(s.facet),
+                    score: Set(s.score),
+                    source: Set(crate::prediction::ScoreSource::Survey),
+                    computed_at: Set(self.now),
+                    norm_version: Set(norm_version),
+                }
+            }))
+            .on_conflict(
+                // A training that predicted this player meanwhile: the answers win.
+                OnConflict::columns([
+                    psych_scores::Column::WorkspaceId,
+                    psych_scores::Column::UserId,
+                    psych_scores::Column::Category,
+                    psych_scores::Column::Facet,
+                ])
+                .update_columns([
+                    psych_scores::Column::Score,
+                    psych_scores::Column::Source,
+                    psych_scores::Column::ComputedAt,
+                    psych_scores::Column::NormVersion,
+                ])
+                .to_owned(),
+            )
+            .exec(tx)
+            .await?;
+        }
+        survey_registrations::Entity::update_many()
+            .col_expr(
+                survey_registrations::Column::Status,
+                Expr::val(self.status.as_str()),
+            )
+            .col_expr(
+                survey_registrations::Column::DisqualifiedReason,
+                Expr::val(self.reason.clone()),
+            )
+            .col_expr(
+                survey_registrations::Column::CompletedAt,
+                Expr::val(Some(self.now)),
+            )
+            .filter(survey_registrations::Column::Id.eq(self.reg_id))
+            .exec(tx)
+            .await?;
+        if self.status != ResponseStatus::Complete {
+            return Ok(Vec::new());
+        }
+        // New survey scores: norms and predictions follow (personas after them).
+        norms::after_completion(
+            tx,
+            self.ws,
+            &self.instrument,
+            self.settings,
+            self.min_completes,
+        )
+        .await
     }
 }
 

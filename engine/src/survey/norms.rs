@@ -190,6 +190,15 @@ async fn completes<C: ConnectionTrait>(conn: &C, ws: Uuid) -> Result<u64> {
         .await?)
 }
 
+/// Completions of a workspace write one at a time, counting each other (a
+/// burst finds the job record the first of them wrote; the 200th sees 199
+/// before it). Taken first in a completion's transaction, before any score
+/// row: a completion waiting for it then holds no row a training waits for
+/// (which would close a cycle: completion → training → another completion).
+pub(crate) async fn lock_completions(tx: &DatabaseTransaction, ws: Uuid) -> Result<()> {
+    crate::db::advisory_xact_lock(tx, DECISIONS_LOCK, ws).await
+}
+
 /// The jobs a completed response calls for, written in its transaction:
 /// the workspace's norms when the minimum is first reached (and at most
 /// daily after), and a training — at once the first time there are enough
@@ -201,9 +210,7 @@ pub(crate) async fn after_completion(
     settings: SurveySettings,
     prediction_min_completes: u64,
 ) -> Result<Vec<job_records::Model>> {
-    // Completions decide one at a time, counting each other (a burst finds
-    // the record the first of them wrote; the 200th sees 199 before it).
-    crate::db::advisory_xact_lock(tx, DECISIONS_LOCK, ws).await?;
+    lock_completions(tx, ws).await?;
     let completes = completes(tx, ws).await?;
     let now = Utc::now();
     let mut jobs = Vec::new();
