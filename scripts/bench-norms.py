@@ -2,8 +2,10 @@
 """Rescoring benchmark of survey norms (issue 26).
 
 Loads PLAYERS players (one purchase each, NDJSON through a local source), a
-`sum` trait over them, then has RESPONDENTS players answer the default
-survey (124 items, 13 pages) over HTTP. The workspace's norms are computed
+`sum` trait over them (computed before anyone answers), then has RESPONDENTS
+players answer the survey over HTTP: the default instrument (124 items, 61
+facets + 8 combined), or with --facets F one of F facets of 3 items each
+and one combined facet. The workspace's norms are computed
 at the 200th completion, the prediction trains at the last one and predicts
 every other player (69 facets each). MORE players answer after that, and
 `refreshSurveyNorms` moves the norms: every stored score (answered and
@@ -78,7 +80,7 @@ def answer(server, instrument, user, seed):
             if "attention_check" in item:
                 form[item["id"]] = str(item["attention_check"]["expect"])
             else:
-                form[item["id"]] = str(1 + (seed * 7 + page * 3 + k * 5 + (seed * k) % 3) % 5)
+                form[item["id"]] = str(1 + (seed * 7 + page * 3 + k * 2 + (seed * k) % 3) % 5)
         urllib.request.urlopen(
             urllib.request.Request(server.url + "/survey", data=urllib.parse.urlencode(form).encode()), timeout=120
         ).read()
@@ -97,6 +99,23 @@ def answer_all(server, instrument, users, offset, threads=4):
         w.join()
 
 
+def instrument_of(facets):
+    """F facets of three items (the third reverse-keyed) and one combined facet of the first two."""
+    items, declared = [], []
+    for f in range(facets):
+        declared.append({"category": "bench", "facet": f"F{f:02d}", "norm": {"mean": 3.2, "sd": 0.8}})
+        for k in range(3):
+            items.append({"id": f"f{f:02d}i{k}", "text": f"Statement {f}.{k}", "category": "bench", "facet": f"F{f:02d}", "keying": "-" if k == 2 else "+"})
+    return {
+        "version": 1,
+        "scale": {"min": 1, "max": 5, "labels": ["1", "2", "3", "4", "5"]},
+        "items_per_page": 50,
+        "facets": declared,
+        "combined": [{"category": "bench", "facet": "Both", "from": [{"category": "bench", "facet": "F00"}, {"category": "bench", "facet": "F01"}]}],
+        "items": items,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--players", type=int, default=1_000_000)
@@ -104,6 +123,7 @@ def main():
     ap.add_argument("--more", type=int, default=50)
     ap.add_argument("--database-url", required=True)
     ap.add_argument("--redis-url", required=True)
+    ap.add_argument("--facets", type=int, default=0, help="an instrument of this many facets (0: the default one)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tf-bench-norms-")
     # Train once, when every first respondent has answered; no debounced retraining.
@@ -130,6 +150,13 @@ def main():
             "name": "spend", "parent_model_id": players, "trait_type": "aggregation", "result_type": "number",
             "config": {"source_model_id": ids["purchases"]["id"], "relationship_id": rel, "aggregation": "sum", "column": "price"},
         })
+        while True:
+            t = server.gql("{ traits { nodes { slug lastComputedAt } } }")["traits"]["nodes"]
+            if all(n["lastComputedAt"] for n in t):
+                break
+            time.sleep(0.5)
+        if args.facets:
+            server.gql("mutation($i: JSON!) { updateSurvey(input: { instrument: $i }) { minSeconds } }", {"i": instrument_of(args.facets)})
         server.gql("mutation { updateSurvey(input: { minSeconds: 0 }) { minSeconds } }")
         instrument = server.gql("{ survey { instrument } }")["survey"]["instrument"]
         started = time.time()
