@@ -106,7 +106,22 @@ pub(crate) async fn advisory_xact_lock(
     class: i32,
     ws: uuid::Uuid,
 ) -> Result<()> {
-    advisory(tx, "pg_advisory_xact_lock", class, ws).await
+    advisory_xact_lock_key(tx, class, advisory_key(ws)).await
+}
+
+/// The advisory lock key of an id (its last four bytes).
+pub(crate) fn advisory_key(id: uuid::Uuid) -> i32 {
+    i32::from_be_bytes(id.as_bytes()[12..].try_into().expect("4 bytes"))
+}
+
+/// [`advisory_xact_lock`] on a key already derived (callers locking many
+/// keys take them in key order).
+pub(crate) async fn advisory_xact_lock_key(
+    tx: &sea_orm::DatabaseTransaction,
+    class: i32,
+    key: i32,
+) -> Result<()> {
+    advisory(tx, "pg_advisory_xact_lock", class, key).await
 }
 
 /// [`advisory_xact_lock`] shared: holders exclude only the exclusive one.
@@ -115,19 +130,18 @@ pub(crate) async fn advisory_xact_lock_shared(
     class: i32,
     ws: uuid::Uuid,
 ) -> Result<()> {
-    advisory(tx, "pg_advisory_xact_lock_shared", class, ws).await
+    advisory(tx, "pg_advisory_xact_lock_shared", class, advisory_key(ws)).await
 }
 
 async fn advisory(
     tx: &sea_orm::DatabaseTransaction,
     function: &str,
     class: i32,
-    ws: uuid::Uuid,
+    key: i32,
 ) -> Result<()> {
     if tx.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let key = i32::from_be_bytes(ws.as_bytes()[12..].try_into().expect("4 bytes"));
     tx.execute_raw(sea_orm::Statement::from_sql_and_values(
         DbBackend::Postgres,
         format!("SELECT {function}($1, $2)"),

@@ -199,10 +199,11 @@ pub(crate) async fn lock_completions(tx: &DatabaseTransaction, ws: Uuid) -> Resu
     crate::db::advisory_xact_lock(tx, DECISIONS_LOCK, ws).await
 }
 
-/// The jobs a completed response calls for, written in its transaction:
-/// the workspace's norms when the minimum is first reached (and at most
-/// daily after), and a training — at once the first time there are enough
-/// completes, then debounced to one per `prediction_retrain`.
+/// The jobs a completed response calls for, written in its transaction
+/// (which holds [`lock_completions`]): the workspace's norms when the
+/// minimum is first reached (and at most daily after), and a training — at
+/// once the first time there are enough completes, then debounced to one per
+/// `prediction_retrain`.
 pub(crate) async fn after_completion(
     tx: &DatabaseTransaction,
     ws: Uuid,
@@ -210,10 +211,14 @@ pub(crate) async fn after_completion(
     settings: SurveySettings,
     prediction_min_completes: u64,
 ) -> Result<Vec<job_records::Model>> {
-    lock_completions(tx, ws).await?;
     let completes = completes(tx, ws).await?;
     let now = Utc::now();
     let mut jobs = Vec::new();
+    let records = |kind: JobKind| {
+        job_records::Entity::find()
+            .filter(job_records::Column::WorkspaceId.eq(ws))
+            .filter(job_records::Column::Kind.eq(kind))
+    };
     if instrument.norms == NormMode::Workspace {
         let stored = survey_norms::Entity::find()
             .filter(survey_norms::Column::WorkspaceId.eq(ws))
@@ -229,35 +234,31 @@ pub(crate) async fn after_completion(
         // One computation at a time: the one waiting or running reads every
         // respondent who completed before it started; later ones wait for the
         // daily refresh.
-        let pending = job_records::Entity::find()
-            .filter(job_records::Column::WorkspaceId.eq(ws))
-            .filter(job_records::Column::Kind.eq(JobKind::ComputeNorms))
+        let pending = records(JobKind::ComputeNorms)
             .filter(job_records::Column::Status.is_in([JobStatus::Queued, JobStatus::Running]))
             .one(tx)
             .await?
             .is_some();
         if due && !pending {
             jobs.push(
-                crate::jobs::enqueue_once_in(tx, ws, &ComputeNorms { workspace_id: ws }).await?,
+                crate::jobs::enqueue_in(tx, Some(ws), &ComputeNorms { workspace_id: ws }).await?,
             );
         }
     }
-    let trainings = || {
-        job_records::Entity::find()
-            .filter(job_records::Column::WorkspaceId.eq(ws))
-            .filter(job_records::Column::Kind.eq(JobKind::TrainPrediction))
-    };
+    if completes < prediction_min_completes {
+        return Ok(jobs);
+    }
     // A training waiting to start will read this completion. Looked for
     // before the last one started: a record goes from queued to running, so
     // between the two reads a claim is seen by one of them.
-    let waiting = trainings()
+    let waiting = records(JobKind::TrainPrediction)
         .filter(job_records::Column::Status.eq(JobStatus::Queued))
         .one(tx)
         .await?;
-    if let Some(waiting) = waiting.filter(|_| completes >= prediction_min_completes) {
+    if let Some(waiting) = waiting {
         jobs.push(waiting);
-    } else if completes >= prediction_min_completes {
-        let last = trainings()
+    } else {
+        let last = records(JobKind::TrainPrediction)
             .filter(job_records::Column::StartedAt.is_not_null())
             .order_by_desc(job_records::Column::StartedAt)
             .one(tx)

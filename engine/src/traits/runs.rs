@@ -655,23 +655,12 @@ async fn write_values(
 /// trait stale waits for neither); on SQLite the write lock already
 /// serializes writers.
 pub(crate) async fn lock_values(tx: &sea_orm::DatabaseTransaction, ids: &[Uuid]) -> Result<()> {
-    if tx.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(());
-    }
-    let mut keys: Vec<i32> = ids
-        .iter()
-        .map(|id| i32::from_be_bytes(id.as_bytes()[12..].try_into().expect("4 bytes")))
-        .collect();
+    let mut keys: Vec<i32> = ids.iter().copied().map(crate::db::advisory_key).collect();
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
-        tx.execute_raw(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            // Two-key form, class 7301: apart from the workspace passes' one-key locks.
-            "SELECT pg_advisory_xact_lock(7301, $1)",
-            [key.into()],
-        ))
-        .await?;
+        // Two-key form, class 7301: apart from the workspace passes' one-key locks.
+        crate::db::advisory_xact_lock_key(tx, 7301, key).await?;
     }
     Ok(())
 }
