@@ -5,6 +5,7 @@ use crate::{
     ingest::jobs::{DeliverNotification, LoadFile, ScanSource},
     jobs::{Diagnostic, Registry},
     prediction::TrainPrediction,
+    predictive::{ScorePredictive, TrainPredictive},
     retention::PruneHistory,
     segments::jobs::{ComputePersonas, ComputeSegment},
     survey::norms::ComputeNorms,
@@ -28,6 +29,8 @@ pub(crate) fn registry() -> Registry {
         .with::<PruneHistory>()
         .with::<IncrementalPass>()
         .with::<ComputeNorms>()
+        .with::<TrainPredictive>()
+        .with::<ScorePredictive>()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod overview;
 pub mod pagination;
 pub mod prediction;
+pub mod predictive;
 pub mod retention;
 pub mod secrets;
 pub mod segments;

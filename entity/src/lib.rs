@@ -20,6 +20,7 @@ pub mod personas;
 pub mod players;
 pub mod playfab_events;
 pub mod prediction_models;
+pub mod predictions;
 pub mod prediction_status;
 pub mod prediction_weights;
 pub mod psych_scores;

@@ -20,6 +20,8 @@ stored_enum! {
         PruneHistory => "prune_history",
         IncrementalPass => "incremental_pass",
         ComputeNorms => "compute_norms",
+        TrainPredictive => "train_predictive",
+        ScorePredictive => "score_predictive",
     }
 }
 
@@ -67,6 +69,8 @@ stored_enum! {
         List => "list",
         Sql => "sql",
         Formula => "formula",
+        /// Written by a predictive trait's scoring, never computed from a definition.
+        Prediction => "prediction",
     }
 }
 
@@ -153,6 +157,33 @@ stored_enum! {
     pub enum PredictionStatus {
         Trained => "trained",
         /// Fewer completes than required, or no traits to learn from.
+        Insufficient => "insufficient",
+        Failed => "failed",
+    }
+}
+
+stored_enum! {
+    /// What a predictive trait foretells over its next `window_days`.
+    pub enum PredictionGoal {
+        /// No event of the chosen record types (players active lately).
+        Churn => "churn",
+        /// A purchase (or a matching row of the chosen model).
+        Purchase => "purchase",
+        /// At least one row of any record type or custom model, with filters.
+        Custom => "custom",
+        /// The sum of a numeric column (a regression).
+        Spend => "spend",
+    }
+}
+
+stored_enum! {
+    /// A predictive trait's lifecycle.
+    pub enum PredictiveStatus {
+        /// Created; the first training is queued.
+        Training => "training",
+        /// Trained and scored.
+        Ready => "ready",
+        /// The data cannot train it (too few positives, too short a history).
         Insufficient => "insufficient",
         Failed => "failed",
     }

@@ -23,6 +23,7 @@ mod m20261206_000018_persona_space;
 mod m20261206_000019_touched_players_once;
 mod m20261206_000020_survey_science;
 mod m20261206_000021_stable_personas;
+mod m20261206_000022_predictions;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_touched_players_once::Migration),
             Box::new(m20261206_000020_survey_science::Migration),
             Box::new(m20261206_000021_stable_personas::Migration),
+            Box::new(m20261206_000022_predictions::Migration),
         ]
     }
 }

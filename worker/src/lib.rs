@@ -76,6 +76,13 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
     if queued > 0 {
         tracing::info!(queued, "scheduled trait refreshes queued");
     }
+    let predictions = state
+        .engine
+        .queue_scheduled_predictions(now - chrono::Duration::minutes(1), now)
+        .await?;
+    if predictions > 0 {
+        tracing::info!(predictions, "scheduled prediction trainings and scorings queued");
+    }
     let scans = state.engine.queue_due_scans(now).await?;
     if scans > 0 {
         tracing::info!(scans, "scheduled source scans queued");

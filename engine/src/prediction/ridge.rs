@@ -57,7 +57,7 @@ pub fn fit(x: &ArrayView2<f64>, y: &ArrayView2<f64>, lambda: f64) -> Fit {
 }
 
 /// Solves `a·w = b` for a symmetric positive definite `a` (Cholesky).
-fn solve_spd(a: Array2<f64>, b: Array2<f64>) -> Array2<f64> {
+pub(crate) fn solve_spd(a: Array2<f64>, b: Array2<f64>) -> Array2<f64> {
     let p = a.nrows();
     let mut l = Array2::<f64>::zeros((p, p));
     for i in 0..p {

@@ -178,10 +178,21 @@ fn aggregate(
     p: &SourcePlan,
     now: DateTime<Utc>,
     keys: Option<SelectStatement>,
+    period: Option<&Period>,
 ) -> SelectStatement {
     let mut rows = Query::select();
     rows.from_as(a(&p.source_table), a("s"))
         .and_where(col("s", "workspace_id").eq(workspace_id));
+    if let Some(period) = period {
+        let ts = p
+            .timestamp_column
+            .as_deref()
+            .expect("only sources with a timestamp are computed as of a time");
+        if let Some(after) = period.after {
+            rows.and_where(col("s", ts).gt(after));
+        }
+        rows.and_where(col("s", ts).lte(period.until));
+    }
     if let Some(keys) = keys {
         rows.and_where(col("s", &p.source_column).in_subquery(keys));
     }
@@ -440,6 +451,22 @@ fn scalar_aggregate(
     }
 }
 
+/// The source rows a computation as of a past time reads: timestamps in
+/// `(after, until]`. Windows count back from `until`.
+#[derive(Clone, Copy, Debug)]
+pub struct Period {
+    pub after: Option<DateTime<Utc>>,
+    pub until: DateTime<Utc>,
+}
+
+/// A computation as of a [`Period`], written to `table` (the shape of
+/// `trait_values`) instead of the stored values; expressions read their
+/// references from `table` too, so dependencies are computed first.
+pub struct AsOf<'a> {
+    pub period: Period,
+    pub table: &'a str,
+}
+
 /// Where a source trait's aggregate comes from.
 pub enum Aggregate<'a> {
     /// Its own subquery.
@@ -481,7 +508,31 @@ pub fn compile_with(
         now,
         aggregate_from,
         None,
+        None,
     )
+}
+
+/// Computes every entity's value as of a past time into `as_of.table`.
+/// Only plans whose sources have a timestamp column (see
+/// [`SourcePlan::timestamp_column`]) can be computed so.
+pub fn compile_as_of(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    trait_id: Uuid,
+    as_of: &AsOf<'_>,
+) -> InsertStatement {
+    compile_in(
+        plan,
+        backend,
+        workspace_id,
+        trait_id,
+        as_of.period.until,
+        Aggregate::Inline,
+        None,
+        Some(as_of),
+    )
+    .insert
 }
 
 /// The same statements restricted to the players of an incremental pass's
@@ -504,6 +555,7 @@ pub fn compile_scoped(
         now,
         aggregate_from,
         Some(scope),
+        None,
     )
 }
 
@@ -527,7 +579,9 @@ fn compile_in(
     now: DateTime<Utc>,
     aggregate_from: Aggregate<'_>,
     scope: Option<&Scope>,
+    as_of: Option<&AsOf<'_>>,
 ) -> Compiled {
+    let values_table = as_of.map_or(VALUES_TABLE, |o| o.table);
     // A pass reads its players' rows from its own small table.
     let parents = match scope {
         Some(s) => {
@@ -552,7 +606,8 @@ fn compile_in(
             let (v, exists) = match aggregate_from {
                 Aggregate::Inline => {
                     let keys = scope.map(|s| scope_source_keys(sp, s));
-                    let agg = aggregate(backend, workspace_id, sp, now, keys);
+                    let period = as_of.map(|o| &o.period);
+                    let agg = aggregate(backend, workspace_id, sp, now, keys, period);
                     select.join_subquery(JoinType::LeftJoin, agg, a("a"), on);
                     (col("a", "v"), col("a", "k").is_not_null())
                 }
@@ -574,7 +629,7 @@ fn compile_in(
                 let t = format!("t{i}");
                 select.join_as(
                     JoinType::LeftJoin,
-                    a(VALUES_TABLE),
+                    a(values_table),
                     a(&t),
                     Cond::all()
                         .add(col(&t, "workspace_id").eq(workspace_id))
@@ -605,7 +660,7 @@ fn compile_in(
         .expr(Expr::val(now))
         .and_where(col("p", "workspace_id").eq(workspace_id));
 
-    let target = a(VALUES_TABLE);
+    let target = a(values_table);
     let mut insert = Query::insert();
     insert
         .into_table(target.clone())

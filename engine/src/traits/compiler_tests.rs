@@ -50,6 +50,7 @@ fn source(op: SourceOp, filters: Vec<FilterPlan>, window: Option<(String, u32)>)
             op,
             filters,
             window,
+            timestamp_column: Some("timestamp".into()),
         }),
     }
 }

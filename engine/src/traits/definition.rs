@@ -218,6 +218,9 @@ pub struct SourcePlan {
     pub filters: Vec<FilterPlan>,
     /// (timestamp column, days)
     pub window: Option<Window>,
+    /// The source's timestamp column: a trait over a source without one
+    /// cannot be computed as of a past time.
+    pub timestamp_column: Option<String>,
 }
 
 /// Rows whose timestamp `column` lies from `oldest_days` ago up to
@@ -250,6 +253,16 @@ impl Plan {
         match &self.computation {
             Computation::Expression { refs, .. } => refs.iter().map(|r| r.id).collect(),
             Computation::Source(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the plan can be computed as of a past time, given that its
+    /// references can: its source rows carry a timestamp, and an expression
+    /// reads no column of the parent (whose values are today's).
+    pub fn computable_as_of(&self) -> bool {
+        match &self.computation {
+            Computation::Source(sp) => sp.timestamp_column.is_some(),
+            Computation::Expression { node, .. } => !node.reads_columns(),
         }
     }
 }
@@ -332,6 +345,12 @@ pub fn plan(
                 "config.expression",
             )?
         }
+        TraitType::Prediction => {
+            return Err(invalid(
+                "trait_type",
+                "`prediction` traits hold a prediction's scores: create a prediction instead",
+            ));
+        }
     };
     if matches!(computation, Computation::Expression { .. }) && result_type == ResultType::Array {
         return Err(invalid(
@@ -404,7 +423,9 @@ fn source_plan(
         TraitType::Aggregation => aggregation_op(&c, &checks)?,
         TraitType::Occurrence => occurrence_op(&c, &checks)?,
         TraitType::List => list_op(&c, &checks)?,
-        TraitType::Sql | TraitType::Formula => unreachable!("expression traits have no source"),
+        TraitType::Sql | TraitType::Formula | TraitType::Prediction => {
+            unreachable!("only source traits have a source")
+        }
     };
     if c.limit.is_some() && !matches!(op, SourceOp::List { .. }) {
         return Err(invalid("config.limit", "applies to list traits only"));
@@ -423,6 +444,7 @@ fn source_plan(
         op,
         filters,
         window,
+        timestamp_column: source.timestamp_column.clone(),
     })
 }
 

@@ -72,6 +72,7 @@ impl Engine {
     pub async fn trigger_trait(&self, p: &Principal, id: Uuid) -> Result<trait_runs::Model> {
         p.require(Permission::Write)?;
         let t = self.get_trait(p, id).await?;
+        super::service::refuse_prediction_trait(&t)?;
         self.queue_run(&t, Trigger::Manual, Some(p)).await
     }
 
@@ -406,7 +407,7 @@ impl Engine {
 
     /// Creates dependency runs for everything downstream of `roots` and
     /// starts the first, in one transaction with its job.
-    async fn start_chain(&self, roots: &[traits::Model]) -> Result<()> {
+    pub(crate) async fn start_chain(&self, roots: &[traits::Model]) -> Result<()> {
         let runs: Vec<trait_runs::ActiveModel> = self
             .downstream(roots)
             .await?
@@ -457,7 +458,11 @@ impl Engine {
         p.require(Permission::Write)?;
         let all = self.list_traits(p, Some(parent_model_id)).await?;
         let mut groups: Vec<(Option<compiler::ScanKey>, Vec<traits::Model>)> = Vec::new();
-        for t in all.into_iter().filter(|t| t.status != TraitStatus::Draft) {
+        // A prediction's traits are scored by their prediction, not computed.
+        for t in all
+            .into_iter()
+            .filter(|t| t.status != TraitStatus::Draft && t.trait_type != entity::states::TraitType::Prediction)
+        {
             let plan = self.plan_trait(&self.db, &t).await?;
             let key = match &plan.computation {
                 compiler_plan::Computation::Source(sp) => compiler::scan_key(sp),

@@ -564,6 +564,13 @@ impl Node {
         out
     }
 
+    /// Whether the expression reads a column of the parent model (`sql` traits).
+    pub fn reads_columns(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |n| found |= matches!(n, Node::Column(_)));
+        found
+    }
+
     fn walk(&self, f: &mut impl FnMut(&Node)) {
         f(self);
         match self {

@@ -81,20 +81,24 @@ pub fn parse_refresh(text: &str) -> Result<Option<cron::Schedule>> {
     if text == REFRESH_MANUAL || text == REFRESH_ON_LOAD {
         return Ok(None);
     }
-    let fields = text.split_whitespace().count();
-    let six = match fields {
+    parse_cron(
+        text,
+        "refresh",
+        "must be `manual`, `on_load` or a cron expression like `0 * * * *`",
+    )
+    .map(Some)
+}
+
+/// A 5- or 6-field cron expression (a seconds field is added to 5-field
+/// ones); `shape` says what `field` accepts when it has neither.
+pub fn parse_cron(text: &str, field: &str, shape: &str) -> Result<cron::Schedule> {
+    let six = match text.split_whitespace().count() {
         5 => format!("0 {text}"),
         6 | 7 => text.to_owned(),
-        _ => {
-            return Err(Error::invalid(
-                "refresh",
-                "must be `manual`, `on_load` or a cron expression like `0 * * * *`",
-            ));
-        }
+        _ => return Err(Error::invalid(field, shape)),
     };
     six.parse::<cron::Schedule>()
-        .map(Some)
-        .map_err(|e| Error::invalid("refresh", format!("invalid cron expression: {e}")))
+        .map_err(|e| Error::invalid(field, format!("invalid cron expression: {e}")))
 }
 
 impl Engine {
@@ -289,6 +293,7 @@ impl Engine {
             let engine = self.clone();
             Box::pin(async move {
                 let before = engine.find_trait(tx, &principal, id).await?;
+                refuse_prediction_trait(&before)?;
                 let mut after = before.clone();
                 if let Some(name) = input.name {
                     // The slug stays: formulas and segments refer to it.
@@ -396,15 +401,29 @@ impl Engine {
     pub async fn delete_trait(&self, p: &Principal, id: Uuid) -> Result<()> {
         p.require(Permission::Write)?;
         let t = self.find_trait(&self.db, p, id).await?;
+        refuse_prediction_trait(&t)?;
+        self.ensure_unused(&t).await?;
+        crate::db::write_tx(&self.db, |tx| {
+            Box::pin(async move {
+                delete_trait_in(tx, &t).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Refuses (409) when a segment or another trait reads `t`.
+    pub(crate) async fn ensure_unused(&self, t: &traits::Model) -> Result<()> {
+        let id = t.id;
         let dependents: Vec<Uuid> = trait_dependencies::Entity::find()
-            .filter(trait_dependencies::Column::WorkspaceId.eq(p.workspace_id))
+            .filter(trait_dependencies::Column::WorkspaceId.eq(t.workspace_id))
             .filter(trait_dependencies::Column::DependsOnId.eq(id))
             .all(&self.db)
             .await?
             .into_iter()
             .map(|d| d.trait_id)
             .collect();
-        let segments = self.segments_reading_trait(p.workspace_id, id).await?;
+        let segments = self.segments_reading_trait(t.workspace_id, id).await?;
         if !segments.is_empty() {
             return Err(Error::Conflict(format!(
                 "trait `{}` is used by {}: {}",
@@ -433,18 +452,7 @@ impl Engine {
                 slugs.join(", ")
             )));
         }
-        crate::db::write_tx(&self.db, |tx| {
-            Box::pin(async move {
-                trait_values::Entity::delete_many()
-                    .filter(trait_values::Column::WorkspaceId.eq(t.workspace_id))
-                    .filter(trait_values::Column::TraitId.eq(t.id))
-                    .exec(tx)
-                    .await?;
-                traits::Entity::delete_by_id(t.id).exec(tx).await?;
-                Ok(())
-            })
-        })
-        .await
+        Ok(())
     }
 
     /// The trait's definitions, newest first (versions are rows with UUIDv7 ids).
@@ -470,6 +478,28 @@ impl Engine {
     }
 }
 
+/// Removes a trait and its values, on `tx`.
+pub(crate) async fn delete_trait_in(tx: &impl ConnectionTrait, t: &traits::Model) -> Result<()> {
+    trait_values::Entity::delete_many()
+        .filter(trait_values::Column::WorkspaceId.eq(t.workspace_id))
+        .filter(trait_values::Column::TraitId.eq(t.id))
+        .exec(tx)
+        .await?;
+    traits::Entity::delete_by_id(t.id).exec(tx).await?;
+    Ok(())
+}
+
+/// A prediction's traits change with their prediction, never on their own.
+pub(crate) fn refuse_prediction_trait(t: &traits::Model) -> Result<()> {
+    if t.trait_type == TraitType::Prediction {
+        return Err(Error::Conflict(format!(
+            "trait `{}` holds a prediction's scores: change or delete the prediction instead",
+            t.slug
+        )));
+    }
+    Ok(())
+}
+
 fn creatable_status(s: Option<&str>) -> Result<TraitStatus> {
     match s {
         None | Some("active") => Ok(TraitStatus::Active),
@@ -481,7 +511,7 @@ fn creatable_status(s: Option<&str>) -> Result<TraitStatus> {
     }
 }
 
-async fn ensure_unique_slug(db: &impl ConnectionTrait, t: &traits::Model) -> Result<()> {
+pub(crate) async fn ensure_unique_slug(db: &impl ConnectionTrait, t: &traits::Model) -> Result<()> {
     let clash = traits::Entity::find()
         .filter(traits::Column::WorkspaceId.eq(t.workspace_id))
         .filter(traits::Column::ParentModelId.eq(t.parent_model_id))

@@ -1,0 +1,420 @@
+//! The training and scoring data of a prediction, computed as of a time `T`.
+//!
+//! Features are the players model's number and boolean traits that can be
+//! computed as of a time (compiled with source rows up to `T` and windows
+//! counted back from `T`, formulas over them in dependency order) plus
+//! built-in recency, frequency, tenure and spend. Nothing after `T` reaches
+//! a feature. The outcome (the label) counts rows in `(T, T + window]`.
+//! Everything is computed by the database into a temporary table of one
+//! transaction, which is rolled back: nothing of it is stored.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::TryStreamExt;
+use ndarray::Array2;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, StreamTrait, TransactionTrait};
+use uuid::Uuid;
+
+use entity::{traits, states::TraitType};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use super::spec::Target;
+use crate::{
+    Engine, Result,
+    catalog::ModelKind,
+    db::Binds,
+    traits::{
+        compiler::{self, AsOf, Period},
+        definition::{Catalog, Plan, ResultType, TraitStatus, value_over_no_events},
+    },
+};
+
+/// Days counted by the built-in frequency feature.
+pub const FREQUENCY_DAYS: i64 = 28;
+
+/// Built-in features, after the traits: (name, value over no events).
+pub const BUILT_IN: [(&str, Option<f64>); 4] = [
+    ("recency_days", None),
+    ("frequency_28d", Some(0.0)),
+    ("tenure_days", None),
+    ("spend_total", Some(0.0)),
+];
+
+/// One column of the feature matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureSpec {
+    pub name: String,
+    pub trait_id: Option<Uuid>,
+    /// What a player without a value has (a count over no events is 0);
+    /// `None`: missing, filled with the training mean plus an indicator.
+    pub fill: Option<f64>,
+}
+
+/// The traits a prediction learns from, with everything they read, in an
+/// order where each comes after its references.
+pub struct Features {
+    computed: Vec<(Uuid, Plan)>,
+    /// The built-in spend: the sum of `purchases.price`.
+    spend: Option<Plan>,
+    /// The last [`BUILT_IN`]`.len()` specs are the built-in features.
+    built_ins: bool,
+    pub specs: Vec<FeatureSpec>,
+}
+
+impl Features {
+    /// No features: a dataset of the population and its outcome alone.
+    pub fn none() -> Features {
+        Features {
+            computed: Vec::new(),
+            spend: None,
+            built_ins: false,
+            specs: Vec::new(),
+        }
+    }
+}
+
+pub struct Dataset {
+    pub users: Vec<String>,
+    /// Players × features; NaN where a player has no value.
+    pub x: Array2<f64>,
+    /// The outcome per player, with a label period.
+    pub y: Option<Vec<f64>>,
+}
+
+impl Engine {
+    /// The players model's traits computable as of a time; the number and
+    /// boolean ones (not other predictions' scores) are features.
+    pub(crate) async fn predictive_features(&self, ws: Uuid) -> Result<Features> {
+        let players = self.players_model_id(ws).await?;
+        let all: Vec<traits::Model> = traits::Entity::find()
+            .filter(traits::Column::WorkspaceId.eq(ws))
+            .filter(traits::Column::ParentModelId.eq(players))
+            .filter(traits::Column::Status.eq(TraitStatus::Active))
+            .filter(traits::Column::TraitType.ne(TraitType::Prediction))
+            .order_by_asc(traits::Column::Slug)
+            .all(&self.db)
+            .await?;
+        let mut waiting = Vec::new();
+        for t in all {
+            // A trait that no longer plans (a model changed under it) is left out.
+            if let Ok(plan) = self.plan_trait(&self.db, &t).await
+                && plan.computable_as_of()
+            {
+                waiting.push((t, plan));
+            }
+        }
+        let mut computed: Vec<(Uuid, Plan)> = Vec::new();
+        let mut specs = Vec::new();
+        loop {
+            let ready: Vec<usize> = (0..waiting.len())
+                .filter(|&i| {
+                    waiting[i]
+                        .1
+                        .dependencies()
+                        .iter()
+                        .all(|d| computed.iter().any(|(id, _)| id == d))
+                })
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for i in ready.into_iter().rev() {
+                let (t, plan) = waiting.remove(i);
+                if matches!(plan.result_type, ResultType::Number | ResultType::Boolean) {
+                    specs.push(FeatureSpec {
+                        name: t.slug.clone(),
+                        trait_id: Some(t.id),
+                        fill: value_over_no_events(t.trait_type, &t.config),
+                    });
+                }
+                computed.push((t.id, plan));
+            }
+        }
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs.extend(BUILT_IN.iter().map(|(name, fill)| FeatureSpec {
+            name: name.to_string(),
+            trait_id: None,
+            fill: *fill,
+        }));
+        let catalog = self.load_catalog(&self.db, ws).await?;
+        let spend = catalog
+            .models
+            .values()
+            .find(|m| m.slug == "purchases")
+            .zip(catalog.models.get(&players))
+            .and_then(|(purchases, players)| {
+                super::spec::outcome(&catalog, players, purchases, "sum", Some("price".into()), &[], "spend")
+                    .ok()
+            });
+        Ok(Features {
+            computed,
+            spend,
+            built_ins: true,
+            specs,
+        })
+    }
+
+    /// The population as of `at` with its features, and with `labels`
+    /// their outcome over `(at, at + window]`.
+    pub(crate) async fn dataset(
+        &self,
+        ws: Uuid,
+        features: &Features,
+        target: &Target,
+        at: DateTime<Utc>,
+        labels: bool,
+    ) -> Result<Dataset> {
+        let tx = self.db.begin().await?;
+        let outcome = self.dataset_in(&tx, ws, features, target, at, labels).await;
+        // Nothing of the computation stays, whatever happened.
+        tx.rollback().await?;
+        outcome
+    }
+
+    async fn dataset_in(
+        &self,
+        tx: &DatabaseTransaction,
+        ws: Uuid,
+        features: &Features,
+        target: &Target,
+        at: DateTime<Utc>,
+        labels: bool,
+    ) -> Result<Dataset> {
+        let backend = ConnectionTrait::get_database_backend(tx);
+        let scratch = format!("tf_asof_{}", Uuid::new_v4().simple());
+        tx.execute_unprepared(&format!(
+            "CREATE TEMPORARY TABLE \"{scratch}\" AS SELECT * FROM trait_values WHERE 1 = 0"
+        ))
+        .await?;
+        tx.execute_unprepared(&format!(
+            "CREATE INDEX \"{scratch}_k\" ON \"{scratch}\" (trait_id, entity_id)"
+        ))
+        .await?;
+        let as_of = AsOf {
+            period: Period {
+                after: None,
+                until: at,
+            },
+            table: &scratch,
+        };
+        for (id, plan) in &features.computed {
+            let insert = compiler::compile_as_of(plan, backend, ws, *id, &as_of);
+            tx.execute(&insert).await?;
+        }
+
+        // The population: players with an event by `at` (for churn: lately).
+        let activity = self.activity(tx, ws, at).await?;
+        let since = target
+            .active_days
+            .map(|d| at - Duration::days(i64::from(d)));
+        let mut users: Vec<String> = activity
+            .iter()
+            .filter(|(_, a)| since.is_none_or(|s| a.last > s))
+            .map(|(u, _)| u.clone())
+            .collect();
+        users.sort();
+        let row_of: HashMap<&str, usize> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        let mut x = Array2::from_elem((users.len(), features.specs.len()), f64::NAN);
+        let traits: Vec<(usize, Uuid)> = features
+            .specs
+            .iter()
+            .enumerate()
+            .filter_map(|(c, s)| s.trait_id.map(|id| (c, id)))
+            .collect();
+        if !traits.is_empty() {
+            let mut b = Binds::new(backend);
+            let columns: Vec<String> = traits
+                .iter()
+                .enumerate()
+                .map(|(i, (_, id))| {
+                    format!(
+                        "MAX(CASE WHEN trait_id = {} THEN COALESCE(value_number, \
+                         CASE WHEN value_boolean THEN 1.0 WHEN NOT value_boolean THEN 0.0 END) END) AS f{i}",
+                        b.bind(*id)
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "SELECT entity_id, {} FROM \"{scratch}\" GROUP BY entity_id",
+                columns.join(", ")
+            );
+            let mut rows = tx.stream_raw(b.statement(sql)).await?;
+            while let Some(row) = rows.try_next().await? {
+                let entity: String = row.try_get("", "entity_id")?;
+                let Some(&r) = row_of.get(entity.as_str()) else {
+                    continue;
+                };
+                for (i, (c, _)) in traits.iter().enumerate() {
+                    if let Some(v) = row.try_get::<Option<f64>>("", &format!("f{i}"))? {
+                        x[[r, *c]] = v;
+                    }
+                }
+            }
+        }
+        let spend = self
+            .outcome_sums(tx, ws, &features.spend, &scratch, at, None)
+            .await?;
+        let built_in = features.specs.len().saturating_sub(BUILT_IN.len());
+        for (r, u) in users.iter().enumerate().filter(|_| features.built_ins) {
+            let a = &activity[u];
+            let days = |t: DateTime<Utc>| (at - t).num_seconds() as f64 / 86_400.0;
+            x[[r, built_in]] = days(a.last);
+            x[[r, built_in + 1]] = a.recent as f64;
+            x[[r, built_in + 2]] = days(a.first);
+            x[[r, built_in + 3]] = spend.get(u).copied().unwrap_or(0.0);
+        }
+
+        let y = if labels {
+            let period = Period {
+                after: Some(at),
+                until: at + Duration::days(i64::from(target.window_days)),
+            };
+            let mut total: HashMap<String, f64> = HashMap::new();
+            for plan in &target.outcomes {
+                for (u, v) in self
+                    .outcome_sums(tx, ws, &Some(plan.clone()), &scratch, period.until, Some(period))
+                    .await?
+                {
+                    *total.entry(u).or_default() += v;
+                }
+            }
+            let value = |u: &String| total.get(u).copied().unwrap_or(0.0);
+            Some(
+                users
+                    .iter()
+                    .map(|u| match target.goal {
+                        super::spec::PredictionGoal::Churn => f64::from(value(u) == 0.0),
+                        super::spec::PredictionGoal::Spend => value(u),
+                        _ => f64::from(value(u) > 0.0),
+                    })
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        Ok(Dataset { users, x, y })
+    }
+
+    /// When the workspace's history starts: its earliest event of any record type.
+    pub(crate) async fn history_start(&self, ws: Uuid) -> Result<Option<DateTime<Utc>>> {
+        let catalog = self.load_catalog(&self.db, ws).await?;
+        let mut b = Binds::new(self.db.get_database_backend());
+        let parts: Vec<String> = event_tables(&catalog)
+            .into_iter()
+            .map(|(table, ts)| {
+                format!(
+                    "SELECT MIN(\"{ts}\") AS ts FROM \"{table}\" WHERE workspace_id = {}",
+                    b.bind(ws)
+                )
+            })
+            .collect();
+        let sql = format!("SELECT MIN(ts) AS ts FROM ({}) e", parts.join(" UNION ALL "));
+        let row = self.db.query_one_raw(b.statement(sql)).await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "ts")?,
+            None => None,
+        })
+    }
+
+    /// Per player with an event by `at`: first and last event, and events
+    /// in the [`FREQUENCY_DAYS`] before `at`, over every record type.
+    async fn activity(
+        &self,
+        tx: &DatabaseTransaction,
+        ws: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<String, Activity>> {
+        let catalog = self.load_catalog(tx, ws).await?;
+        let mut b = Binds::new(ConnectionTrait::get_database_backend(tx));
+        let recent = at - Duration::days(FREQUENCY_DAYS);
+        let mut parts = Vec::new();
+        for (table, ts) in event_tables(&catalog) {
+            parts.push(format!(
+                "SELECT user_id, \"{ts}\" AS ts FROM \"{table}\" WHERE workspace_id = {} AND \"{ts}\" <= {}",
+                b.bind(ws),
+                b.bind(at)
+            ));
+        }
+        let sql = format!(
+            "SELECT user_id, MIN(ts) AS first_at, MAX(ts) AS last_at, \
+             SUM(CASE WHEN ts > {} THEN 1 ELSE 0 END) AS recent \
+             FROM ({}) e GROUP BY user_id",
+            b.bind(recent),
+            parts.join(" UNION ALL ")
+        );
+        let mut out = HashMap::new();
+        let mut rows = tx.stream_raw(b.statement(sql)).await?;
+        while let Some(row) = rows.try_next().await? {
+            out.insert(
+                row.try_get::<String>("", "user_id")?,
+                Activity {
+                    first: row.try_get("", "first_at")?,
+                    last: row.try_get("", "last_at")?,
+                    recent: row.try_get::<i64>("", "recent")?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Per player, the value of a count or sum plan over the rows of `period`
+    /// (all rows up to `until` without one), computed into `scratch`.
+    async fn outcome_sums(
+        &self,
+        tx: &DatabaseTransaction,
+        ws: Uuid,
+        plan: &Option<Plan>,
+        scratch: &str,
+        until: DateTime<Utc>,
+        period: Option<Period>,
+    ) -> Result<HashMap<String, f64>> {
+        let Some(plan) = plan else {
+            return Ok(HashMap::new());
+        };
+        let backend = ConnectionTrait::get_database_backend(tx);
+        let id = Uuid::new_v4();
+        let as_of = AsOf {
+            period: period.unwrap_or(Period { after: None, until }),
+            table: scratch,
+        };
+        tx.execute(&compiler::compile_as_of(plan, backend, ws, id, &as_of))
+            .await?;
+        let mut b = Binds::new(backend);
+        let sql = format!(
+            "SELECT entity_id, value_number FROM \"{scratch}\" WHERE trait_id = {} AND value_number IS NOT NULL",
+            b.bind(id)
+        );
+        let mut out = HashMap::new();
+        let mut rows = tx.stream_raw(b.statement(sql)).await?;
+        while let Some(row) = rows.try_next().await? {
+            out.insert(
+                row.try_get::<String>("", "entity_id")?,
+                row.try_get::<f64>("", "value_number")?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Every record type's (table, timestamp column) whose rows name a player.
+fn event_tables(catalog: &Catalog) -> Vec<(&str, &str)> {
+    let mut tables: Vec<(&str, &str)> = catalog
+        .models
+        .values()
+        .filter(|m| m.kind == ModelKind::Event && m.columns.contains_key("user_id"))
+        .filter_map(|m| Some((m.table.as_str(), m.timestamp_column.as_deref()?)))
+        .collect();
+    tables.sort();
+    tables
+}
+
+struct Activity {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    recent: i64,
+}

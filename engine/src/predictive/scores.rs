@@ -1,0 +1,322 @@
+//! Training and scoring runs of a prediction, the atomic switch of its
+//! scores, and its schedule (retrain on its cron, rescore daily).
+
+use chrono::{DateTime, Duration, Utc};
+use ndarray::Axis;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+use uuid::Uuid;
+
+use entity::{predictions, trait_values, traits};
+
+use super::{
+    Output, PredictiveStatus, ScorePredictive, TrainPredictive, check_classes, fail, in_holdout,
+    model::{self, Trained},
+    quality::{self, Report},
+};
+use crate::{Engine, Error, Result, db::Binds, jobs::outbox::enqueue_once_in};
+
+/// Risk bands by percentile: `high` from this percentile up …
+pub const HIGH_FROM_PERCENTILE: f64 = 80.0;
+/// … `medium` from this one, `low` below.
+pub const MEDIUM_FROM_PERCENTILE: f64 = 50.0;
+/// Players written per statement.
+const WRITE_CHUNK: usize = 20_000;
+
+pub fn risk_band(percentile: f64) -> &'static str {
+    if percentile >= HIGH_FROM_PERCENTILE {
+        "high"
+    } else if percentile >= MEDIUM_FROM_PERCENTILE {
+        "medium"
+    } else {
+        "low"
+    }
+}
+
+/// Per score, the share of scores strictly below it, in percent (one decimal).
+pub fn percentiles(scores: &[f64]) -> Vec<f64> {
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = scores.len().max(1) as f64;
+    scores
+        .iter()
+        .map(|s| {
+            let below = sorted.partition_point(|v| v < s) as f64;
+            (1000.0 * below / n).round() / 10.0
+        })
+        .collect()
+}
+
+impl Engine {
+    pub async fn execute_training(&self, id: Uuid) -> Result<()> {
+        let Some(row) = predictions::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(());
+        };
+        match self.train(&row).await {
+            Err(e) if !e.is_transient() => {
+                let status = match e {
+                    Error::Conflict(_) | Error::InvalidInput { .. } => PredictiveStatus::Insufficient,
+                    _ => PredictiveStatus::Failed,
+                };
+                let reason = e.cause();
+                crate::db::write_tx(&self.db, |tx| {
+                    Box::pin(async move { fail(tx, id, status, &reason).await })
+                })
+                .await?;
+                // The data, not the job, is what failed.
+                if status == PredictiveStatus::Insufficient {
+                    return Ok(());
+                }
+                Err(e)
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn train(&self, row: &predictions::Model) -> Result<()> {
+        let now = Utc::now();
+        let target = self
+            .target(row.workspace_id, row.goal, row.window_days as u32, Some(&row.config))
+            .await?;
+        self.check_history(row.workspace_id, &target, now).await?;
+        let cutoff = now - Duration::days(i64::from(target.window_days));
+        let features = self.predictive_features(row.workspace_id).await?;
+        let data = self
+            .dataset(row.workspace_id, &features, &target, cutoff, true)
+            .await?;
+        let y = data.y.as_deref().unwrap_or_default();
+        let (holdout, training): (Vec<usize>, Vec<usize>) =
+            (0..data.users.len()).partition(|&i| in_holdout(&data.users[i]));
+        let y_train: Vec<f64> = training.iter().map(|&i| y[i]).collect();
+        check_classes(&target, &y_train)?;
+        let x_train = data.x.select(Axis(0), &training);
+        let trained = model::train(&features.specs, &x_train.view(), &y_train, target.is_regression());
+        let x_holdout = data.x.select(Axis(0), &holdout);
+        let y_holdout: Vec<f64> = holdout.iter().map(|&i| y[i]).collect();
+        let positives = y_train.iter().filter(|v| **v > 0.0).count() as u64;
+        let mut report = Report {
+            training_players: training.len() as u64,
+            positives,
+            negatives: training.len() as u64 - positives,
+            base_rate: y_train.iter().filter(|v| **v > 0.0).count() as f64
+                / training.len().max(1) as f64,
+            top_features: trained.top_features(10),
+            penalty: trained.penalty,
+            ..Report::default()
+        };
+        quality::measure(
+            &mut report,
+            target.is_regression(),
+            &trained.score(&x_holdout.view()),
+            &y_holdout,
+        );
+        let model = serde_json::to_value(&trained).map_err(Error::internal)?;
+        let quality = serde_json::to_value(&report).map_err(Error::internal)?;
+        self.score(row, &trained, Some((cutoff, model, quality))).await
+    }
+
+    pub async fn execute_scoring(&self, id: Uuid) -> Result<()> {
+        let Some(row) = predictions::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(());
+        };
+        let Some(stored) = &row.model else {
+            // Never trained: a training scores too.
+            return Ok(());
+        };
+        let trained: Trained = serde_json::from_value(stored.clone()).map_err(Error::internal)?;
+        self.score(&row, &trained, None).await
+    }
+
+    /// Scores the population as of now and switches the prediction's traits
+    /// to the new scores (and, after a training, its model) in one transaction.
+    async fn score(
+        &self,
+        row: &predictions::Model,
+        trained: &Trained,
+        training: Option<(DateTime<Utc>, serde_json::Value, serde_json::Value)>,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let target = self
+            .target(row.workspace_id, row.goal, row.window_days as u32, Some(&row.config))
+            .await?;
+        // The features the model knows, computed as of now.
+        let mut features = self.predictive_features(row.workspace_id).await?;
+        features.specs = trained
+            .columns
+            .iter()
+            .map(|c| super::dataset::FeatureSpec {
+                name: c.name.clone(),
+                trait_id: c.trait_id,
+                fill: c.fill,
+            })
+            .collect();
+        let data = self
+            .dataset(row.workspace_id, &features, &target, now, false)
+            .await?;
+        let scores = trained.score(&data.x.view());
+        let percentiles = percentiles(&scores);
+        let (id, version) = (row.id, row.version);
+        let rows: Vec<(String, f64, f64)> = data
+            .users
+            .into_iter()
+            .zip(scores)
+            .zip(percentiles)
+            .map(|((u, s), p)| (u, s, p))
+            .collect();
+        let scored = rows.len() as i64;
+        let written = crate::db::write_tx(&self.db, |tx| {
+            let rows = rows.clone();
+            let training = training.clone();
+            Box::pin(async move {
+                let Some(current) = predictions::Entity::find_by_id(id).one(tx).await? else {
+                    return Ok(None);
+                };
+                if current.version != version {
+                    // Changed while this ran: its own training follows.
+                    return Ok(None);
+                }
+                write_scores(tx, &current, &rows, now).await?;
+                let mut update = predictions::Entity::update_many()
+                    .col_expr(predictions::Column::Status, Expr::value(PredictiveStatus::Ready))
+                    .col_expr(predictions::Column::StatusError, Expr::value(""))
+                    .col_expr(predictions::Column::ScoredAt, Expr::value(now))
+                    .col_expr(predictions::Column::ScoredPlayers, Expr::value(scored));
+                if let Some((cutoff, model, quality)) = training {
+                    update = update
+                        .col_expr(predictions::Column::Cutoff, Expr::value(cutoff))
+                        .col_expr(predictions::Column::TrainedAt, Expr::value(now))
+                        .col_expr(predictions::Column::Model, Expr::value(model))
+                        .col_expr(predictions::Column::Quality, Expr::value(quality));
+                }
+                update
+                    .filter(predictions::Column::Id.eq(id))
+                    .exec(tx)
+                    .await?;
+                traits::Entity::update_many()
+                    .col_expr(traits::Column::LastComputedAt, Expr::value(now))
+                    .filter(traits::Column::Id.is_in(Output::ALL.map(|o| o.trait_id(&current))))
+                    .exec(tx)
+                    .await?;
+                Ok(Some(current))
+            })
+        })
+        .await?;
+        if let Some(current) = written {
+            crate::db::analyze_after_bulk_write(&self.db, "trait_values", 3 * scored as u64).await;
+            // Segments and traits reading the scores follow them.
+            let outputs = traits::Entity::find()
+                .filter(traits::Column::Id.is_in(Output::ALL.map(|o| o.trait_id(&current))))
+                .all(&self.db)
+                .await?;
+            for t in &outputs {
+                if let Err(e) = self.trait_values_changed(t).await {
+                    tracing::warn!(trait_id = %t.id, error = %e, "could not queue updates after scoring");
+                }
+            }
+            if !outputs.is_empty() {
+                self.start_chain(&outputs).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every minute: queue the trainings whose `retrain` schedule fired in
+    /// `(since, now]`, and a rescoring of predictions scored more than
+    /// [`super::RESCORE_AFTER_HOURS`] ago.
+    pub async fn queue_scheduled_predictions(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut queued = 0;
+        for row in predictions::Entity::find().all(&self.db).await? {
+            let fired = crate::traits::service::parse_cron(&row.retrain, "retrain", "")
+                .ok()
+                .and_then(|s| s.after(&since).next())
+                .is_some_and(|fire| fire <= now);
+            let stale = row
+                .scored_at
+                .is_some_and(|at| at < now - Duration::hours(super::RESCORE_AFTER_HOURS));
+            let job = if fired {
+                enqueue_once_in(&self.db, row.workspace_id, &TrainPredictive {
+                    prediction_id: row.id,
+                })
+                .await?
+            } else if stale && row.status == PredictiveStatus::Ready {
+                enqueue_once_in(&self.db, row.workspace_id, &ScorePredictive {
+                    prediction_id: row.id,
+                })
+                .await?
+            } else {
+                continue;
+            };
+            self.dispatch(&job).await;
+            queued += 1;
+        }
+        Ok(queued)
+    }
+}
+
+/// Replaces the values of the prediction's three traits with `rows`
+/// (user, score, percentile), on `tx`.
+async fn write_scores(
+    tx: &DatabaseTransaction,
+    p: &predictions::Model,
+    rows: &[(String, f64, f64)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    trait_values::Entity::delete_many()
+        .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
+        .filter(trait_values::Column::TraitId.is_in(Output::ALL.map(|o| o.trait_id(p))))
+        .exec(tx)
+        .await?;
+    let backend = tx.get_database_backend();
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        // One JSON array per chunk, unpacked by the database: a handful of
+        // statements per million players instead of one bind per value.
+        let json = serde_json::Value::Array(
+            chunk
+                .iter()
+                .map(|(u, s, pct)| serde_json::json!([u, s, pct, risk_band(*pct)]))
+                .collect(),
+        )
+        .to_string();
+        for output in Output::ALL {
+            let (column, element) = match output {
+                Output::Score => ("value_number", 1),
+                Output::Percentile => ("value_number", 2),
+                Output::Risk => ("value_text", 3),
+            };
+            let mut b = Binds::new(backend);
+            let (ws, trait_id, at, rows) = (
+                b.bind(p.workspace_id),
+                b.bind(output.trait_id(p)),
+                b.bind(now),
+                b.bind(json.clone()),
+            );
+            let (user, value, from) = match backend {
+                DbBackend::Postgres => (
+                    "r->>0".to_owned(),
+                    match column {
+                        "value_text" => format!("r->>{element}"),
+                        _ => format!("(r->>{element})::double precision"),
+                    },
+                    format!("jsonb_array_elements(CAST({rows} AS jsonb)) AS r"),
+                ),
+                _ => (
+                    "json_extract(r.value, '$[0]')".to_owned(),
+                    format!("json_extract(r.value, '$[{element}]')"),
+                    format!("json_each({rows}) AS r"),
+                ),
+            };
+            let sql = format!(
+                "INSERT INTO trait_values (workspace_id, trait_id, entity_id, {column}, updated_at) \
+                 SELECT {ws}, {trait_id}, {user}, {value}, {at} FROM {from}"
+            );
+            tx.execute_raw(b.statement(sql)).await?;
+        }
+    }
+    Ok(())
+}
