@@ -24,6 +24,7 @@ use crate::{
         ingest::{BodyLimit, IngestApi},
         models::ModelsApi,
         player::PlayerApi,
+        predictions::PredictionsApi,
         segments::SegmentsApi,
         sources::SourcesApi,
         traits::TraitsApi,
@@ -131,6 +132,7 @@ type RestApis = (
     SegmentsApi,
     IngestApi,
     PlayerApi,
+    PredictionsApi,
 );
 
 pub fn openapi() -> OpenApiService<RestApis, ()> {
@@ -142,6 +144,7 @@ pub fn openapi() -> OpenApiService<RestApis, ()> {
             SegmentsApi,
             IngestApi,
             PlayerApi,
+            PredictionsApi,
         ),
         "Traitforge REST API",
         env!("CARGO_PKG_VERSION"),

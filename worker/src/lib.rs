@@ -81,7 +81,10 @@ async fn refresh_tick(tick: Tick, state: Data<WorkerState>) -> Result<(), BoxDyn
         .queue_scheduled_predictions(now - chrono::Duration::minutes(1), now)
         .await?;
     if predictions > 0 {
-        tracing::info!(predictions, "scheduled prediction trainings and scorings queued");
+        tracing::info!(
+            predictions,
+            "scheduled prediction trainings and scorings queued"
+        );
     }
     let scans = state.engine.queue_due_scans(now).await?;
     if scans > 0 {

@@ -16,7 +16,7 @@ macro_rules! lifecycle {
     };
 }
 
-lifecycle!(TraitType = "engine::traits::definition::TraitType" { Aggregation, Occurrence, List, Sql, Formula });
+lifecycle!(TraitType = "engine::traits::definition::TraitType" { Aggregation, Occurrence, List, Sql, Formula, Prediction });
 lifecycle!(ResultType = "engine::traits::definition::ResultType" { Text, Number, Boolean, Timestamp, Array });
 lifecycle!(TraitStatus = "engine::traits::definition::TraitStatus" { Draft, Active, Error });
 lifecycle!(RunStatus = "engine::traits::RunStatus" { Queued, Running, Succeeded, Failed });
@@ -48,7 +48,16 @@ lifecycle!(ResponseStatus = "engine::survey::ResponseStatus" { Requested, Partia
 lifecycle!(JobKind = "engine::jobs::JobKind" {
     Diagnostic, EvaluateTrait, EvaluateTraits, ScanSource, LoadFile, DeliverNotification,
     ComputeSegment, ComputePersonas, TrainPrediction, PruneHistory, IncrementalPass, ComputeNorms,
+    TrainPredictive, ScorePredictive,
 });
+lifecycle!(
+    /// What a prediction foretells over its window.
+    PredictionGoal = "engine::predictive::PredictionGoal" { Churn, Purchase, Custom, Spend }
+);
+lifecycle!(
+    /// A prediction's lifecycle: `training`, then `ready`, `insufficient` or `failed`.
+    PredictiveStatus = "engine::predictive::PredictiveStatus" { Training, Ready, Insufficient, Failed }
+);
 
 /// Whether a player entered or left a segment.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]

@@ -5,6 +5,7 @@ mod enums;
 mod models;
 mod mutation;
 mod player;
+mod predictions;
 mod query;
 mod segments;
 mod sources;
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     survey::SurveyQuery,
     player::PlayerQuery,
     segments::SegmentQuery,
+    predictions::PredictionQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -33,6 +35,7 @@ pub struct MutationRoot(
     survey::SurveyMutation,
     segments::SegmentMutation,
     models::ModelMutation,
+    predictions::PredictionMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

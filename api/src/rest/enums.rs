@@ -28,13 +28,18 @@ rest_enum!(
     /// What started a trait run.
     Trigger { Manual, Dependency, Schedule, Definition, Refresh, Data }
 );
-rest_enum!(TraitType {
-    Aggregation,
-    Occurrence,
-    List,
-    Sql,
-    Formula
-});
+rest_enum!(
+    /// `prediction` traits hold a prediction's scores (read-only here).
+    TraitType { Aggregation, Occurrence, List, Sql, Formula, Prediction }
+);
+rest_enum!(
+    /// What a prediction foretells over its window.
+    PredictionGoal { Churn, Purchase, Custom, Spend }
+);
+rest_enum!(
+    /// A prediction's lifecycle.
+    PredictiveStatus { Training, Ready, Insufficient, Failed }
+);
 rest_enum!(ResultType {
     Text,
     Number,

@@ -5,6 +5,7 @@ pub mod enums;
 pub mod ingest;
 pub mod models;
 pub mod player;
+pub mod predictions;
 pub mod segments;
 pub mod sources;
 pub mod text;

@@ -20,6 +20,7 @@ mod keys;
 mod migrations;
 mod notification_webhooks;
 mod personas;
+mod predictions;
 mod security;
 mod segments;
 mod sources;

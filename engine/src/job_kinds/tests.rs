@@ -8,8 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use entity::{
-    data_sources, ingestion_runs, job_records, notifications, prediction_status, segments,
-    source_files,
+    data_sources, ingestion_runs, job_records, notifications, prediction_status, predictions,
+    segments, source_files,
     states::{
         ComputeStatus, DeliveryStatus, FileFormat, FileStatus, JobKind, JobStatus,
         NotificationKind, PredictionStatus, RunStatus, SourceKind, SourceStatus,
@@ -23,6 +23,7 @@ use crate::{
     ingest::jobs::{DeliverNotification, LoadFile, ScanSource},
     jobs::{Diagnostic, MAX_ATTEMPTS, Runnable, enqueue_in},
     prediction::TrainPrediction,
+    predictive::{PredictionGoal, PredictiveStatus, ScorePredictive, TrainPredictive},
     segments::{
         SegmentInput,
         jobs::{ComputePersonas, ComputeSegment},
@@ -256,6 +257,43 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
     let norms = enqueue_in(db, Some(ws), &ComputeNorms { workspace_id: ws })
         .await
         .unwrap();
+    // A prediction training, then rescoring.
+    let predictive = predictions::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        workspace_id: Set(ws),
+        name: Set("Churn".into()),
+        slug: Set("churn".into()),
+        description: Set(String::new()),
+        goal: Set(PredictionGoal::Churn),
+        window_days: Set(14),
+        config: Set(json!({})),
+        retrain: Set("manual".into()),
+        status: Set(PredictiveStatus::Training),
+        status_error: Set(String::new()),
+        score_trait_id: Set(Uuid::now_v7()),
+        percentile_trait_id: Set(Uuid::now_v7()),
+        risk_trait_id: Set(Uuid::now_v7()),
+        model: Set(None),
+        quality: Set(None),
+        cutoff: Set(None),
+        trained_at: Set(None),
+        scored_at: Set(None),
+        scored_players: Set(0),
+        version: Set(1),
+        created_at: Set(Utc::now()),
+        updated_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+    let training = TrainPredictive {
+        prediction_id: predictive.id,
+    };
+    let training = enqueue_in(db, Some(ws), &training).await.unwrap();
+    let scoring = ScorePredictive {
+        prediction_id: predictive.id,
+    };
+    let scoring = enqueue_in(db, Some(ws), &scoring).await.unwrap();
     let diagnostic = Diagnostic {
         message: "hello".into(),
     };
@@ -273,6 +311,8 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
         &diagnostic,
         &pass,
         &norms,
+        &training,
+        &scoring,
     ];
     let covered: std::collections::HashSet<_> = all.iter().map(|r| r.kind).collect();
     assert_eq!(
@@ -350,5 +390,14 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
     assert_eq!(
         (prediction.status, prediction.message.as_str()),
         (PredictionStatus::Failed, expected.as_str())
+    );
+    let predictive = predictions::Entity::find_by_id(predictive.id)
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (predictive.status, predictive.status_error.as_str()),
+        (PredictiveStatus::Failed, expected.as_str())
     );
 }

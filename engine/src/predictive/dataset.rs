@@ -16,7 +16,7 @@ use ndarray::Array2;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, StreamTrait, TransactionTrait};
 use uuid::Uuid;
 
-use entity::{traits, states::TraitType};
+use entity::{states::TraitType, traits};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::spec::Target;
@@ -144,8 +144,16 @@ impl Engine {
             .find(|m| m.slug == "purchases")
             .zip(catalog.models.get(&players))
             .and_then(|(purchases, players)| {
-                super::spec::outcome(&catalog, players, purchases, "sum", Some("price".into()), &[], "spend")
-                    .ok()
+                super::spec::outcome(
+                    &catalog,
+                    players,
+                    purchases,
+                    "sum",
+                    Some("price".into()),
+                    &[],
+                    "spend",
+                )
+                .ok()
             });
         Ok(Features {
             computed,
@@ -269,6 +277,14 @@ impl Engine {
             x[[r, built_in + 3]] = spend.get(u).copied().unwrap_or(0.0);
         }
 
+        // A count or sum over no events is 0, not a gap.
+        for (c, spec) in features.specs.iter().enumerate() {
+            if let Some(fill) = spec.fill {
+                x.column_mut(c)
+                    .mapv_inplace(|v| if v.is_nan() { fill } else { v });
+            }
+        }
+
         let y = if labels {
             let period = Period {
                 after: Some(at),
@@ -277,7 +293,14 @@ impl Engine {
             let mut total: HashMap<String, f64> = HashMap::new();
             for plan in &target.outcomes {
                 for (u, v) in self
-                    .outcome_sums(tx, ws, &Some(plan.clone()), &scratch, period.until, Some(period))
+                    .outcome_sums(
+                        tx,
+                        ws,
+                        &Some(plan.clone()),
+                        &scratch,
+                        period.until,
+                        Some(period),
+                    )
                     .await?
                 {
                     *total.entry(u).or_default() += v;
@@ -313,7 +336,10 @@ impl Engine {
                 )
             })
             .collect();
-        let sql = format!("SELECT MIN(ts) AS ts FROM ({}) e", parts.join(" UNION ALL "));
+        let sql = format!(
+            "SELECT MIN(ts) AS ts FROM ({}) e",
+            parts.join(" UNION ALL ")
+        );
         let row = self.db.query_one_raw(b.statement(sql)).await?;
         Ok(match row {
             Some(row) => row.try_get::<Option<DateTime<Utc>>>("", "ts")?,
@@ -331,7 +357,8 @@ impl Engine {
     ) -> Result<HashMap<String, Activity>> {
         let catalog = self.load_catalog(tx, ws).await?;
         let mut b = Binds::new(ConnectionTrait::get_database_backend(tx));
-        let recent = at - Duration::days(FREQUENCY_DAYS);
+        // Placeholders are bound in the order they appear in the text.
+        let recent = b.bind(at - Duration::days(FREQUENCY_DAYS));
         let mut parts = Vec::new();
         for (table, ts) in event_tables(&catalog) {
             parts.push(format!(
@@ -344,7 +371,7 @@ impl Engine {
             "SELECT user_id, MIN(ts) AS first_at, MAX(ts) AS last_at, \
              SUM(CASE WHEN ts > {} THEN 1 ELSE 0 END) AS recent \
              FROM ({}) e GROUP BY user_id",
-            b.bind(recent),
+            recent,
             parts.join(" UNION ALL ")
         );
         let mut out = HashMap::new();

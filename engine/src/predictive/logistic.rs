@@ -49,9 +49,7 @@ pub fn fit(x: &ArrayView2<f64>, y: &[f64], lambda: f64) -> Logistic {
     let nf = n.max(1) as f64;
     // The intercept is column 0 of the design.
     let mut design = Array2::<f64>::ones((n, p + 1));
-    design
-        .slice_axis_mut(Axis(1), Slice::from(1..))
-        .assign(x);
+    design.slice_axis_mut(Axis(1), Slice::from(1..)).assign(x);
     let mean = y.iter().sum::<f64>() / nf;
     let mut beta = Array1::<f64>::zeros(p + 1);
     beta[0] = (mean.clamp(1e-6, 1.0 - 1e-6) / (1.0 - mean.clamp(1e-6, 1.0 - 1e-6))).ln();
@@ -105,13 +103,14 @@ pub fn cross_validated(x: &ArrayView2<f64>, y: &[f64]) -> (Logistic, f64) {
     for lambda in PENALTIES {
         let mut loss = 0.0;
         for fold in 0..folds {
-            let (test, train): (Vec<(usize, usize)>, Vec<(usize, usize)>) = rows
-                .iter()
-                .enumerate()
-                .map(|(k, r)| (k, *r))
-                .partition(|(k, _)| k % folds == fold);
-            let pick = |set: &[(usize, usize)]| -> Vec<usize> { set.iter().map(|(_, r)| *r).collect() };
-            let (test, train) = (pick(&test), pick(&train));
+            let fold_rows = |inside: bool| -> Vec<usize> {
+                rows.iter()
+                    .enumerate()
+                    .filter(|(k, _)| (k % folds == fold) == inside)
+                    .map(|(_, r)| *r)
+                    .collect()
+            };
+            let (test, train) = (fold_rows(true), fold_rows(false));
             let y_train: Vec<f64> = train.iter().map(|r| y[*r]).collect();
             let y_test: Vec<f64> = test.iter().map(|r| y[*r]).collect();
             let model = fit(&x.select(Axis(0), &train).view(), &y_train, lambda);
@@ -139,7 +138,9 @@ mod tests {
         // A deterministic spread of points and a deterministic "coin".
         let mut state: u64 = 7;
         let mut uniform = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         for i in 0..n {

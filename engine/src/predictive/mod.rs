@@ -19,8 +19,8 @@ pub mod spec;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::Expr,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -148,11 +148,17 @@ impl Engine {
     ) -> Result<predictions::Model> {
         p.require(Permission::Write)?;
         let name = crate::limits::sluggable_name(
-            input.name.as_deref().ok_or_else(|| Error::invalid("name", "is required"))?,
+            input
+                .name
+                .as_deref()
+                .ok_or_else(|| Error::invalid("name", "is required"))?,
             "name",
         )?;
         let goal = spec::parse_goal(
-            input.goal.as_deref().ok_or_else(|| Error::invalid("goal", "is required"))?,
+            input
+                .goal
+                .as_deref()
+                .ok_or_else(|| Error::invalid("goal", "is required"))?,
         )?;
         let window = spec::window_days(
             input
@@ -251,7 +257,8 @@ impl Engine {
         if let Some(r) = &input.retrain {
             after.retrain = parse_retrain(r)?;
         }
-        let retrains = input.goal.is_some() || input.window_days.is_some() || input.config.is_some();
+        let retrains =
+            input.goal.is_some() || input.window_days.is_some() || input.config.is_some();
         if retrains {
             after.goal = match &input.goal {
                 Some(g) => spec::parse_goal(g)?,
@@ -370,15 +377,43 @@ impl Engine {
                     .filter(predictions::Column::Id.eq(id))
                     .exec(tx)
                     .await?;
-                crate::jobs::outbox::enqueue_once_in(tx, row.workspace_id, &TrainPredictive {
-                    prediction_id: id,
-                })
+                crate::jobs::outbox::enqueue_once_in(
+                    tx,
+                    row.workspace_id,
+                    &TrainPredictive { prediction_id: id },
+                )
                 .await
             })
         })
         .await?;
         self.dispatch(&job).await;
         find(&self.db, p.workspace_id, id).await
+    }
+
+    /// The prediction's data as of `at`, with outcomes over `(at, at +
+    /// window]`: what a training at cutoff `at` learns from, for a studio
+    /// (or a test) to check against its own computation.
+    pub async fn prediction_dataset(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<dataset::FeatureSpec>, dataset::Dataset)> {
+        p.require(Permission::Read)?;
+        let row = find(&self.db, p.workspace_id, id).await?;
+        let target = self
+            .target(
+                row.workspace_id,
+                row.goal,
+                row.window_days as u32,
+                Some(&row.config),
+            )
+            .await?;
+        let features = self.predictive_features(row.workspace_id).await?;
+        let data = self
+            .dataset(row.workspace_id, &features, &target, at, true)
+            .await?;
+        Ok((features.specs, data))
     }
 
     async fn target(
@@ -408,7 +443,11 @@ impl Engine {
                 target.window_days,
                 needed.num_days(),
                 match start {
-                    Some(_) => format!("{} (events since {})", have.num_days(), start.unwrap().date_naive()),
+                    Some(_) => format!(
+                        "{} (events since {})",
+                        have.num_days(),
+                        start.unwrap().date_naive()
+                    ),
                     None => "no events".into(),
                 }
             )));

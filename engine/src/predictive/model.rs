@@ -47,13 +47,22 @@ pub struct Trained {
 impl Trained {
     /// The standardized design matrix of `x` (players × features, NaN for gaps).
     fn design(&self, x: &ArrayView2<f64>) -> Array2<f64> {
-        let width = self.columns.len() + self.columns.iter().filter(|c| c.indicator.is_some()).count();
+        let width = self.columns.len()
+            + self
+                .columns
+                .iter()
+                .filter(|c| c.indicator.is_some())
+                .count();
         let mut d = Array2::<f64>::zeros((x.nrows(), width));
         let mut extra = self.columns.len();
         for (c, col) in self.columns.iter().enumerate() {
             for r in 0..x.nrows() {
                 let v = x[[r, c]];
-                let value = if v.is_nan() { col.fill.unwrap_or(col.impute) } else { v };
+                let value = if v.is_nan() {
+                    col.fill.unwrap_or(col.impute)
+                } else {
+                    v
+                };
                 d[[r, c]] = (value - col.mean) / col.sd;
             }
             if let Some(ind) = &col.indicator {
@@ -70,7 +79,11 @@ impl Trained {
         self.columns
             .iter()
             .map(|c| c.weight)
-            .chain(self.columns.iter().filter_map(|c| c.indicator.as_ref().map(|i| i.weight)))
+            .chain(
+                self.columns
+                    .iter()
+                    .filter_map(|c| c.indicator.as_ref().map(|i| i.weight)),
+            )
             .collect()
     }
 
@@ -112,7 +125,9 @@ impl Trained {
 }
 
 fn mean_sd(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let (sum, n) = values.clone().fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
+    let (sum, n) = values
+        .clone()
+        .fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
     let mean = if n > 0.0 { sum / n } else { 0.0 };
     let var = values.map(|v| (v - mean).powi(2)).sum::<f64>() / f64::max(n, 1.0);
     let sd = var.sqrt();
@@ -129,12 +144,18 @@ pub fn train(specs: &[FeatureSpec], x: &ArrayView2<f64>, y: &[f64], regression: 
         let column = x.column(c);
         let observed = column.iter().copied().filter(|v| !v.is_nan());
         let impute = {
-            let (sum, n) = observed.clone().fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
+            let (sum, n) = observed
+                .clone()
+                .fold((0.0, 0.0), |(s, n), v| (s + v, n + 1.0));
             if n > 0.0 { sum / n } else { 0.0 }
         };
-        let filled = column
-            .iter()
-            .map(|v| if v.is_nan() { spec.fill.unwrap_or(impute) } else { *v });
+        let filled = column.iter().map(|v| {
+            if v.is_nan() {
+                spec.fill.unwrap_or(impute)
+            } else {
+                *v
+            }
+        });
         let (mean, sd) = mean_sd(filled);
         let gaps = column.iter().any(|v| v.is_nan());
         let indicator = (gaps && spec.fill.is_none()).then(|| {

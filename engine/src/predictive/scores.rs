@@ -57,7 +57,9 @@ impl Engine {
         match self.train(&row).await {
             Err(e) if !e.is_transient() => {
                 let status = match e {
-                    Error::Conflict(_) | Error::InvalidInput { .. } => PredictiveStatus::Insufficient,
+                    Error::Conflict(_) | Error::InvalidInput { .. } => {
+                        PredictiveStatus::Insufficient
+                    }
                     _ => PredictiveStatus::Failed,
                 };
                 let reason = e.cause();
@@ -78,7 +80,12 @@ impl Engine {
     async fn train(&self, row: &predictions::Model) -> Result<()> {
         let now = Utc::now();
         let target = self
-            .target(row.workspace_id, row.goal, row.window_days as u32, Some(&row.config))
+            .target(
+                row.workspace_id,
+                row.goal,
+                row.window_days as u32,
+                Some(&row.config),
+            )
             .await?;
         self.check_history(row.workspace_id, &target, now).await?;
         let cutoff = now - Duration::days(i64::from(target.window_days));
@@ -92,7 +99,12 @@ impl Engine {
         let y_train: Vec<f64> = training.iter().map(|&i| y[i]).collect();
         check_classes(&target, &y_train)?;
         let x_train = data.x.select(Axis(0), &training);
-        let trained = model::train(&features.specs, &x_train.view(), &y_train, target.is_regression());
+        let trained = model::train(
+            &features.specs,
+            &x_train.view(),
+            &y_train,
+            target.is_regression(),
+        );
         let x_holdout = data.x.select(Axis(0), &holdout);
         let y_holdout: Vec<f64> = holdout.iter().map(|&i| y[i]).collect();
         let positives = y_train.iter().filter(|v| **v > 0.0).count() as u64;
@@ -114,7 +126,8 @@ impl Engine {
         );
         let model = serde_json::to_value(&trained).map_err(Error::internal)?;
         let quality = serde_json::to_value(&report).map_err(Error::internal)?;
-        self.score(row, &trained, Some((cutoff, model, quality))).await
+        self.score(row, &trained, Some((cutoff, model, quality)))
+            .await
     }
 
     pub async fn execute_scoring(&self, id: Uuid) -> Result<()> {
@@ -139,7 +152,12 @@ impl Engine {
     ) -> Result<()> {
         let now = Utc::now();
         let target = self
-            .target(row.workspace_id, row.goal, row.window_days as u32, Some(&row.config))
+            .target(
+                row.workspace_id,
+                row.goal,
+                row.window_days as u32,
+                Some(&row.config),
+            )
             .await?;
         // The features the model knows, computed as of now.
         let mut features = self.predictive_features(row.workspace_id).await?;
@@ -179,7 +197,10 @@ impl Engine {
                 }
                 write_scores(tx, &current, &rows, now).await?;
                 let mut update = predictions::Entity::update_many()
-                    .col_expr(predictions::Column::Status, Expr::value(PredictiveStatus::Ready))
+                    .col_expr(
+                        predictions::Column::Status,
+                        Expr::value(PredictiveStatus::Ready),
+                    )
                     .col_expr(predictions::Column::StatusError, Expr::value(""))
                     .col_expr(predictions::Column::ScoredAt, Expr::value(now))
                     .col_expr(predictions::Column::ScoredPlayers, Expr::value(scored));
@@ -240,14 +261,22 @@ impl Engine {
                 .scored_at
                 .is_some_and(|at| at < now - Duration::hours(super::RESCORE_AFTER_HOURS));
             let job = if fired {
-                enqueue_once_in(&self.db, row.workspace_id, &TrainPredictive {
-                    prediction_id: row.id,
-                })
+                enqueue_once_in(
+                    &self.db,
+                    row.workspace_id,
+                    &TrainPredictive {
+                        prediction_id: row.id,
+                    },
+                )
                 .await?
             } else if stale && row.status == PredictiveStatus::Ready {
-                enqueue_once_in(&self.db, row.workspace_id, &ScorePredictive {
-                    prediction_id: row.id,
-                })
+                enqueue_once_in(
+                    &self.db,
+                    row.workspace_id,
+                    &ScorePredictive {
+                        prediction_id: row.id,
+                    },
+                )
                 .await?
             } else {
                 continue;

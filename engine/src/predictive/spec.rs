@@ -65,10 +65,7 @@ pub fn parse_goal(text: &str) -> Result<PredictionGoal> {
     PredictionGoal::parse(text).ok_or_else(|| {
         Error::invalid(
             "goal",
-            format!(
-                "'{text}' is not one of: {}",
-                PredictionGoal::expected()
-            ),
+            format!("'{text}' is not one of: {}", PredictionGoal::expected()),
         )
     })
 }
@@ -114,9 +111,21 @@ pub fn target(
     let churn = goal == PredictionGoal::Churn;
     only(!churn && c.record_types.is_some(), "record_types", "churn")?;
     only(!churn && c.active_days.is_some(), "active_days", "churn")?;
-    only(churn && c.model.is_some(), "model", "purchase, custom and spend")?;
-    only(churn && !c.filters.is_empty(), "filters", "purchase, custom and spend")?;
-    only(goal != PredictionGoal::Spend && c.column.is_some(), "column", "spend")?;
+    only(
+        churn && c.model.is_some(),
+        "model",
+        "purchase, custom and spend",
+    )?;
+    only(
+        churn && !c.filters.is_empty(),
+        "filters",
+        "purchase, custom and spend",
+    )?;
+    only(
+        goal != PredictionGoal::Spend && c.column.is_some(),
+        "column",
+        "spend",
+    )?;
     let mut outcomes = Vec::new();
     let mut active_days = None;
     if churn {
@@ -144,7 +153,15 @@ pub fn target(
         for (i, slug) in types.iter().enumerate() {
             let field = format!("config.record_types[{i}]");
             let source = timed_model(catalog, slug, &field)?;
-            outcomes.push(outcome(catalog, players, source, "count", None, &[], &field)?);
+            outcomes.push(outcome(
+                catalog,
+                players,
+                source,
+                "count",
+                None,
+                &[],
+                &field,
+            )?);
         }
     } else {
         let slug = match (&c.model, goal) {

@@ -467,6 +467,16 @@ pub struct AsOf<'a> {
     pub table: &'a str,
 }
 
+/// Which entities and source rows a compilation covers.
+enum Rows<'a> {
+    /// Every entity, every row: a full run.
+    All,
+    /// The players of an incremental pass.
+    Scoped(&'a Scope),
+    /// Every entity, rows of a past period, into a table of its own.
+    AsOf(&'a AsOf<'a>),
+}
+
 /// Where a source trait's aggregate comes from.
 pub enum Aggregate<'a> {
     /// Its own subquery.
@@ -507,8 +517,7 @@ pub fn compile_with(
         trait_id,
         now,
         aggregate_from,
-        None,
-        None,
+        Rows::All,
     )
 }
 
@@ -529,8 +538,7 @@ pub fn compile_as_of(
         trait_id,
         as_of.period.until,
         Aggregate::Inline,
-        None,
-        Some(as_of),
+        Rows::AsOf(as_of),
     )
     .insert
 }
@@ -554,8 +562,7 @@ pub fn compile_scoped(
         trait_id,
         now,
         aggregate_from,
-        Some(scope),
-        None,
+        Rows::Scoped(scope),
     )
 }
 
@@ -578,9 +585,13 @@ fn compile_in(
     trait_id: Uuid,
     now: DateTime<Utc>,
     aggregate_from: Aggregate<'_>,
-    scope: Option<&Scope>,
-    as_of: Option<&AsOf<'_>>,
+    rows: Rows<'_>,
 ) -> Compiled {
+    let (scope, as_of) = match rows {
+        Rows::All => (None, None),
+        Rows::Scoped(s) => (Some(s), None),
+        Rows::AsOf(o) => (None, Some(o)),
+    };
     let values_table = as_of.map_or(VALUES_TABLE, |o| o.table);
     // A pass reads its players' rows from its own small table.
     let parents = match scope {

@@ -459,10 +459,9 @@ impl Engine {
         let all = self.list_traits(p, Some(parent_model_id)).await?;
         let mut groups: Vec<(Option<compiler::ScanKey>, Vec<traits::Model>)> = Vec::new();
         // A prediction's traits are scored by their prediction, not computed.
-        for t in all
-            .into_iter()
-            .filter(|t| t.status != TraitStatus::Draft && t.trait_type != entity::states::TraitType::Prediction)
-        {
+        for t in all.into_iter().filter(|t| {
+            t.status != TraitStatus::Draft && t.trait_type != entity::states::TraitType::Prediction
+        }) {
             let plan = self.plan_trait(&self.db, &t).await?;
             let key = match &plan.computation {
                 compiler_plan::Computation::Source(sp) => compiler::scan_key(sp),
