@@ -61,6 +61,10 @@ fn plant(now: DateTime<Utc>) -> Planted {
             let mut at = cutoff + Duration::seconds(1 + (noise.uniform() * 86_400.0) as i64);
             while at < now - Duration::minutes(5) {
                 events.push((user.clone(), "logins", at, 0.0));
+                if noise.uniform() < 0.1 {
+                    let price = (1.0 + 20.0 * noise.uniform()).round();
+                    events.push((user.clone(), "purchases", at + Duration::seconds(60), price));
+                }
                 let gap = -(noise.uniform().ln()) / rate;
                 at += Duration::seconds((gap * 86_400.0) as i64 + 1);
             }
@@ -416,6 +420,35 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
         "AUC {auc} vs the reference's {reference}"
     );
 
+    // Spend over the next 14 days: a regression, measured by rank correlation.
+    let (status, spend) = rest(
+        &app,
+        reqwest::Method::POST,
+        "/predictions",
+        json!({ "name": "Spend 14d", "goal": "spend", "window_days": 14 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{spend}");
+    assert_eq!(
+        spend["config"],
+        json!({ "model": "purchases", "column": "price" })
+    );
+    app.drain().await;
+    let (_, spend) = rest(
+        &app,
+        reqwest::Method::GET,
+        &format!("/predictions/{}", spend["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(spend["status"], "ready", "{spend}");
+    let sq = &spend["quality"];
+    let rho = sq["spearman"].as_f64().unwrap();
+    // Spend follows the planted login rate, which the features see.
+    assert!(rho > 0.2, "{sq}");
+    assert!(sq["top_decile_capture"].as_f64().unwrap() > 0.15, "{sq}");
+    assert!(sq["auc"].is_null());
+
     // Events after the cutoff change no feature; after the window, no label.
     let churner = data
         .users
@@ -536,6 +569,13 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     )
     .await;
     assert_eq!(status, 200);
-    let left = app.gql("{ predictions { id } }", json!({})).await;
-    assert_eq!(left["predictions"], json!([]));
+    let left = app
+        .gql(
+            "{ predictions { slug } traits { nodes { slug } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(left["predictions"], json!([{ "slug": "spend_14d" }]));
+    let slugs = left["traits"]["nodes"].to_string();
+    assert!(!slugs.contains("churn_risk"), "{slugs}");
 }
