@@ -513,7 +513,112 @@ pub async fn survey(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
     Ok(body)
 }
 
-pub async fn prediction(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
+pub async fn prediction(engine: &Engine, p: &Principal, csrf: &str) -> Page {
+    let mut body = predictive(engine, p).await?;
+    body.push_str("<h2>Psych scores</h2>");
+    body.push_str(&psych_prediction(engine, p, csrf).await?);
+    Ok(body)
+}
+
+/// Each predictive trait with its holdout quality report: the headline
+/// figures, then the outcome per decile of predictions (lift) beside the
+/// mean prediction there (calibration).
+async fn predictive(engine: &Engine, p: &Principal) -> Page {
+    let list = engine.list_predictions(p).await?;
+    let mut body = String::from("<h2>Predictive traits</h2>");
+    if list.is_empty() {
+        body.push_str(r#"<p class="muted">None yet: create one with <code>createPrediction</code> or <code>POST …/predictions</code>.</p>"#);
+        return Ok(body);
+    }
+    let fig = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.3}"));
+    for pr in &list {
+        let report: Option<engine::predictive::quality::Report> = pr
+            .quality
+            .clone()
+            .and_then(|q| serde_json::from_value(q).ok());
+        let _ = write!(
+            body,
+            r#"<section data-prediction="{slug}"><h3>{name}</h3><p>{goal} over {days} days · <strong>{status}</strong>{error} · {scored} players scored {at}</p>"#,
+            slug = escape(&pr.slug),
+            name = escape(&pr.name),
+            goal = escape(pr.goal.as_str()),
+            days = pr.window_days,
+            status = escape(pr.status.as_str()),
+            error = if pr.status_error.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", escape(&pr.status_error))
+            },
+            scored = pr.scored_players,
+            at = when(pr.scored_at),
+        );
+        let Some(r) = report else {
+            body.push_str("</section>");
+            continue;
+        };
+        let headline = if r.auc.is_some() {
+            vec![
+                ("Quality", r.quality.clone()),
+                ("AUC", fig(r.auc)),
+                ("Top-decile lift", fig(r.top_decile_lift)),
+                ("Log loss", fig(r.log_loss)),
+                ("Brier", fig(r.brier)),
+                (
+                    "Positives / negatives",
+                    format!("{} / {}", r.positives, r.negatives),
+                ),
+            ]
+        } else {
+            vec![
+                ("Quality", r.quality.clone()),
+                ("Spearman ρ", fig(r.spearman)),
+                ("R²", fig(r.r2)),
+                ("Top-decile capture", fig(r.top_decile_capture)),
+                (
+                    "Spenders / not",
+                    format!("{} / {}", r.positives, r.negatives),
+                ),
+            ]
+        };
+        body.push_str(&table(
+            &["Measure", "Holdout"],
+            headline
+                .into_iter()
+                .map(|(k, v)| vec![escape(k), escape(&v)])
+                .collect(),
+            "",
+        ));
+        let mut rows = Vec::new();
+        for d in &r.deciles {
+            rows.push(Row::Heading(format!("Decile {}", d.decile)));
+            rows.push(Row::Bar {
+                label: "observed".into(),
+                value: d.observed,
+                shown: short(d.observed),
+                key: format!("{}.observed.{}", pr.slug, d.decile),
+            });
+            rows.push(Row::Bar {
+                label: "predicted".into(),
+                value: d.mean_predicted,
+                shown: short(d.mean_predicted),
+                key: format!("{}.predicted.{}", pr.slug, d.decile),
+            });
+        }
+        let _ = write!(
+            body,
+            r#"<figure>{}<figcaption>Holdout players by decile of prediction (1 = highest): the outcome observed beside the mean prediction.</figcaption></figure></section>"#,
+            bars(
+                &format!("{}: outcome by decile", pr.name),
+                &rows,
+                None,
+                r#"data-chart="deciles""#
+            )
+        );
+    }
+    Ok(body)
+}
+
+async fn psych_prediction(engine: &Engine, p: &Principal, _csrf: &str) -> Page {
     let Some(status) = engine.prediction_status(p).await? else {
         return Ok(r#"<p class="muted">Not trained yet: it trains once enough players completed the survey.</p>"#.into());
     };
