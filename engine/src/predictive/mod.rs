@@ -401,19 +401,19 @@ impl Engine {
     ) -> Result<(Vec<dataset::FeatureSpec>, dataset::Dataset)> {
         p.require(Permission::Read)?;
         let row = find(&self.db, p.workspace_id, id).await?;
-        let target = self
-            .target(
-                row.workspace_id,
-                row.goal,
-                row.window_days as u32,
-                Some(&row.config),
-            )
-            .await?;
+        let target = self.stored_target(&row).await?;
         let features = self.predictive_features(row.workspace_id).await?;
         let data = self
             .dataset(row.workspace_id, &features, &target, at, true)
             .await?;
         Ok((features.specs, data))
+    }
+
+    /// A stored prediction's goal, checked again against today's models.
+    async fn stored_target(&self, row: &predictions::Model) -> Result<Target> {
+        let window = row.window_days as u32;
+        self.target(row.workspace_id, row.goal, window, Some(&row.config))
+            .await
     }
 
     async fn target(

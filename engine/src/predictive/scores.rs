@@ -79,14 +79,7 @@ impl Engine {
 
     async fn train(&self, row: &predictions::Model) -> Result<()> {
         let now = Utc::now();
-        let target = self
-            .target(
-                row.workspace_id,
-                row.goal,
-                row.window_days as u32,
-                Some(&row.config),
-            )
-            .await?;
+        let target = self.stored_target(row).await?;
         self.check_history(row.workspace_id, &target, now).await?;
         let cutoff = now - Duration::days(i64::from(target.window_days));
         let features = self.predictive_features(row.workspace_id).await?;
@@ -151,14 +144,7 @@ impl Engine {
         training: Option<(DateTime<Utc>, serde_json::Value, serde_json::Value)>,
     ) -> Result<()> {
         let now = Utc::now();
-        let target = self
-            .target(
-                row.workspace_id,
-                row.goal,
-                row.window_days as u32,
-                Some(&row.config),
-            )
-            .await?;
+        let target = self.stored_target(row).await?;
         // The features the model knows, computed as of now.
         let mut features = self.predictive_features(row.workspace_id).await?;
         features.specs = trained
