@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.request
 
-from benchlib import Server, peak_rss_mib
+from benchlib import Server, peak_rss_mib, wait_for_jobs
 
 
 def post_ndjson(server, record_type, body):
@@ -43,23 +43,6 @@ def post_ndjson(server, record_type, body):
     req.add_header("Content-Type", "application/x-ndjson")
     with urllib.request.urlopen(req, timeout=600) as resp:
         return json.loads(resp.read())
-
-
-def wait_for_jobs(server):
-    """Until /metrics counts no job queued or running."""
-    while True:
-        req = urllib.request.Request(f"{server.url}/metrics")
-        req.add_header("Authorization", "Bearer " + server.key)
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            text = resp.read().decode()
-        busy = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("traitforge_jobs{") and ('status="queued"' in line or 'status="running"' in line)
-        )
-        if busy == 0:
-            return
-        time.sleep(0.2)
 
 
 def rss_mib(pid):

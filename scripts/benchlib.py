@@ -47,6 +47,23 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
+def wait_for_jobs(server):
+    """Until /metrics counts no job queued or running."""
+    while True:
+        req = urllib.request.Request(f"{server.url}/metrics")
+        req.add_header("Authorization", "Bearer " + server.key)
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            text = resp.read().decode()
+        busy = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("traitforge_jobs{") and ('status="queued"' in line or 'status="running"' in line)
+        )
+        if busy == 0:
+            return
+        time.sleep(0.2)
+
+
 class Server:
     """The server on `database_url` (default: a SQLite file in `work`), its
     workspace id, key and URL once it answers."""
@@ -59,7 +76,7 @@ class Server:
             DATABASE_URL=database_url or f"sqlite://{work}/bench.db?mode=rwc",
             BIND=f"127.0.0.1:{port}",
             LOCAL_SOURCE_ROOT=self.root,
-            RUST_LOG="warn",
+            RUST_LOG=os.environ.get("RUST_LOG", "warn"),
         )
         env.pop("REDIS_URL", None)
         self.worker = None

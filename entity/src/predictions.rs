@@ -36,6 +36,10 @@ pub struct Model {
     /// The holdout's quality report.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub quality: Option<Json>,
+    /// The scores at every 0.1 % of the last full scoring (1 001 values),
+    /// which place the scores of players rescored between full scorings.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub score_cuts: Option<Json>,
     /// Training's T: features as of it, labels from (T, T + window].
     pub cutoff: Option<DateTimeUtc>,
     pub trained_at: Option<DateTimeUtc>,

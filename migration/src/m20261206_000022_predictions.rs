@@ -38,6 +38,7 @@ impl MigrationTrait for Migration {
                 .col(uuid("risk_trait_id"))
                 .col(json_binary_null("model"))
                 .col(json_binary_null("quality"))
+                .col(json_binary_null("score_cuts"))
                 .col(timestamp_with_time_zone_null("cutoff"))
                 .col(timestamp_with_time_zone_null("trained_at"))
                 .col(timestamp_with_time_zone_null("scored_at"))

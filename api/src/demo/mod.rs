@@ -145,6 +145,22 @@ async fn populate(engine: &Engine, p: &Principal, n: usize) -> anyhow::Result<(u
     engine.refresh_segment(p, "default").await?;
     drained(engine).await?;
     phase("segments and personas computed");
+
+    // 5. Who will churn and how much they will spend over the next two weeks.
+    for (name, goal) in [("Churn risk", "churn"), ("Spend 14d", "spend")] {
+        let input = engine::predictive::PredictionInput {
+            name: Some(name.into()),
+            goal: Some(goal.into()),
+            window_days: Some(14),
+            ..Default::default()
+        };
+        // A studio too small to train on still gets everything else.
+        if let Err(e) = engine.create_prediction(p, input).await {
+            tracing::warn!(prediction = name, error = %e, "demo prediction not created");
+        }
+    }
+    drained(engine).await?;
+    phase("predictions trained");
     Ok((rows, surveys))
 }
 

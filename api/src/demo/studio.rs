@@ -53,6 +53,17 @@ impl PlayerType {
         }
     }
 
+    /// The chance that a player of this type stops playing: their sessions
+    /// thin out in weeks 3 and 4 and end before the last two weeks.
+    fn churn_chance(self) -> f64 {
+        match self {
+            PlayerType::Whale => 0.15,
+            PlayerType::Fighter => 0.25,
+            PlayerType::Socializer => 0.3,
+            PlayerType::Casual => 0.55,
+        }
+    }
+
     /// How this type leans on a survey facet: -1.4 to +1.4 points of the scale,
     /// fixed per (type, facet), so a type has one psychological profile.
     pub fn lean(self, category: &str, facet: &str) -> f64 {
@@ -128,12 +139,21 @@ pub fn write_files(
             json!({ "item_id": id, "price": price, "currency": "USD", "name": id.replace('_', " "), "type": kind }),
         );
     }
-    for p in players {
+    for (i, p) in players.iter().enumerate() {
         let platform = PLATFORMS[rng.random_range(0..PLATFORMS.len())];
         let country = COUNTRIES[rng.random_range(0..COUNTRIES.len())];
         let mut level = 1;
+        // Churners, planted with their own generator so the rest stays as it was.
+        let churns = StdRng::seed_from_u64(1_000 + i as u64).random_bool(p.kind.churn_chance());
         for week in 0..WEEKS {
             let sessions = rng.random_range(p.kind.sessions());
+            let sessions = match (churns, WEEKS - week) {
+                (false, _) => sessions,
+                (true, 1..=2) => 0,
+                (true, 3) => sessions / 3,
+                (true, 4) => sessions * 2 / 3,
+                (true, _) => sessions,
+            };
             for _ in 0..sessions {
                 let t = at(start, week, &mut rng);
                 let ts = t.format("%Y-%m-%d %H:%M:%S").to_string();

@@ -1,6 +1,7 @@
 //! `traitforge demo`'s studio: filled through the product's own paths, it
 //! serves what the first hour needs (persona routes with every category,
-//! computed traits, segments with members, a trained prediction), once.
+//! computed traits, segments with members, a trained prediction, churn and
+//! spend predictions), once.
 
 use serde_json::{Value, json};
 
@@ -39,7 +40,8 @@ async fn the_demo_studio_serves_personas_traits_segments_and_prediction() {
     // Computed traits, segments with members, a trained prediction.
     let d = app
         .gql(
-            "{ traits { nodes { slug status lastComputedAt } } segments { nodes { slug memberCount personasStatus } } prediction { status } }",
+            "{ traits { nodes { slug status lastComputedAt } } segments { nodes { slug memberCount personasStatus } } prediction { status }
+               predictions { slug goal status statusError quality { auc spearman quality } } }",
             json!({}),
         )
         .await;
@@ -58,6 +60,20 @@ async fn the_demo_studio_serves_personas_traits_segments_and_prediction() {
         .collect();
     assert!(segments.len() >= 2, "{d}");
     assert_eq!(d["prediction"]["status"], "trained", "{d}");
+    // Planted churners and spenders: both predictions train, and learn.
+    let predictions = d["predictions"].as_array().unwrap();
+    let goals: Vec<&str> = predictions
+        .iter()
+        .map(|p| p["goal"].as_str().unwrap())
+        .collect();
+    assert_eq!(goals, ["churn", "spend"], "{d}");
+    for p in predictions {
+        assert_eq!(p["status"], "ready", "{p}");
+    }
+    assert!(
+        predictions[0]["quality"]["auc"].as_f64().unwrap() > 0.7,
+        "{d}"
+    );
 
     // The player API's persona route: a profile over all twelve categories.
     let resp = app

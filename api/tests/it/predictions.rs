@@ -236,6 +236,26 @@ fn reference_auc(train: &[(Vec<f64>, f64)], holdout: &[(Vec<f64>, f64)]) -> f64 
     good / pairs
 }
 
+/// A player's churn probability and percentile.
+async fn scores_of(app: &TestApp, user: &str) -> (f64, f64) {
+    let d = app
+        .gql(
+            "query($u: String!) { player(userId: $u) { traits { slug value } } }",
+            json!({ "u": user }),
+        )
+        .await;
+    let traits = d["player"]["traits"].as_array().unwrap();
+    let value = |slug: &str| {
+        traits
+            .iter()
+            .find(|t| t["slug"] == slug)
+            .unwrap_or_else(|| panic!("{slug} of {user}: {d}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    (value("churn_risk"), value("churn_risk_percentile"))
+}
+
 async fn rest(
     app: &TestApp,
     method: reqwest::Method,
@@ -450,11 +470,13 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     assert!(sq["auc"].is_null());
 
     // Events after the cutoff change no feature; after the window, no label.
+    // A churner still scored now: last seen in the week before the cutoff
+    // (recency below 7 days), so within the 21 active days of now.
     let churner = data
         .users
         .iter()
         .zip(&y)
-        .find(|(_, y)| **y == 1.0)
+        .find(|(u, y)| **y == 1.0 && mine[*u][2] < 6.5)
         .unwrap()
         .0
         .clone();
@@ -487,6 +509,7 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
             80.0,
         ),
     ];
+    let scored_before = scores_of(&app, &churner).await;
     post(&app, &late).await;
     app.drain().await;
     let (_, again) = app
@@ -502,6 +525,21 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
         let expected = if *u == churner { 0.0 } else { y[r] };
         assert_eq!(y2[r], expected, "{u}'s label");
     }
+
+    // The incremental pass rescored the players it took, as a full scoring does.
+    let passed = scores_of(&app, &churner).await;
+    assert_ne!(
+        passed.0, scored_before.0,
+        "the churner's new login moved their score"
+    );
+    app.engine
+        .execute_scoring(id.parse().unwrap())
+        .await
+        .unwrap();
+    let full = scores_of(&app, &churner).await;
+    assert!((passed.0 - full.0).abs() < 1e-9, "{passed:?} vs {full:?}");
+    // Percentiles of a pass are placed among the last full scoring's (0.1 point cuts).
+    assert!((passed.1 - full.1).abs() <= 0.2, "{passed:?} vs {full:?}");
 
     // Scores are trait values: a segment over the risk band and another trait.
     let mut bands: HashMap<String, String> = HashMap::new();

@@ -275,6 +275,7 @@ async fn a_job_failing_transiently_on_every_attempt_fails_its_domain_rows() {
         risk_trait_id: Set(Uuid::now_v7()),
         model: Set(None),
         quality: Set(None),
+        score_cuts: Set(None),
         cutoff: Set(None),
         trained_at: Set(None),
         scored_at: Set(None),

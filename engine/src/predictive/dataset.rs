@@ -24,6 +24,7 @@ use crate::{
     Engine, Result,
     catalog::ModelKind,
     db::Binds,
+    traits::scope::Scope,
     traits::{
         compiler::{self, AsOf, Period},
         definition::{Catalog, Plan, ResultType, TraitStatus, value_over_no_events},
@@ -72,6 +73,15 @@ impl Features {
             specs: Vec::new(),
         }
     }
+}
+
+/// What a dataset is computed for: features as of `at`, with `labels` the
+/// outcome after it too, for every player or a pass's `scope` only.
+#[derive(Clone, Copy)]
+pub(crate) struct Snapshot<'a> {
+    pub at: DateTime<Utc>,
+    pub labels: bool,
+    pub scope: Option<&'a Scope>,
 }
 
 pub struct Dataset {
@@ -174,21 +184,27 @@ impl Engine {
         labels: bool,
     ) -> Result<Dataset> {
         let tx = self.db.begin().await?;
-        let outcome = self.dataset_in(&tx, ws, features, target, at, labels).await;
+        let snapshot = Snapshot {
+            at,
+            labels,
+            scope: None,
+        };
+        let outcome = self.dataset_in(&tx, ws, features, target, snapshot).await;
         // Nothing of the computation stays, whatever happened.
         tx.rollback().await?;
         outcome
     }
 
-    async fn dataset_in(
+    /// [`Engine::dataset`] on `tx` (whose temporary tables it leaves).
+    pub(crate) async fn dataset_in(
         &self,
         tx: &DatabaseTransaction,
         ws: Uuid,
         features: &Features,
         target: &Target,
-        at: DateTime<Utc>,
-        labels: bool,
+        snapshot: Snapshot<'_>,
     ) -> Result<Dataset> {
+        let Snapshot { at, labels, scope } = snapshot;
         let backend = ConnectionTrait::get_database_backend(tx);
         let scratch = format!("tf_asof_{}", Uuid::new_v4().simple());
         tx.execute_unprepared(&format!(
@@ -205,6 +221,7 @@ impl Engine {
                 until: at,
             },
             table: &scratch,
+            scope,
         };
         for (id, plan) in &features.computed {
             let insert = compiler::compile_as_of(plan, backend, ws, *id, &as_of);
@@ -212,7 +229,7 @@ impl Engine {
         }
 
         // The population: players with an event by `at` (for churn: lately).
-        let activity = self.activity(tx, ws, at).await?;
+        let activity = self.activity(tx, ws, at, scope).await?;
         let since = target
             .active_days
             .map(|d| at - Duration::days(i64::from(d)));
@@ -264,9 +281,7 @@ impl Engine {
                 }
             }
         }
-        let spend = self
-            .outcome_sums(tx, ws, &features.spend, &scratch, at, None)
-            .await?;
+        let spend = self.outcome_sums(tx, ws, &features.spend, &as_of).await?;
         let built_in = features.specs.len().saturating_sub(BUILT_IN.len());
         for (r, u) in users.iter().enumerate().filter(|_| features.built_ins) {
             let a = &activity[u];
@@ -286,21 +301,17 @@ impl Engine {
         }
 
         let y = if labels {
-            let period = Period {
-                after: Some(at),
-                until: at + Duration::days(i64::from(target.window_days)),
+            let window = AsOf {
+                period: Period {
+                    after: Some(at),
+                    until: at + Duration::days(i64::from(target.window_days)),
+                },
+                ..as_of
             };
             let mut total: HashMap<String, f64> = HashMap::new();
             for plan in &target.outcomes {
                 for (u, v) in self
-                    .outcome_sums(
-                        tx,
-                        ws,
-                        &Some(plan.clone()),
-                        &scratch,
-                        period.until,
-                        Some(period),
-                    )
+                    .outcome_sums(tx, ws, &Some(plan.clone()), &window)
                     .await?
                 {
                     *total.entry(u).or_default() += v;
@@ -320,6 +331,9 @@ impl Engine {
         } else {
             None
         };
+        // A pass commits its transaction: leave no table in the session.
+        tx.execute_unprepared(&format!("DROP TABLE \"{scratch}\""))
+            .await?;
         Ok(Dataset { users, x, y })
     }
 
@@ -354,7 +368,12 @@ impl Engine {
         tx: &DatabaseTransaction,
         ws: Uuid,
         at: DateTime<Utc>,
+        scope: Option<&Scope>,
     ) -> Result<HashMap<String, Activity>> {
+        // A pass's players only: joined on its small table of keys.
+        let only = scope.map_or(String::new(), |s| {
+            format!(" AND user_id IN (SELECT user_id FROM \"{}\")", s.keys)
+        });
         let catalog = self.load_catalog(tx, ws).await?;
         let mut b = Binds::new(ConnectionTrait::get_database_backend(tx));
         // Placeholders are bound in the order they appear in the text.
@@ -362,7 +381,7 @@ impl Engine {
         let mut parts = Vec::new();
         for (table, ts) in event_tables(&catalog) {
             parts.push(format!(
-                "SELECT user_id, \"{ts}\" AS ts FROM \"{table}\" WHERE workspace_id = {} AND \"{ts}\" <= {}",
+                "SELECT user_id, \"{ts}\" AS ts FROM \"{table}\" WHERE workspace_id = {} AND \"{ts}\" <= {}{only}",
                 b.bind(ws),
                 b.bind(at)
             ));
@@ -389,27 +408,22 @@ impl Engine {
         Ok(out)
     }
 
-    /// Per player, the value of a count or sum plan over the rows of `period`
-    /// (all rows up to `until` without one), computed into `scratch`.
+    /// Per player, the value of a count or sum plan over the rows of
+    /// `as_of`'s period, computed into its table.
     async fn outcome_sums(
         &self,
         tx: &DatabaseTransaction,
         ws: Uuid,
         plan: &Option<Plan>,
-        scratch: &str,
-        until: DateTime<Utc>,
-        period: Option<Period>,
+        as_of: &AsOf<'_>,
     ) -> Result<HashMap<String, f64>> {
         let Some(plan) = plan else {
             return Ok(HashMap::new());
         };
         let backend = ConnectionTrait::get_database_backend(tx);
         let id = Uuid::new_v4();
-        let as_of = AsOf {
-            period: period.unwrap_or(Period { after: None, until }),
-            table: scratch,
-        };
-        tx.execute(&compiler::compile_as_of(plan, backend, ws, id, &as_of))
+        let scratch = as_of.table;
+        tx.execute(&compiler::compile_as_of(plan, backend, ws, id, as_of))
             .await?;
         let mut b = Binds::new(backend);
         let sql = format!(

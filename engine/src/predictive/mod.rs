@@ -192,6 +192,7 @@ impl Engine {
             risk_trait_id: Uuid::now_v7(),
             model: None,
             quality: None,
+            score_cuts: None,
             cutoff: None,
             trained_at: None,
             scored_at: None,

@@ -102,6 +102,18 @@ impl Trained {
             .collect()
     }
 
+    /// The features the model reads, in its order.
+    pub fn specs(&self) -> Vec<FeatureSpec> {
+        self.columns
+            .iter()
+            .map(|c| FeatureSpec {
+                name: c.name.clone(),
+                trait_id: c.trait_id,
+                fill: c.fill,
+            })
+            .collect()
+    }
+
     /// The features with the largest standardized weights.
     pub fn top_features(&self, k: usize) -> Vec<FeatureWeight> {
         let mut all: Vec<FeatureWeight> = self

@@ -12,11 +12,15 @@ use uuid::Uuid;
 use entity::{predictions, trait_values, traits};
 
 use super::{
-    Output, PredictiveStatus, ScorePredictive, TrainPredictive, check_classes, fail, in_holdout,
+    Output, PredictiveStatus, ScorePredictive, TrainPredictive, check_classes,
+    dataset::Snapshot,
+    fail, in_holdout,
     model::{self, Trained},
     quality::{self, Report},
 };
-use crate::{Engine, Error, Result, db::Binds, jobs::outbox::enqueue_once_in};
+use crate::{
+    Engine, Error, Result, db::Binds, jobs::outbox::enqueue_once_in, traits::scope::Scope,
+};
 
 /// Risk bands by percentile: `high` from this percentile up …
 pub const HIGH_FROM_PERCENTILE: f64 = 80.0;
@@ -35,18 +39,37 @@ pub fn risk_band(percentile: f64) -> &'static str {
     }
 }
 
-/// Per score, the share of scores strictly below it, in percent (one decimal).
-pub fn percentiles(scores: &[f64]) -> Vec<f64> {
+/// Cut points kept of a full scoring's distribution: one per 0.1 %.
+const CUTS: usize = 1_001;
+
+/// Per score, the share of scores strictly below it, in percent (one
+/// decimal), and the distribution's [`CUTS`] cut points.
+pub fn percentiles(scores: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut sorted = scores.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = scores.len().max(1) as f64;
-    scores
+    let percentiles = scores
         .iter()
         .map(|s| {
             let below = sorted.partition_point(|v| v < s) as f64;
             (1000.0 * below / n).round() / 10.0
         })
-        .collect()
+        .collect();
+    let cuts = if sorted.is_empty() {
+        Vec::new()
+    } else {
+        (0..CUTS)
+            .map(|k| sorted[k * (sorted.len() - 1) / (CUTS - 1)])
+            .collect()
+    };
+    (percentiles, cuts)
+}
+
+/// A score's percentile among the last full scoring's, from its cut points
+/// (to within 0.1 point).
+pub fn percentile_among(cuts: &[f64], score: f64) -> f64 {
+    let below = cuts.partition_point(|v| *v < score) as f64;
+    (1000.0 * below / cuts.len().max(1) as f64).round() / 10.0
 }
 
 impl Engine {
@@ -79,6 +102,7 @@ impl Engine {
 
     async fn train(&self, row: &predictions::Model) -> Result<()> {
         let now = Utc::now();
+        let clock = std::time::Instant::now();
         let target = self.stored_target(row).await?;
         self.check_history(row.workspace_id, &target, now).await?;
         let cutoff = now - Duration::days(i64::from(target.window_days));
@@ -86,6 +110,7 @@ impl Engine {
         let data = self
             .dataset(row.workspace_id, &features, &target, cutoff, true)
             .await?;
+        let features_ms = clock.elapsed().as_millis();
         let y = data.y.as_deref().unwrap_or_default();
         let (holdout, training): (Vec<usize>, Vec<usize>) =
             (0..data.users.len()).partition(|&i| in_holdout(&data.users[i]));
@@ -117,6 +142,14 @@ impl Engine {
             &trained.score(&x_holdout.view()),
             &y_holdout,
         );
+        tracing::info!(
+            prediction = %row.slug,
+            players = data.users.len(),
+            features = features.specs.len(),
+            features_ms,
+            fit_ms = clock.elapsed().as_millis() - features_ms,
+            "prediction trained"
+        );
         let model = serde_json::to_value(&trained).map_err(Error::internal)?;
         let quality = serde_json::to_value(&report).map_err(Error::internal)?;
         self.score(row, &trained, Some((cutoff, model, quality)))
@@ -144,23 +177,18 @@ impl Engine {
         training: Option<(DateTime<Utc>, serde_json::Value, serde_json::Value)>,
     ) -> Result<()> {
         let now = Utc::now();
+        let clock = std::time::Instant::now();
         let target = self.stored_target(row).await?;
         // The features the model knows, computed as of now.
         let mut features = self.predictive_features(row.workspace_id).await?;
-        features.specs = trained
-            .columns
-            .iter()
-            .map(|c| super::dataset::FeatureSpec {
-                name: c.name.clone(),
-                trait_id: c.trait_id,
-                fill: c.fill,
-            })
-            .collect();
+        features.specs = trained.specs();
         let data = self
             .dataset(row.workspace_id, &features, &target, now, false)
             .await?;
+        let features_ms = clock.elapsed().as_millis();
         let scores = trained.score(&data.x.view());
-        let percentiles = percentiles(&scores);
+        let (percentiles, cuts) = percentiles(&scores);
+        let cuts = serde_json::to_value(cuts).map_err(Error::internal)?;
         let (id, version) = (row.id, row.version);
         let rows: Vec<(String, f64, f64)> = data
             .users
@@ -173,6 +201,7 @@ impl Engine {
         let written = crate::db::write_tx(&self.db, |tx| {
             let rows = rows.clone();
             let training = training.clone();
+            let cuts = cuts.clone();
             Box::pin(async move {
                 let Some(current) = predictions::Entity::find_by_id(id).one(tx).await? else {
                     return Ok(None);
@@ -181,7 +210,8 @@ impl Engine {
                     // Changed while this ran: its own training follows.
                     return Ok(None);
                 }
-                write_scores(tx, &current, &rows, now).await?;
+                clear_scores(tx, &current, None).await?;
+                insert_scores(tx, &current, &rows, now).await?;
                 let mut update = predictions::Entity::update_many()
                     .col_expr(
                         predictions::Column::Status,
@@ -189,7 +219,8 @@ impl Engine {
                     )
                     .col_expr(predictions::Column::StatusError, Expr::value(""))
                     .col_expr(predictions::Column::ScoredAt, Expr::value(now))
-                    .col_expr(predictions::Column::ScoredPlayers, Expr::value(scored));
+                    .col_expr(predictions::Column::ScoredPlayers, Expr::value(scored))
+                    .col_expr(predictions::Column::ScoreCuts, Expr::value(cuts));
                 if let Some((cutoff, model, quality)) = training {
                     update = update
                         .col_expr(predictions::Column::Cutoff, Expr::value(cutoff))
@@ -210,6 +241,13 @@ impl Engine {
             })
         })
         .await?;
+        tracing::info!(
+            prediction = %row.slug,
+            players = scored,
+            features_ms,
+            score_and_write_ms = clock.elapsed().as_millis() - features_ms,
+            "prediction scored"
+        );
         if let Some(current) = written {
             crate::db::analyze_after_bulk_write(&self.db, "trait_values", 3 * scored as u64).await;
             // Segments and traits reading the scores follow them.
@@ -225,6 +263,56 @@ impl Engine {
             if !outputs.is_empty() {
                 self.start_chain(&outputs).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Rescores the players of an incremental pass with each ready model, in
+    /// the pass's transaction: their features as of now, their scores, and
+    /// percentiles placed among the last full scoring's ([`percentile_among`]).
+    /// Players the pass took who are no longer scored (inactive, erased) lose
+    /// their scores.
+    pub(crate) async fn rescore_predictions_in(
+        &self,
+        tx: &DatabaseTransaction,
+        ws: Uuid,
+        scope: &Scope,
+    ) -> Result<()> {
+        let ready = predictions::Entity::find()
+            .filter(predictions::Column::WorkspaceId.eq(ws))
+            .filter(predictions::Column::Status.eq(PredictiveStatus::Ready))
+            .all(tx)
+            .await?;
+        let now = Utc::now();
+        for row in ready {
+            let (Some(model), Some(cuts)) = (&row.model, &row.score_cuts) else {
+                continue;
+            };
+            let trained: Trained =
+                serde_json::from_value(model.clone()).map_err(Error::internal)?;
+            let cuts: Vec<f64> = serde_json::from_value(cuts.clone()).map_err(Error::internal)?;
+            let target = self.stored_target(&row).await?;
+            let mut features = self.predictive_features(ws).await?;
+            features.specs = trained.specs();
+            let snapshot = Snapshot {
+                at: now,
+                labels: false,
+                scope: Some(scope),
+            };
+            let data = self
+                .dataset_in(tx, ws, &features, &target, snapshot)
+                .await?;
+            let rows: Vec<(String, f64, f64)> = data
+                .users
+                .into_iter()
+                .zip(trained.score(&data.x.view()))
+                .map(|(u, s)| {
+                    let p = percentile_among(&cuts, s);
+                    (u, s, p)
+                })
+                .collect();
+            clear_scores(tx, &row, Some(scope)).await?;
+            insert_scores(tx, &row, &rows, now).await?;
         }
         Ok(())
     }
@@ -274,19 +362,30 @@ impl Engine {
     }
 }
 
-/// Replaces the values of the prediction's three traits with `rows`
-/// (user, score, percentile), on `tx`.
-async fn write_scores(
+/// Removes the values of the prediction's three traits (of a pass's players only, with a scope).
+async fn clear_scores(
+    tx: &DatabaseTransaction,
+    p: &predictions::Model,
+    scope: Option<&Scope>,
+) -> Result<()> {
+    let mut delete = trait_values::Entity::delete_many()
+        .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
+        .filter(trait_values::Column::TraitId.is_in(Output::ALL.map(|o| o.trait_id(p))));
+    if let Some(scope) = scope {
+        delete = delete.filter(trait_values::Column::EntityId.in_subquery(scope.keys()));
+    }
+    delete.exec(tx).await?;
+    Ok(())
+}
+
+/// Writes `rows` (user, score, percentile) as the values of the
+/// prediction's three traits, on `tx`.
+async fn insert_scores(
     tx: &DatabaseTransaction,
     p: &predictions::Model,
     rows: &[(String, f64, f64)],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    trait_values::Entity::delete_many()
-        .filter(trait_values::Column::WorkspaceId.eq(p.workspace_id))
-        .filter(trait_values::Column::TraitId.is_in(Output::ALL.map(|o| o.trait_id(p))))
-        .exec(tx)
-        .await?;
     let backend = tx.get_database_backend();
     for chunk in rows.chunks(WRITE_CHUNK) {
         // One JSON array per chunk, unpacked by the database: a handful of

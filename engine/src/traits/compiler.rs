@@ -461,10 +461,13 @@ pub struct Period {
 
 /// A computation as of a [`Period`], written to `table` (the shape of
 /// `trait_values`) instead of the stored values; expressions read their
-/// references from `table` too, so dependencies are computed first.
+/// references from `table` too, so dependencies are computed first. With a
+/// `scope`, for an incremental pass's players only.
+#[derive(Clone, Copy)]
 pub struct AsOf<'a> {
     pub period: Period,
     pub table: &'a str,
+    pub scope: Option<&'a Scope>,
 }
 
 /// Which entities and source rows a compilation covers.
@@ -473,7 +476,7 @@ enum Rows<'a> {
     All,
     /// The players of an incremental pass.
     Scoped(&'a Scope),
-    /// Every entity, rows of a past period, into a table of its own.
+    /// Every entity (or a pass's), rows of a past period, into a table of its own.
     AsOf(&'a AsOf<'a>),
 }
 
@@ -590,7 +593,7 @@ fn compile_in(
     let (scope, as_of) = match rows {
         Rows::All => (None, None),
         Rows::Scoped(s) => (Some(s), None),
-        Rows::AsOf(o) => (None, Some(o)),
+        Rows::AsOf(o) => (o.scope, Some(o)),
     };
     let values_table = as_of.map_or(VALUES_TABLE, |o| o.table);
     // A pass reads its players' rows from its own small table.

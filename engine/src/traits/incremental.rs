@@ -364,6 +364,7 @@ impl Engine {
             // Their predicted psych scores, then memberships and personas,
             // follow in the same transaction.
             crate::prediction::rescore_in(&tx, ws, &scope).await?;
+            self.rescore_predictions_in(&tx, ws, &scope).await?;
             (moved, deliveries) = self.update_members_in(&tx, &segments, &scope).await?;
             // The built-in segment's members are every player: no filter to
             // follow, but its personas take the new and changed ones too.
