@@ -113,12 +113,12 @@ def main():
             raise SystemExit(f"prediction {p['status']}: {p['status_error']}")
         q = p["quality"]
         log = open(os.path.join(work, "worker.log" if args.redis_url else "server.log")).read()
-        lines = [l for l in log.splitlines() if "prediction trained" in l or "prediction scored" in l]
+        lines = [l for l in log.splitlines() if "prediction trained" in l or "prediction scored" in l or "prediction dataset" in l]
         pid_ = (server.worker or server.process).pid
         print(json.dumps({
             "create_call_s": round(answered, 2),
             "create_to_ready_s": round(total, 2),
-            "phases": [re.sub(r"\x1b\[[0-9;]*m", "", l)[-220:] for l in lines],
+            "phases": [re.sub(r"\x1b\[[0-9;]*m", "", l)[-260:] for l in lines],
             "scored_players": p["scored_players"],
             "training_players": q["training_players"],
             "holdout_auc": q["auc"],

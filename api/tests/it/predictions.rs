@@ -537,7 +537,9 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
         .await
         .unwrap();
     let full = scores_of(&app, &churner).await;
-    assert!((passed.0 - full.0).abs() < 1e-9, "{passed:?} vs {full:?}");
+    // Recency and tenure count to the second of each scoring, so the two
+    // differ by the seconds between them (about 1e-7 here), no more.
+    assert!((passed.0 - full.0).abs() < 1e-4, "{passed:?} vs {full:?}");
     // Percentiles of a pass are placed among the last full scoring's (0.1 point cuts).
     assert!((passed.1 - full.1).abs() <= 0.2, "{passed:?} vs {full:?}");
 

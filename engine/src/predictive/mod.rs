@@ -456,30 +456,26 @@ impl Engine {
         Ok(())
     }
 
-    /// 409 unless the history and both sides of the outcome suffice (the
-    /// same checks as a training, on the outcome alone).
+    /// 409 unless the history and both sides of the outcome suffice, among
+    /// every eligible player (the training then counts its own 80 %).
     async fn check_trainable(&self, ws: Uuid, target: &Target) -> Result<()> {
         let now = Utc::now();
         self.check_history(ws, target, now).await?;
         let cutoff = now - Duration::days(i64::from(target.window_days));
-        let none = dataset::Features::none();
-        let data = self.dataset(ws, &none, target, cutoff, true).await?;
-        let y = data.y.unwrap_or_default();
-        let training: Vec<f64> = data
-            .users
-            .iter()
-            .zip(&y)
-            .filter(|(u, _)| !in_holdout(u))
-            .map(|(_, y)| *y)
-            .collect();
-        check_classes(target, &training)
+        let (players, with_outcome) = self.outcome_counts(ws, target, cutoff).await?;
+        check_classes(target, players, with_outcome)
     }
 }
 
-/// 409 when a side of the outcome has fewer than [`MIN_CLASS_PLAYERS`].
-fn check_classes(target: &Target, y: &[f64]) -> Result<()> {
-    let positives = y.iter().filter(|v| **v > 0.0).count() as u64;
-    let negatives = y.len() as u64 - positives;
+/// 409 when a side of the outcome has fewer than [`MIN_CLASS_PLAYERS`]
+/// among `players`, `with_outcome` of whom had a matching row in the window.
+fn check_classes(target: &Target, players: u64, with_outcome: u64) -> Result<()> {
+    // Churn is the outcome's absence.
+    let positives = match target.goal {
+        PredictionGoal::Churn => players - with_outcome,
+        _ => with_outcome,
+    };
+    let negatives = players - positives;
     let (yes, no) = match target.goal {
         PredictionGoal::Churn => ("churned", "stayed"),
         PredictionGoal::Spend => ("spent", "spent nothing"),
@@ -487,7 +483,7 @@ fn check_classes(target: &Target, y: &[f64]) -> Result<()> {
     };
     if positives < MIN_CLASS_PLAYERS || negatives < MIN_CLASS_PLAYERS {
         return Err(Error::Conflict(format!(
-            "goal: in the last {} days {positives} training players {yes} and {negatives} {no}; \
+            "goal: in the last {} days {positives} players {yes} and {negatives} {no}; \
              training needs at least {MIN_CLASS_PLAYERS} on each side",
             target.window_days
         )));

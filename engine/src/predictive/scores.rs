@@ -115,7 +115,13 @@ impl Engine {
         let (holdout, training): (Vec<usize>, Vec<usize>) =
             (0..data.users.len()).partition(|&i| in_holdout(&data.users[i]));
         let y_train: Vec<f64> = training.iter().map(|&i| y[i]).collect();
-        check_classes(&target, &y_train)?;
+        // Training labels are 1 for the outcome the prediction names (churned, bought, spent).
+        let labelled = y_train.iter().filter(|v| **v > 0.0).count() as u64;
+        let with_outcome = match target.goal {
+            super::PredictionGoal::Churn => y_train.len() as u64 - labelled,
+            _ => labelled,
+        };
+        check_classes(&target, y_train.len() as u64, with_outcome)?;
         let x_train = data.x.select(Axis(0), &training);
         let trained = model::train(
             &features.specs,

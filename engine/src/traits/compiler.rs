@@ -470,6 +470,29 @@ pub struct AsOf<'a> {
     pub scope: Option<&'a Scope>,
 }
 
+/// Per entity with rows in `period` (of a pass's players, with a scope),
+/// the source plan's aggregate: `k` (the join value) and `v`. None for an
+/// expression plan.
+pub fn period_aggregate(
+    plan: &Plan,
+    backend: DbBackend,
+    workspace_id: Uuid,
+    period: &Period,
+    scope: Option<&Scope>,
+) -> Option<SelectStatement> {
+    match &plan.computation {
+        Computation::Source(sp) => Some(aggregate(
+            backend,
+            workspace_id,
+            sp,
+            period.until,
+            scope.map(|s| scope_source_keys(sp, s)),
+            Some(period),
+        )),
+        Computation::Expression { .. } => None,
+    }
+}
+
 /// Which entities and source rows a compilation covers.
 enum Rows<'a> {
     /// Every entity, every row: a full run.
