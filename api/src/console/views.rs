@@ -606,13 +606,20 @@ async fn predictive(engine: &Engine, p: &Principal) -> Page {
         }
         let _ = write!(
             body,
-            r#"<figure>{}<figcaption>Holdout players by decile of prediction (1 = highest): the outcome observed beside the mean prediction.</figcaption></figure></section>"#,
+            r#"<figure>{}<figcaption>Holdout players by decile of prediction (1 = highest): the outcome observed beside the mean prediction.</figcaption></figure>"#,
             bars(
                 &format!("{}: outcome by decile", pr.name),
                 &rows,
                 None,
                 r#"data-chart="deciles""#
             )
+        );
+        // The scores as they stand, from the score trait's values.
+        let scores = engine.trait_distribution(p, pr.score_trait_id).await?;
+        let _ = write!(
+            body,
+            "<figure>{}<figcaption>Scores of every scored player.</figcaption></figure></section>",
+            distribution_chart(&pr.slug, scores)
         );
     }
     Ok(body)
