@@ -64,21 +64,8 @@ pub struct Features {
     computed: Vec<(Uuid, Plan)>,
     /// The built-in spend: the sum of `purchases.price`.
     spend: Option<Plan>,
-    /// The last [`BUILT_IN`]`.len()` specs are the built-in features.
-    built_ins: bool,
+    /// The traits', then the [`BUILT_IN`] features (always the last).
     pub specs: Vec<FeatureSpec>,
-}
-
-impl Features {
-    /// No features: a dataset of the population and its outcome alone.
-    pub fn none() -> Features {
-        Features {
-            computed: Vec::new(),
-            spend: None,
-            built_ins: false,
-            specs: Vec::new(),
-        }
-    }
 }
 
 /// What a dataset is computed for: features as of `at`, with `labels` the
@@ -174,7 +161,6 @@ impl Engine {
         Ok(Features {
             computed,
             spend,
-            built_ins: true,
             specs,
         })
     }
@@ -329,7 +315,7 @@ impl Engine {
         let spend = self.outcome_sums(tx, ws, &features.spend, &as_of).await?;
         lap("spend", &mut phases);
         let built_in = features.specs.len().saturating_sub(BUILT_IN.len());
-        for (r, u) in users.iter().enumerate().filter(|_| features.built_ins) {
+        for (r, u) in users.iter().enumerate() {
             let a = &activity[u];
             let days = |t: DateTime<Utc>| (at - t).num_seconds() as f64 / 86_400.0;
             x[[r, built_in]] = days(a.last);
