@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
@@ -267,28 +266,6 @@ async fn scores_of(app: &TestApp, user: &str) -> (f64, f64) {
     (value("churn_risk"), value("churn_risk_percentile"))
 }
 
-async fn rest(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let resp = app
-        .http
-        .request(
-            method,
-            format!("{}/api/v1/workspaces/{}{path}", app.url, app.workspace_id),
-        )
-        .bearer_auth(&app.admin_key)
-        .header("X-Workspace-ID", app.workspace_id.to_string())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn traits_of_test(app: &TestApp, c: &Ctx) {
     let logins = app
         .gql(
@@ -382,7 +359,9 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
         ),
     ];
     for (body, status, field) in bad {
-        let (got, answer) = rest(&app, reqwest::Method::POST, "/predictions", body.clone()).await;
+        let (got, answer) = app
+            .rest(reqwest::Method::POST, "/predictions", Some(body.clone()))
+            .await;
         assert_eq!(got.as_u16(), status, "{body} → {answer}");
         assert!(
             answer.to_string().contains(field),
@@ -472,26 +451,26 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     );
 
     // Spend over the next 14 days: a regression, measured by rank correlation.
-    let (status, spend) = rest(
-        &app,
-        reqwest::Method::POST,
-        "/predictions",
-        json!({ "name": "Spend 14d", "goal": "spend", "window_days": 14 }),
-    )
-    .await;
+    let (status, spend) = app
+        .rest(
+            reqwest::Method::POST,
+            "/predictions",
+            Some(json!({ "name": "Spend 14d", "goal": "spend", "window_days": 14 })),
+        )
+        .await;
     assert_eq!(status, 201, "{spend}");
     assert_eq!(
         spend["config"],
         json!({ "model": "purchases", "column": "price" })
     );
     app.drain().await;
-    let (_, spend) = rest(
-        &app,
-        reqwest::Method::GET,
-        &format!("/predictions/{}", spend["id"].as_str().unwrap()),
-        Value::Null,
-    )
-    .await;
+    let (_, spend) = app
+        .rest(
+            reqwest::Method::GET,
+            &format!("/predictions/{}", spend["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(spend["status"], "ready", "{spend}");
     let sq = &spend["quality"];
     let rho = sq["spearman"].as_f64().unwrap();
@@ -632,22 +611,18 @@ async fn a_churn_prediction_learns_planted_churn_without_leakage_and_scores_usab
     assert_eq!(count, expected, "high churn risk AND revenue > 0");
 
     // The prediction's traits change only with it; deleting it removes them.
-    let (status, answer) = rest(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/traits/{}", pt["riskTrait"]["id"].as_str().unwrap()),
-        json!({}),
-    )
-    .await;
+    let (status, answer) = app
+        .rest(
+            reqwest::Method::DELETE,
+            &format!("/traits/{}", pt["riskTrait"]["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["error"]["code"], "conflict");
-    let (status, _) = rest(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("/predictions/{id}"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = app
+        .rest(reqwest::Method::DELETE, &format!("/predictions/{id}"), None)
+        .await;
     assert_eq!(status, 200);
     let left = app
         .gql(
