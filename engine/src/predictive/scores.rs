@@ -289,7 +289,12 @@ impl Engine {
             .filter(predictions::Column::Status.eq(PredictiveStatus::Ready))
             .all(tx)
             .await?;
+        if ready.is_empty() {
+            return Ok(());
+        }
         let now = Utc::now();
+        // The workspace's computable traits, planned once per pass for every prediction.
+        let mut features = self.predictive_features(ws).await?;
         for row in ready {
             let (Some(model), Some(cuts)) = (&row.model, &row.score_cuts) else {
                 continue;
@@ -298,7 +303,6 @@ impl Engine {
                 serde_json::from_value(model.clone()).map_err(Error::internal)?;
             let cuts: Vec<f64> = serde_json::from_value(cuts.clone()).map_err(Error::internal)?;
             let target = self.stored_target(&row).await?;
-            let mut features = self.predictive_features(ws).await?;
             features.specs = trained.specs();
             let snapshot = Snapshot {
                 at: now,
